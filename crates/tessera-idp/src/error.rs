@@ -1,0 +1,166 @@
+//! Errors as HTTP responses, rendered in exactly one place.
+//!
+//! - [`OAuthFailure`]: the OAuth JSON error of RFC 6749 §5.2 (401 with `WWW-Authenticate`
+//!   for `invalid_client` and `invalid_token`);
+//! - [`ApiError`]: RFC 7807 problem JSON for Tessera's own JSON and admin APIs.
+//!
+//! The client sees a short, fixed description. The cause (a database error, a failed
+//! signature check) is logged here, with the request id of the span, and nowhere else.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tessera_proto::{OAuthError, OAuthErrorCode, Problem};
+use tessera_store::StoreError;
+
+/// Seconds a client is told to wait when a backing store is unavailable.
+const RETRY_AFTER_SECS: &str = "5";
+
+/// An OAuth protocol error, with the private cause kept for the log.
+#[derive(Debug)]
+pub struct OAuthFailure {
+    pub error: OAuthError,
+    cause: Option<String>,
+}
+
+impl OAuthFailure {
+    pub fn new(code: OAuthErrorCode, description: &str) -> Self {
+        OAuthFailure {
+            error: OAuthError::new(code, description),
+            cause: None,
+        }
+    }
+
+    /// Attaches a private cause, logged and never sent.
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+}
+
+impl From<StoreError> for OAuthFailure {
+    fn from(err: StoreError) -> Self {
+        OAuthFailure::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "the service is temporarily unavailable",
+        )
+        .caused_by(err)
+    }
+}
+
+impl IntoResponse for OAuthFailure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.error.error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        log_cause(status, self.error.error.as_str(), self.cause.as_deref());
+        let mut response = (status, Json(&self.error)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self.error.error {
+            OAuthErrorCode::InvalidClient => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"tessera\""),
+                );
+            }
+            OAuthErrorCode::InvalidToken | OAuthErrorCode::InsufficientScope => {
+                let value = format!("Bearer error=\"{}\"", self.error.error.as_str());
+                if let Ok(value) = HeaderValue::from_str(&value) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            OAuthErrorCode::TemporarilyUnavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// An error of Tessera's JSON APIs, rendered as problem JSON.
+#[derive(Debug)]
+pub struct ApiError {
+    pub problem: Problem,
+    cause: Option<String>,
+    retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, tag: &str, title: &str) -> Self {
+        ApiError {
+            problem: Problem::new(status.as_u16(), tag, title),
+            cause: None,
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad-request", "Bad Request").detail(detail)
+    }
+
+    pub fn not_found() -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not Found")
+    }
+
+    pub fn unavailable() -> Self {
+        let mut err = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service temporarily unavailable",
+        );
+        err.retry_after = Some(5);
+        err
+    }
+
+    pub fn internal() -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "Internal Server Error",
+        )
+    }
+
+    pub fn detail(mut self, detail: impl Into<String>) -> Self {
+        self.problem.detail = Some(detail.into());
+        self
+    }
+
+    pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(cause.to_string());
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        ApiError::unavailable().caused_by(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        log_cause(status, &self.problem.kind, self.cause.as_deref());
+        let mut response = (status, Json(&self.problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+fn log_cause(status: StatusCode, kind: &str, cause: Option<&str>) {
+    match (status.is_server_error(), cause) {
+        (true, cause) => {
+            tracing::error!(%status, error = kind, cause = cause.unwrap_or("-"), "request failed")
+        }
+        (false, Some(cause)) => tracing::info!(%status, error = kind, cause, "request rejected"),
+        (false, None) => tracing::debug!(%status, error = kind, "request rejected"),
+    }
+}

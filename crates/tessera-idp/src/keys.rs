@@ -1,0 +1,412 @@
+//! Signing keys: generation, encryption at rest, the published key set (JWKS), the key that
+//! signs now, and rotation with a pre-publish and a retire window.
+//!
+//! The ring is a snapshot of the durable store, reloaded on an interval so that a rotation
+//! made by another node or by `tessera keys rotate` is picked up without a restart.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, EncodingKey};
+use tessera_store::durable::{KeyStore, StoredKey};
+use tessera_store::StoreError;
+
+use crate::clock::Clock;
+
+/// The algorithms a node holds a key for: ES256 signs access tokens by default, RS256 is
+/// what OpenID Connect requires every provider to offer for ID tokens, EdDSA on request.
+pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::ES256, Algorithm::RS256, Algorithm::EdDSA];
+
+/// Version byte of the encrypted key format: `1 || nonce (12) || ciphertext || tag (16)`.
+const SEALED_V1: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the master key does not decrypt signing key {kid}: TESSERA_MASTER_KEY is not the key \
+         this database was created with"
+    )]
+    WrongMasterKey { kid: String },
+    #[error("signing key {kid} is unusable: {reason}")]
+    Corrupt { kid: String, reason: String },
+    #[error("cryptographic failure: {0}")]
+    Crypto(String),
+    #[error("unsupported algorithm {0}")]
+    UnsupportedAlgorithm(String),
+}
+
+/// The key-encryption key (from `master_key`). Seals private keys with AES-256-GCM; the
+/// `kid` is bound as associated data so a ciphertext cannot be moved to another row.
+pub struct MasterKey(RandomizedNonceKey);
+
+impl MasterKey {
+    pub fn new(bytes: &[u8; 32]) -> Result<Self, KeyError> {
+        RandomizedNonceKey::new(&AES_256_GCM, bytes)
+            .map(MasterKey)
+            .map_err(|_| KeyError::Crypto("cannot create AES-256-GCM key".to_owned()))
+    }
+
+    fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut in_out = plaintext.to_vec();
+        let nonce = self
+            .0
+            .seal_in_place_append_tag(Aad::from(kid.as_bytes()), &mut in_out)
+            .map_err(|_| KeyError::Crypto("sealing failed".to_owned()))?;
+        let mut sealed = Vec::with_capacity(1 + NONCE_LEN + in_out.len());
+        sealed.push(SEALED_V1);
+        sealed.extend_from_slice(nonce.as_ref());
+        sealed.extend_from_slice(&in_out);
+        Ok(sealed)
+    }
+
+    fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let wrong = || KeyError::WrongMasterKey { kid: kid.to_owned() };
+        let (&version, rest) = sealed.split_first().ok_or_else(wrong)?;
+        if version != SEALED_V1 || rest.len() < NONCE_LEN {
+            return Err(KeyError::Corrupt {
+                kid: kid.to_owned(),
+                reason: "unknown sealed-key format".to_owned(),
+            });
+        }
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| wrong())?;
+        let mut in_out = ciphertext.to_vec();
+        let plaintext = self
+            .0
+            .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut in_out)
+            .map_err(|_| wrong())?;
+        Ok(plaintext.to_vec())
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// A decrypted signing key with its public half.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub encoding: EncodingKey,
+    pub public: Jwk,
+    pub created_at: i64,
+    pub activates_at: i64,
+    pub retires_at: Option<i64>,
+    pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("activates_at", &self.activates_at)
+            .field("retires_at", &self.retires_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// Whether this key is in the published set at `now`.
+    pub fn is_published(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|expires| expires > now)
+    }
+
+    /// Whether this key may sign at `now`.
+    pub fn is_active(&self, now: i64) -> bool {
+        self.activates_at <= now && self.retires_at.is_none_or(|retires| retires > now)
+    }
+}
+
+/// The state of the key set shown by `tessera keys list`.
+pub fn key_status(key: &StoredKey, now: i64) -> &'static str {
+    if key.expires_at.is_some_and(|e| e <= now) {
+        "expired"
+    } else if key.retires_at.is_some_and(|r| r <= now) {
+        "retired"
+    } else if key.activates_at > now {
+        "published"
+    } else {
+        "active"
+    }
+}
+
+/// Timing of rotations.
+#[derive(Debug, Clone, Copy)]
+pub struct RotationPolicy {
+    pub prepublish_secs: i64,
+    pub retire_window_secs: i64,
+}
+
+/// The node's signing keys.
+pub struct KeyRing {
+    store: Arc<dyn KeyStore>,
+    master: MasterKey,
+    clock: Arc<dyn Clock>,
+    policy: RotationPolicy,
+    keys: RwLock<Arc<Vec<SigningKey>>>,
+}
+
+impl KeyRing {
+    /// Loads the key set, creating the first keys (one per algorithm, active at once) on a
+    /// fresh database. Fails if the master key does not decrypt the stored keys.
+    pub async fn open(
+        store: Arc<dyn KeyStore>,
+        master: MasterKey,
+        clock: Arc<dyn Clock>,
+        policy: RotationPolicy,
+    ) -> Result<KeyRing, KeyError> {
+        let ring = KeyRing {
+            store,
+            master,
+            clock,
+            policy,
+            keys: RwLock::new(Arc::new(Vec::new())),
+        };
+        if ring.store.all_keys().await?.is_empty() {
+            let now = ring.clock.now();
+            let mut first = Vec::with_capacity(ALGORITHMS.len());
+            for alg in ALGORITHMS {
+                first.push(ring.generate(alg, now, now)?);
+            }
+            if ring.store.bootstrap_keys(&first).await? {
+                tracing::info!(kids = ?first.iter().map(|k| &k.kid).collect::<Vec<_>>(), "created the first signing keys");
+            }
+        }
+        ring.reload().await?;
+        Ok(ring)
+    }
+
+    /// Re-reads the key set from the store. Keys already decrypted are reused.
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let stored = self.store.live_keys(self.clock.now()).await?;
+        let current = self.snapshot();
+        let known: HashMap<&str, &SigningKey> = current.iter().map(|k| (k.kid.as_str(), k)).collect();
+        let mut keys = Vec::with_capacity(stored.len());
+        for row in &stored {
+            let key = match known.get(row.kid.as_str()) {
+                Some(existing) => SigningKey {
+                    retires_at: row.retires_at,
+                    expires_at: row.expires_at,
+                    ..(*existing).clone()
+                },
+                None => self.decrypt(row)?,
+            };
+            keys.push(key);
+        }
+        let mut guard = self.keys.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *guard = Arc::new(keys);
+        Ok(())
+    }
+
+    /// The keys as last loaded, published or not.
+    pub fn snapshot(&self) -> Arc<Vec<SigningKey>> {
+        self.keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The key that signs with `alg` now: the most recently activated of the active ones.
+    pub fn signing_key(&self, alg: Algorithm) -> Option<SigningKey> {
+        let now = self.clock.now();
+        self.snapshot()
+            .iter()
+            .filter(|k| k.alg == alg && k.is_active(now))
+            .max_by_key(|k| (k.activates_at, k.created_at))
+            .cloned()
+    }
+
+    /// The public key set: every key not yet expired, including those pre-published.
+    pub fn jwks(&self) -> JwkSet {
+        let now = self.clock.now();
+        JwkSet {
+            keys: self
+                .snapshot()
+                .iter()
+                .filter(|k| k.is_published(now))
+                .map(|k| k.public.clone())
+                .collect(),
+        }
+    }
+
+    /// Creates a new key for `alg`, published now and signing after the pre-publish window;
+    /// the key it replaces retires then and leaves JWKS a retire window later.
+    pub async fn rotate(&self, alg: Algorithm) -> Result<StoredKey, KeyError> {
+        let now = self.clock.now();
+        let new = self.generate(alg, now, now.saturating_add(self.policy.prepublish_secs))?;
+        self.store
+            .rotate_key(&new, self.policy.retire_window_secs)
+            .await?;
+        self.reload().await?;
+        Ok(new)
+    }
+
+    fn generate(&self, alg: Algorithm, created_at: i64, activates_at: i64) -> Result<StoredKey, KeyError> {
+        let crypto = |what: &str| KeyError::Crypto(format!("cannot generate {what} key"));
+        let (der, encoding) = match alg {
+            Algorithm::ES256 => {
+                let doc = EcdsaKeyPair::generate_pkcs8(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                )
+                .map_err(|_| crypto("ES256"))?;
+                let der = doc.as_ref().to_vec();
+                let encoding = EncodingKey::from_ec_der(&der);
+                (der, encoding)
+            }
+            Algorithm::RS256 => {
+                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                    .map_err(|_| crypto("RS256"))?;
+                let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
+                    pair.as_der().map_err(|_| crypto("RS256"))?;
+                let der = rsa_pkcs1_from_pkcs8(pkcs8.as_ref())?;
+                let encoding = EncodingKey::from_rsa_der(&der);
+                (der, encoding)
+            }
+            Algorithm::EdDSA => {
+                let pair = Ed25519KeyPair::generate().map_err(|_| crypto("EdDSA"))?;
+                let der = pair.to_pkcs8v1().map_err(|_| crypto("EdDSA"))?.as_ref().to_vec();
+                let encoding = EncodingKey::from_ed_der(&der);
+                (der, encoding)
+            }
+            other => return Err(KeyError::UnsupportedAlgorithm(format!("{other:?}"))),
+        };
+        let mut public = Jwk::from_encoding_key(&encoding, alg)
+            .map_err(|e| KeyError::Crypto(format!("cannot derive public key: {e}")))?;
+        // RFC 7638 thumbprint as the key id: stable, unique, and derived from the key itself.
+        let kid = public
+            .thumbprint(ThumbprintHash::SHA256)
+            .map_err(|e| KeyError::Crypto(format!("cannot compute thumbprint: {e}")))?;
+        public.common.key_id = Some(kid.clone());
+        public.common.public_key_use = Some(PublicKeyUse::Signature);
+        let public_jwk = serde_json::to_string(&public)
+            .map_err(|e| KeyError::Crypto(format!("cannot encode JWK: {e}")))?;
+        Ok(StoredKey {
+            encrypted_private_key: self.master.seal(&kid, &der)?,
+            kid,
+            alg: alg_name(alg).to_owned(),
+            public_jwk,
+            created_at,
+            activates_at,
+            retires_at: None,
+            expires_at: None,
+        })
+    }
+
+    fn decrypt(&self, row: &StoredKey) -> Result<SigningKey, KeyError> {
+        let corrupt = |reason: String| KeyError::Corrupt {
+            kid: row.kid.clone(),
+            reason,
+        };
+        let alg = parse_alg(&row.alg).ok_or_else(|| corrupt(format!("unknown algorithm {}", row.alg)))?;
+        let der = self.master.open(&row.kid, &row.encrypted_private_key)?;
+        let encoding = match alg {
+            Algorithm::RS256 => EncodingKey::from_rsa_der(&der),
+            Algorithm::EdDSA => EncodingKey::from_ed_der(&der),
+            _ => EncodingKey::from_ec_der(&der),
+        };
+        let public: Jwk = serde_json::from_str(&row.public_jwk).map_err(|e| corrupt(e.to_string()))?;
+        // The stored public key must be the private key's own: a row edited in the
+        // database must not make us publish a key we do not hold.
+        let derived = Jwk::from_encoding_key(&encoding, alg).map_err(|e| corrupt(e.to_string()))?;
+        if derived.algorithm != public.algorithm {
+            return Err(corrupt("public key does not match the private key".to_owned()));
+        }
+        Ok(SigningKey {
+            kid: row.kid.clone(),
+            alg,
+            encoding,
+            public,
+            created_at: row.created_at,
+            activates_at: row.activates_at,
+            retires_at: row.retires_at,
+            expires_at: row.expires_at,
+        })
+    }
+}
+
+/// The JOSE name of an algorithm.
+pub fn alg_name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::ES256 => "ES256",
+        Algorithm::RS256 => "RS256",
+        Algorithm::EdDSA => "EdDSA",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        _ => "unsupported",
+    }
+}
+
+/// One of [`ALGORITHMS`] by its JOSE name.
+pub fn parse_alg(name: &str) -> Option<Algorithm> {
+    ALGORITHMS.into_iter().find(|alg| alg_name(*alg) == name)
+}
+
+/// jsonwebtoken's RSA signer takes a PKCS#1 `RSAPrivateKey`; aws-lc-rs exports PKCS#8,
+/// which wraps exactly that structure.
+fn rsa_pkcs1_from_pkcs8(pkcs8: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let info = pkcs8::PrivateKeyInfoRef::try_from(pkcs8)
+        .map_err(|e| KeyError::Crypto(format!("cannot parse PKCS#8: {e}")))?;
+    Ok(info.private_key.as_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_master_key_and_kid() {
+        let master = MasterKey::new(&[7; 32]).unwrap();
+        let sealed = master.seal("kid-1", b"private").unwrap();
+        assert_eq!(master.open("kid-1", &sealed).unwrap(), b"private");
+        assert!(matches!(
+            master.open("kid-2", &sealed),
+            Err(KeyError::WrongMasterKey { .. })
+        ));
+        let other = MasterKey::new(&[8; 32]).unwrap();
+        assert!(matches!(
+            other.open("kid-1", &sealed),
+            Err(KeyError::WrongMasterKey { .. })
+        ));
+        let mut tampered = sealed.clone();
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert!(master.open("kid-1", &tampered).is_err());
+    }
+
+    #[test]
+    fn status_follows_the_key_life() {
+        let key = StoredKey {
+            kid: "k".into(),
+            alg: "ES256".into(),
+            encrypted_private_key: vec![],
+            public_jwk: "{}".into(),
+            created_at: 0,
+            activates_at: 10,
+            retires_at: Some(20),
+            expires_at: Some(30),
+        };
+        assert_eq!(key_status(&key, 5), "published");
+        assert_eq!(key_status(&key, 10), "active");
+        assert_eq!(key_status(&key, 20), "retired");
+        assert_eq!(key_status(&key, 30), "expired");
+    }
+}

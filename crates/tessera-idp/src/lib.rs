@@ -1,0 +1,14 @@
+//! The Tessera identity provider: configuration, signing keys, and the HTTP endpoints of a
+//! node. Storage is reached only through `tessera-store` traits; there is no SQL here.
+
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod node;
+pub mod secret;
+pub mod state;
+
+pub use config::Config;
+pub use node::{Node, StartError};

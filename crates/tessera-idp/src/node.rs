@@ -1,0 +1,317 @@
+//! Starting and stopping a node: data directory, master key, stores, migrations, keys,
+//! background work, and the HTTP server with a graceful drain on shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use futures_util::StreamExt;
+use tessera_store::durable::{ConnectSettings, KeyStore, SqlStore};
+use tessera_store::ephemeral::{EphemeralStore, MemoryStore, RedisStore};
+use tessera_store::StoreError;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::{decode_master_key, Config, ConfigError};
+use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
+use crate::state::AppState;
+
+/// The pub/sub channel on which a key rotation is announced to every node.
+pub const KEYS_CHANGED_CHANNEL: &str = "keys-changed";
+
+/// Why a node could not start. Each variant renders as one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot use data directory {path}: {reason}")]
+    DataDir { path: String, reason: String },
+    #[error("cannot open the database at {url}: {reason}")]
+    Database { url: String, reason: String },
+    #[error("cannot migrate the database: {0}")]
+    Migration(String),
+    #[error("cannot connect to Redis at {url}: {reason}")]
+    Redis { url: String, reason: String },
+    #[error("`master_key` (TESSERA_MASTER_KEY) is required when the database is not the embedded default: every node must share it")]
+    MasterKeyRequired,
+    #[error("cannot read the master key file {path}: {reason}")]
+    MasterKeyFile { path: String, reason: String },
+    #[error("{0}")]
+    Keys(#[from] KeyError),
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// Opens the durable store named by the configuration (creating the data directory for the
+/// embedded default) and applies pending migrations.
+pub async fn open_database(config: &Config) -> Result<SqlStore, StartError> {
+    if config.uses_embedded_database() {
+        ensure_dir(&config.data_dir)?;
+    }
+    let url = config.database_url();
+    let mut settings = ConnectSettings::new(url.clone());
+    settings.max_connections = config.database.max_connections;
+    settings.acquire_timeout = Duration::from_secs(config.database.acquire_timeout_secs);
+    let db = SqlStore::connect(&settings)
+        .await
+        .map_err(|e| StartError::Database {
+            url: redact_url(&url),
+            reason: store_reason(&e),
+        })?;
+    db.migrate()
+        .await
+        .map_err(|e| StartError::Migration(store_reason(&e)))?;
+    Ok(db)
+}
+
+/// Opens the ephemeral store: Redis when configured, otherwise in-process.
+pub async fn open_ephemeral(config: &Config) -> Result<Arc<dyn EphemeralStore>, StartError> {
+    match &config.redis_url {
+        Some(url) => {
+            let store = RedisStore::connect(url.expose())
+                .await
+                .map_err(|e| StartError::Redis {
+                    url: redact_url(url.expose()),
+                    reason: store_reason(&e),
+                })?;
+            Ok(Arc::new(store))
+        }
+        None => Ok(Arc::new(MemoryStore::new())),
+    }
+}
+
+/// The key-encryption key: configured, or (embedded default only) read from or generated
+/// into `data_dir/master.key`.
+pub fn master_key(config: &Config) -> Result<MasterKey, StartError> {
+    let bytes = match &config.master_key {
+        Some(key) => decode_master_key(key.expose())?,
+        None if config.uses_embedded_database() => {
+            let path = config.data_dir.join("master.key");
+            ensure_dir(&config.data_dir)?;
+            load_or_create_master_key_file(&path)?
+        }
+        None => return Err(StartError::MasterKeyRequired),
+    };
+    Ok(MasterKey::new(&bytes)?)
+}
+
+/// Opens the key ring (creating the first keys on a fresh database).
+pub async fn open_keys(config: &Config, db: &SqlStore, clock: Arc<dyn Clock>) -> Result<KeyRing, StartError> {
+    let store: Arc<dyn KeyStore> = Arc::new(db.clone());
+    let policy = RotationPolicy {
+        prepublish_secs: secs(config.keys.prepublish_secs),
+        retire_window_secs: secs(config.keys.retire_window_secs),
+    };
+    Ok(KeyRing::open(store, master_key(config)?, clock, policy).await?)
+}
+
+/// A started node: stores open, keys loaded, background work running.
+pub struct Node {
+    state: AppState,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Node {
+    /// Starts a node on the system clock.
+    pub async fn start(config: Config) -> Result<Node, StartError> {
+        Node::start_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// Starts a node whose notion of time is `clock` (tests move it by hand).
+    pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Node, StartError> {
+        config.validate()?;
+        if config.master_key.is_none() && config.uses_embedded_database() {
+            tracing::warn!(
+                path = %config.data_dir.join("master.key").display(),
+                "no master_key configured: using a generated key file; this is for a single development node only"
+            );
+        }
+        let db = open_database(&config).await?;
+        let ephemeral = open_ephemeral(&config).await?;
+        let keys = Arc::new(open_keys(&config, &db, clock.clone()).await?);
+        let state = AppState {
+            issuer: config.issuer().into(),
+            config: Arc::new(config),
+            db,
+            keys,
+            ephemeral,
+            clock,
+        };
+        let background = vec![
+            tokio::spawn(reload_keys_periodically(state.clone())),
+            tokio::spawn(reload_keys_on_announcement(state.clone())),
+        ];
+        Ok(Node { state, background })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// The HTTP application of this node.
+    pub fn router(&self) -> axum::Router {
+        crate::http::router(self.state.clone())
+    }
+
+    /// Binds the configured listen address.
+    pub async fn bind(&self) -> Result<TcpListener, StartError> {
+        let addr = self.state.config.listen;
+        TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
+            addr,
+            reason: e.to_string(),
+        })
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` resolves, then stops accepting, lets
+    /// in-flight requests finish for at most `http.shutdown_grace_secs`, and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: draining in-flight requests");
+            let _ = stopping_tx.send(true);
+        });
+        let deadline = async move {
+            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            result = server => result,
+            () = deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period");
+                Ok(())
+            }
+        };
+        self.state.db.close().await;
+        result
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
+    }
+}
+
+async fn reload_keys_periodically(state: AppState) {
+    let mut interval = tokio::time::interval(Duration::from_secs(state.config.keys.reload_secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval.tick().await;
+    loop {
+        interval.tick().await;
+        if let Err(err) = state.keys.reload().await {
+            // The last loaded key set stays in use.
+            tracing::warn!(error = %err, "reloading signing keys failed");
+        }
+    }
+}
+
+async fn reload_keys_on_announcement(state: AppState) {
+    loop {
+        match state.ephemeral.subscribe(KEYS_CHANGED_CHANNEL).await {
+            Ok(mut messages) => {
+                while messages.next().await.is_some() {
+                    if let Err(err) = state.keys.reload().await {
+                        tracing::warn!(error = %err, "reloading signing keys failed");
+                    }
+                }
+            }
+            Err(err) => tracing::debug!(error = %err, "cannot subscribe to key announcements"),
+        }
+        // The subscription ended (Redis restarted); the periodic reload covers the gap.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
+
+fn ensure_dir(path: &Path) -> Result<(), StartError> {
+    std::fs::create_dir_all(path).map_err(|e| StartError::DataDir {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn load_or_create_master_key_file(path: &PathBuf) -> Result<[u8; 32], StartError> {
+    let file_error = |reason: String| StartError::MasterKeyFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => decode_master_key(&text).map_err(|e| file_error(e.to_string())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 32];
+            aws_lc_rs::rand::fill(&mut bytes).map_err(|_| file_error("no randomness".to_owned()))?;
+            let text = base64::engine::general_purpose::STANDARD.encode(bytes);
+            write_private_file(path, text.as_bytes()).map_err(|e| file_error(e.to_string()))?;
+            Ok(bytes)
+        }
+        Err(err) => Err(file_error(err.to_string())),
+    }
+}
+
+/// Creates `path` readable by its owner only; fails if it already exists (two processes
+/// racing to create a key must not overwrite each other's).
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+/// A database or Redis URL with its password removed, for error messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "<unparseable url>".to_owned(),
+    }
+}
+
+fn store_reason(err: &StoreError) -> String {
+    match err {
+        StoreError::Unavailable(reason)
+        | StoreError::Migration(reason)
+        | StoreError::UnsupportedUrl(reason) => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn secs(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_removed_from_urls() {
+        assert_eq!(
+            redact_url("postgres://app:hunter2@db:5432/idp"),
+            "postgres://app:***@db:5432/idp"
+        );
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,21 @@
+//! What every handler can reach: configuration, stores, keys and the clock.
+
+use std::sync::Arc;
+
+use tessera_store::durable::SqlStore;
+use tessera_store::ephemeral::EphemeralStore;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::KeyRing;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    /// The issuer identifier, computed once from the configuration.
+    pub issuer: Arc<str>,
+    pub db: SqlStore,
+    pub keys: Arc<KeyRing>,
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    pub clock: Arc<dyn Clock>,
+}

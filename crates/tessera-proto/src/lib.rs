@@ -1,0 +1,10 @@
+//! OAuth 2.0 / OpenID Connect wire types and protocol rules for Tessera. Pure data and
+//! functions: no I/O, no HTTP framework.
+
+pub mod discovery;
+pub mod error;
+pub mod paths;
+pub mod problem;
+
+pub use error::{OAuthError, OAuthErrorCode};
+pub use problem::Problem;

@@ -1,0 +1,81 @@
+//! Schema migrations, embedded in the binary: one ordered list per backend, the same
+//! versions and descriptions in both (a test checks they stay in step).
+
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Row};
+
+use super::Backend;
+use crate::StoreError;
+
+/// (version, description, SQLite text, PostgreSQL text).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "signing keys",
+    include_str!("../../migrations/sqlite/0001_signing_keys.sql"),
+    include_str!("../../migrations/postgres/0001_signing_keys.sql"),
+)];
+
+pub(super) fn migrator(backend: Backend) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|&(version, description, sqlite, postgres)| {
+            let sql = match backend {
+                Backend::Sqlite => sqlite,
+                Backend::Postgres => postgres,
+            };
+            Migration::new(
+                version,
+                Cow::Borrowed(description),
+                MigrationType::Simple,
+                Cow::Borrowed(sql),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+pub(super) async fn status(pool: &AnyPool, backend: Backend) -> Result<Vec<(i64, String, bool)>, StoreError> {
+    let applied: Vec<i64> = match sqlx::query("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+    {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| row.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?,
+        // No migration table yet: nothing applied.
+        Err(sqlx::Error::Database(_)) => Vec::new(),
+        Err(other) => return Err(other.into()),
+    };
+    Ok(migrator(backend)
+        .iter()
+        .map(|m| (m.version, m.description.to_string(), applied.contains(&m.version)))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_increasing_and_both_backends_have_text() {
+        let mut last = 0;
+        for &(version, description, sqlite, postgres) in MIGRATIONS {
+            assert!(version > last, "migration {version} is out of order");
+            assert!(!description.is_empty());
+            assert!(sqlite.contains("CREATE") || sqlite.contains("ALTER"));
+            assert!(postgres.contains("CREATE") || postgres.contains("ALTER"));
+            assert!(
+                !postgres.contains("BLOB"),
+                "BLOB is SQLite's; PostgreSQL wants BYTEA"
+            );
+            last = version;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Storage for Tessera, behind traits so the identity provider never sees SQL or Redis:
+//!
+//! - the **durable store** ([`durable`]): signing keys, and later users, clients,
+//!   sessions and refresh-token families — on SQLite (the embedded default) or PostgreSQL;
+//! - the **ephemeral store** ([`ephemeral`]): counters, set-if-absent keys, deny-list
+//!   entries and pub/sub — in-process or on Redis.
+
+pub mod durable;
+pub mod ephemeral;
+
+/// A storage failure. The message is for logs; it never reaches an HTTP client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database or Redis could not be reached or answered with an error.
+    #[error("storage backend unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness constraint was violated (the caller decides what that means).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data could not be decoded (a bug or a corrupted row).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The configuration names a backend this build cannot use.
+    #[error("unsupported storage url: {0}")]
+    UnsupportedUrl(String),
+    /// Applying schema migrations failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match &err {
+            sqlx::Error::Database(db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.message().to_owned())
+            }
+            sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
+                StoreError::Corrupt(err.to_string())
+            }
+            _ => StoreError::Unavailable(err.to_string()),
+        }
+    }
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(err: redis::RedisError) -> Self {
+        StoreError::Unavailable(err.to_string())
+    }
+}
