@@ -565,6 +565,16 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_documented_example_file_is_valid() {
+        let docs = include_str!("../../../docs/configuration.md");
+        let start = docs.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + docs[start..].find("```").unwrap();
+        let config: Config = toml::from_str(&docs[start..end]).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.issuer(), "https://id.example.com");
+    }
+
     fn sample_string(path: &str) -> String {
         match path {
             "listen" => "127.0.0.1:1".into(),

@@ -114,15 +114,16 @@ pub async fn spawn(backend: Backend) -> Option<TestNode> {
 /// Starts a node on `backend` after `adjust` has changed the test configuration.
 pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestNode> {
     let (mut config, data_dir, schema) = config_for(backend)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("cannot bind");
+    let url = format!("http://{}", listener.local_addr().expect("no local addr"));
+    config.issuer = Some(url.clone());
     adjust(&mut config);
     let clock = Arc::new(ManualClock::starting_now());
     let node = Node::start_with_clock(config.clone(), clock.clone())
         .await
         .expect("test node failed to start");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("cannot bind");
-    let url = format!("http://{}", listener.local_addr().expect("no local addr"));
     let state = node.state().clone();
     let server = tokio::spawn(async move {
         let _ = node.serve(listener, std::future::pending()).await;

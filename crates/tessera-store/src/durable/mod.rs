@@ -119,6 +119,24 @@ impl SqlStore {
             .map_err(|e| StoreError::Migration(e.to_string()))
     }
 
+    /// Applies migrations up to and including `version` only. For migration tests that
+    /// insert fixture rows between steps; production code uses [`SqlStore::migrate`].
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, version: i64) -> Result<(), StoreError> {
+        let mut migrator = migrations::migrator(self.backend);
+        migrator.migrations = migrator
+            .migrations
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect::<Vec<_>>()
+            .into();
+        migrator
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
     /// The migrations this build knows and whether each is applied, in order.
     pub async fn migration_status(&self) -> Result<Vec<(i64, String, bool)>, StoreError> {
         migrations::status(&self.pool, self.backend).await
