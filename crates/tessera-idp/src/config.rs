@@ -5,6 +5,7 @@
 //! documents each one, and a test keeps the two in step. An unknown key or an invalid value
 //! is an error that names the key — never a silent default.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -31,10 +32,157 @@ pub struct Config {
     /// Key-encryption key for signing keys at rest: base64 of 32 random bytes. When absent,
     /// one is generated in `data_dir/master.key` (single development node only).
     pub master_key: Option<Secret>,
+    /// Server-side pepper for password hashes (Argon2's secret input), kept out of the
+    /// database: base64 of 32 random bytes. When absent it is derived from `master_key`.
+    pub pepper: Option<Secret>,
     pub database: DatabaseConfig,
     pub keys: KeysConfig,
+    pub tokens: TokensConfig,
+    pub sessions: SessionsConfig,
+    pub audit: AuditConfig,
+    pub accounts: AccountsConfig,
+    pub passwords: PasswordsConfig,
+    pub login: LoginConfig,
+    pub mail: MailConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccountsConfig {
+    /// Refuse login until the e-mail address is verified.
+    pub require_verified_email: bool,
+    /// Seconds an e-mail verification link stays valid.
+    pub verification_ttl_secs: u64,
+    /// Seconds a password-reset link stays valid.
+    pub reset_ttl_secs: u64,
+    /// Seconds within which a repeated `Idempotency-Key` gets the first response again.
+    pub idempotency_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordsConfig {
+    /// Minimum length in characters.
+    pub min_length: usize,
+    /// Maximum length in bytes (UTF-8).
+    pub max_bytes: usize,
+    /// Minimum zxcvbn strength score, 0 (anything) to 4 (very strong).
+    pub min_strength: u8,
+    /// How many previous passwords may not be reused.
+    pub history: usize,
+    /// Argon2id memory cost in KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id iterations (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// Argon2id parallelism (OWASP: 1).
+    pub argon2_parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginConfig {
+    /// Failed logins per account within `window_secs` before the account is locked.
+    pub max_failures: u32,
+    /// The window over which failures are counted, in seconds.
+    pub window_secs: u64,
+    /// First lockout in seconds; each further lockout in the window doubles it.
+    pub lockout_secs: u64,
+    /// Longest lockout in seconds.
+    pub max_lockout_secs: u64,
+    /// Failed logins per client IP within `window_secs` before that IP is throttled.
+    pub max_failures_per_ip: u32,
+    /// Failures after which responses ask for a CAPTCHA (`captchaRequired`); 0 disables.
+    pub captcha_after_failures: u32,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// `file` writes each message as an `.eml` file into `mail.file_dir` (the embedded
+    /// default); `smtp` delivers through `mail.smtp_url`.
+    pub transport: MailTransport,
+    /// `smtp://host:25`, `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://host:465`. Credentials are refused over plaintext to a non-loopback host.
+    pub smtp_url: Option<Secret>,
+    /// The From address.
+    pub from: String,
+    /// Directory of the `file` transport; defaults to `data_dir/mail`.
+    pub file_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailTransport {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    /// Access-token lifetime in seconds (a client may set its own).
+    pub access_token_ttl_secs: u64,
+    /// Lifetime of a refresh-token family in seconds: the absolute cap of a session,
+    /// however often it is refreshed (a client may set its own).
+    pub refresh_token_ttl_secs: u64,
+    /// Seconds after a rotation during which the same refresh token, presented again by the
+    /// same client, gets the same successor again instead of counting as theft (a response
+    /// lost on a bad network). 0 turns it off.
+    pub refresh_grace_secs: u64,
+    /// Algorithm of access-token signatures: `ES256`, `RS256` or `EdDSA`.
+    pub access_token_alg: String,
+    /// `aud` of access tokens; defaults to the issuer.
+    pub audience: Option<String>,
+    /// Clock skew tolerated when checking `exp` and `nbf` of tokens this provider verifies.
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Seconds without a refresh (or an extend) after which a session ends.
+    pub idle_timeout_secs: u64,
+    /// Concurrent sessions per user and channel; 0 is unlimited.
+    pub max_sessions: u32,
+    /// What happens at the limit: `revoke_oldest` (newest wins) or `reject`.
+    pub on_limit: OnLimit,
+    /// Policies per channel, overriding the two keys above (e.g. `[sessions.channels.mobile]`).
+    /// `web`, `mobile` and `partner` always exist; other names add channels.
+    pub channels: BTreeMap<String, ChannelPolicy>,
+    /// Seconds between clean-up passes over expired sessions, tokens and feed entries.
+    pub cleanup_interval_secs: u64,
+    /// Seconds an ended session is kept (for the user's history) before it is deleted.
+    pub retention_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelPolicy {
+    pub max_sessions: u32,
+    #[serde(default = "OnLimit::default_policy")]
+    pub on_limit: OnLimit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    RevokeOldest,
+    Reject,
+}
+
+impl OnLimit {
+    fn default_policy() -> Self {
+        OnLimit::RevokeOldest
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// Seconds audit records are kept.
+    pub retention_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -96,8 +244,16 @@ impl Default for Config {
             database_url: None,
             redis_url: None,
             master_key: None,
+            pepper: None,
             database: DatabaseConfig::default(),
             keys: KeysConfig::default(),
+            tokens: TokensConfig::default(),
+            sessions: SessionsConfig::default(),
+            audit: AuditConfig::default(),
+            accounts: AccountsConfig::default(),
+            passwords: PasswordsConfig::default(),
+            login: LoginConfig::default(),
+            mail: MailConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
         }
@@ -119,6 +275,89 @@ impl Default for KeysConfig {
             prepublish_secs: 3600,
             retire_window_secs: 86_400,
             reload_secs: 30,
+        }
+    }
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 86_400,
+            refresh_grace_secs: 10,
+            access_token_alg: "ES256".to_owned(),
+            audience: None,
+            leeway_secs: 30,
+        }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        SessionsConfig {
+            idle_timeout_secs: 1800,
+            max_sessions: 0,
+            on_limit: OnLimit::RevokeOldest,
+            channels: BTreeMap::new(),
+            cleanup_interval_secs: 300,
+            retention_secs: 7 * 86_400,
+        }
+    }
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_secs: 90 * 86_400,
+        }
+    }
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        AccountsConfig {
+            require_verified_email: true,
+            verification_ttl_secs: 86_400,
+            reset_ttl_secs: 1800,
+            idempotency_window_secs: 86_400,
+        }
+    }
+}
+
+impl Default for PasswordsConfig {
+    fn default() -> Self {
+        PasswordsConfig {
+            min_length: 8,
+            max_bytes: 256,
+            min_strength: 3,
+            history: 5,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
+        }
+    }
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        LoginConfig {
+            max_failures: 5,
+            window_secs: 900,
+            lockout_secs: 60,
+            max_lockout_secs: 3600,
+            max_failures_per_ip: 100,
+            captcha_after_failures: 3,
+        }
+    }
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            transport: MailTransport::File,
+            smtp_url: None,
+            from: "Tessera <no-reply@localhost>".to_owned(),
+            file_dir: None,
         }
     }
 }
@@ -147,6 +386,7 @@ impl Default for LogConfig {
 pub enum ValueKind {
     Str,
     Int,
+    Bool,
 }
 
 /// Every configuration key (dotted path) with its environment variable and value kind.
@@ -157,6 +397,7 @@ pub const KEYS: &[(&str, &str, ValueKind)] = &[
     ("database_url", "TESSERA_DATABASE_URL", ValueKind::Str),
     ("redis_url", "TESSERA_REDIS_URL", ValueKind::Str),
     ("master_key", "TESSERA_MASTER_KEY", ValueKind::Str),
+    ("pepper", "TESSERA_PEPPER", ValueKind::Str),
     (
         "database.max_connections",
         "TESSERA_DATABASE__MAX_CONNECTIONS",
@@ -178,6 +419,139 @@ pub const KEYS: &[(&str, &str, ValueKind)] = &[
         ValueKind::Int,
     ),
     ("keys.reload_secs", "TESSERA_KEYS__RELOAD_SECS", ValueKind::Int),
+    (
+        "tokens.access_token_ttl_secs",
+        "TESSERA_TOKENS__ACCESS_TOKEN_TTL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "tokens.refresh_token_ttl_secs",
+        "TESSERA_TOKENS__REFRESH_TOKEN_TTL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "tokens.refresh_grace_secs",
+        "TESSERA_TOKENS__REFRESH_GRACE_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "tokens.access_token_alg",
+        "TESSERA_TOKENS__ACCESS_TOKEN_ALG",
+        ValueKind::Str,
+    ),
+    ("tokens.audience", "TESSERA_TOKENS__AUDIENCE", ValueKind::Str),
+    (
+        "tokens.leeway_secs",
+        "TESSERA_TOKENS__LEEWAY_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "sessions.idle_timeout_secs",
+        "TESSERA_SESSIONS__IDLE_TIMEOUT_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "sessions.max_sessions",
+        "TESSERA_SESSIONS__MAX_SESSIONS",
+        ValueKind::Int,
+    ),
+    ("sessions.on_limit", "TESSERA_SESSIONS__ON_LIMIT", ValueKind::Str),
+    (
+        "sessions.cleanup_interval_secs",
+        "TESSERA_SESSIONS__CLEANUP_INTERVAL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "sessions.retention_secs",
+        "TESSERA_SESSIONS__RETENTION_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "audit.retention_secs",
+        "TESSERA_AUDIT__RETENTION_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "accounts.require_verified_email",
+        "TESSERA_ACCOUNTS__REQUIRE_VERIFIED_EMAIL",
+        ValueKind::Bool,
+    ),
+    (
+        "accounts.verification_ttl_secs",
+        "TESSERA_ACCOUNTS__VERIFICATION_TTL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "accounts.reset_ttl_secs",
+        "TESSERA_ACCOUNTS__RESET_TTL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "accounts.idempotency_window_secs",
+        "TESSERA_ACCOUNTS__IDEMPOTENCY_WINDOW_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "passwords.min_length",
+        "TESSERA_PASSWORDS__MIN_LENGTH",
+        ValueKind::Int,
+    ),
+    (
+        "passwords.max_bytes",
+        "TESSERA_PASSWORDS__MAX_BYTES",
+        ValueKind::Int,
+    ),
+    (
+        "passwords.min_strength",
+        "TESSERA_PASSWORDS__MIN_STRENGTH",
+        ValueKind::Int,
+    ),
+    ("passwords.history", "TESSERA_PASSWORDS__HISTORY", ValueKind::Int),
+    (
+        "passwords.argon2_memory_kib",
+        "TESSERA_PASSWORDS__ARGON2_MEMORY_KIB",
+        ValueKind::Int,
+    ),
+    (
+        "passwords.argon2_iterations",
+        "TESSERA_PASSWORDS__ARGON2_ITERATIONS",
+        ValueKind::Int,
+    ),
+    (
+        "passwords.argon2_parallelism",
+        "TESSERA_PASSWORDS__ARGON2_PARALLELISM",
+        ValueKind::Int,
+    ),
+    (
+        "login.max_failures",
+        "TESSERA_LOGIN__MAX_FAILURES",
+        ValueKind::Int,
+    ),
+    ("login.window_secs", "TESSERA_LOGIN__WINDOW_SECS", ValueKind::Int),
+    (
+        "login.lockout_secs",
+        "TESSERA_LOGIN__LOCKOUT_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "login.max_lockout_secs",
+        "TESSERA_LOGIN__MAX_LOCKOUT_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "login.max_failures_per_ip",
+        "TESSERA_LOGIN__MAX_FAILURES_PER_IP",
+        ValueKind::Int,
+    ),
+    (
+        "login.captcha_after_failures",
+        "TESSERA_LOGIN__CAPTCHA_AFTER_FAILURES",
+        ValueKind::Int,
+    ),
+    ("mail.transport", "TESSERA_MAIL__TRANSPORT", ValueKind::Str),
+    ("mail.smtp_url", "TESSERA_MAIL__SMTP_URL", ValueKind::Str),
+    ("mail.from", "TESSERA_MAIL__FROM", ValueKind::Str),
+    ("mail.file_dir", "TESSERA_MAIL__FILE_DIR", ValueKind::Str),
     (
         "http.max_body_bytes",
         "TESSERA_HTTP__MAX_BODY_BYTES",
@@ -235,6 +609,16 @@ impl Config {
             };
             let value = match kind {
                 ValueKind::Str => toml::Value::String(value),
+                ValueKind::Bool => match value.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => toml::Value::Boolean(true),
+                    "false" | "0" | "no" => toml::Value::Boolean(false),
+                    _ => {
+                        return Err(ConfigError::Parse {
+                            source_name: name,
+                            message: format!("`{path}` expects true or false, got {value:?}"),
+                        })
+                    }
+                },
                 ValueKind::Int => match value.trim().parse::<i64>() {
                     Ok(n) => toml::Value::Integer(n),
                     Err(_) => {
@@ -260,7 +644,17 @@ impl Config {
                 source_name,
                 message: one_line(&e.to_string()),
             })?;
-        config.validate()?;
+        config.validate().map_err(|err| match err {
+            // Say where an invalid value came from when it was an environment variable.
+            ConfigError::Invalid { key, reason } => match KEYS.iter().find(|(path, _, _)| *path == key) {
+                Some((_, var, _)) if from_env.iter().any(|name| name == var) => ConfigError::Invalid {
+                    key,
+                    reason: format!("{reason} (from {var})"),
+                },
+                _ => ConfigError::Invalid { key, reason },
+            },
+            other => other,
+        })?;
         Ok(config)
     }
 
@@ -284,8 +678,19 @@ impl Config {
                 });
             }
         }
-        if let Some(key) = &self.master_key {
-            decode_master_key(key.expose())?;
+        match &self.master_key {
+            Some(key) => {
+                decode_master_key(key.expose())?;
+            }
+            None if !self.uses_embedded_database() => {
+                return Err(ConfigError::Invalid {
+                    key: "master_key",
+                    reason: "is required when the database is not the embedded default: every node must \
+                             share it (set TESSERA_MASTER_KEY to base64 of 32 random bytes)"
+                        .to_owned(),
+                })
+            }
+            None => {}
         }
         positive(
             "database.max_connections",
@@ -305,6 +710,113 @@ impl Config {
             });
         }
         tracing_level_is_plausible(&self.log.level)?;
+        self.validate_tokens_and_sessions()
+    }
+
+    fn validate_tokens_and_sessions(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        if !["ES256", "RS256", "EdDSA"].contains(&self.tokens.access_token_alg.as_str()) {
+            return Err(invalid(
+                "tokens.access_token_alg",
+                "must be ES256, RS256 or EdDSA",
+            ));
+        }
+        positive("tokens.access_token_ttl_secs", self.tokens.access_token_ttl_secs)?;
+        positive(
+            "tokens.refresh_token_ttl_secs",
+            self.tokens.refresh_token_ttl_secs,
+        )?;
+        positive("sessions.idle_timeout_secs", self.sessions.idle_timeout_secs)?;
+        positive(
+            "sessions.cleanup_interval_secs",
+            self.sessions.cleanup_interval_secs,
+        )?;
+        if self.tokens.refresh_grace_secs > 60 {
+            return Err(invalid(
+                "tokens.refresh_grace_secs",
+                "must be at most 60: a longer window weakens theft detection",
+            ));
+        }
+        if self.keys.retire_window_secs < self.tokens.access_token_ttl_secs {
+            return Err(invalid(
+                "keys.retire_window_secs",
+                "must be at least tokens.access_token_ttl_secs, or tokens outlive the key that verifies them",
+            ));
+        }
+        if let Some(pepper) = &self.pepper {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(pepper.expose().trim())
+                .map_err(|_| invalid("pepper", "is not base64"))?;
+            if bytes.len() < 16 {
+                return Err(invalid("pepper", "must be at least 16 bytes (32 recommended)"));
+            }
+        }
+        if self.passwords.min_length < 8 {
+            return Err(invalid(
+                "passwords.min_length",
+                "must be at least 8 (NIST SP 800-63B)",
+            ));
+        }
+        if self.passwords.max_bytes < 64 || self.passwords.max_bytes > 4096 {
+            return Err(invalid("passwords.max_bytes", "must be between 64 and 4096"));
+        }
+        if self.passwords.min_strength > 4 {
+            return Err(invalid("passwords.min_strength", "must be 0 to 4"));
+        }
+        if self.passwords.argon2_memory_kib < 8 * self.passwords.argon2_parallelism.max(1)
+            || self.passwords.argon2_iterations == 0
+            || self.passwords.argon2_parallelism == 0
+        {
+            return Err(invalid(
+                "passwords.argon2_memory_kib",
+                "Argon2 parameters are out of range",
+            ));
+        }
+        positive("login.max_failures", u64::from(self.login.max_failures))?;
+        positive("login.window_secs", self.login.window_secs)?;
+        positive("login.lockout_secs", self.login.lockout_secs)?;
+        if self.login.max_lockout_secs < self.login.lockout_secs {
+            return Err(invalid(
+                "login.max_lockout_secs",
+                "must be at least login.lockout_secs",
+            ));
+        }
+        if self.mail.transport == MailTransport::Smtp && self.mail.smtp_url.is_none() {
+            return Err(invalid(
+                "mail.smtp_url",
+                "is required when mail.transport = \"smtp\"",
+            ));
+        }
+        if let Some(url) = &self.mail.smtp_url {
+            check_smtp_url(url.expose())?;
+        }
+        if !self.mail.from.contains('@') {
+            return Err(invalid(
+                "mail.from",
+                "must be an e-mail address, e.g. \"Tessera <no-reply@example.com>\"",
+            ));
+        }
+        if let Some(audience) = &self.tokens.audience {
+            if audience.trim().is_empty() {
+                return Err(invalid("tokens.audience", "must not be empty"));
+            }
+        }
+        for name in self.sessions.channels.keys() {
+            let valid = !name.is_empty()
+                && name.len() <= 32
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !valid {
+                return Err(ConfigError::Invalid {
+                    key: "sessions.channels",
+                    reason: format!("channel name {name:?} must be 1-32 of a-z, 0-9, - and _"),
+                });
+            }
+        }
         Ok(())
     }
 
@@ -333,6 +845,45 @@ impl Config {
     /// Whether the node runs on the embedded default database (files in `data_dir`).
     pub fn uses_embedded_database(&self) -> bool {
         self.database_url.is_none()
+    }
+
+    /// The directory of the `file` mail transport.
+    pub fn mail_dir(&self) -> PathBuf {
+        self.mail
+            .file_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mail"))
+    }
+
+    /// The `aud` of access tokens.
+    pub fn audience(&self) -> String {
+        self.tokens.audience.clone().unwrap_or_else(|| self.issuer())
+    }
+
+    /// The channels sessions may belong to.
+    pub fn channels(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["web", "mobile", "partner"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for name in self.sessions.channels.keys() {
+            if !names.contains(name) {
+                names.push(name.clone());
+            }
+        }
+        names
+    }
+
+    /// The concurrent-session policy of `channel`.
+    pub fn channel_policy(&self, channel: &str) -> ChannelPolicy {
+        self.sessions
+            .channels
+            .get(channel)
+            .copied()
+            .unwrap_or(ChannelPolicy {
+                max_sessions: self.sessions.max_sessions,
+                on_limit: self.sessions.on_limit,
+            })
     }
 }
 
@@ -375,6 +926,43 @@ fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
         },
         _ => Err(invalid("must be an https URL")),
     }
+}
+
+/// An SMTP URL must not send credentials in the clear to another host.
+fn check_smtp_url(text: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        key: "mail.smtp_url",
+        reason: reason.to_owned(),
+    };
+    let url = url::Url::parse(text).map_err(|_| invalid("is not a URL"))?;
+    if !matches!(url.scheme(), "smtp" | "smtps") {
+        return Err(invalid("must start with smtp:// or smtps://"));
+    }
+    let has_credentials = !url.username().is_empty() || url.password().is_some();
+    let tls_required = url.scheme() == "smtps"
+        || url
+            .query_pairs()
+            .any(|(k, v)| k == "tls" && (v == "required" || v == "starttls"));
+    // `smtp:` is not a "special" scheme to the URL standard: its host is an opaque string.
+    let loopback = match url.host() {
+        Some(url::Host::Domain(host)) => {
+            host == "localhost"
+                || host
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if has_credentials && !tls_required && !loopback {
+        return Err(invalid(
+            "carries credentials without TLS: use smtps:// or add ?tls=required (STARTTLS)",
+        ));
+    }
+    Ok(())
 }
 
 fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
@@ -488,6 +1076,50 @@ mod tests {
     }
 
     #[test]
+    fn postgres_requires_a_master_key_and_errors_name_the_variable() {
+        let err = Config::load(
+            None,
+            env(&[("TESSERA_DATABASE_URL", "postgres://u@127.0.0.1/db")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`master_key`") && err.contains("required"), "{err}");
+        let err = Config::load(None, env(&[("TESSERA_MASTER_KEY", "short")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(from TESSERA_MASTER_KEY)"), "{err}");
+    }
+
+    #[test]
+    fn smtp_credentials_need_tls_unless_local() {
+        let load = |url: &str| {
+            Config::load(
+                None,
+                env(&[
+                    ("TESSERA_MAIL__TRANSPORT", "smtp"),
+                    ("TESSERA_MAIL__SMTP_URL", url),
+                ]),
+            )
+        };
+        let err = load("smtp://user:hunter2@smtp.example.com:587")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`mail.smtp_url`") && !err.contains("hunter2"),
+            "{err}"
+        );
+        load("smtp://user:pw@smtp.example.com:587?tls=required").unwrap();
+        load("smtps://user:pw@smtp.example.com").unwrap();
+        load("smtp://user:pw@127.0.0.1:2525").unwrap();
+        load("smtp://relay.internal:25").unwrap();
+        assert!(load("http://x").is_err());
+        let err = Config::load(None, env(&[("TESSERA_MAIL__TRANSPORT", "smtp")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`mail.smtp_url`"), "{err}");
+    }
+
+    #[test]
     fn environment_overrides_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.toml");
@@ -498,6 +1130,10 @@ mod tests {
                 ("TESSERA_LISTEN", "127.0.0.1:9001"),
                 ("TESSERA_ISSUER", "https://id.example.com/"),
                 ("TESSERA_DATABASE_URL", "postgres://u@127.0.0.1/db"),
+                (
+                    "TESSERA_MASTER_KEY",
+                    "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+                ),
                 ("TESSERA_HTTP__SHUTDOWN_GRACE_SECS", "3"),
                 ("TESSERA_UNRELATED", "ignored"),
             ]),
@@ -535,7 +1171,8 @@ mod tests {
         for &(path, var, kind) in KEYS {
             assert!(var.starts_with("TESSERA_"));
             let value = match kind {
-                ValueKind::Int => toml::Value::Integer(2048),
+                ValueKind::Int => toml::Value::Integer(200),
+                ValueKind::Bool => toml::Value::Boolean(true),
                 ValueKind::Str => toml::Value::String(sample_string(path)),
             };
             let mut table = toml::Table::new();
@@ -545,7 +1182,10 @@ mod tests {
         }
         // Each field of the default serialisation is listed.
         let defaults = toml::Table::try_from(Config::default()).unwrap();
-        for path in leaf_paths(&defaults, "") {
+        for path in leaf_paths(&defaults, "")
+            .into_iter()
+            .filter(|p| !p.starts_with("sessions.channels"))
+        {
             assert!(
                 KEYS.iter().any(|(p, _, _)| *p == path),
                 "{path} is missing from KEYS"
@@ -579,6 +1219,10 @@ mod tests {
         match path {
             "listen" => "127.0.0.1:1".into(),
             "log.format" => "json".into(),
+            "mail.transport" => "file".into(),
+            "sessions.on_limit" => "reject".into(),
+            "tokens.access_token_alg" => "RS256".into(),
+            "mail.from" => "a@b.c".into(),
             _ => "x".into(),
         }
     }

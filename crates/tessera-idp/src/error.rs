@@ -77,21 +77,43 @@ impl IntoResponse for OAuthFailure {
     }
 }
 
-/// An error of Tessera's JSON APIs, rendered as problem JSON.
+/// An error of Tessera's JSON APIs, rendered as problem JSON. Boxed: handlers return it
+/// in every `Result`, and the happy path should not pay for its size.
 #[derive(Debug)]
-pub struct ApiError {
-    pub problem: Problem,
+pub struct ApiError(Box<ApiErrorInner>);
+
+#[derive(Debug)]
+struct ApiErrorInner {
+    problem: Problem,
     cause: Option<String>,
     retry_after: Option<u64>,
+    www_authenticate: Option<String>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, tag: &str, title: &str) -> Self {
-        ApiError {
+        ApiError(Box::new(ApiErrorInner {
             problem: Problem::new(status.as_u16(), tag, title),
             cause: None,
             retry_after: None,
-        }
+            www_authenticate: None,
+        }))
+    }
+
+    /// The problem document this error renders as.
+    pub fn problem(&self) -> &Problem {
+        &self.0.problem
+    }
+
+    /// 401 for a missing or unusable Bearer token (RFC 6750 §3): no error code when the
+    /// request carried no credentials, `invalid_token` otherwise.
+    pub fn unauthorized(error: Option<&str>) -> Self {
+        let mut err = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "Unauthorized");
+        err.0.www_authenticate = Some(match error {
+            Some(code) => format!("Bearer realm=\"tessera\", error=\"{code}\""),
+            None => "Bearer realm=\"tessera\"".to_owned(),
+        });
+        err
     }
 
     pub fn bad_request(detail: impl Into<String>) -> Self {
@@ -103,13 +125,12 @@ impl ApiError {
     }
 
     pub fn unavailable() -> Self {
-        let mut err = ApiError::new(
+        let err = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "Service temporarily unavailable",
         );
-        err.retry_after = Some(5);
-        err
+        err.retry_after(5)
     }
 
     pub fn internal() -> Self {
@@ -121,12 +142,25 @@ impl ApiError {
     }
 
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.problem.detail = Some(detail.into());
+        self.0.problem.detail = Some(detail.into());
+        self
+    }
+
+    /// Adds an RFC 9457 extension member (`code`, `captchaRequired`, …).
+    pub fn extension(mut self, name: &str, value: serde_json::Value) -> Self {
+        let problem = std::mem::replace(&mut self.0.problem, Problem::new(0, "", ""));
+        self.0.problem = problem.with_extension(name, value);
+        self
+    }
+
+    /// Adds a `Retry-After` header (seconds).
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.0.retry_after = Some(secs);
         self
     }
 
     pub fn caused_by(mut self, cause: impl std::fmt::Display) -> Self {
-        self.cause = Some(cause.to_string());
+        self.0.cause = Some(cause.to_string());
         self
     }
 }
@@ -139,17 +173,24 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        log_cause(status, &self.problem.kind, self.cause.as_deref());
-        let mut response = (status, Json(&self.problem)).into_response();
+        let inner = *self.0;
+        let status = StatusCode::from_u16(inner.problem.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        log_cause(status, &inner.problem.kind, inner.cause.as_deref());
+        let mut response = (status, Json(&inner.problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(secs) = self.retry_after {
+        if let Some(secs) = inner.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(value) = inner
+            .www_authenticate
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        {
+            headers.insert(header::WWW_AUTHENTICATE, value);
         }
         response
     }

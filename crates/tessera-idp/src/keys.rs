@@ -11,7 +11,7 @@ use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use tessera_store::durable::{KeyStore, StoredKey};
 use tessera_store::StoreError;
 
@@ -97,6 +97,7 @@ pub struct SigningKey {
     pub kid: String,
     pub alg: Algorithm,
     pub encoding: EncodingKey,
+    pub decoding: DecodingKey,
     pub public: Jwk,
     pub created_at: i64,
     pub activates_at: i64,
@@ -227,6 +228,15 @@ impl KeyRing {
             .cloned()
     }
 
+    /// The published key with this `kid` and algorithm, if any (for verification).
+    pub fn verification_key(&self, kid: &str, alg: Algorithm) -> Option<SigningKey> {
+        let now = self.clock.now();
+        self.snapshot()
+            .iter()
+            .find(|k| k.kid == kid && k.alg == alg && k.is_published(now))
+            .cloned()
+    }
+
     /// The public key set: every key not yet expired, including those pre-published.
     pub fn jwks(&self) -> JwkSet {
         let now = self.clock.now();
@@ -323,10 +333,12 @@ impl KeyRing {
         if derived.algorithm != public.algorithm {
             return Err(corrupt("public key does not match the private key".to_owned()));
         }
+        let decoding = DecodingKey::from_jwk(&public).map_err(|e| corrupt(e.to_string()))?;
         Ok(SigningKey {
             kid: row.kid.clone(),
             alg,
             encoding,
+            decoding,
             public,
             created_at: row.created_at,
             activates_at: row.activates_at,

@@ -1,14 +1,20 @@
 //! The Tessera identity provider: configuration, signing keys, and the HTTP endpoints of a
 //! node. Storage is reached only through `tessera-store` traits; there is no SQL here.
 
+pub mod accounts;
+pub mod audit;
+pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
+pub mod mail;
 pub mod node;
+pub mod passwords;
 pub mod secret;
 pub mod state;
+pub mod tokens;
 
 pub use config::Config;
 pub use node::{Node, StartError};

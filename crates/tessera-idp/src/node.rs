@@ -9,16 +9,23 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::StreamExt;
-use tessera_store::durable::{ConnectSettings, KeyStore, SqlStore};
+use tessera_store::durable::{ConnectSettings, KeyStore, Maintenance, SqlStore};
 use tessera_store::ephemeral::{EphemeralStore, MemoryStore, RedisStore};
 use tessera_store::StoreError;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::accounts::throttle::Throttle;
+use crate::accounts::{Accounts, AccountsParts};
+use crate::audit::Auditor;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{decode_master_key, Config, ConfigError};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
+use crate::mail::Mailer;
+use crate::passwords::PasswordHasher;
 use crate::state::AppState;
+use crate::tokens::opaque::SuccessorKey;
+use crate::tokens::{TokenService, TokenServiceParts};
 
 /// The pub/sub channel on which a key rotation is announced to every node.
 pub const KEYS_CHANGED_CHANNEL: &str = "keys-changed";
@@ -42,6 +49,10 @@ pub enum StartError {
     MasterKeyFile { path: String, reason: String },
     #[error("{0}")]
     Keys(#[from] KeyError),
+    #[error("cannot set up password hashing: {0}")]
+    Passwords(String),
+    #[error("cannot set up e-mail: {0}")]
+    Mail(String),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
 }
@@ -84,10 +95,10 @@ pub async fn open_ephemeral(config: &Config) -> Result<Arc<dyn EphemeralStore>, 
     }
 }
 
-/// The key-encryption key: configured, or (embedded default only) read from or generated
-/// into `data_dir/master.key`.
-pub fn master_key(config: &Config) -> Result<MasterKey, StartError> {
-    let bytes = match &config.master_key {
+/// The master key: configured, or (embedded default only) read from or generated into
+/// `data_dir/master.key`. It seals signing keys and keys the refresh-token successor HMAC.
+pub fn master_key_bytes(config: &Config) -> Result<[u8; 32], StartError> {
+    Ok(match &config.master_key {
         Some(key) => decode_master_key(key.expose())?,
         None if config.uses_embedded_database() => {
             let path = config.data_dir.join("master.key");
@@ -95,8 +106,30 @@ pub fn master_key(config: &Config) -> Result<MasterKey, StartError> {
             load_or_create_master_key_file(&path)?
         }
         None => return Err(StartError::MasterKeyRequired),
-    };
-    Ok(MasterKey::new(&bytes)?)
+    })
+}
+
+/// The password pepper: configured, or derived from the master key (HKDF-SHA256 with a
+/// purpose label, so it is independent of the key's other uses).
+pub fn pepper_bytes(config: &Config, master: &[u8; 32]) -> Result<Vec<u8>, StartError> {
+    if let Some(pepper) = &config.pepper {
+        return base64::engine::general_purpose::STANDARD
+            .decode(pepper.expose().trim())
+            .map_err(|_| StartError::Passwords("`pepper` is not base64".to_owned()));
+    }
+    use aws_lc_rs::hkdf;
+    struct Len32;
+    impl hkdf::KeyType for Len32 {
+        fn len(&self) -> usize {
+            32
+        }
+    }
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"tessera").extract(master);
+    let mut out = vec![0u8; 32];
+    prk.expand(&[b"password-pepper-v1"], Len32)
+        .and_then(|okm| okm.fill(&mut out))
+        .map_err(|_| StartError::Passwords("cannot derive the pepper".to_owned()))?;
+    Ok(out)
 }
 
 /// Opens the key ring (creating the first keys on a fresh database).
@@ -106,7 +139,8 @@ pub async fn open_keys(config: &Config, db: &SqlStore, clock: Arc<dyn Clock>) ->
         prepublish_secs: secs(config.keys.prepublish_secs),
         retire_window_secs: secs(config.keys.retire_window_secs),
     };
-    Ok(KeyRing::open(store, master_key(config)?, clock, policy).await?)
+    let master = MasterKey::new(&master_key_bytes(config)?)?;
+    Ok(KeyRing::open(store, master, clock, policy).await?)
 }
 
 /// A started node: stores open, keys loaded, background work running.
@@ -133,17 +167,61 @@ impl Node {
         let db = open_database(&config).await?;
         let ephemeral = open_ephemeral(&config).await?;
         let keys = Arc::new(open_keys(&config, &db, clock.clone()).await?);
+        let master = master_key_bytes(&config)?;
+        let successors = SuccessorKey::from_master(&master);
+        let hasher = Arc::new(
+            PasswordHasher::new(&pepper_bytes(&config, &master)?, &config.passwords)
+                .map_err(|e| StartError::Passwords(e.to_string()))?,
+        );
+        let mailer = Mailer::from_config(&config).map_err(|e| StartError::Mail(e.to_string()))?;
+        let config = Arc::new(config);
+        let shared = Arc::new(db.clone());
+        let audit = Auditor::new(shared.clone(), clock.clone());
+        let tokens = Arc::new(TokenService::new(TokenServiceParts {
+            config: config.clone(),
+            keys: keys.clone(),
+            sessions: shared.clone(),
+            revocations: shared.clone(),
+            ephemeral: ephemeral.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            successors,
+        }));
+        let accounts = Arc::new(Accounts::new(AccountsParts {
+            config: config.clone(),
+            users: shared.clone(),
+            clients: shared.clone(),
+            hasher,
+            mailer,
+            tokens: tokens.clone(),
+            throttle: Throttle::new(ephemeral.clone(), config.login.clone()),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        }));
+        accounts
+            .ensure_first_party_client()
+            .await
+            .map_err(|e| StartError::Database {
+                url: redact_url(&config.database_url()),
+                reason: store_reason(&e),
+            })?;
         let state = AppState {
             issuer: config.issuer().into(),
-            config: Arc::new(config),
+            config,
             db,
             keys,
             ephemeral,
             clock,
+            clients: shared.clone(),
+            revocations: shared,
+            tokens,
+            accounts,
+            audit,
         };
         let background = vec![
             tokio::spawn(reload_keys_periodically(state.clone())),
             tokio::spawn(reload_keys_on_announcement(state.clone())),
+            tokio::spawn(clean_up_periodically(state.clone())),
         ];
         Ok(Node { state, background })
     }
@@ -233,6 +311,46 @@ async fn reload_keys_on_announcement(state: AppState) {
         // The subscription ended (Redis restarted); the periodic reload covers the gap.
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
+}
+
+/// Deletes what has expired — refresh tokens, ended sessions past retention, feed entries,
+/// old audit records, keys long out of JWKS — so no table grows without bound.
+async fn clean_up_periodically(state: AppState) {
+    let mut interval =
+        tokio::time::interval(Duration::from_secs(state.config.sessions.cleanup_interval_secs));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = clean_up_once(&state).await {
+            tracing::warn!(error = %err, "clean-up pass failed; the next one will retry");
+        }
+    }
+}
+
+/// One clean-up pass (also run by tests).
+pub async fn clean_up_once(state: &AppState) -> Result<(), StoreError> {
+    let now = state.clock.now();
+    let purged = state
+        .db
+        .purge_expired(
+            now,
+            secs(state.config.sessions.retention_secs),
+            secs(state.config.audit.retention_secs),
+        )
+        .await?;
+    // Keys leave JWKS at their expiry; keep the rows a day longer for `keys list`.
+    let keys = state.db.prune_keys(now - 86_400).await?;
+    if purged != Default::default() || keys > 0 {
+        tracing::info!(
+            refresh_tokens = purged.refresh_tokens,
+            sessions = purged.sessions,
+            revocations = purged.revocations,
+            audit_records = purged.audit_records,
+            keys,
+            "cleaned up expired rows"
+        );
+    }
+    Ok(())
 }
 
 fn ensure_dir(path: &Path) -> Result<(), StartError> {

@@ -2,12 +2,15 @@
 
 use std::sync::Arc;
 
-use tessera_store::durable::SqlStore;
+use tessera_store::durable::{ClientStore, RevocationStore, SqlStore};
 use tessera_store::ephemeral::EphemeralStore;
 
+use crate::accounts::Accounts;
+use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::KeyRing;
+use crate::tokens::TokenService;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -18,4 +21,9 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub ephemeral: Arc<dyn EphemeralStore>,
     pub clock: Arc<dyn Clock>,
+    pub clients: Arc<dyn ClientStore>,
+    pub revocations: Arc<dyn RevocationStore>,
+    pub tokens: Arc<TokenService>,
+    pub accounts: Arc<Accounts>,
+    pub audit: Auditor,
 }

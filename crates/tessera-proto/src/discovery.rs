@@ -9,6 +9,13 @@ use crate::paths;
 pub struct ProviderMetadata {
     pub issuer: String,
     pub jwks_uri: String,
+    pub token_endpoint: String,
+    pub revocation_endpoint: String,
+    pub introspection_endpoint: String,
+    pub grant_types_supported: Vec<&'static str>,
+    pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
@@ -20,6 +27,17 @@ impl ProviderMetadata {
         ProviderMetadata {
             issuer: issuer.to_owned(),
             jwks_uri: format!("{issuer}{}", paths::JWKS),
+            token_endpoint: format!("{issuer}{}", paths::TOKEN),
+            revocation_endpoint: format!("{issuer}{}", paths::REVOKE),
+            introspection_endpoint: format!("{issuer}{}", paths::INTROSPECT),
+            grant_types_supported: vec!["refresh_token"],
+            token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
+            revocation_endpoint_auth_methods_supported: vec![
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+            introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
             // Required members (Discovery §3); the authorization endpoint that serves
             // `code` is added with the OAuth provider.
             response_types_supported: vec!["code"],

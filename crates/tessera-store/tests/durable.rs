@@ -1,9 +1,18 @@
 //! The durable store's test suite, run against SQLite always and PostgreSQL when
 //! `TESSERA_TEST_DATABASE_URL` is set (each test in a schema of its own).
 
+// Helpers shared by the cases are not `#[test]` functions, so clippy.toml's test
+// allowances do not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
-use tessera_store::durable::{ConnectSettings, KeyStore, SqlStore, StoredKey};
+use tessera_store::durable::{
+    AuditQuery, AuditRecord, AuditStore, ClientRecord, ClientStore, ConnectSettings, CreateOutcome, KeyStore,
+    Maintenance, OneTimeTokenRecord, Purged, RefreshRecord, RevocationStore, RevokedKind, RotateOutcome,
+    Rotation, SessionLimit, SessionRecord, SessionStore, SqlStore, StoredKey, UserRecord, UserStore,
+};
+use tessera_store::StoreError;
 
 /// A store on a fresh database, and what keeps that database alive.
 struct Fresh {
@@ -97,6 +106,35 @@ suite!(
     rotation_retires_only_the_same_algorithm,
     expired_keys_leave_the_live_set_and_are_pruned,
     duplicate_kid_is_a_conflict,
+    client_crud_and_lists_round_trip,
+    sessions_are_stored_and_listed_most_recently_seen_first,
+    sessions_expire_by_idle_and_absolute_time,
+    extending_never_passes_the_absolute_expiry,
+    note_access_token_keeps_the_later_expiry,
+    a_chain_of_100_rotations,
+    concurrent_rotations_of_one_token_rotate_it_once,
+    rotation_by_another_client_changes_nothing,
+    rotation_needs_a_live_token_and_an_alive_session,
+    reject_limit_refuses_and_writes_nothing,
+    revoke_oldest_limit_makes_room,
+    zero_limits,
+    concurrent_creations_never_pass_a_reject_limit,
+    concurrent_creations_with_revoke_oldest_leave_one_alive,
+    revoking_a_session_twice_and_all_of_a_subject,
+    revocation_feed_dedupes_pages_and_expires,
+    audit_filters_and_pages_newest_first,
+    purge_removes_what_ended_and_keeps_what_is_needed,
+    users_round_trip_and_a_taken_email_conflicts,
+    set_password_moves_old_hashes_to_a_bounded_history,
+    concurrent_password_changes_lose_no_hash,
+    upgrade_password_hash_is_compare_and_set,
+    mark_email_verified_needs_the_same_unverified_address,
+    disabling_roles_and_counting_users,
+    deleting_a_user_removes_history_and_tokens,
+    one_time_tokens_are_used_once,
+    concurrent_consumers_of_one_token_get_it_once,
+    invalidating_tokens_makes_them_unusable,
+    purge_removes_expired_and_long_used_one_time_tokens,
 );
 
 fn key(kid: &str, alg: &str, activates_at: i64) -> StoredKey {
@@ -142,10 +180,76 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .await
                 .unwrap());
         }
+        if *version == 2 {
+            db.store.create_client(&client("fixture-client")).await.unwrap();
+            let s = session("fixture-sid", "u1", "web", 1_000);
+            create(&db.store, &s, SessionLimit::Reject(1)).await;
+            db.store
+                .add_revocation(RevokedKind::Token, "fixture-jti", 5_000, 1_000)
+                .await
+                .unwrap();
+            db.store
+                .record_audit(&audit(1_000, "fixture", Some("u1")))
+                .await
+                .unwrap();
+        }
+        if *version == 3 {
+            db.store
+                .create_user(&user("fixture-user", "fixture@example.com", 1_000))
+                .await
+                .unwrap();
+            assert!(db
+                .store
+                .set_password("fixture-user", "h1", 1_100, 5)
+                .await
+                .unwrap());
+            db.store
+                .create_one_time_token(&one_time("fixture-ott", "verify_email", "fixture-user", 1_100))
+                .await
+                .unwrap();
+        }
     }
     db.store.migrate().await.unwrap();
     let keys = db.store.all_keys().await.unwrap();
     assert_eq!(keys, vec![key("fixture-1", "ES256", 100)]);
+    if all.iter().any(|(version, _, _)| *version >= 2) {
+        let store = &db.store;
+        assert_eq!(
+            store.client("fixture-client").await.unwrap(),
+            Some(client("fixture-client"))
+        );
+        assert_eq!(
+            store.session("fixture-sid").await.unwrap(),
+            Some(session("fixture-sid", "u1", "web", 1_000))
+        );
+        assert!(store.refresh_token("rt-fixture-sid").await.unwrap().is_some());
+        assert!(store
+            .is_revoked(RevokedKind::Token, "fixture-jti", 1_000)
+            .await
+            .unwrap());
+        let records = store.audit_records(&AuditQuery::default()).await.unwrap();
+        assert_eq!(records.len(), 1);
+    }
+    if all.iter().any(|(version, _, _)| *version >= 3) {
+        let store = &db.store;
+        let mut expected = user("fixture-user", "fixture@example.com", 1_000);
+        expected.password_hash = Some("h1".to_owned());
+        expected.password_changed_at = Some(1_100);
+        expected.updated_at = 1_100;
+        assert_eq!(store.user("fixture-user").await.unwrap(), Some(expected));
+        assert_eq!(store.password_history("fixture-user", 10).await.unwrap(), ["h0"]);
+        let token = store
+            .consume_one_time_token("fixture-ott", "verify_email", 1_200)
+            .await
+            .unwrap();
+        assert_eq!(
+            token,
+            Some(OneTimeTokenRecord {
+                used_at: Some(1_200),
+                ..one_time("fixture-ott", "verify_email", "fixture-user", 1_100)
+            })
+        );
+    }
 }
 
 async fn exactly_one_bootstrap_wins(backend: &str) {
@@ -242,4 +346,1881 @@ async fn duplicate_kid_is_a_conflict(backend: &str) {
     assert!(matches!(err, tessera_store::StoreError::Conflict(_)), "{err:?}");
     // The failed rotation changed nothing (one transaction).
     assert_eq!(db.store.all_keys().await.unwrap()[0].retires_at, None);
+}
+
+// ---------------------------------------------------------------------------------------
+// Clients, sessions, refresh tokens, revocations, audit, maintenance.
+// ---------------------------------------------------------------------------------------
+
+/// Idle and absolute lifetimes and access-token lifetime of the sessions below.
+const IDLE: i64 = 1_800;
+const ABSOLUTE: i64 = 86_400;
+const ACCESS: i64 = 300;
+
+fn client(client_id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: client_id.to_owned(),
+        name: format!("Client {client_id} — ünïcode"),
+        secret_hash: Some("c2VjcmV0LWhhc2g".to_owned()),
+        token_endpoint_auth_method: "client_secret_basic".to_owned(),
+        channel: "web".to_owned(),
+        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        scopes: vec![
+            "openid".to_owned(),
+            "profile".to_owned(),
+            "offline_access".to_owned(),
+        ],
+        redirect_uris: vec![
+            "https://app.example/cb".to_owned(),
+            "https://app.example/cb?x=\"y\"".to_owned(),
+        ],
+        post_logout_redirect_uris: vec![],
+        allowed_cors_origins: vec!["https://app.example".to_owned()],
+        backchannel_logout_uri: None,
+        first_party: true,
+        access_token_ttl_secs: Some(600),
+        refresh_token_ttl_secs: None,
+        created_at: 1_000,
+        updated_at: 1_000,
+    }
+}
+
+fn session(id: &str, subject: &str, channel: &str, created_at: i64) -> SessionRecord {
+    SessionRecord {
+        id: id.to_owned(),
+        subject: subject.to_owned(),
+        client_id: "app".to_owned(),
+        channel: channel.to_owned(),
+        user_agent: Some("test-agent/1".to_owned()),
+        ip: Some("192.0.2.1".to_owned()),
+        scope: "openid offline_access".to_owned(),
+        amr: "pwd otp".to_owned(),
+        roles: "member admin".to_owned(),
+        auth_time: created_at,
+        created_at,
+        last_seen_at: created_at,
+        idle_expires_at: created_at + IDLE,
+        absolute_expires_at: created_at + ABSOLUTE,
+        access_expires_at: created_at + ACCESS,
+        revoked_at: None,
+        revoke_reason: None,
+    }
+}
+
+fn first_token(s: &SessionRecord) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: format!("rt-{}", s.id),
+        session_id: s.id.clone(),
+        client_id: s.client_id.clone(),
+        generation: 0,
+        issued_at: s.created_at,
+        expires_at: s.absolute_expires_at,
+        rotated_at: None,
+        successor_hash: None,
+    }
+}
+
+/// Creates `s` with its first token `rt-<id>`; the outcome must be `Created`.
+async fn create(store: &SqlStore, s: &SessionRecord, limit: SessionLimit) -> Vec<SessionRecord> {
+    match store.create_session(s, &first_token(s), limit).await.unwrap() {
+        CreateOutcome::Created { revoked } => revoked,
+        CreateOutcome::LimitReached => panic!("limit reached creating {}", s.id),
+    }
+}
+
+fn rotation(presented: &str, child: &str, now: i64) -> Rotation {
+    Rotation {
+        presented_hash: presented.to_owned(),
+        client_id: "app".to_owned(),
+        child_hash: child.to_owned(),
+        now,
+        idle_secs: IDLE,
+        access_expires_at: now + ACCESS,
+        ip: None,
+        user_agent: None,
+    }
+}
+
+fn audit(at: i64, event: &str, subject: Option<&str>) -> AuditRecord {
+    AuditRecord {
+        at,
+        event: event.to_owned(),
+        actor: subject.map(|s| format!("user:{s}")),
+        subject: subject.map(str::to_owned),
+        session_id: Some("sid-1".to_owned()),
+        client_id: Some("app".to_owned()),
+        ip: Some("192.0.2.1".to_owned()),
+        user_agent: None,
+        outcome: "success".to_owned(),
+        request_id: Some(format!("req-{at}")),
+        detail: Some(r#"{"reason":"test"}"#.to_owned()),
+        ..AuditRecord::default()
+    }
+}
+
+fn ids(sessions: &[SessionRecord]) -> Vec<&str> {
+    sessions.iter().map(|s| s.id.as_str()).collect()
+}
+
+async fn client_crud_and_lists_round_trip(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert_eq!(store.client("b").await.unwrap(), None);
+    let b = client("b");
+    let mut a = client("a");
+    a.secret_hash = None;
+    a.token_endpoint_auth_method = "none".to_owned();
+    a.first_party = false;
+    a.grant_types = vec![];
+    a.backchannel_logout_uri = Some("https://rp.example/bc".to_owned());
+    a.access_token_ttl_secs = None;
+    a.refresh_token_ttl_secs = Some(3_600);
+    store.create_client(&b).await.unwrap();
+    store.create_client(&a).await.unwrap();
+    assert_eq!(store.client("b").await.unwrap(), Some(b.clone()));
+    assert_eq!(store.client("a").await.unwrap(), Some(a.clone()));
+    assert_eq!(store.clients().await.unwrap(), vec![a.clone(), b.clone()]);
+
+    let err = store.create_client(&client("b")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    let mut changed = b.clone();
+    changed.name = "Renamed".to_owned();
+    changed.redirect_uris = vec!["https://new.example/cb".to_owned()];
+    changed.scopes = vec![];
+    changed.first_party = false;
+    changed.created_at = 9_999; // ignored: created_at is kept
+    changed.updated_at = 2_000;
+    assert!(store.update_client(&changed).await.unwrap());
+    let stored = store.client("b").await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        ClientRecord {
+            created_at: 1_000,
+            ..changed.clone()
+        }
+    );
+    assert!(!store.update_client(&client("missing")).await.unwrap());
+
+    assert!(store.delete_client("a").await.unwrap());
+    assert!(!store.delete_client("a").await.unwrap());
+    assert_eq!(store.client("a").await.unwrap(), None);
+    assert_eq!(ids_of_clients(&store.clients().await.unwrap()), ["b"]);
+}
+
+fn ids_of_clients(clients: &[ClientRecord]) -> Vec<&str> {
+    clients.iter().map(|c| c.client_id.as_str()).collect()
+}
+
+async fn sessions_are_stored_and_listed_most_recently_seen_first(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s1 = session("s1", "u1", "web", 1_000);
+    let mut s2 = session("s2", "u1", "mobile", 1_100);
+    s2.user_agent = None;
+    s2.ip = None;
+    let s3 = session("s3", "u1", "web", 1_200);
+    let other = session("o1", "u2", "web", 1_300);
+    for s in [&s1, &s2, &s3, &other] {
+        assert!(create(store, s, SessionLimit::Unlimited).await.is_empty());
+    }
+    assert_eq!(store.session("s2").await.unwrap(), Some(s2.clone()));
+    assert_eq!(store.session("nope").await.unwrap(), None);
+    assert_eq!(
+        store.refresh_token("rt-s1").await.unwrap(),
+        Some(first_token(&s1))
+    );
+    assert_eq!(store.refresh_token("nope").await.unwrap(), None);
+
+    assert_eq!(
+        ids(&store.alive_sessions("u1", 1_500).await.unwrap()),
+        ["s3", "s2", "s1"]
+    );
+    // Seeing s1 again makes it the most recent.
+    let extended = store.extend_session("s1", IDLE, 1_600).await.unwrap().unwrap();
+    assert_eq!(extended.last_seen_at, 1_600);
+    assert_eq!(extended.idle_expires_at, 1_600 + IDLE);
+    assert_eq!(
+        ids(&store.alive_sessions("u1", 1_700).await.unwrap()),
+        ["s1", "s3", "s2"]
+    );
+    assert_eq!(ids(&store.alive_sessions("u2", 1_700).await.unwrap()), ["o1"]);
+    assert!(store.alive_sessions("nobody", 1_700).await.unwrap().is_empty());
+
+    // A session id or first-token hash that is taken is a conflict and writes nothing.
+    let err = store
+        .create_session(
+            &s1,
+            &first_token(&session("fresh", "u1", "web", 1_000)),
+            SessionLimit::Unlimited,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let dup_token = session("s9", "u1", "web", 1_000);
+    let err = store
+        .create_session(&dup_token, &first_token(&s1), SessionLimit::Reject(10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.session("s9").await.unwrap(), None);
+}
+
+async fn sessions_expire_by_idle_and_absolute_time(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s = session("s1", "u1", "web", 1_000);
+    create(store, &s, SessionLimit::Unlimited).await;
+    let idle_end = 1_000 + IDLE;
+    assert_eq!(
+        ids(&store.alive_sessions("u1", idle_end - 1).await.unwrap()),
+        ["s1"]
+    );
+    assert!(store.alive_sessions("u1", idle_end).await.unwrap().is_empty());
+    assert_eq!(store.extend_session("s1", IDLE, idle_end).await.unwrap(), None);
+    // Nothing changed on the expired session.
+    assert_eq!(store.session("s1").await.unwrap(), Some(s.clone()));
+
+    // Kept alive by activity, it still ends at its absolute expiry.
+    let t = session("t1", "u2", "web", 1_000);
+    create(store, &t, SessionLimit::Unlimited).await;
+    let absolute_end = 1_000 + ABSOLUTE;
+    let mut now = 1_000;
+    while now + IDLE / 2 < absolute_end {
+        now += IDLE / 2;
+        assert!(
+            store.extend_session("t1", IDLE, now).await.unwrap().is_some(),
+            "at {now}"
+        );
+    }
+    assert_eq!(
+        ids(&store.alive_sessions("u2", absolute_end - 1).await.unwrap()),
+        ["t1"]
+    );
+    assert!(store.alive_sessions("u2", absolute_end).await.unwrap().is_empty());
+    assert_eq!(
+        store.extend_session("t1", IDLE, absolute_end).await.unwrap(),
+        None
+    );
+    assert!(!store.session("t1").await.unwrap().unwrap().is_alive(absolute_end));
+}
+
+async fn extending_never_passes_the_absolute_expiry(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s = session("s1", "u1", "web", 1_000);
+    create(store, &s, SessionLimit::Unlimited).await;
+    let absolute_end = s.absolute_expires_at;
+    let near_end = absolute_end - 10;
+    // Walk up to the end in idle-sized steps.
+    let mut now = 1_000;
+    while now + IDLE - 1 < near_end {
+        now += IDLE - 1;
+        store.extend_session("s1", IDLE, now).await.unwrap().unwrap();
+    }
+    let extended = store.extend_session("s1", IDLE, near_end).await.unwrap().unwrap();
+    assert_eq!(extended.idle_expires_at, absolute_end);
+    assert_eq!(extended.absolute_expires_at, absolute_end);
+    assert_eq!(extended.last_seen_at, near_end);
+    // A huge idle window changes nothing either (and does not overflow).
+    let extended = store
+        .extend_session("s1", i64::MAX, near_end + 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(extended.idle_expires_at, absolute_end);
+    // Rotation clamps the same way.
+    let outcome = store
+        .rotate_refresh_token(&rotation("rt-s1", "c1", near_end + 2))
+        .await
+        .unwrap();
+    let RotateOutcome::Rotated { session, child } = outcome else {
+        panic!("not rotated: {outcome:?}");
+    };
+    assert_eq!(session.idle_expires_at, absolute_end);
+    assert_eq!(child.expires_at, absolute_end);
+}
+
+async fn note_access_token_keeps_the_later_expiry(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s = session("s1", "u1", "web", 1_000);
+    create(store, &s, SessionLimit::Unlimited).await;
+    assert!(store.note_access_token("s1", 2_000, 1_100).await.unwrap());
+    assert!(store.note_access_token("s1", 1_500, 1_200).await.unwrap());
+    assert_eq!(
+        store.session("s1").await.unwrap().unwrap().access_expires_at,
+        2_000
+    );
+    assert!(!store.note_access_token("missing", 9_000, 1_200).await.unwrap());
+    // Not alive: refused, nothing changed.
+    assert!(!store.note_access_token("s1", 9_000, 1_000 + IDLE).await.unwrap());
+    store
+        .revoke_session("s1", "logout", 1_300)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!store.note_access_token("s1", 9_000, 1_301).await.unwrap());
+    assert_eq!(
+        store.session("s1").await.unwrap().unwrap().access_expires_at,
+        2_000
+    );
+}
+
+async fn a_chain_of_100_rotations(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s = session("s1", "u1", "web", 1_000);
+    create(store, &s, SessionLimit::Unlimited).await;
+    let hash = |i: i64| {
+        if i == 0 {
+            "rt-s1".to_owned()
+        } else {
+            format!("t{i}")
+        }
+    };
+    for i in 0..100 {
+        let now = 1_000 + 10 * (i + 1);
+        let mut r = rotation(&hash(i), &hash(i + 1), now);
+        r.ip = Some(format!("198.51.100.{}", i % 200));
+        let outcome = store.rotate_refresh_token(&r).await.unwrap();
+        let RotateOutcome::Rotated { session, child } = outcome else {
+            panic!("step {i}: {outcome:?}");
+        };
+        assert_eq!(child.generation, i + 1);
+        assert_eq!(child.token_hash, hash(i + 1));
+        assert_eq!(child.session_id, "s1");
+        assert_eq!(child.client_id, "app");
+        assert_eq!(child.issued_at, now);
+        assert_eq!(child.expires_at, s.absolute_expires_at);
+        assert_eq!((child.rotated_at, child.successor_hash.as_deref()), (None, None));
+        assert_eq!(session.last_seen_at, now);
+        assert_eq!(session.idle_expires_at, now + IDLE);
+        assert_eq!(session.access_expires_at, now + ACCESS);
+        assert_eq!(
+            session.ip.as_deref(),
+            Some(format!("198.51.100.{}", i % 200).as_str())
+        );
+        // Not given: kept.
+        assert_eq!(session.user_agent.as_deref(), Some("test-agent/1"));
+        assert_eq!(store.refresh_token(&child.token_hash).await.unwrap(), Some(child));
+    }
+    for i in 0..=100 {
+        let token = store.refresh_token(&hash(i)).await.unwrap().unwrap();
+        assert_eq!(token.generation, i);
+        if i < 100 {
+            assert_eq!(token.rotated_at, Some(1_000 + 10 * (i + 1)));
+            assert_eq!(token.successor_hash, Some(hash(i + 1)));
+        } else {
+            assert_eq!((token.rotated_at, token.successor_hash), (None, None));
+        }
+    }
+    for i in [0, 1, 50, 98, 99] {
+        let outcome = store
+            .rotate_refresh_token(&rotation(&hash(i), &format!("again-{i}"), 2_100))
+            .await
+            .unwrap();
+        assert_eq!(outcome, RotateOutcome::NotRotated, "token {i}");
+        assert_eq!(store.refresh_token(&format!("again-{i}")).await.unwrap(), None);
+    }
+    let last = store.refresh_token(&hash(100)).await.unwrap().unwrap();
+    assert_eq!(last.rotated_at, None);
+}
+
+async fn concurrent_rotations_of_one_token_rotate_it_once(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        let s = session(&format!("s{round}"), "u1", "web", 1_000);
+        create(&db.store, &s, SessionLimit::Unlimited).await;
+        let presented = first_token(&s).token_hash;
+        let child_hash = |i: usize| format!("child-{round}-{i}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(20));
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let r = rotation(&presented, &child_hash(i), 1_100);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.rotate_refresh_token(&r).await
+            }));
+        }
+        let mut winners = Vec::new();
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await.unwrap().unwrap() {
+                RotateOutcome::Rotated { child, .. } => {
+                    assert_eq!(child.token_hash, child_hash(i));
+                    winners.push(child.token_hash);
+                }
+                RotateOutcome::NotRotated => {}
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        let mut children = Vec::new();
+        for i in 0..20 {
+            if let Some(child) = db.store.refresh_token(&child_hash(i)).await.unwrap() {
+                assert_eq!(child.generation, 1);
+                children.push(child.token_hash);
+            }
+        }
+        assert_eq!(children, winners, "round {round}");
+        let parent = db.store.refresh_token(&presented).await.unwrap().unwrap();
+        assert_eq!(parent.successor_hash.as_ref(), Some(&winners[0]));
+        assert_eq!(parent.rotated_at, Some(1_100));
+    }
+}
+
+async fn rotation_by_another_client_changes_nothing(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s = session("s1", "u1", "web", 1_000);
+    create(store, &s, SessionLimit::Unlimited).await;
+    let mut r = rotation("rt-s1", "c1", 1_100);
+    r.client_id = "intruder".to_owned();
+    r.ip = Some("203.0.113.9".to_owned());
+    assert_eq!(
+        store.rotate_refresh_token(&r).await.unwrap(),
+        RotateOutcome::NotRotated
+    );
+    assert_eq!(store.refresh_token("rt-s1").await.unwrap(), Some(first_token(&s)));
+    assert_eq!(store.refresh_token("c1").await.unwrap(), None);
+    assert_eq!(store.session("s1").await.unwrap(), Some(s.clone()));
+    // Unknown tokens rotate nothing either.
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation("unknown", "c2", 1_100))
+            .await
+            .unwrap(),
+        RotateOutcome::NotRotated
+    );
+    // The rightful client still can.
+    let outcome = store
+        .rotate_refresh_token(&rotation("rt-s1", "c1", 1_100))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotateOutcome::Rotated { .. }), "{outcome:?}");
+}
+
+async fn rotation_needs_a_live_token_and_an_alive_session(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    // Revoked session.
+    let revoked = session("rev", "u1", "web", 1_000);
+    create(store, &revoked, SessionLimit::Unlimited).await;
+    store
+        .revoke_session("rev", "logout", 1_050)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation("rt-rev", "c-rev", 1_100))
+            .await
+            .unwrap(),
+        RotateOutcome::NotRotated
+    );
+    assert_eq!(
+        store.refresh_token("rt-rev").await.unwrap(),
+        Some(first_token(&revoked))
+    );
+    assert_eq!(store.refresh_token("c-rev").await.unwrap(), None);
+
+    // Idle-expired session: the token itself has not expired, the session has.
+    let idle = session("idle", "u1", "mobile", 1_000);
+    create(store, &idle, SessionLimit::Unlimited).await;
+    let before = store.session("idle").await.unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation("rt-idle", "c-idle", 1_000 + IDLE))
+            .await
+            .unwrap(),
+        RotateOutcome::NotRotated
+    );
+    assert_eq!(
+        store.refresh_token("rt-idle").await.unwrap(),
+        Some(first_token(&idle))
+    );
+    assert_eq!(store.refresh_token("c-idle").await.unwrap(), None);
+    assert_eq!(store.session("idle").await.unwrap(), before);
+
+    // An expired token in an alive session.
+    let short = session("short", "u1", "partner", 1_000);
+    let mut token = first_token(&short);
+    token.expires_at = 1_100;
+    store
+        .create_session(&short, &token, SessionLimit::Unlimited)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation("rt-short", "c-short", 1_100))
+            .await
+            .unwrap(),
+        RotateOutcome::NotRotated
+    );
+    assert_eq!(store.refresh_token("rt-short").await.unwrap(), Some(token));
+
+    // A taken child hash fails the whole rotation: the presented token stays unrotated.
+    let s = session("s", "u2", "web", 1_000);
+    create(store, &s, SessionLimit::Unlimited).await;
+    let err = store
+        .rotate_refresh_token(&rotation("rt-s", "rt-rev", 1_100))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.refresh_token("rt-s").await.unwrap(), Some(first_token(&s)));
+    assert_eq!(store.session("s").await.unwrap(), Some(s));
+}
+
+async fn reject_limit_refuses_and_writes_nothing(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    create(store, &session("s1", "u1", "web", 1_000), SessionLimit::Reject(1)).await;
+    let s2 = session("s2", "u1", "web", 1_100);
+    assert_eq!(
+        store
+            .create_session(&s2, &first_token(&s2), SessionLimit::Reject(1))
+            .await
+            .unwrap(),
+        CreateOutcome::LimitReached
+    );
+    assert_eq!(store.session("s2").await.unwrap(), None);
+    assert_eq!(store.refresh_token("rt-s2").await.unwrap(), None);
+    assert_eq!(store.session("s1").await.unwrap().unwrap().revoked_at, None);
+    // Other channels and other subjects are counted separately.
+    create(
+        store,
+        &session("m1", "u1", "mobile", 1_100),
+        SessionLimit::Reject(1),
+    )
+    .await;
+    create(store, &session("x1", "u2", "web", 1_100), SessionLimit::Reject(1)).await;
+    // A limit of 2 admits a second one.
+    create(store, &s2, SessionLimit::Reject(2)).await;
+    let s3 = session("s3", "u1", "web", 1_200);
+    assert_eq!(
+        store
+            .create_session(&s3, &first_token(&s3), SessionLimit::Reject(2))
+            .await
+            .unwrap(),
+        CreateOutcome::LimitReached
+    );
+    // Ended sessions do not count: one revoked, then room again.
+    store
+        .revoke_session("s1", "logout", 1_300)
+        .await
+        .unwrap()
+        .unwrap();
+    create(store, &session("s3", "u1", "web", 1_400), SessionLimit::Reject(2)).await;
+    // Expired ones neither: at s2/s3's idle expiry (and beyond m1's) everything is free again.
+    let later = session("s4", "u1", "web", 1_400 + IDLE);
+    create(store, &later, SessionLimit::Reject(1)).await;
+    assert_eq!(
+        ids(&store.alive_sessions("u1", 1_400 + IDLE).await.unwrap()),
+        ["s4"]
+    );
+}
+
+async fn revoke_oldest_limit_makes_room(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s1 = session("s1", "u1", "web", 1_000);
+    create(store, &s1, SessionLimit::RevokeOldest(1)).await;
+    let revoked = create(
+        store,
+        &session("s2", "u1", "web", 1_100),
+        SessionLimit::RevokeOldest(1),
+    )
+    .await;
+    assert_eq!(ids(&revoked), ["s1"]);
+    assert_eq!(revoked[0].revoked_at, Some(1_100));
+    assert_eq!(revoked[0].revoke_reason.as_deref(), Some("session_limit"));
+    assert_eq!(store.session("s1").await.unwrap(), Some(revoked[0].clone()));
+    // s1's access tokens (exp 1_300) are still out there: its sid is on the feed.
+    assert!(store.is_revoked(RevokedKind::Session, "s1", 1_100).await.unwrap());
+    let feed = store.revocations(0, 0, 1_100).await.unwrap();
+    assert_eq!(feed.len(), 1);
+    assert_eq!(
+        (
+            feed[0].kind,
+            feed[0].value.as_str(),
+            feed[0].expires_at,
+            feed[0].revoked_at
+        ),
+        (RevokedKind::Session, "s1", 1_000 + ACCESS, 1_100)
+    );
+    assert_eq!(ids(&store.alive_sessions("u1", 1_100).await.unwrap()), ["s2"]);
+
+    // Three alive (s2 plus two more without a limit), a limit of 2: the oldest two go.
+    create(store, &session("s3", "u1", "web", 1_200), SessionLimit::Unlimited).await;
+    create(store, &session("s4", "u1", "web", 1_300), SessionLimit::Unlimited).await;
+    // Another channel is not touched.
+    create(
+        store,
+        &session("m1", "u1", "mobile", 1_000),
+        SessionLimit::Unlimited,
+    )
+    .await;
+    // s2's last access token expired at 1_400: no feed entry needed for it.
+    let revoked = create(
+        store,
+        &session("s5", "u1", "web", 1_450),
+        SessionLimit::RevokeOldest(2),
+    )
+    .await;
+    assert_eq!(ids(&revoked), ["s2", "s3"]);
+    assert!(revoked
+        .iter()
+        .all(|s| s.revoke_reason.as_deref() == Some("session_limit")));
+    assert!(!store.is_revoked(RevokedKind::Session, "s2", 1_450).await.unwrap());
+    assert!(store.is_revoked(RevokedKind::Session, "s3", 1_450).await.unwrap());
+    assert_eq!(
+        ids(&store.alive_sessions("u1", 1_450).await.unwrap()),
+        ["s5", "s4", "m1"]
+    );
+    // Under the limit: nothing revoked.
+    assert!(create(
+        store,
+        &session("m2", "u1", "mobile", 1_500),
+        SessionLimit::RevokeOldest(2)
+    )
+    .await
+    .is_empty());
+}
+
+async fn zero_limits(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s0 = session("s0", "u1", "web", 1_000);
+    assert_eq!(
+        store
+            .create_session(&s0, &first_token(&s0), SessionLimit::Reject(0))
+            .await
+            .unwrap(),
+        CreateOutcome::LimitReached
+    );
+    assert_eq!(store.session("s0").await.unwrap(), None);
+    create(store, &session("s1", "u1", "web", 1_000), SessionLimit::Unlimited).await;
+    create(store, &session("s2", "u1", "web", 1_010), SessionLimit::Unlimited).await;
+    let revoked = create(
+        store,
+        &session("s3", "u1", "web", 1_020),
+        SessionLimit::RevokeOldest(0),
+    )
+    .await;
+    assert_eq!(ids(&revoked), ["s1", "s2"]);
+    assert_eq!(ids(&store.alive_sessions("u1", 1_020).await.unwrap()), ["s3"]);
+}
+
+/// Rounds of each concurrency race (a fresh subject each): one round can miss a broken
+/// lock by luck; several rarely do.
+const ROUNDS: usize = 5;
+
+async fn concurrent_creations_never_pass_a_reject_limit(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        let subject = format!("u{round}");
+        let barrier = Arc::new(tokio::sync::Barrier::new(10));
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let s = session(&format!("s{round}-{i}"), &subject, "web", 1_000 + i);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .create_session(&s, &first_token(&s), SessionLimit::Reject(1))
+                    .await
+            }));
+        }
+        let mut created = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                CreateOutcome::Created { revoked } => {
+                    assert!(revoked.is_empty());
+                    created += 1;
+                }
+                CreateOutcome::LimitReached => {}
+            }
+        }
+        assert_eq!(created, 1, "round {round}");
+        assert_eq!(db.store.alive_sessions(&subject, 1_100).await.unwrap().len(), 1);
+    }
+}
+
+async fn concurrent_creations_with_revoke_oldest_leave_one_alive(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    for round in 0..ROUNDS {
+        let subject = format!("u{round}");
+        // The subject's session on another channel stays out of it.
+        let other = session(&format!("m{round}"), &subject, "mobile", 900);
+        create(&db.store, &other, SessionLimit::Unlimited).await;
+        let barrier = Arc::new(tokio::sync::Barrier::new(10));
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            // Same creation time: the order between them is by id.
+            let s = session(&format!("s{round}-{i}"), &subject, "web", 1_000);
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .create_session(&s, &first_token(&s), SessionLimit::RevokeOldest(1))
+                    .await
+            }));
+        }
+        let mut revoked = Vec::new();
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                CreateOutcome::Created { revoked: r } => revoked.extend(r),
+                CreateOutcome::LimitReached => panic!("RevokeOldest never refuses"),
+            }
+        }
+        assert_eq!(revoked.len(), 9, "round {round}: {revoked:?}");
+        let alive = db.store.alive_sessions(&subject, 1_000).await.unwrap();
+        assert_eq!(alive.len(), 2, "round {round}: {alive:?}");
+        assert!(ids(&alive).contains(&other.id.as_str()));
+        let mut revoked_ids = revoked.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+        revoked_ids.sort();
+        revoked_ids.dedup();
+        assert_eq!(revoked_ids.len(), 9);
+        for id in &revoked_ids {
+            assert!(
+                db.store
+                    .is_revoked(RevokedKind::Session, id, 1_000)
+                    .await
+                    .unwrap(),
+                "{id}"
+            );
+        }
+    }
+    // Exactly one feed entry per revoked session.
+    assert_eq!(db.store.revocations(0, 0, 1_000).await.unwrap().len(), 9 * ROUNDS);
+}
+
+async fn revoking_a_session_twice_and_all_of_a_subject(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s1 = session("s1", "u1", "web", 1_000);
+    create(store, &s1, SessionLimit::Unlimited).await;
+    let revoked = store
+        .revoke_session("s1", "logout", 1_100)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        revoked,
+        SessionRecord {
+            revoked_at: Some(1_100),
+            revoke_reason: Some("logout".to_owned()),
+            ..s1.clone()
+        }
+    );
+    assert_eq!(store.revoke_session("s1", "again", 1_200).await.unwrap(), None);
+    assert_eq!(store.session("s1").await.unwrap(), Some(revoked));
+    assert_eq!(
+        store.revoke_session("missing", "logout", 1_200).await.unwrap(),
+        None
+    );
+    let seq_after_first = store.latest_revocation_seq().await.unwrap();
+    assert!(seq_after_first > 0);
+    assert_eq!(store.revocations(0, 0, 1_200).await.unwrap().len(), 1);
+
+    // An idle-expired session is not revoked (nothing written).
+    create(store, &session("old", "u1", "mobile", 0), SessionLimit::Unlimited).await;
+    assert_eq!(store.revoke_session("old", "logout", IDLE).await.unwrap(), None);
+    // Revoking after the last access token expired revokes, without a feed entry.
+    create(
+        store,
+        &session("late", "u1", "partner", 1_000),
+        SessionLimit::Unlimited,
+    )
+    .await;
+    let late = store
+        .revoke_session("late", "logout", 1_000 + ACCESS)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(late.revoked_at, Some(1_000 + ACCESS));
+    assert!(!store
+        .is_revoked(RevokedKind::Session, "late", 1_000 + ACCESS)
+        .await
+        .unwrap());
+    assert_eq!(store.latest_revocation_seq().await.unwrap(), seq_after_first);
+
+    // All of a subject: only the alive ones, with feed entries; other subjects untouched.
+    for (id, channel) in [("a", "web"), ("b", "mobile"), ("c", "web")] {
+        create(store, &session(id, "u2", channel, 2_000), SessionLimit::Unlimited).await;
+    }
+    create(
+        store,
+        &session("other", "u3", "web", 2_000),
+        SessionLimit::Unlimited,
+    )
+    .await;
+    store.revoke_session("b", "logout", 2_010).await.unwrap().unwrap();
+    let revoked = store
+        .revoke_sessions_of("u2", "user_disabled", 2_020)
+        .await
+        .unwrap();
+    assert_eq!(ids(&revoked), ["a", "c"]);
+    assert!(revoked
+        .iter()
+        .all(|s| s.revoked_at == Some(2_020) && s.revoke_reason.as_deref() == Some("user_disabled")));
+    assert_eq!(
+        store
+            .session("b")
+            .await
+            .unwrap()
+            .unwrap()
+            .revoke_reason
+            .as_deref(),
+        Some("logout")
+    );
+    for id in ["a", "b", "c"] {
+        assert!(
+            store.is_revoked(RevokedKind::Session, id, 2_020).await.unwrap(),
+            "{id}"
+        );
+    }
+    assert!(!store
+        .is_revoked(RevokedKind::Session, "other", 2_020)
+        .await
+        .unwrap());
+    assert!(store
+        .revoke_sessions_of("u2", "again", 2_030)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(ids(&store.alive_sessions("u3", 2_030).await.unwrap()), ["other"]);
+    // Their refresh tokens are dead with them.
+    assert_eq!(
+        store
+            .rotate_refresh_token(&rotation("rt-a", "a1", 2_040))
+            .await
+            .unwrap(),
+        RotateOutcome::NotRotated
+    );
+}
+
+async fn revocation_feed_dedupes_pages_and_expires(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert_eq!(store.latest_revocation_seq().await.unwrap(), 0);
+    assert!(store.revocations(0, 0, 0).await.unwrap().is_empty());
+
+    let j1 = store
+        .add_revocation(RevokedKind::Token, "j1", 2_000, 1_000)
+        .await
+        .unwrap();
+    // Again, with an expiry no later: the same entry.
+    assert_eq!(
+        store
+            .add_revocation(RevokedKind::Token, "j1", 2_000, 1_010)
+            .await
+            .unwrap(),
+        j1
+    );
+    assert_eq!(
+        store
+            .add_revocation(RevokedKind::Token, "j1", 1_500, 1_020)
+            .await
+            .unwrap(),
+        j1
+    );
+    // The same value as another kind is another entry.
+    let s1 = store
+        .add_revocation(RevokedKind::Session, "j1", 2_000, 1_030)
+        .await
+        .unwrap();
+    assert!(s1 > j1);
+    // A later expiry is a new entry.
+    let j1_later = store
+        .add_revocation(RevokedKind::Token, "j1", 3_000, 1_040)
+        .await
+        .unwrap();
+    assert!(j1_later > s1);
+    assert_eq!(
+        store
+            .add_revocation(RevokedKind::Token, "j1", 2_500, 1_050)
+            .await
+            .unwrap(),
+        j1_later
+    );
+    let j2 = store
+        .add_revocation(RevokedKind::Token, "j2", 1_200, 1_100)
+        .await
+        .unwrap();
+    assert!(j2 > j1_later);
+    assert_eq!(store.latest_revocation_seq().await.unwrap(), j2);
+
+    let seqs = |records: Vec<tessera_store::durable::RevocationRecord>| {
+        records.into_iter().map(|r| r.seq).collect::<Vec<_>>()
+    };
+    let all = store.revocations(0, 0, 1_100).await.unwrap();
+    assert_eq!(
+        all.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [j1, s1, j1_later, j2]
+    );
+    assert_eq!(
+        (
+            all[0].kind,
+            all[0].value.as_str(),
+            all[0].expires_at,
+            all[0].revoked_at
+        ),
+        (RevokedKind::Token, "j1", 2_000, 1_000)
+    );
+    assert_eq!(all[1].kind, RevokedKind::Session);
+    // The cursor: only newer ones...
+    assert_eq!(
+        seqs(store.revocations(s1, i64::MAX, 1_100).await.unwrap()),
+        [j1_later, j2]
+    );
+    assert!(store.revocations(j2, i64::MAX, 1_100).await.unwrap().is_empty());
+    // ...plus those revoked recently, even behind the cursor.
+    assert_eq!(
+        seqs(store.revocations(j2, 1_030, 1_100).await.unwrap()),
+        [s1, j1_later, j2]
+    );
+    // Expired entries leave the feed: j2 at 1_200, j1 (first) and s1 at 2_000.
+    assert_eq!(
+        seqs(store.revocations(0, 0, 1_200).await.unwrap()),
+        [j1, s1, j1_later]
+    );
+    assert_eq!(seqs(store.revocations(0, 0, 2_000).await.unwrap()), [j1_later]);
+    assert!(store.revocations(0, 0, 3_000).await.unwrap().is_empty());
+
+    assert!(store.is_revoked(RevokedKind::Token, "j2", 1_199).await.unwrap());
+    assert!(!store.is_revoked(RevokedKind::Token, "j2", 1_200).await.unwrap());
+    assert!(store.is_revoked(RevokedKind::Token, "j1", 2_999).await.unwrap());
+    assert!(!store.is_revoked(RevokedKind::Token, "j1", 3_000).await.unwrap());
+    assert!(!store.is_revoked(RevokedKind::Session, "j2", 1_100).await.unwrap());
+    assert!(!store
+        .is_revoked(RevokedKind::Token, "nobody", 1_100)
+        .await
+        .unwrap());
+
+    // Once the entry expired, revoking again adds a new one.
+    let j2_again = store
+        .add_revocation(RevokedKind::Token, "j2", 1_300, 1_250)
+        .await
+        .unwrap();
+    assert!(j2_again > j2);
+    assert!(store.is_revoked(RevokedKind::Token, "j2", 1_250).await.unwrap());
+}
+
+async fn audit_filters_and_pages_newest_first(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert!(store
+        .audit_records(&AuditQuery::default())
+        .await
+        .unwrap()
+        .is_empty());
+    // 30 records: at = 1000 + 10i, subjects alternate u0/u1/none, events alternate.
+    let mut written = Vec::new();
+    for i in 0..30_i64 {
+        let subject = match i % 3 {
+            0 => Some("u0"),
+            1 => Some("u1"),
+            _ => None,
+        };
+        let event = if i % 2 == 0 {
+            "token.refreshed"
+        } else {
+            "session.revoked"
+        };
+        let mut record = audit(1_000 + 10 * i, event, subject);
+        if i == 7 {
+            record.actor = None;
+            record.session_id = None;
+            record.detail = None;
+            record.user_agent = Some("ua".to_owned());
+        }
+        let id = store.record_audit(&record).await.unwrap();
+        if let Some(last) = written.last() {
+            assert!(id > *last);
+        }
+        written.push(id);
+    }
+    let stored_at = |records: &[AuditRecord]| records.iter().map(|r| r.at).collect::<Vec<_>>();
+    let query = |f: fn(&mut AuditQuery)| {
+        let mut q = AuditQuery::default();
+        f(&mut q);
+        q
+    };
+
+    let all = store.audit_records(&AuditQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 30);
+    assert_eq!(all[0].id, written[29]);
+    assert!(all.windows(2).all(|w| w[0].id > w[1].id));
+    let seventh = all.iter().find(|r| r.id == written[7]).unwrap();
+    let mut expected = audit(1_070, "session.revoked", Some("u1"));
+    expected.id = written[7];
+    expected.actor = None;
+    expected.session_id = None;
+    expected.detail = None;
+    expected.user_agent = Some("ua".to_owned());
+    assert_eq!(seventh, &expected);
+
+    let u1 = store
+        .audit_records(&query(|q| q.subject = Some("u1".to_owned())))
+        .await
+        .unwrap();
+    assert_eq!(u1.len(), 10);
+    assert!(u1.iter().all(|r| r.subject.as_deref() == Some("u1")));
+    let revoked = store
+        .audit_records(&query(|q| q.event = Some("session.revoked".to_owned())))
+        .await
+        .unwrap();
+    assert_eq!(revoked.len(), 15);
+    // Both: i ≡ 1 (mod 3) and odd → i ∈ {1, 7, 13, 19, 25}.
+    let both = store
+        .audit_records(&query(|q| {
+            q.subject = Some("u1".to_owned());
+            q.event = Some("session.revoked".to_owned());
+        }))
+        .await
+        .unwrap();
+    assert_eq!(stored_at(&both), [1_250, 1_190, 1_130, 1_070, 1_010]);
+    // Time window: since inclusive, until exclusive.
+    let window = store
+        .audit_records(&query(|q| {
+            q.since = Some(1_100);
+            q.until = Some(1_150);
+        }))
+        .await
+        .unwrap();
+    assert_eq!(stored_at(&window), [1_140, 1_130, 1_120, 1_110, 1_100]);
+    let since_and_subject = store
+        .audit_records(&query(|q| {
+            q.subject = Some("u0".to_owned());
+            q.since = Some(1_200);
+        }))
+        .await
+        .unwrap();
+    assert_eq!(stored_at(&since_and_subject), [1_270, 1_240, 1_210]);
+    assert!(store
+        .audit_records(&query(|q| q.subject = Some("nobody".to_owned())))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Paging with before_id.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .audit_records(&AuditQuery {
+                before_id: before,
+                limit: 7,
+                ..AuditQuery::default()
+            })
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 7);
+        before = page.last().map(|r| r.id);
+        pages.push(page);
+    }
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [7, 7, 7, 7, 2]);
+    let paged = pages.concat();
+    assert_eq!(paged, all);
+    // Paging combines with filters.
+    let page = store
+        .audit_records(&AuditQuery {
+            subject: Some("u1".to_owned()),
+            before_id: Some(written[19]),
+            limit: 2,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored_at(&page), [1_160, 1_130]);
+
+    // Limits: 0 means 100, beyond 1000 means 1000.
+    for i in 0..1_000 {
+        store.record_audit(&audit(5_000 + i, "bulk", None)).await.unwrap();
+    }
+    assert_eq!(
+        store.audit_records(&AuditQuery::default()).await.unwrap().len(),
+        100
+    );
+    let capped = store.audit_records(&query(|q| q.limit = u32::MAX)).await.unwrap();
+    assert_eq!(capped.len(), 1_000);
+    assert!(capped.iter().all(|r| r.event == "bulk"));
+    assert_eq!(
+        store
+            .audit_records(&query(|q| q.limit = 1_001))
+            .await
+            .unwrap()
+            .len(),
+        1_000
+    );
+    assert_eq!(
+        store.audit_records(&query(|q| q.limit = 3)).await.unwrap().len(),
+        3
+    );
+}
+
+async fn purge_removes_what_ended_and_keeps_what_is_needed(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    // The pass runs at NOW, keeping ended sessions for RETENTION (so: ended after 9_000).
+    const NOW: i64 = 10_000;
+    const RETENTION: i64 = 1_000;
+    // A: alive, rotated once; both tokens must stay (the old one detects reuse).
+    create(store, &session("A", "u1", "web", 9_000), SessionLimit::Unlimited).await;
+    let outcome = store
+        .rotate_refresh_token(&rotation("rt-A", "A1", 9_100))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, RotateOutcome::Rotated { .. }));
+    // E: alive, but its token expired.
+    let e = session("E", "u1", "mobile", 9_000);
+    let mut e_token = first_token(&e);
+    e_token.expires_at = 9_999;
+    store
+        .create_session(&e, &e_token, SessionLimit::Unlimited)
+        .await
+        .unwrap();
+    // B: revoked recently (kept), C: revoked long ago (deleted).
+    create(store, &session("B", "u2", "web", 9_000), SessionLimit::Unlimited).await;
+    create(store, &session("C", "u3", "web", 7_900), SessionLimit::Unlimited).await;
+    // D: idle-expired long ago (deleted), F: idle-expired recently (kept).
+    create(store, &session("D", "u4", "web", 4_000), SessionLimit::Unlimited).await;
+    create(store, &session("F", "u5", "web", 7_800), SessionLimit::Unlimited).await;
+    store.revoke_session("C", "logout", 8_000).await.unwrap().unwrap(); // feed entry, exp 8_200
+    store.revoke_session("B", "logout", 9_800).await.unwrap().unwrap(); // no entry (exp 9_300)
+    store
+        .add_revocation(RevokedKind::Token, "x1", 9_000, 8_000)
+        .await
+        .unwrap();
+    store
+        .add_revocation(RevokedKind::Token, "x2", NOW, 8_000)
+        .await
+        .unwrap();
+    let x3 = store
+        .add_revocation(RevokedKind::Token, "x3", NOW + 1, 8_000)
+        .await
+        .unwrap();
+    // The newest entry has expired too; its row stays so the seq never goes backwards.
+    let x4 = store
+        .add_revocation(RevokedKind::Token, "x4", NOW - 1, 8_000)
+        .await
+        .unwrap();
+    for at in [9_000, 9_499, 9_500, 9_501] {
+        store.record_audit(&audit(at, "login", Some("u1"))).await.unwrap();
+    }
+
+    let purged = store.purge_expired(NOW, RETENTION, 500).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            refresh_tokens: 5, // E's, B's, C's, D's, F's
+            sessions: 2,       // C, D
+            revocations: 3,    // C's sid, x1, x2
+            audit_records: 2,  // at 9_000 and 9_499
+            one_time_tokens: 0,
+        }
+    );
+    for id in ["A", "B", "E", "F"] {
+        assert!(store.session(id).await.unwrap().is_some(), "{id}");
+    }
+    for id in ["C", "D"] {
+        assert_eq!(store.session(id).await.unwrap(), None, "{id}");
+    }
+    let old = store.refresh_token("rt-A").await.unwrap().unwrap();
+    assert_eq!(old.successor_hash.as_deref(), Some("A1"));
+    assert!(store.refresh_token("A1").await.unwrap().is_some());
+    for hash in ["rt-E", "rt-B", "rt-C", "rt-D", "rt-F"] {
+        assert_eq!(store.refresh_token(hash).await.unwrap(), None, "{hash}");
+    }
+    assert_eq!(store.latest_revocation_seq().await.unwrap(), x4);
+    let feed = store.revocations(0, 0, NOW).await.unwrap();
+    assert_eq!(feed.iter().map(|r| r.seq).collect::<Vec<_>>(), [x3]);
+    let audit_left = store.audit_records(&AuditQuery::default()).await.unwrap();
+    assert_eq!(
+        audit_left.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [9_501, 9_500]
+    );
+
+    // A second pass finds nothing more.
+    assert_eq!(
+        store.purge_expired(NOW, RETENTION, 500).await.unwrap(),
+        Purged::default()
+    );
+    // Later, the recently ended sessions go too, and A's family expires with A.
+    let much_later = 9_000 + ABSOLUTE + RETENTION;
+    let purged = store.purge_expired(much_later, RETENTION, 500).await.unwrap();
+    assert_eq!((purged.refresh_tokens, purged.sessions), (2, 4));
+    // New sessions still work after their lock rows were cleaned.
+    create(
+        store,
+        &session("G", "u1", "web", much_later),
+        SessionLimit::Reject(1),
+    )
+    .await;
+    let g2 = session("G2", "u1", "web", much_later);
+    assert_eq!(
+        store
+            .create_session(&g2, &first_token(&g2), SessionLimit::Reject(1))
+            .await
+            .unwrap(),
+        CreateOutcome::LimitReached
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Users, password history, single-use tokens.
+// ---------------------------------------------------------------------------------------
+
+/// Lifetime of the single-use tokens below.
+const OTT_TTL: i64 = 3_600;
+
+/// A user with password hash `h0`, unverified, enabled, role `member`.
+fn user(id: &str, email: &str, created_at: i64) -> UserRecord {
+    UserRecord {
+        id: id.to_owned(),
+        email: email.to_owned(),
+        email_verified_at: None,
+        password_hash: Some("h0".to_owned()),
+        roles: vec!["member".to_owned()],
+        locale: Some("ko".to_owned()),
+        disabled_at: None,
+        created_at,
+        updated_at: created_at,
+        password_changed_at: Some(created_at),
+    }
+}
+
+/// An unused token for `user_id`, sent to `<user_id>@example.com`, valid for `OTT_TTL`.
+fn one_time(token_hash: &str, purpose: &str, user_id: &str, created_at: i64) -> OneTimeTokenRecord {
+    OneTimeTokenRecord {
+        token_hash: token_hash.to_owned(),
+        purpose: purpose.to_owned(),
+        user_id: user_id.to_owned(),
+        email: format!("{user_id}@example.com"),
+        created_at,
+        expires_at: created_at + OTT_TTL,
+        used_at: None,
+    }
+}
+
+async fn users_round_trip_and_a_taken_email_conflicts(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let mut u1 = user("u1", "jürgen@example.com", 1_000);
+    u1.roles = vec!["member".to_owned(), "admin \"quoted\"".to_owned()];
+    u1.email_verified_at = Some(1_001);
+    store.create_user(&u1).await.unwrap();
+    // A user without a password, roles or locale.
+    let u2 = UserRecord {
+        password_hash: None,
+        password_changed_at: None,
+        roles: vec![],
+        locale: None,
+        ..user("u2", "two@example.com", 1_000)
+    };
+    store.create_user(&u2).await.unwrap();
+
+    assert_eq!(store.user("u1").await.unwrap(), Some(u1.clone()));
+    assert_eq!(store.user("u2").await.unwrap(), Some(u2.clone()));
+    assert_eq!(store.user("nobody").await.unwrap(), None);
+    assert_eq!(store.user_by_email("jürgen@example.com").await.unwrap(), Some(u1));
+    assert_eq!(store.user_by_email("two@example.com").await.unwrap(), Some(u2));
+    assert_eq!(store.user_by_email("TWO@example.com").await.unwrap(), None);
+
+    let err = store
+        .create_user(&user("u3", "two@example.com", 1_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let err = store
+        .create_user(&user("u1", "other@example.com", 1_000))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.user("u3").await.unwrap(), None);
+    assert_eq!(store.count_users().await.unwrap(), 2);
+}
+
+async fn set_password_moves_old_hashes_to_a_bounded_history(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    store
+        .create_user(&user("u2", "u2@example.com", 1_000))
+        .await
+        .unwrap();
+    assert!(store.password_history("u1", 10).await.unwrap().is_empty());
+    // Seven changes; the last three in the same second (the tie-breaker orders them).
+    for (i, now) in [
+        (1, 1_100),
+        (2, 1_200),
+        (3, 1_300),
+        (4, 1_400),
+        (5, 1_500),
+        (6, 1_500),
+        (7, 1_500),
+    ] {
+        assert!(store.set_password("u1", &format!("h{i}"), now, 5).await.unwrap());
+    }
+    assert_eq!(
+        store.password_history("u1", 10).await.unwrap(),
+        ["h6", "h5", "h4", "h3", "h2"]
+    );
+    assert_eq!(store.password_history("u1", 2).await.unwrap(), ["h6", "h5"]);
+    let u1 = store.user("u1").await.unwrap().unwrap();
+    assert_eq!(u1.password_hash.as_deref(), Some("h7"));
+    assert_eq!((u1.password_changed_at, u1.updated_at), (Some(1_500), 1_500));
+    // Another user's history is their own.
+    assert!(store.set_password("u2", "x1", 1_600, 5).await.unwrap());
+    assert_eq!(store.password_history("u2", 10).await.unwrap(), ["h0"]);
+    assert_eq!(store.password_history("u1", 10).await.unwrap().len(), 5);
+    // A smaller bound trims at the next change; zero keeps nothing.
+    assert!(store.set_password("u1", "h8", 1_700, 2).await.unwrap());
+    assert_eq!(store.password_history("u1", 10).await.unwrap(), ["h7", "h6"]);
+    assert!(store.set_password("u1", "h9", 1_800, 0).await.unwrap());
+    assert!(store.password_history("u1", 10).await.unwrap().is_empty());
+    // A user without a password gets one; there is nothing to remember.
+    let u3 = UserRecord {
+        password_hash: None,
+        password_changed_at: None,
+        ..user("u3", "u3@example.com", 1_000)
+    };
+    store.create_user(&u3).await.unwrap();
+    assert!(store.set_password("u3", "first", 1_900, 5).await.unwrap());
+    assert!(store.password_history("u3", 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.user("u3").await.unwrap().unwrap().password_hash.as_deref(),
+        Some("first")
+    );
+    // An unknown user: false, and no history appears.
+    assert!(!store.set_password("nobody", "h", 2_000, 5).await.unwrap());
+    assert!(store.password_history("nobody", 10).await.unwrap().is_empty());
+}
+
+/// Concurrent changes of one user's password are serialised: each replaced hash reaches
+/// the history exactly once and none is lost.
+async fn concurrent_password_changes_lose_no_hash(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    db.store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    const N: usize = 10;
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let store = db.store.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            store.set_password("u1", &format!("c{i}"), 1_100, 100).await
+        }));
+    }
+    for task in tasks {
+        assert!(task.await.unwrap().unwrap());
+    }
+    let current = db.store.user("u1").await.unwrap().unwrap().password_hash.unwrap();
+    let mut history = db.store.password_history("u1", 100).await.unwrap();
+    history.push(current);
+    history.sort();
+    let mut expected = (0..N).map(|i| format!("c{i}")).collect::<Vec<_>>();
+    expected.push("h0".to_owned());
+    expected.sort();
+    assert_eq!(history, expected);
+}
+
+async fn upgrade_password_hash_is_compare_and_set(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    assert!(store
+        .upgrade_password_hash("u1", "h0", "h0-rehashed", 1_100)
+        .await
+        .unwrap());
+    let u1 = store.user("u1").await.unwrap().unwrap();
+    assert_eq!(u1.password_hash.as_deref(), Some("h0-rehashed"));
+    // Not a change of password: no history, password_changed_at as it was.
+    assert_eq!((u1.password_changed_at, u1.updated_at), (Some(1_000), 1_100));
+    assert!(store.password_history("u1", 10).await.unwrap().is_empty());
+    // The password changed meanwhile: a stale upgrade must not undo it.
+    assert!(store.set_password("u1", "h1", 1_200, 5).await.unwrap());
+    assert!(!store
+        .upgrade_password_hash("u1", "h0-rehashed", "h0-again", 1_300)
+        .await
+        .unwrap());
+    let u1 = store.user("u1").await.unwrap().unwrap();
+    assert_eq!(u1.password_hash.as_deref(), Some("h1"));
+    assert_eq!(u1.updated_at, 1_200);
+    assert_eq!(store.password_history("u1", 10).await.unwrap(), ["h0-rehashed"]);
+    assert!(!store
+        .upgrade_password_hash("nobody", "h0", "x", 1_300)
+        .await
+        .unwrap());
+    // A user without a password has nothing to upgrade.
+    let u2 = UserRecord {
+        password_hash: None,
+        ..user("u2", "u2@example.com", 1_000)
+    };
+    store.create_user(&u2).await.unwrap();
+    assert!(!store.upgrade_password_hash("u2", "", "x", 1_300).await.unwrap());
+    assert_eq!(store.user("u2").await.unwrap(), Some(u2));
+}
+
+async fn mark_email_verified_needs_the_same_unverified_address(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    assert!(!store
+        .mark_email_verified("u1", "old@example.com", 1_100)
+        .await
+        .unwrap());
+    assert_eq!(store.user("u1").await.unwrap().unwrap().email_verified_at, None);
+    assert!(store
+        .mark_email_verified("u1", "u1@example.com", 1_200)
+        .await
+        .unwrap());
+    // Once verified it stays verified as of the first time.
+    assert!(!store
+        .mark_email_verified("u1", "u1@example.com", 1_300)
+        .await
+        .unwrap());
+    let u1 = store.user("u1").await.unwrap().unwrap();
+    assert_eq!((u1.email_verified_at, u1.updated_at), (Some(1_200), 1_200));
+    assert!(!store
+        .mark_email_verified("nobody", "u1@example.com", 1_300)
+        .await
+        .unwrap());
+}
+
+async fn disabling_roles_and_counting_users(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert_eq!(store.count_users().await.unwrap(), 0);
+    for i in 0..3 {
+        store
+            .create_user(&user(&format!("u{i}"), &format!("u{i}@example.com"), 1_000))
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.count_users().await.unwrap(), 3);
+
+    assert!(store.set_disabled("u1", Some(1_100), 1_100).await.unwrap());
+    let u1 = store.user("u1").await.unwrap().unwrap();
+    assert_eq!((u1.disabled_at, u1.updated_at), (Some(1_100), 1_100));
+    assert!(store.set_disabled("u1", None, 1_200).await.unwrap());
+    let u1 = store.user("u1").await.unwrap().unwrap();
+    assert_eq!((u1.disabled_at, u1.updated_at), (None, 1_200));
+    assert!(!store.set_disabled("nobody", Some(1_100), 1_100).await.unwrap());
+
+    let roles = vec!["admin".to_owned(), "support".to_owned()];
+    assert!(store.set_roles("u2", &roles, 1_300).await.unwrap());
+    let u2 = store.user("u2").await.unwrap().unwrap();
+    assert_eq!((u2.roles, u2.updated_at), (roles, 1_300));
+    assert!(store.set_roles("u2", &[], 1_400).await.unwrap());
+    assert!(store.user("u2").await.unwrap().unwrap().roles.is_empty());
+    assert!(!store.set_roles("nobody", &[], 1_400).await.unwrap());
+    // Others untouched.
+    assert_eq!(
+        store.user("u0").await.unwrap(),
+        Some(user("u0", "u0@example.com", 1_000))
+    );
+    assert_eq!(store.count_users().await.unwrap(), 3);
+}
+
+async fn deleting_a_user_removes_history_and_tokens(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    for id in ["u1", "u2"] {
+        store
+            .create_user(&user(id, &format!("{id}@example.com"), 1_000))
+            .await
+            .unwrap();
+        assert!(store.set_password(id, "h1", 1_100, 5).await.unwrap());
+        store
+            .create_one_time_token(&one_time(&format!("t-{id}"), "reset_password", id, 1_100))
+            .await
+            .unwrap();
+    }
+    assert!(store.delete_user("u1").await.unwrap());
+    assert!(!store.delete_user("u1").await.unwrap());
+    assert_eq!(store.user("u1").await.unwrap(), None);
+    assert_eq!(store.user_by_email("u1@example.com").await.unwrap(), None);
+    assert!(store.password_history("u1", 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .consume_one_time_token("t-u1", "reset_password", 1_200)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    // The other user keeps everything.
+    assert_eq!(store.password_history("u2", 10).await.unwrap(), ["h0"]);
+    assert!(store
+        .consume_one_time_token("t-u2", "reset_password", 1_200)
+        .await
+        .unwrap()
+        .is_some());
+    // The address is free again, and the new account starts with nothing.
+    store
+        .create_user(&user("u1b", "u1@example.com", 2_000))
+        .await
+        .unwrap();
+    assert!(store.password_history("u1b", 10).await.unwrap().is_empty());
+}
+
+async fn one_time_tokens_are_used_once(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    let t1 = one_time("t1", "verify_email", "u1", 1_000);
+    store.create_one_time_token(&t1).await.unwrap();
+    let err = store.create_one_time_token(&t1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    // Peeking shows a usable token without using it; wrong purpose or expiry shows nothing.
+    assert_eq!(
+        store
+            .peek_one_time_token("t1", "verify_email", 1_050)
+            .await
+            .unwrap(),
+        Some(t1.clone())
+    );
+    assert_eq!(
+        store
+            .peek_one_time_token("t1", "verify_email", 1_050)
+            .await
+            .unwrap(),
+        Some(t1.clone())
+    );
+    assert_eq!(
+        store
+            .peek_one_time_token("t1", "reset_password", 1_050)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .peek_one_time_token("t1", "verify_email", 1_000 + OTT_TTL)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Wrong purpose, unknown hash: nothing, and the token stays usable.
+    assert_eq!(
+        store
+            .consume_one_time_token("t1", "reset_password", 1_100)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_one_time_token("t0", "verify_email", 1_100)
+            .await
+            .unwrap(),
+        None
+    );
+    let used = store
+        .consume_one_time_token("t1", "verify_email", 1_100)
+        .await
+        .unwrap();
+    assert_eq!(
+        used,
+        Some(OneTimeTokenRecord {
+            used_at: Some(1_100),
+            ..t1.clone()
+        })
+    );
+    assert_eq!(
+        store
+            .consume_one_time_token("t1", "verify_email", 1_101)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .peek_one_time_token("t1", "verify_email", 1_101)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Expired: usable until the second before `expires_at`, not at it.
+    store
+        .create_one_time_token(&one_time("t2", "reset_password", "u1", 1_000))
+        .await
+        .unwrap();
+    store
+        .create_one_time_token(&one_time("t3", "reset_password", "u1", 1_000))
+        .await
+        .unwrap();
+    let expiry = 1_000 + OTT_TTL;
+    assert_eq!(
+        store
+            .consume_one_time_token("t2", "reset_password", expiry)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store
+        .consume_one_time_token("t3", "reset_password", expiry - 1)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+async fn concurrent_consumers_of_one_token_get_it_once(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    db.store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    for round in 0..ROUNDS {
+        let hash = format!("t{round}");
+        db.store
+            .create_one_time_token(&one_time(&hash, "reset_password", "u1", 1_000))
+            .await
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(20));
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let hash = hash.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .consume_one_time_token(&hash, "reset_password", 1_100 + i)
+                    .await
+            }));
+        }
+        let mut winners = Vec::new();
+        for task in tasks {
+            if let Some(token) = task.await.unwrap().unwrap() {
+                winners.push(token);
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
+        assert_eq!(winners[0].token_hash, hash);
+        assert!(winners[0].used_at.is_some());
+    }
+}
+
+async fn invalidating_tokens_makes_them_unusable(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    for id in ["u1", "u2"] {
+        store
+            .create_user(&user(id, &format!("{id}@example.com"), 1_000))
+            .await
+            .unwrap();
+    }
+    for (hash, purpose, id) in [
+        ("r1", "reset_password", "u1"),
+        ("r2", "reset_password", "u1"),
+        ("r3", "reset_password", "u1"),
+        ("v1", "verify_email", "u1"),
+        ("r4", "reset_password", "u2"),
+    ] {
+        store
+            .create_one_time_token(&one_time(hash, purpose, id, 1_000))
+            .await
+            .unwrap();
+    }
+    assert!(store
+        .consume_one_time_token("r3", "reset_password", 1_050)
+        .await
+        .unwrap()
+        .is_some());
+    // r1 and r2 (r3 is used already); not u1's verification, not u2's reset.
+    assert_eq!(
+        store
+            .invalidate_one_time_tokens("u1", "reset_password", 1_100)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .invalidate_one_time_tokens("u1", "reset_password", 1_200)
+            .await
+            .unwrap(),
+        0
+    );
+    for hash in ["r1", "r2", "r3"] {
+        assert_eq!(
+            store
+                .consume_one_time_token(hash, "reset_password", 1_300)
+                .await
+                .unwrap(),
+            None,
+            "{hash}"
+        );
+    }
+    assert!(store
+        .consume_one_time_token("v1", "verify_email", 1_300)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .consume_one_time_token("r4", "reset_password", 1_300)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .invalidate_one_time_tokens("nobody", "reset_password", 1_300)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+async fn purge_removes_expired_and_long_used_one_time_tokens(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    const NOW: i64 = 100_000;
+    const DAY: i64 = 86_400;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    let token = |hash: &str, expires_at: i64, used_at: Option<i64>| OneTimeTokenRecord {
+        expires_at,
+        used_at,
+        ..one_time(hash, "reset_password", "u1", 1_000)
+    };
+    let tokens = [
+        token("expired", NOW, None),                          // purged: expired at NOW
+        token("expired-used", NOW - 10, Some(NOW - 20)),      // purged: expired
+        token("live", NOW + 1, None),                         // kept
+        token("used-long-ago", NOW + 1, Some(NOW - DAY - 1)), // purged: used over a day ago
+        token("used-a-day-ago", NOW + 1, Some(NOW - DAY)),    // kept: exactly a day
+        token("used-recently", NOW + 1, Some(NOW - 5)),       // kept
+    ];
+    for t in &tokens {
+        store.create_one_time_token(t).await.unwrap();
+    }
+    let purged = store.purge_expired(NOW, 1_000, 1_000).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            one_time_tokens: 3,
+            ..Purged::default()
+        }
+    );
+    assert_eq!(
+        store.purge_expired(NOW, 1_000, 1_000).await.unwrap(),
+        Purged::default()
+    );
+    // What is left: the live one is still usable; the used ones stay used.
+    assert!(store
+        .consume_one_time_token("live", "reset_password", NOW)
+        .await
+        .unwrap()
+        .is_some());
+    for hash in [
+        "expired",
+        "expired-used",
+        "used-long-ago",
+        "used-a-day-ago",
+        "used-recently",
+    ] {
+        assert_eq!(
+            store
+                .consume_one_time_token(hash, "reset_password", NOW)
+                .await
+                .unwrap(),
+            None,
+            "{hash}"
+        );
+    }
+    // A day after their use (or at their expiry) the rest go too.
+    let purged = store.purge_expired(NOW + DAY, 1_000, 1_000).await.unwrap();
+    assert_eq!(purged.one_time_tokens, 3);
+    assert_eq!(
+        store.user("u1").await.unwrap().map(|u| u.id).as_deref(),
+        Some("u1")
+    );
 }

@@ -9,6 +9,7 @@
 //!   exit codes, start-up errors).
 
 mod process;
+mod smtp;
 
 use std::sync::Arc;
 
@@ -18,7 +19,8 @@ use tessera_idp::state::AppState;
 use tessera_idp::{Config, Node};
 use tokio::task::JoinHandle;
 
-pub use process::{free_port, Process};
+pub use process::{free_port, Finished, Process};
+pub use smtp::{ReceivedMail, SmtpSink};
 
 /// Environment variable naming a PostgreSQL server for tests (`postgres://…/test`).
 pub const DATABASE_URL_VAR: &str = "TESSERA_TEST_DATABASE_URL";
@@ -225,4 +227,220 @@ macro_rules! backend_tests {
             }
         )*
     };
+}
+
+/// A client registered for a test: its id, and its secret unless it is public.
+#[derive(Debug, Clone)]
+pub struct TestClient {
+    pub client_id: String,
+    pub secret: Option<String>,
+}
+
+impl TestClient {
+    /// Adds this client's credentials to a form request (Basic for confidential clients,
+    /// `client_id` in the body for public ones).
+    pub fn authenticate(
+        &self,
+        request: reqwest::RequestBuilder,
+        form: &mut Vec<(String, String)>,
+    ) -> reqwest::RequestBuilder {
+        match &self.secret {
+            Some(secret) => request.basic_auth(&self.client_id, Some(secret)),
+            None => {
+                form.push(("client_id".into(), self.client_id.clone()));
+                request
+            }
+        }
+    }
+}
+
+impl TestNode {
+    /// Registers a client (`public` ones authenticate with `none`) on `channel`.
+    pub async fn create_client(&self, client_id: &str, public: bool, channel: &str) -> TestClient {
+        use tessera_store::durable::ClientRecord;
+        let (secret, hash) = tessera_idp::clients::new_client_secret();
+        let now = tessera_idp::clock::Clock::now(self.clock.as_ref());
+        let record = ClientRecord {
+            client_id: client_id.to_owned(),
+            name: client_id.to_owned(),
+            secret_hash: (!public).then_some(hash),
+            token_endpoint_auth_method: if public { "none" } else { "client_secret_basic" }.to_owned(),
+            channel: channel.to_owned(),
+            grant_types: vec!["refresh_token".into()],
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            allowed_cors_origins: vec![],
+            backchannel_logout_uri: None,
+            first_party: true,
+            access_token_ttl_secs: None,
+            refresh_token_ttl_secs: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state
+            .clients
+            .create_client(&record)
+            .await
+            .expect("cannot create client");
+        TestClient {
+            client_id: client_id.to_owned(),
+            secret: (!public).then_some(secret),
+        }
+    }
+
+    /// Starts a session for `subject` through the token engine, as a completed login would.
+    pub async fn login(
+        &self,
+        subject: &str,
+        client: &TestClient,
+    ) -> Result<tessera_idp::tokens::Issued, tessera_idp::tokens::TokenError> {
+        self.login_on(subject, client, None).await
+    }
+
+    /// Like [`TestNode::login`] on a given channel.
+    pub async fn login_on(
+        &self,
+        subject: &str,
+        client: &TestClient,
+        channel: Option<&str>,
+    ) -> Result<tessera_idp::tokens::Issued, tessera_idp::tokens::TokenError> {
+        let record = self
+            .state
+            .clients
+            .client(&client.client_id)
+            .await
+            .expect("store")
+            .expect("client exists");
+        let now = tessera_idp::clock::Clock::now(self.clock.as_ref());
+        let roles = vec!["member".to_owned()];
+        let login = tessera_idp::tokens::Login {
+            subject,
+            client: &record,
+            channel,
+            scope: "openid profile",
+            roles: &roles,
+            amr: &["pwd"],
+            auth_time: now,
+        };
+        let context = tessera_idp::audit::RequestContext {
+            ip: Some("127.0.0.1".into()),
+            user_agent: Some("testkit".into()),
+            request_id: None,
+        };
+        self.state.tokens.start_session(login, &context).await
+    }
+
+    /// `POST` a form to `path`, authenticated as `client`.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        client: &TestClient,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let request = client.authenticate(self.client.post(self.at(path)), &mut form);
+        request.form(&form).send().await.expect("request failed")
+    }
+
+    /// `POST /oauth2/token` with the refresh grant; returns status and JSON body.
+    pub async fn refresh(&self, client: &TestClient, refresh_token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .post_form(
+                "/oauth2/token",
+                client,
+                &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)],
+            )
+            .await;
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("token response is not JSON"))
+    }
+
+    /// `POST /oauth2/introspect`; returns the JSON answer.
+    pub async fn introspect(&self, client: &TestClient, token: &str) -> serde_json::Value {
+        let response = self
+            .post_form("/oauth2/introspect", client, &[("token", token)])
+            .await;
+        assert_eq!(response.status(), 200, "introspection failed");
+        response.json().await.expect("introspection is not JSON")
+    }
+}
+
+/// A node whose mail goes through SMTP to a real local sink (aiosmtpd), or `None` when the
+/// backend or the sink is unavailable (after saying why).
+pub async fn spawn_with_mail(backend: Backend) -> Option<(TestNode, SmtpSink)> {
+    spawn_with_mail_and(backend, |_| {}).await
+}
+
+/// [`spawn_with_mail`] with further configuration.
+pub async fn spawn_with_mail_and(
+    backend: Backend,
+    adjust: impl FnOnce(&mut Config),
+) -> Option<(TestNode, SmtpSink)> {
+    let sink = SmtpSink::start()?;
+    let url = sink.url();
+    let node = spawn_with(backend, move |config| {
+        config.mail.transport = tessera_idp::config::MailTransport::Smtp;
+        config.mail.smtp_url = Some(tessera_idp::secret::Secret::new(url));
+        adjust(config);
+    })
+    .await?;
+    Some((node, sink))
+}
+
+impl TestNode {
+    /// `POST` JSON to `path`; returns status, headers and body (JSON, or null when empty).
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+        bearer: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+        let mut request = self.client.post(self.at(path)).json(body);
+        if let Some(token) = bearer {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("request failed");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.expect("body");
+        let json = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, headers, json)
+    }
+
+    /// `GET` with a Bearer token; returns status and JSON body.
+    pub async fn get_bearer(&self, path: &str, token: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(self.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request failed");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
+
+/// The `token` query parameter of the first link in `text` that contains `path`.
+pub fn link_token(text: &str, path: &str) -> Option<String> {
+    let start = text.find(path)?;
+    let rest = &text[start..];
+    let query = rest.split_once("token=")?.1;
+    let token: String = query
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    (!token.is_empty()).then_some(token)
 }

@@ -49,6 +49,68 @@ enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Inspect and end user sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (the password policy applies).
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The password. Prefer TESSERA_USER_PASSWORD, which stays out of shell history.
+        #[arg(long, env = "TESSERA_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// Mark the e-mail address as verified.
+        #[arg(long)]
+        verified: bool,
+        /// A role to grant (repeatable).
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+    /// Show a user (the password hash algorithm, never the hash).
+    Show {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: every session and refresh token ends at once.
+    Disable { email: String },
+    /// Enable a disabled user (and clear login lockouts).
+    Enable { email: String },
+    /// Delete a user after ending their sessions.
+    Delete { email: String },
+    /// Import users from JSON Lines: {email, password_hash, email_verified?, roles?} with
+    /// bcrypt ($2a$/$2b$/$2y$), PBKDF2-SHA256 (PHC) or Argon2 (PHC) hashes.
+    Import { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum SessionsCommand {
+    /// List the alive sessions of a user.
+    List {
+        /// The user's subject id.
+        #[arg(long)]
+        subject: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End sessions: one by id, or every session of a user. Their refresh tokens stop
+    /// working at once and their access tokens go on the revocation feed.
+    Revoke {
+        /// End every session of this subject.
+        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        subject: Option<String>,
+        /// End this one session.
+        #[arg(long)]
+        id: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -92,6 +154,13 @@ fn main() -> ExitCode {
             Command::Migrate { status } => migrate(config, status).await,
             Command::Keys(KeysCommand::List { json }) => keys_list(config, json).await,
             Command::Keys(KeysCommand::Rotate { alg }) => keys_rotate(config, alg).await,
+            Command::Sessions(SessionsCommand::List { subject, json }) => {
+                sessions_list(config, subject, json).await
+            }
+            Command::Sessions(SessionsCommand::Revoke { subject, id }) => {
+                sessions_revoke(config, subject, id).await
+            }
+            Command::User(command) => user(config, command).await,
         }
     });
     match result {
@@ -244,6 +313,136 @@ async fn keys_rotate(config: Config, alg: Option<String>) -> CmdResult {
     if config.redis_url.is_some() {
         let ephemeral = open_ephemeral(&config).await?;
         ephemeral.publish(KEYS_CHANGED_CHANNEL, "rotated").await?;
+    }
+    Ok(())
+}
+
+async fn sessions_list(config: Config, subject: String, json: bool) -> CmdResult {
+    let node = Node::start(config).await?;
+    let sessions = node.state().tokens.sessions_of(&subject).await?;
+    if json {
+        let rows: Vec<_> = sessions
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id, "client_id": s.client_id, "channel": s.channel,
+                    "user_agent": s.user_agent, "ip": s.ip, "created_at": s.created_at,
+                    "last_seen_at": s.last_seen_at, "idle_expires_at": s.idle_expires_at,
+                    "absolute_expires_at": s.absolute_expires_at,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:<24}  {:<16}  {:<8}  {:<15}  {:<11}  {:<11}",
+        "ID", "CLIENT", "CHANNEL", "IP", "CREATED", "LAST SEEN"
+    );
+    for s in &sessions {
+        println!(
+            "{:<24}  {:<16}  {:<8}  {:<15}  {:<11}  {:<11}",
+            s.id,
+            s.client_id,
+            s.channel,
+            s.ip.as_deref().unwrap_or("-"),
+            s.created_at,
+            s.last_seen_at
+        );
+    }
+    Ok(())
+}
+
+async fn sessions_revoke(config: Config, subject: Option<String>, id: Option<String>) -> CmdResult {
+    let node = Node::start(config).await?;
+    let tokens = &node.state().tokens;
+    let context = tessera_idp::audit::RequestContext::default();
+    let ended = match (subject, id) {
+        (Some(subject), _) => {
+            tokens
+                .end_sessions_of(&subject, "revoked_by_operator", "operator", &context)
+                .await?
+        }
+        (None, Some(id)) => usize::from(
+            tokens
+                .end_session(&id, "revoked_by_operator", "operator", &context)
+                .await?,
+        ),
+        (None, None) => 0,
+    };
+    println!("ended {ended} session(s)");
+    Ok(())
+}
+
+async fn user(config: Config, command: UserCommand) -> CmdResult {
+    let node = Node::start(config).await?;
+    let accounts = &node.state().accounts;
+    let context = tessera_idp::audit::RequestContext::default();
+    match command {
+        UserCommand::Create {
+            email,
+            password,
+            verified,
+            roles,
+        } => {
+            let user = accounts
+                .create_user(&email, &password, verified, &roles, &context)
+                .await?;
+            println!("{}  {}", user.id, user.email);
+        }
+        UserCommand::Show { email, json } => {
+            let user = accounts.user_by_email(&email).await?.ok_or("no such user")?;
+            let algorithm = user
+                .password_hash
+                .as_deref()
+                .and_then(tessera_idp::passwords::scheme_of)
+                .map_or("none", |s| s.name());
+            let shown = serde_json::json!({
+                "id": user.id,
+                "email": user.email,
+                "email_verified": user.email_verified_at.is_some(),
+                "email_verified_at": user.email_verified_at,
+                "password_algorithm": algorithm,
+                "roles": user.roles,
+                "disabled": user.disabled_at.is_some(),
+                "created_at": user.created_at,
+                "password_changed_at": user.password_changed_at,
+            });
+            if json {
+                println!("{}", serde_json::to_string_pretty(&shown)?);
+            } else {
+                for (key, value) in shown.as_object().into_iter().flatten() {
+                    println!("{key:<20} {value}");
+                }
+            }
+        }
+        UserCommand::Disable { email } => {
+            let ended = accounts.disable(&email, &context).await?;
+            println!("disabled; ended {ended} session(s)");
+        }
+        UserCommand::Enable { email } => {
+            accounts.enable(&email, &context).await?;
+            println!("enabled");
+        }
+        UserCommand::Delete { email } => {
+            accounts.delete(&email, &context).await?;
+            println!("deleted");
+        }
+        UserCommand::Import { file } => {
+            let reader = std::io::BufReader::new(
+                std::fs::File::open(&file).map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+            );
+            let report = accounts.import_users(reader, &context).await?;
+            for (line, reason) in &report.rejected {
+                eprintln!("line {line}: {reason}");
+            }
+            println!(
+                "imported {}, skipped {} (already present), rejected {}",
+                report.imported,
+                report.skipped,
+                report.rejected.len()
+            );
+        }
     }
     Ok(())
 }

@@ -1,7 +1,12 @@
 //! The HTTP surface: routes, and the middleware every request passes through (request id,
 //! trace span, panic guard, security headers, timeout, body limit).
 
+mod accounts;
 mod health;
+mod idempotency;
+mod oauth;
+mod request;
+mod sessions;
 mod wellknown;
 
 use std::time::Duration;
@@ -9,7 +14,7 @@ use std::time::Duration;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use tessera_proto::paths;
 use tower::ServiceBuilder;
@@ -58,6 +63,9 @@ pub fn router(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        ;
+    // Inside: limits whose bare answers `problem_for_bare_errors` turns into problem JSON.
+    let limits = ServiceBuilder::new()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(http.request_timeout_secs),
@@ -70,10 +78,62 @@ pub fn router(state: AppState) -> Router {
         .route(paths::READYZ, get(health::readyz))
         .route(paths::DISCOVERY, get(wellknown::discovery))
         .route(paths::JWKS, get(wellknown::jwks))
+        .route(paths::TOKEN, post(oauth::token))
+        .route(paths::REVOKE, post(oauth::revoke))
+        .route(paths::INTROSPECT, post(oauth::introspect))
+        .route(paths::REVOCATIONS, get(oauth::revocations))
+        .route(paths::SESSIONS, get(sessions::list))
+        .route(paths::SESSION, delete(sessions::end_one))
+        .route(paths::LOGOUT, post(sessions::logout))
+        .route(paths::SESSION_EXTEND, post(sessions::extend))
+        .route(paths::SIGNUP, post(accounts::signup))
+        .route(paths::VERIFY_EMAIL, get(accounts::verify_email))
+        .route(paths::LOGIN, post(accounts::login))
+        .route(paths::REISSUE, post(accounts::reissue))
+        .route(paths::ME, get(accounts::me))
+        .route(paths::MEMBER_ME, get(accounts::member_me))
+        .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
+        .route(paths::PASSWORD_RESET, post(accounts::reset_password))
+        .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(limits)
+        .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(middleware)
         .with_state(state)
+}
+
+/// The body limit and the timeout answer in plain text or with no body; clients of every
+/// endpoint get problem JSON instead. After a refused oversized body the connection closes
+/// (the rest of the body was not read), and the response says so.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json"));
+    if is_json {
+        return response;
+    }
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            let mut response = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload Too Large",
+            )
+            .detail("the request body is larger than this server accepts")
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable()
+            .detail("the request took too long")
+            .into_response(),
+        _ => response,
+    }
 }
 
 async fn not_found() -> Response {

@@ -10,12 +10,26 @@ use super::Backend;
 use crate::StoreError;
 
 /// (version, description, SQLite text, PostgreSQL text).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "signing keys",
-    include_str!("../../migrations/sqlite/0001_signing_keys.sql"),
-    include_str!("../../migrations/postgres/0001_signing_keys.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "signing keys",
+        include_str!("../../migrations/sqlite/0001_signing_keys.sql"),
+        include_str!("../../migrations/postgres/0001_signing_keys.sql"),
+    ),
+    (
+        2,
+        "sessions tokens clients",
+        include_str!("../../migrations/sqlite/0002_sessions_tokens_clients.sql"),
+        include_str!("../../migrations/postgres/0002_sessions_tokens_clients.sql"),
+    ),
+    (
+        3,
+        "users",
+        include_str!("../../migrations/sqlite/0003_users.sql"),
+        include_str!("../../migrations/postgres/0003_users.sql"),
+    ),
+];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {
     let migrations = MIGRATIONS

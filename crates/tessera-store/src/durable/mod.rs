@@ -5,8 +5,13 @@
 //! `ON CONFLICT`, and sqlx's `Any` driver carries the values. Only the migrations differ
 //! per backend (column types), and they live in `migrations/{sqlite,postgres}`.
 
+mod audit;
+mod clients;
 mod keys;
 mod migrations;
+mod revocations;
+mod sessions;
+mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -14,7 +19,14 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+pub use self::audit::{AuditQuery, AuditRecord, AuditStore, Maintenance, Purged};
+pub use self::clients::{ClientRecord, ClientStore};
 pub use self::keys::{KeyStore, StoredKey};
+pub use self::revocations::{RevocationRecord, RevocationStore, RevokedKind};
+pub use self::sessions::{
+    CreateOutcome, RefreshRecord, RotateOutcome, Rotation, SessionLimit, SessionRecord, SessionStore,
+};
+pub use self::users::{OneTimeTokenRecord, UserRecord, UserStore};
 use crate::StoreError;
 
 /// Which database a [`SqlStore`] talks to.
@@ -82,13 +94,15 @@ impl SqlStore {
         let options = AnyConnectOptions::from_str(&settings.url)
             .map_err(|e| StoreError::UnsupportedUrl(e.to_string()))?
             .disable_statement_logging();
+        // One direct connection first: it fails fast with the real cause ("connection
+        // refused", "password authentication failed") where a pool would only time out.
+        let mut conn = options.connect().await?;
         if backend == Backend::Sqlite {
             // WAL lets readers proceed beside the one writer. The mode is stored in the
-            // file, so one connection sets it before the pool opens more.
-            let mut conn = options.connect().await?;
+            // file, so it is set once before the pool opens more connections.
             conn.execute("PRAGMA journal_mode = WAL").await?;
-            conn.close().await?;
         }
+        conn.close().await?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
                 // One writer at a time anyway; a few readers beside it.

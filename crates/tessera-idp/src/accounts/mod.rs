@@ -1,0 +1,749 @@
+//! Accounts: signup with e-mail verification, password login (throttled, with transparent
+//! upgrade of old hashes), password reset and change, and the operator's actions (create,
+//! disable, enable, delete, import). Every successful login ends in the token engine.
+
+pub mod email;
+pub mod import;
+pub mod throttle;
+
+use std::sync::Arc;
+
+use serde_json::json;
+use tessera_store::durable::{ClientRecord, ClientStore, OneTimeTokenRecord, UserRecord, UserStore};
+use tessera_store::StoreError;
+
+use self::throttle::{Refusal, Throttle};
+use crate::audit::{AuditEvent, Auditor, RequestContext};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::mail::{self, Locale, Mailer, Outgoing};
+use crate::passwords::{self, PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation};
+use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
+use crate::tokens::{Issued, Login, TokenError, TokenService};
+
+/// The client of the first-party JSON API (`/auth/login`, `/auth/reissue`), created at
+/// start-up if missing.
+pub const FIRST_PARTY_CLIENT: &str = "tessera-first-party";
+
+const VERIFY_EMAIL: &str = "verify_email";
+const RESET_PASSWORD: &str = "reset_password";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("not a valid e-mail address")]
+    InvalidEmail,
+    #[error("{0}")]
+    Policy(PolicyViolation),
+    /// Wrong password or unknown account: the same answer for both.
+    #[error("invalid credentials")]
+    InvalidCredentials { captcha_required: bool },
+    #[error("too many attempts")]
+    Throttled { retry_after: u64 },
+    #[error("the e-mail address is not verified")]
+    EmailNotVerified,
+    #[error("the account is disabled")]
+    Disabled,
+    /// A verification or reset token that is unknown, used or expired.
+    #[error("the link is invalid or has expired")]
+    InvalidLink,
+    #[error("no such user")]
+    NoSuchUser,
+    #[error("a user with this e-mail exists")]
+    EmailTaken,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Password(#[from] PasswordError),
+}
+
+/// What signup, reset and change are handed.
+pub struct Accounts {
+    config: Arc<Config>,
+    issuer: Arc<str>,
+    users: Arc<dyn UserStore>,
+    clients: Arc<dyn ClientStore>,
+    hasher: Arc<PasswordHasher>,
+    policy: PasswordPolicy,
+    mailer: Mailer,
+    tokens: Arc<TokenService>,
+    throttle: Throttle,
+    audit: Auditor,
+    clock: Arc<dyn Clock>,
+}
+
+pub struct AccountsParts {
+    pub config: Arc<Config>,
+    pub users: Arc<dyn UserStore>,
+    pub clients: Arc<dyn ClientStore>,
+    pub hasher: Arc<PasswordHasher>,
+    pub mailer: Mailer,
+    pub tokens: Arc<TokenService>,
+    pub throttle: Throttle,
+    pub audit: Auditor,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Accounts {
+    pub fn new(parts: AccountsParts) -> Self {
+        Accounts {
+            issuer: parts.config.issuer().into(),
+            policy: PasswordPolicy::new(&parts.config.passwords),
+            config: parts.config,
+            users: parts.users,
+            clients: parts.clients,
+            hasher: parts.hasher,
+            mailer: parts.mailer,
+            tokens: parts.tokens,
+            throttle: parts.throttle,
+            audit: parts.audit,
+            clock: parts.clock,
+        }
+    }
+
+    /// Makes sure the first-party client exists (at start-up).
+    pub async fn ensure_first_party_client(&self) -> Result<ClientRecord, StoreError> {
+        if let Some(client) = self.clients.client(FIRST_PARTY_CLIENT).await? {
+            return Ok(client);
+        }
+        let now = self.clock.now();
+        let client = ClientRecord {
+            client_id: FIRST_PARTY_CLIENT.to_owned(),
+            name: "Tessera first-party JSON API".to_owned(),
+            secret_hash: None,
+            token_endpoint_auth_method: "none".to_owned(),
+            channel: "web".to_owned(),
+            grant_types: vec!["refresh_token".to_owned()],
+            scopes: vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()],
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            allowed_cors_origins: Vec::new(),
+            backchannel_logout_uri: None,
+            first_party: true,
+            access_token_ttl_secs: None,
+            refresh_token_ttl_secs: None,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.clients.create_client(&client).await {
+            // Another node created it first.
+            Ok(()) | Err(StoreError::Conflict(_)) => Ok(client),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn first_party(&self) -> Result<ClientRecord, AccountError> {
+        Ok(self.ensure_first_party_client().await?)
+    }
+
+    /// Checks a new password against the policy and the user's history.
+    async fn acceptable_password(
+        &self,
+        email: &str,
+        password: &str,
+        user_id: Option<&str>,
+    ) -> Result<(), AccountError> {
+        self.policy
+            .check(password, &[email, email::local_part(email)])
+            .map_err(AccountError::Policy)?;
+        if let Some(id) = user_id {
+            let mut previous = self
+                .users
+                .password_history(id, self.config.passwords.history)
+                .await?;
+            if let Some(current) = self.users.user(id).await?.and_then(|u| u.password_hash) {
+                previous.insert(0, current);
+            }
+            previous.truncate(self.config.passwords.history);
+            if passwords::is_reused(&self.hasher, password, &previous).await? {
+                return Err(AccountError::Policy(PolicyViolation::Reused {
+                    history: self.config.passwords.history,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /auth/signup`. An address that already has an account gets a notice by e-mail
+    /// instead of a second account, and the caller the same answer either way.
+    pub async fn signup(
+        &self,
+        raw_email: &str,
+        password: &str,
+        locale: Locale,
+        context: &RequestContext,
+    ) -> Result<String, AccountError> {
+        let email = email::normalize(raw_email).ok_or(AccountError::InvalidEmail)?;
+        self.acceptable_password(&email, password, None).await?;
+        let now = self.clock.now();
+        let hash = self.hasher.hash_async(password.to_owned()).await?;
+        let user = UserRecord {
+            id: random_id(),
+            email: email.clone(),
+            email_verified_at: None,
+            password_hash: Some(hash),
+            roles: Vec::new(),
+            locale: Some(locale.tag().to_owned()),
+            disabled_at: None,
+            created_at: now,
+            updated_at: now,
+            password_changed_at: Some(now),
+        };
+        match self.users.create_user(&user).await {
+            Ok(()) => {
+                self.send_verification(&user, locale).await?;
+                self.audit
+                    .record(
+                        context,
+                        AuditEvent::new("user.signed_up", "success")
+                            .actor(format!("user:{}", user.id))
+                            .subject(&user.id),
+                    )
+                    .await;
+            }
+            Err(StoreError::Conflict(_)) => {
+                let (subject, text, html) =
+                    mail::account_exists_email(locale, &format!("{}/auth/password/forgot", self.issuer));
+                self.send_later(Outgoing {
+                    to: email.clone(),
+                    subject,
+                    text,
+                    html: Some(html),
+                });
+            }
+            Err(other) => return Err(other.into()),
+        }
+        Ok(email)
+    }
+
+    /// Creates a verification token for the user's current address and mails the link.
+    async fn send_verification(&self, user: &UserRecord, locale: Locale) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        self.users
+            .invalidate_one_time_tokens(&user.id, VERIFY_EMAIL, now)
+            .await?;
+        let token = random_b64(32);
+        let ttl = i64::try_from(self.config.accounts.verification_ttl_secs).unwrap_or(86_400);
+        self.users
+            .create_one_time_token(&OneTimeTokenRecord {
+                token_hash: sha256_b64(&token),
+                purpose: VERIFY_EMAIL.to_owned(),
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                created_at: now,
+                expires_at: now.saturating_add(ttl),
+                used_at: None,
+            })
+            .await?;
+        let link = format!("{}/auth/verify-email?token={token}", self.issuer);
+        let (subject, text, html) =
+            mail::verification_email(locale, &link, self.config.accounts.verification_ttl_secs / 3600);
+        self.send_later(Outgoing {
+            to: user.email.clone(),
+            subject,
+            text,
+            html: Some(html),
+        });
+        Ok(())
+    }
+
+    /// Sends in the background: the caller's answer (and its timing) must not depend on
+    /// whether mail went out, nor on whether the address has an account.
+    fn send_later(&self, message: Outgoing) {
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(err) = mailer.send(message).await {
+                tracing::error!(error = %err, "sending e-mail failed");
+            }
+        });
+    }
+
+    /// `GET /auth/verify-email?token=…`: single use; the address must not have changed since.
+    pub async fn verify_email(&self, token: &str, context: &RequestContext) -> Result<String, AccountError> {
+        let now = self.clock.now();
+        let used = self
+            .users
+            .consume_one_time_token(&sha256_b64(token), VERIFY_EMAIL, now)
+            .await?
+            .ok_or(AccountError::InvalidLink)?;
+        if !self
+            .users
+            .mark_email_verified(&used.user_id, &used.email, now)
+            .await?
+        {
+            // Already verified, or the address changed after the link was sent.
+            let current = self.users.user(&used.user_id).await?;
+            if !current.is_some_and(|u| u.email == used.email && u.email_verified_at.is_some()) {
+                return Err(AccountError::InvalidLink);
+            }
+        }
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("email.verified", "success")
+                    .actor(format!("user:{}", used.user_id))
+                    .subject(&used.user_id),
+            )
+            .await;
+        Ok(used.email)
+    }
+
+    /// `POST /auth/login`: checks the password under brute-force protection and starts a
+    /// session on `channel` (the first-party client's channel when `None`).
+    pub async fn login(
+        &self,
+        raw_email: &str,
+        password: &str,
+        channel: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<Issued, AccountError> {
+        // An implausible address cannot have an account; it gets the same answer.
+        let email = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
+        let attempt = match self.throttle.admit(&email, context.ip.as_deref()).await? {
+            Ok(attempt) => attempt,
+            Err(Refusal::RetryAfter(secs)) => {
+                self.audit_login_failure(None, "throttled", context).await;
+                return Err(AccountError::Throttled { retry_after: secs });
+            }
+        };
+        let user = self.users.user_by_email(&email).await?;
+        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
+        let verification = match stored.clone() {
+            Some(hash) => Some(self.hasher.verify_async(password.to_owned(), hash).await?),
+            None => {
+                // Same Argon2 work as a real check: timing does not reveal unknown accounts.
+                self.hasher.verify_dummy_async(password.to_owned()).await;
+                None
+            }
+        };
+        let (Some(user), Some(verification)) = (user, verification.filter(|v| v.matches)) else {
+            let captcha_required = self.throttle.captcha_required(&attempt);
+            let locked = self.throttle.failed(&attempt).await?;
+            self.audit_login_failure(None, "invalid_credentials", context)
+                .await;
+            if let Some(secs) = locked {
+                self.audit
+                    .record(
+                        context,
+                        AuditEvent::new("login.locked", "failure").detail(json!({ "lockout_secs": secs })),
+                    )
+                    .await;
+            }
+            return Err(AccountError::InvalidCredentials { captcha_required });
+        };
+        self.throttle.succeeded(attempt).await?;
+        // The password is proven: now it is safe to say why the login cannot proceed.
+        if user.disabled_at.is_some() {
+            self.audit_login_failure(Some(&user.id), "disabled", context)
+                .await;
+            return Err(AccountError::Disabled);
+        }
+        if self.config.accounts.require_verified_email && user.email_verified_at.is_none() {
+            self.audit_login_failure(Some(&user.id), "email_not_verified", context)
+                .await;
+            return Err(AccountError::EmailNotVerified);
+        }
+        if verification.needs_upgrade {
+            if let Some(old) = stored {
+                let new = self.hasher.hash_async(password.to_owned()).await?;
+                if self
+                    .users
+                    .upgrade_password_hash(&user.id, &old, &new, self.clock.now())
+                    .await?
+                {
+                    self.audit
+                        .record(
+                            context,
+                            AuditEvent::new("password.upgraded", "success")
+                                .subject(&user.id)
+                                .detail(json!({ "from": verification.scheme.name() })),
+                        )
+                        .await;
+                }
+            }
+        }
+        let client = self.first_party().await?;
+        let issued = self
+            .tokens
+            .start_session(
+                Login {
+                    subject: &user.id,
+                    client: &client,
+                    channel,
+                    scope: "openid profile email",
+                    roles: &user.roles,
+                    amr: &["pwd"],
+                    auth_time: self.clock.now(),
+                },
+                context,
+            )
+            .await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("login.succeeded", "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .session(&issued.session.id)
+                    .client(&client.client_id),
+            )
+            .await;
+        Ok(issued)
+    }
+
+    async fn audit_login_failure(&self, user_id: Option<&str>, reason: &str, context: &RequestContext) {
+        let mut event = AuditEvent::new("login.failed", "failure").detail(json!({ "reason": reason }));
+        if let Some(id) = user_id {
+            event = event.subject(id);
+        }
+        self.audit.record(context, event).await;
+    }
+
+    /// `POST /auth/reissue`: a new pair from a refresh token of the first-party client. The
+    /// access token sent along must be ours and belong to the same session (it may have
+    /// expired: that is why the client reissues).
+    pub async fn reissue(
+        &self,
+        access_token: &str,
+        refresh_token: &str,
+        context: &RequestContext,
+    ) -> Result<Issued, AccountError> {
+        let client = self.first_party().await?;
+        let sid = self.tokens.session_of_access_token(access_token)?;
+        let owner = self.tokens.session_of_refresh_token(refresh_token).await?;
+        if owner.as_deref() != Some(sid.as_str()) {
+            return Err(AccountError::Token(TokenError::InvalidGrant(
+                "access and refresh token of different sessions",
+            )));
+        }
+        Ok(self.tokens.refresh(refresh_token, &client, None, context).await?)
+    }
+
+    /// `POST /auth/password/forgot`: mails a reset link if the account exists and is
+    /// enabled. The caller always gets the same answer.
+    pub async fn forgot_password(
+        &self,
+        raw_email: &str,
+        fallback_locale: Locale,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let Some(email) = email::normalize(raw_email) else {
+            return Ok(());
+        };
+        let Some(user) = self.users.user_by_email(&email).await? else {
+            return Ok(());
+        };
+        if user.disabled_at.is_some() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        self.users
+            .invalidate_one_time_tokens(&user.id, RESET_PASSWORD, now)
+            .await?;
+        let token = random_b64(32);
+        let ttl = i64::try_from(self.config.accounts.reset_ttl_secs).unwrap_or(1800);
+        self.users
+            .create_one_time_token(&OneTimeTokenRecord {
+                token_hash: sha256_b64(&token),
+                purpose: RESET_PASSWORD.to_owned(),
+                user_id: user.id.clone(),
+                email: user.email.clone(),
+                created_at: now,
+                expires_at: now.saturating_add(ttl),
+                used_at: None,
+            })
+            .await?;
+        let locale = user
+            .locale
+            .as_deref()
+            .map_or(fallback_locale, Locale::from_accept_language);
+        let link = format!("{}/auth/password/reset?token={token}", self.issuer);
+        let (subject, text, html) =
+            mail::password_reset_email(locale, &link, self.config.accounts.reset_ttl_secs / 60);
+        self.send_later(Outgoing {
+            to: user.email.clone(),
+            subject,
+            text,
+            html: Some(html),
+        });
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("password.reset_requested", "success").subject(&user.id),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// `POST /auth/password/reset`: sets the password and ends every session of the user.
+    /// The link is used up only once the new password is acceptable, so a rejected
+    /// password can be corrected with the same link.
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+        context: &RequestContext,
+    ) -> Result<String, AccountError> {
+        let now = self.clock.now();
+        let hash = sha256_b64(token);
+        let pending = self
+            .users
+            .peek_one_time_token(&hash, RESET_PASSWORD, now)
+            .await?
+            .ok_or(AccountError::InvalidLink)?;
+        let user = self
+            .users
+            .user(&pending.user_id)
+            .await?
+            .ok_or(AccountError::InvalidLink)?;
+        self.acceptable_password(&user.email, password, Some(&user.id))
+            .await?;
+        // Exactly one of concurrent resets with this link gets past here.
+        self.users
+            .consume_one_time_token(&hash, RESET_PASSWORD, now)
+            .await?
+            .ok_or(AccountError::InvalidLink)?;
+        self.set_password(&user, password, "password.reset", context)
+            .await?;
+        // Whoever knew the old password is out.
+        self.tokens
+            .end_sessions_of(&user.id, "password_reset", &format!("user:{}", user.id), context)
+            .await?;
+        self.throttle.clear(&user.email).await?;
+        Ok(user.email)
+    }
+
+    /// `POST /auth/password/change` for a signed-in user: the current password must be
+    /// right; every other session of the user ends.
+    pub async fn change_password(
+        &self,
+        user_id: &str,
+        current_session: &str,
+        current: &str,
+        new: &str,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let user = self.users.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
+        let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
+            Ok(attempt) => attempt,
+            Err(Refusal::RetryAfter(secs)) => return Err(AccountError::Throttled { retry_after: secs }),
+        };
+        let stored = user
+            .password_hash
+            .clone()
+            .ok_or(AccountError::InvalidCredentials {
+                captcha_required: false,
+            })?;
+        if !self
+            .hasher
+            .verify_async(current.to_owned(), stored)
+            .await?
+            .matches
+        {
+            let captcha_required = self.throttle.captcha_required(&attempt);
+            self.throttle.failed(&attempt).await?;
+            return Err(AccountError::InvalidCredentials { captcha_required });
+        }
+        self.throttle.succeeded(attempt).await?;
+        self.acceptable_password(&user.email, new, Some(&user.id)).await?;
+        self.set_password(&user, new, "password.changed", context).await?;
+        for session in self.tokens.sessions_of(&user.id).await? {
+            if session.id != current_session {
+                self.tokens
+                    .end_session(
+                        &session.id,
+                        "password_changed",
+                        &format!("user:{}", user.id),
+                        context,
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+        event: &'static str,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let now = self.clock.now();
+        let hash = self.hasher.hash_async(password.to_owned()).await?;
+        self.users
+            .set_password(&user.id, &hash, now, self.config.passwords.history)
+            .await?;
+        self.users
+            .invalidate_one_time_tokens(&user.id, RESET_PASSWORD, now)
+            .await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new(event, "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id),
+            )
+            .await;
+        let locale = user
+            .locale
+            .as_deref()
+            .map_or(Locale::En, Locale::from_accept_language);
+        let (subject, text, html) = mail::password_changed_email(locale);
+        self.send_later(Outgoing {
+            to: user.email.clone(),
+            subject,
+            text,
+            html: Some(html),
+        });
+        Ok(())
+    }
+
+    /// The user behind a verified access token.
+    pub async fn user(&self, id: &str) -> Result<Option<UserRecord>, AccountError> {
+        Ok(self.users.user(id).await?)
+    }
+
+    pub async fn user_by_email(&self, raw_email: &str) -> Result<Option<UserRecord>, AccountError> {
+        let email = email::normalize(raw_email).ok_or(AccountError::InvalidEmail)?;
+        Ok(self.users.user_by_email(&email).await?)
+    }
+
+    /// `tessera user create`: an operator creates a user (policy applies).
+    pub async fn create_user(
+        &self,
+        raw_email: &str,
+        password: &str,
+        verified: bool,
+        roles: &[String],
+        context: &RequestContext,
+    ) -> Result<UserRecord, AccountError> {
+        let email = email::normalize(raw_email).ok_or(AccountError::InvalidEmail)?;
+        validate_roles(roles)?;
+        self.acceptable_password(&email, password, None).await?;
+        let now = self.clock.now();
+        let user = UserRecord {
+            id: random_id(),
+            email,
+            email_verified_at: verified.then_some(now),
+            password_hash: Some(self.hasher.hash_async(password.to_owned()).await?),
+            roles: roles.to_vec(),
+            locale: None,
+            disabled_at: None,
+            created_at: now,
+            updated_at: now,
+            password_changed_at: Some(now),
+        };
+        match self.users.create_user(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => return Err(AccountError::EmailTaken),
+            Err(other) => return Err(other.into()),
+        }
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("user.created", "success")
+                    .actor("operator")
+                    .subject(&user.id),
+            )
+            .await;
+        Ok(user)
+    }
+
+    /// Disables a user: their sessions and refresh tokens end at once.
+    pub async fn disable(&self, raw_email: &str, context: &RequestContext) -> Result<usize, AccountError> {
+        let user = self
+            .user_by_email(raw_email)
+            .await?
+            .ok_or(AccountError::NoSuchUser)?;
+        self.users
+            .set_disabled(&user.id, Some(self.clock.now()), self.clock.now())
+            .await?;
+        let ended = self
+            .tokens
+            .end_sessions_of(&user.id, "user_disabled", "operator", context)
+            .await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("user.disabled", "success")
+                    .actor("operator")
+                    .subject(&user.id),
+            )
+            .await;
+        Ok(ended)
+    }
+
+    pub async fn enable(&self, raw_email: &str, context: &RequestContext) -> Result<(), AccountError> {
+        let user = self
+            .user_by_email(raw_email)
+            .await?
+            .ok_or(AccountError::NoSuchUser)?;
+        self.users.set_disabled(&user.id, None, self.clock.now()).await?;
+        self.throttle.clear(&user.email).await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("user.enabled", "success")
+                    .actor("operator")
+                    .subject(&user.id),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Deletes a user after ending their sessions.
+    pub async fn delete(&self, raw_email: &str, context: &RequestContext) -> Result<(), AccountError> {
+        let user = self
+            .user_by_email(raw_email)
+            .await?
+            .ok_or(AccountError::NoSuchUser)?;
+        self.tokens
+            .end_sessions_of(&user.id, "user_deleted", "operator", context)
+            .await?;
+        self.users.delete_user(&user.id).await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("user.deleted", "success")
+                    .actor("operator")
+                    .subject(&user.id),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// The name of a stored hash's scheme if this node can verify it (imports).
+    pub(crate) fn hasher_scheme(&self, stored: &str) -> Option<&'static str> {
+        self.hasher.scheme_for(stored).ok().map(|s| s.name())
+    }
+
+    pub(crate) fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub(crate) fn audit(&self) -> &Auditor {
+        &self.audit
+    }
+}
+
+/// Role names are identifiers: they travel space-separated in sessions and as JSON strings
+/// in tokens.
+pub fn validate_roles(roles: &[String]) -> Result<(), AccountError> {
+    let ok = roles.iter().all(|r| {
+        !r.is_empty()
+            && r.len() <= 64
+            && r.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(AccountError::Policy(PolicyViolation::TooShort { min: 0 }))
+    }
+}

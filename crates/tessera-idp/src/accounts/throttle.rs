@@ -1,0 +1,161 @@
+//! Brute-force protection for password checks, in the ephemeral store so that every node
+//! counts together (Redis `INCR` is atomic across nodes).
+//!
+//! Per account (keyed by a hash of the normalised e-mail, whether or not the account
+//! exists, so the answers reveal nothing): every attempt is counted *before* the password is
+//! checked, so a parallel burst gets no more than `login.max_failures` checks in a window.
+//! The attempt that reaches the limit and fails locks the account for `login.lockout_secs`,
+//! doubling with each further lockout up to `login.max_lockout_secs`. A success clears the
+//! count. Per client IP, failures are counted and the IP is throttled past
+//! `login.max_failures_per_ip`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_store::ephemeral::EphemeralStore;
+use tessera_store::StoreError;
+
+use crate::config::LoginConfig;
+use crate::tokens::opaque::sha256_b64;
+
+/// How long lockout counts are remembered (the back-off resets after a quiet day).
+const LOCK_MEMORY: Duration = Duration::from_secs(86_400);
+
+/// Why an attempt may not proceed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Locked or throttled; retry after this many seconds.
+    RetryAfter(u64),
+}
+
+/// An admitted attempt: report its outcome with [`Throttle::succeeded`] or
+/// [`Throttle::failed`].
+#[derive(Debug)]
+pub struct Attempt {
+    account: String,
+    ip: Option<String>,
+    /// This attempt's number in the window (1-based).
+    pub number: u64,
+}
+
+pub struct Throttle {
+    store: Arc<dyn EphemeralStore>,
+    config: LoginConfig,
+}
+
+impl Throttle {
+    pub fn new(store: Arc<dyn EphemeralStore>, config: LoginConfig) -> Self {
+        Throttle { store, config }
+    }
+
+    fn window(&self) -> Duration {
+        Duration::from_secs(self.config.window_secs)
+    }
+
+    /// Admits or refuses an attempt on `account` (a normalised e-mail) from `ip`.
+    pub async fn admit(
+        &self,
+        account: &str,
+        ip: Option<&str>,
+    ) -> Result<Result<Attempt, Refusal>, StoreError> {
+        let account = sha256_b64(account);
+        if let Some(left) = self.store.ttl(&format!("login:lock:{account}")).await? {
+            return Ok(Err(Refusal::RetryAfter(left.as_secs().max(1))));
+        }
+        if let Some(ip) = ip {
+            let failures = self.store.get(&format!("login:ipfail:{ip}")).await?;
+            let failures = failures
+                .and_then(|v| String::from_utf8(v).ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+            if failures >= u64::from(self.config.max_failures_per_ip) {
+                let left = self
+                    .store
+                    .ttl(&format!("login:ipfail:{ip}"))
+                    .await?
+                    .unwrap_or(self.window());
+                return Ok(Err(Refusal::RetryAfter(left.as_secs().max(1))));
+            }
+        }
+        let number = self
+            .store
+            .incr(&format!("login:attempts:{account}"), self.window())
+            .await?;
+        if number > u64::from(self.config.max_failures) {
+            // The limit's worth of attempts is in flight or failed: refuse without checking.
+            let left = self.store.ttl(&format!("login:lock:{account}")).await?;
+            let left = match left {
+                Some(left) => left,
+                None => self
+                    .store
+                    .ttl(&format!("login:attempts:{account}"))
+                    .await?
+                    .unwrap_or(self.window()),
+            };
+            return Ok(Err(Refusal::RetryAfter(left.as_secs().max(1))));
+        }
+        Ok(Ok(Attempt {
+            account,
+            ip: ip.map(str::to_owned),
+            number,
+        }))
+    }
+
+    /// The password was right: the account's count starts over.
+    pub async fn succeeded(&self, attempt: Attempt) -> Result<(), StoreError> {
+        self.store
+            .delete(&format!("login:attempts:{}", attempt.account))
+            .await?;
+        Ok(())
+    }
+
+    /// The password was wrong. Returns the lockout now in force, if this failure caused one.
+    pub async fn failed(&self, attempt: &Attempt) -> Result<Option<u64>, StoreError> {
+        if let Some(ip) = &attempt.ip {
+            self.store
+                .incr(&format!("login:ipfail:{ip}"), self.window())
+                .await?;
+        }
+        if attempt.number < u64::from(self.config.max_failures) {
+            return Ok(None);
+        }
+        let lockouts = self
+            .store
+            .incr(&format!("login:lockouts:{}", attempt.account), LOCK_MEMORY)
+            .await?;
+        let factor = 1u64
+            .checked_shl(u32::try_from(lockouts.saturating_sub(1)).unwrap_or(63))
+            .unwrap_or(u64::MAX);
+        let secs = self
+            .config
+            .lockout_secs
+            .saturating_mul(factor)
+            .min(self.config.max_lockout_secs);
+        self.store
+            .set(
+                &format!("login:lock:{}", attempt.account),
+                b"1",
+                Duration::from_secs(secs),
+            )
+            .await?;
+        self.store
+            .delete(&format!("login:attempts:{}", attempt.account))
+            .await?;
+        Ok(Some(secs))
+    }
+
+    /// Whether a response to this attempt should ask for a CAPTCHA (the front end's hook).
+    pub fn captcha_required(&self, attempt: &Attempt) -> bool {
+        self.config.captcha_after_failures > 0
+            && attempt.number >= u64::from(self.config.captcha_after_failures)
+    }
+
+    /// Forgets an account's failures and lockouts (an operator unlocking it, or a reset).
+    pub async fn clear(&self, account: &str) -> Result<(), StoreError> {
+        let account = sha256_b64(account);
+        for key in ["attempts", "lock", "lockouts"] {
+            self.store.delete(&format!("login:{key}:{account}")).await?;
+        }
+        Ok(())
+    }
+}

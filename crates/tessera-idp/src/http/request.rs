@@ -1,0 +1,128 @@
+//! What handlers take from a request besides its body: the caller's context (address,
+//! user agent, request id), an OAuth form, a Bearer token.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use tessera_proto::OAuthErrorCode;
+
+use super::REQUEST_ID;
+use crate::audit::RequestContext;
+use crate::error::{ApiError, OAuthFailure};
+
+/// Longest user agent kept (it is stored per session and in audit records).
+const MAX_USER_AGENT: usize = 512;
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header_text = |name| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Ok(RequestContext {
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip().to_string()),
+            user_agent: header_text(header::USER_AGENT).map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
+            request_id: header_text(REQUEST_ID),
+        })
+    }
+}
+
+/// Parses an `application/x-www-form-urlencoded` body as OAuth wants it: a parameter may
+/// appear once (RFC 6749 §3.1), and one sent without a value counts as absent.
+pub fn oauth_form(headers: &HeaderMap, body: &[u8]) -> Result<BTreeMap<String, String>, OAuthFailure> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(OAuthFailure::new(
+            OAuthErrorCode::InvalidRequest,
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let mut form = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        if value.is_empty() {
+            continue;
+        }
+        if form.insert(key.to_string(), value.into_owned()).is_some() {
+            return Err(OAuthFailure::new(
+                OAuthErrorCode::InvalidRequest,
+                "a parameter is repeated",
+            ));
+        }
+    }
+    Ok(form)
+}
+
+/// The Bearer token of a request (RFC 6750 §2.1): exactly one `Authorization` header with
+/// the `Bearer` scheme. Tokens in the query string or body are not accepted.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Err(ApiError::unauthorized(None).detail("a Bearer token is required")),
+        (Some(_), Some(_)) => return Err(ApiError::bad_request("more than one Authorization header")),
+        (Some(value), None) => value,
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized(Some("invalid_token")))?;
+    match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(token.trim())
+        }
+        _ => Err(ApiError::unauthorized(None).detail("a Bearer token is required")),
+    }
+}
+
+/// Parses a JSON request body into `T`, answering problem JSON (415 for another media type,
+/// 400 naming the field for malformed or incomplete JSON) instead of plain text.
+pub fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            let v = v.trim().to_ascii_lowercase();
+            v == "application/json" || (v.starts_with("application/") && v.ends_with("+json"))
+        });
+    if !is_json {
+        return Err(ApiError::new(
+            axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported Media Type",
+        )
+        .detail("the body must be application/json"));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        // Position and field, never the offending value (it may be a password).
+        let what = match e.classify() {
+            serde_json::error::Category::Data => {
+                let text = e.to_string();
+                if let Some(field) = text
+                    .split('`')
+                    .nth(1)
+                    .filter(|_| text.starts_with("missing field"))
+                {
+                    format!("missing field `{field}`")
+                } else {
+                    "a field has the wrong type or value".to_owned()
+                }
+            }
+            _ => "malformed JSON".to_owned(),
+        };
+        ApiError::bad_request(what).extension("code", serde_json::Value::from("invalid_request"))
+    })
+}

@@ -1,0 +1,131 @@
+//! JWT access tokens (RFC 9068): what they carry, how they are signed, and how this
+//! provider verifies one presented to it.
+
+use jsonwebtoken::{Algorithm, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::keys::{KeyRing, ALGORITHMS};
+
+/// The media type of access tokens (RFC 9068 §2.1), in the `typ` header.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// The claims of an access token. Nothing personal beyond the subject id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+    pub jti: String,
+    pub client_id: String,
+    pub scope: String,
+    pub sid: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+/// Why a presented access token is not accepted. For logs; the client sees `invalid_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Rejected {
+    #[error("not a JWS with a supported header")]
+    Malformed,
+    #[error("the header carries `crit`")]
+    CriticalHeader,
+    #[error("algorithm not allowed")]
+    Algorithm,
+    #[error("`typ` is not at+jwt")]
+    Type,
+    #[error("no published key has this kid and algorithm")]
+    UnknownKey,
+    #[error("signature or claims invalid")]
+    Signature,
+    #[error("issuer mismatch")]
+    Issuer,
+    #[error("audience mismatch")]
+    Audience,
+    #[error("expired")]
+    Expired,
+    #[error("not yet valid")]
+    NotYetValid,
+    #[error("revoked")]
+    Revoked,
+}
+
+/// Signs `claims` with the ring's current key for `alg`.
+pub fn sign(keys: &KeyRing, alg: Algorithm, claims: &AccessClaims) -> Result<String, String> {
+    let key = keys
+        .signing_key(alg)
+        .ok_or_else(|| format!("no active signing key for {alg:?}"))?;
+    let mut header = Header::new(alg);
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+}
+
+/// What a verification expects.
+pub struct Expectations<'a> {
+    pub issuer: &'a str,
+    /// `None` accepts any audience (introspection reports on every token we issued).
+    pub audience: Option<&'a str>,
+    pub now: i64,
+    pub leeway: i64,
+    /// `false` only where an expired token is expected and still proves which session it
+    /// came from (`/auth/reissue`): signature, issuer and type are checked all the same.
+    pub check_lifetime: bool,
+}
+
+/// Verifies a presented access token, step by step. Revocation is checked by the caller.
+pub fn verify(keys: &KeyRing, token: &str, expect: &Expectations<'_>) -> Result<AccessClaims, Rejected> {
+    // 1. A compact JWS whose header parses. `alg: none` and unknown algorithms fail here.
+    let header = jsonwebtoken::decode_header(token).map_err(|_| Rejected::Malformed)?;
+    // 2. No critical extensions: we understand none (RFC 7515 §4.1.11).
+    if header.crit.is_some() {
+        return Err(Rejected::CriticalHeader);
+    }
+    // 3. Asymmetric algorithms we sign with only: never HMAC (a public key is no secret).
+    if !ALGORITHMS.contains(&header.alg) {
+        return Err(Rejected::Algorithm);
+    }
+    // 4. Explicitly typed as an access token (RFC 9068 §4), so an ID token is not one.
+    let typ_ok = header.typ.as_deref().is_some_and(|typ| {
+        typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || typ.eq_ignore_ascii_case("application/at+jwt")
+    });
+    if !typ_ok {
+        return Err(Rejected::Type);
+    }
+    // 5. The key is one we publish, for exactly this algorithm.
+    let kid = header.kid.as_deref().ok_or(Rejected::UnknownKey)?;
+    let key = keys
+        .verification_key(kid, header.alg)
+        .ok_or(Rejected::UnknownKey)?;
+    // 6. The signature; time and audience are checked below against our own clock.
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation)
+        .map_err(|_| Rejected::Signature)?
+        .claims;
+    // 7. Exact issuer.
+    if claims.iss != expect.issuer {
+        return Err(Rejected::Issuer);
+    }
+    // 8. Audience, when the caller requires one.
+    if expect.audience.is_some_and(|aud| aud != claims.aud) {
+        return Err(Rejected::Audience);
+    }
+    // 9. Lifetime, with explicit leeway for clock skew between nodes.
+    if !expect.check_lifetime {
+        return Ok(claims);
+    }
+    if claims.exp <= expect.now - expect.leeway {
+        return Err(Rejected::Expired);
+    }
+    if claims.nbf > expect.now + expect.leeway || claims.iat > expect.now + expect.leeway {
+        return Err(Rejected::NotYetValid);
+    }
+    Ok(claims)
+}

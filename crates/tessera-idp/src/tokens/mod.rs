@@ -1,0 +1,757 @@
+//! The token engine: every login path ends in [`TokenService::start_session`], every
+//! refresh in [`TokenService::refresh`], every ending in [`TokenService::end_session`].
+//!
+//! - A session is created with its refresh-token family in one place, where the
+//!   concurrent-session limit is enforced (so no login path can bypass it).
+//! - Refresh tokens rotate on every use. Presenting an already rotated token is theft: the
+//!   session and its family are revoked. The one exception is the grace window for a lost
+//!   response: the same token, from the same client, within `tokens.refresh_grace_secs` of
+//!   its rotation and before its successor was used, gets the *same* successor again (it is
+//!   derived, not random), so a family never has two live tokens.
+//! - Ending a session puts its `sid` on the revocation feed until its last access token
+//!   expires, and announces it on the ephemeral pub/sub channel.
+
+pub mod access;
+pub mod opaque;
+
+use std::sync::Arc;
+
+use jsonwebtoken::Algorithm;
+use serde::Serialize;
+use serde_json::json;
+use tessera_store::durable::{
+    ClientRecord, CreateOutcome, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit,
+    SessionRecord, SessionStore,
+};
+use tessera_store::ephemeral::EphemeralStore;
+use tessera_store::StoreError;
+
+use self::access::{AccessClaims, Expectations, Rejected};
+use self::opaque::{random_id, RefreshToken, SuccessorKey};
+use crate::audit::{AuditEvent, Auditor, RequestContext};
+use crate::clock::Clock;
+use crate::config::{Config, OnLimit};
+use crate::keys::{parse_alg, KeyRing};
+
+/// The pub/sub channel on which revocations are announced (JSON, one entry per message).
+pub const REVOCATIONS_CHANNEL: &str = "revocations";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// The grant (refresh token) is invalid, expired, revoked or another client's.
+    #[error("invalid grant: {0}")]
+    InvalidGrant(&'static str),
+    #[error("requested scope exceeds the granted scope")]
+    InvalidScope,
+    #[error("invalid token: {0}")]
+    InvalidToken(Rejected),
+    #[error("unknown channel {0:?}")]
+    UnknownChannel(String),
+    #[error("the concurrent-session limit of this channel is reached")]
+    SessionLimit,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// What a login hands to the engine.
+#[derive(Debug, Clone)]
+pub struct Login<'a> {
+    pub subject: &'a str,
+    pub client: &'a ClientRecord,
+    /// The channel asked for; the client's own channel when `None`.
+    pub channel: Option<&'a str>,
+    /// Space-separated granted scope.
+    pub scope: &'a str,
+    pub roles: &'a [String],
+    /// Authentication methods used (RFC 8176), e.g. `["pwd"]`.
+    pub amr: &'a [&'a str],
+    pub auth_time: i64,
+}
+
+/// Tokens handed to a client.
+#[derive(Debug)]
+pub struct Issued {
+    pub access_token: String,
+    /// Unix seconds.
+    pub access_expires_at: i64,
+    pub expires_in: i64,
+    pub refresh_token: RefreshToken,
+    pub scope: String,
+    pub session: SessionRecord,
+}
+
+/// The RFC 7662 introspection answer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Introspection {
+    pub active: bool,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub details: Option<IntrospectionDetails>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IntrospectionDetails {
+    pub token_type: &'static str,
+    pub scope: String,
+    pub client_id: String,
+    pub sub: String,
+    pub exp: i64,
+    pub iat: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
+    pub iss: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    pub sid: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+}
+
+impl Introspection {
+    pub fn inactive() -> Self {
+        Introspection {
+            active: false,
+            details: None,
+        }
+    }
+}
+
+pub struct TokenService {
+    config: Arc<Config>,
+    issuer: Arc<str>,
+    audience: String,
+    access_alg: Algorithm,
+    keys: Arc<KeyRing>,
+    sessions: Arc<dyn SessionStore>,
+    revocations: Arc<dyn RevocationStore>,
+    ephemeral: Arc<dyn EphemeralStore>,
+    audit: Auditor,
+    clock: Arc<dyn Clock>,
+    successors: SuccessorKey,
+}
+
+/// What the engine is built from.
+pub struct TokenServiceParts {
+    pub config: Arc<Config>,
+    pub keys: Arc<KeyRing>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub revocations: Arc<dyn RevocationStore>,
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    pub audit: Auditor,
+    pub clock: Arc<dyn Clock>,
+    pub successors: SuccessorKey,
+}
+
+impl TokenService {
+    pub fn new(parts: TokenServiceParts) -> Self {
+        let config = parts.config;
+        TokenService {
+            issuer: config.issuer().into(),
+            audience: config.audience(),
+            access_alg: parse_alg(&config.tokens.access_token_alg).unwrap_or(Algorithm::ES256),
+            config,
+            keys: parts.keys,
+            sessions: parts.sessions,
+            revocations: parts.revocations,
+            ephemeral: parts.ephemeral,
+            audit: parts.audit,
+            clock: parts.clock,
+            successors: parts.successors,
+        }
+    }
+
+    /// The `aud` of access tokens.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// Creates a session for a completed login and issues its first tokens.
+    pub async fn start_session(
+        &self,
+        login: Login<'_>,
+        context: &RequestContext,
+    ) -> Result<Issued, TokenError> {
+        let channel = login.channel.unwrap_or(&login.client.channel);
+        if !self.config.channels().iter().any(|c| c == channel) {
+            return Err(TokenError::UnknownChannel(channel.to_owned()));
+        }
+        let now = self.clock.now();
+        let access_ttl = self.access_ttl(login.client);
+        let absolute = now.saturating_add(self.family_ttl(login.client));
+        let session = SessionRecord {
+            id: random_id(),
+            subject: login.subject.to_owned(),
+            client_id: login.client.client_id.clone(),
+            channel: channel.to_owned(),
+            user_agent: context.user_agent.clone(),
+            ip: context.ip.clone(),
+            scope: login.scope.to_owned(),
+            amr: login.amr.join(" "),
+            roles: login.roles.join(" "),
+            auth_time: login.auth_time,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: now.saturating_add(self.idle_secs()).min(absolute),
+            absolute_expires_at: absolute,
+            access_expires_at: now.saturating_add(access_ttl),
+            revoked_at: None,
+            revoke_reason: None,
+        };
+        let refresh = RefreshToken::generate();
+        let first = tessera_store::durable::RefreshRecord {
+            token_hash: refresh.hash(),
+            session_id: session.id.clone(),
+            client_id: session.client_id.clone(),
+            generation: 0,
+            issued_at: now,
+            expires_at: absolute,
+            rotated_at: None,
+            successor_hash: None,
+        };
+        let revoked = match self
+            .sessions
+            .create_session(&session, &first, self.limit_for(channel))
+            .await?
+        {
+            CreateOutcome::Created { revoked } => revoked,
+            CreateOutcome::LimitReached => {
+                self.audit
+                    .record(
+                        context,
+                        AuditEvent::new("session.rejected", "failure")
+                            .subject(login.subject)
+                            .client(&login.client.client_id)
+                            .detail(json!({ "reason": "session_limit", "channel": channel })),
+                    )
+                    .await;
+                return Err(TokenError::SessionLimit);
+            }
+        };
+        for ended in &revoked {
+            self.announce_session_revoked(ended, "session_limit", "system", context)
+                .await;
+        }
+        let claims = self.claims_for(&session, &session.scope, now, access_ttl);
+        let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("session.created", "success")
+                    .actor(format!("user:{}", login.subject))
+                    .subject(login.subject)
+                    .session(&session.id)
+                    .client(&session.client_id)
+                    .detail(json!({ "channel": channel, "amr": login.amr })),
+            )
+            .await;
+        Ok(Issued {
+            access_token,
+            access_expires_at: claims.exp,
+            expires_in: access_ttl,
+            refresh_token: refresh,
+            scope: session.scope.clone(),
+            session,
+        })
+    }
+
+    /// Exchanges a refresh token for a new access token and the token's successor.
+    /// `scope`, when given, narrows the access token (never the family).
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        client: &ClientRecord,
+        scope: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<Issued, TokenError> {
+        let presented =
+            RefreshToken::parse(presented).ok_or(TokenError::InvalidGrant("malformed refresh token"))?;
+        let presented_hash = presented.hash();
+        let child = self.successors.successor_of(&presented);
+        let now = self.clock.now();
+        let access_ttl = self.access_ttl(client);
+        let rotation = Rotation {
+            presented_hash: presented_hash.clone(),
+            client_id: client.client_id.clone(),
+            child_hash: child.hash(),
+            now,
+            idle_secs: self.idle_secs(),
+            access_expires_at: now.saturating_add(access_ttl),
+            ip: context.ip.clone(),
+            user_agent: context.user_agent.clone(),
+        };
+        let session = match self.sessions.rotate_refresh_token(&rotation).await? {
+            RotateOutcome::Rotated { session, .. } => {
+                self.audit
+                    .record(
+                        context,
+                        AuditEvent::new("token.refreshed", "success")
+                            .subject(&session.subject)
+                            .session(&session.id)
+                            .client(&client.client_id),
+                    )
+                    .await;
+                session
+            }
+            RotateOutcome::NotRotated => {
+                self.not_rotated(&presented_hash, &child, client, now, context)
+                    .await?
+            }
+        };
+        let access_scope = narrow_scope(&session.scope, scope)?;
+        let claims = self.claims_for(&session, &access_scope, now, access_ttl);
+        let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
+        Ok(Issued {
+            access_token,
+            access_expires_at: claims.exp,
+            expires_in: access_ttl,
+            refresh_token: child,
+            scope: access_scope,
+            session,
+        })
+    }
+
+    /// A token that did not rotate: the grace window for a lost response, theft, or plain
+    /// invalid.
+    async fn not_rotated(
+        &self,
+        presented_hash: &str,
+        child: &RefreshToken,
+        client: &ClientRecord,
+        now: i64,
+        context: &RequestContext,
+    ) -> Result<SessionRecord, TokenError> {
+        let Some(stored) = self.sessions.refresh_token(presented_hash).await? else {
+            return Err(TokenError::InvalidGrant("unknown refresh token"));
+        };
+        if stored.client_id != client.client_id {
+            // Bound to its client (RFC 6749 §6); another client learns nothing more.
+            return Err(TokenError::InvalidGrant("unknown refresh token"));
+        }
+        let Some(rotated_at) = stored.rotated_at else {
+            return Err(TokenError::InvalidGrant("refresh token expired or session ended"));
+        };
+        let session = self.sessions.session(&stored.session_id).await?;
+        let grace = i64::try_from(self.config.tokens.refresh_grace_secs).unwrap_or(0);
+        if now - rotated_at <= grace && grace > 0 {
+            let expected = child.hash();
+            let successor_unused = match stored.successor_hash.as_deref() {
+                Some(hash) if opaque::hashes_equal(hash, &expected) => self
+                    .sessions
+                    .refresh_token(hash)
+                    .await?
+                    .is_some_and(|s| s.rotated_at.is_none() && s.expires_at > now),
+                _ => false,
+            };
+            if let Some(session) = session.as_ref().filter(|s| successor_unused && s.is_alive(now)) {
+                let access_expires_at = now.saturating_add(self.access_ttl(client));
+                self.sessions
+                    .note_access_token(&session.id, access_expires_at, now)
+                    .await?;
+                self.audit
+                    .record(
+                        context,
+                        AuditEvent::new("token.refreshed", "success")
+                            .subject(&session.subject)
+                            .session(&session.id)
+                            .client(&client.client_id)
+                            .detail(json!({ "grace": true })),
+                    )
+                    .await;
+                return Ok(session.clone());
+            }
+        }
+        // A rotated token presented again, outside the grace window or after its successor
+        // was used: someone else holds a copy. End the whole family.
+        if let Some(session) = session {
+            self.audit
+                .record(
+                    context,
+                    AuditEvent::new("token.reuse_detected", "failure")
+                        .subject(&session.subject)
+                        .session(&session.id)
+                        .client(&client.client_id)
+                        .detail(json!({ "generation": stored.generation, "rotated_at": rotated_at })),
+                )
+                .await;
+            self.end_session(&session.id, "refresh_token_reuse", "system", context)
+                .await?;
+        }
+        Err(TokenError::InvalidGrant("refresh token already used"))
+    }
+
+    /// Verifies an access token presented to this provider: signature, issuer, lifetime,
+    /// and that neither its session nor the token itself was revoked.
+    pub async fn verify_access_token(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+    ) -> Result<(AccessClaims, SessionRecord), TokenError> {
+        let now = self.clock.now();
+        let expect = Expectations {
+            issuer: &self.issuer,
+            audience,
+            now,
+            leeway: i64::try_from(self.config.tokens.leeway_secs).unwrap_or(0),
+            check_lifetime: true,
+        };
+        let claims = access::verify(&self.keys, token, &expect).map_err(TokenError::InvalidToken)?;
+        let session = self
+            .sessions
+            .session(&claims.sid)
+            .await?
+            .filter(|s| s.is_alive(now))
+            .ok_or(TokenError::InvalidToken(Rejected::Revoked))?;
+        if self
+            .revocations
+            .is_revoked(RevokedKind::Token, &claims.jti, now)
+            .await?
+        {
+            return Err(TokenError::InvalidToken(Rejected::Revoked));
+        }
+        Ok((claims, session))
+    }
+
+    /// The session an access token of ours was issued in, whether or not it has expired
+    /// (signature, issuer, type and key are checked).
+    pub fn session_of_access_token(&self, token: &str) -> Result<String, TokenError> {
+        let expect = Expectations {
+            issuer: &self.issuer,
+            audience: None,
+            now: self.clock.now(),
+            leeway: 0,
+            check_lifetime: false,
+        };
+        Ok(access::verify(&self.keys, token, &expect)
+            .map_err(TokenError::InvalidToken)?
+            .sid)
+    }
+
+    /// The session a refresh token belongs to, if it is one of ours (in any state).
+    pub async fn session_of_refresh_token(&self, token: &str) -> Result<Option<String>, TokenError> {
+        let Some(token) = RefreshToken::parse(token) else {
+            return Ok(None);
+        };
+        Ok(self
+            .sessions
+            .refresh_token(&token.hash())
+            .await?
+            .map(|r| r.session_id))
+    }
+
+    /// RFC 7662: what `client` may learn about `token`. Access tokens are reported to any
+    /// authenticated client (resource servers); refresh tokens only to the client they
+    /// belong to.
+    pub async fn introspect(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+        client: &ClientRecord,
+    ) -> Result<Introspection, StoreError> {
+        let try_refresh_first = hint == Some("refresh_token") || token.starts_with(opaque::REFRESH_PREFIX);
+        if try_refresh_first {
+            if let Some(found) = self.introspect_refresh(token, client).await? {
+                return Ok(found);
+            }
+        }
+        // Only tokens minted for this deployment's audience: one with another `aud` was not
+        // issued by this configuration (a key shared elsewhere, an edited claim set).
+        match self.verify_access_token(token, Some(&self.audience)).await {
+            Ok((claims, _)) => Ok(Introspection {
+                active: true,
+                details: Some(IntrospectionDetails {
+                    token_type: "Bearer",
+                    scope: claims.scope,
+                    client_id: claims.client_id,
+                    sub: claims.sub,
+                    exp: claims.exp,
+                    iat: claims.iat,
+                    nbf: Some(claims.nbf),
+                    aud: Some(claims.aud),
+                    iss: claims.iss,
+                    jti: Some(claims.jti),
+                    sid: claims.sid,
+                    roles: claims.roles,
+                }),
+            }),
+            Err(TokenError::Store(err)) => Err(err),
+            Err(_) => Ok(Introspection::inactive()),
+        }
+    }
+
+    async fn introspect_refresh(
+        &self,
+        token: &str,
+        client: &ClientRecord,
+    ) -> Result<Option<Introspection>, StoreError> {
+        let Some(token) = RefreshToken::parse(token) else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        let Some(stored) = self.sessions.refresh_token(&token.hash()).await? else {
+            return Ok(None);
+        };
+        if stored.client_id != client.client_id || stored.rotated_at.is_some() || stored.expires_at <= now {
+            return Ok(Some(Introspection::inactive()));
+        }
+        let Some(session) = self
+            .sessions
+            .session(&stored.session_id)
+            .await?
+            .filter(|s| s.is_alive(now))
+        else {
+            return Ok(Some(Introspection::inactive()));
+        };
+        Ok(Some(Introspection {
+            active: true,
+            details: Some(IntrospectionDetails {
+                token_type: "refresh_token",
+                scope: session.scope,
+                client_id: stored.client_id,
+                sub: session.subject,
+                exp: stored.expires_at,
+                iat: stored.issued_at,
+                nbf: None,
+                aud: None,
+                iss: self.issuer.to_string(),
+                jti: None,
+                roles: session
+                    .roles
+                    .split_ascii_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                sid: session.id,
+            }),
+        }))
+    }
+
+    /// RFC 7009: revokes `token` if it is one of `client`'s. A refresh token ends its
+    /// session; an access token is put on the feed by `jti` until it expires. Tokens that
+    /// are unknown or already invalid are not an error (RFC 7009 §2.2).
+    pub async fn revoke(
+        &self,
+        token: &str,
+        hint: Option<&str>,
+        client: &ClientRecord,
+        context: &RequestContext,
+    ) -> Result<(), TokenError> {
+        let refresh_first = hint != Some("access_token") || token.starts_with(opaque::REFRESH_PREFIX);
+        if refresh_first {
+            if let Some(refresh) = RefreshToken::parse(token) {
+                if let Some(stored) = self.sessions.refresh_token(&refresh.hash()).await? {
+                    if stored.client_id != client.client_id {
+                        return Err(TokenError::InvalidGrant("token belongs to another client"));
+                    }
+                    self.end_session(
+                        &stored.session_id,
+                        "revoked_by_client",
+                        &format!("client:{}", client.client_id),
+                        context,
+                    )
+                    .await?;
+                    return Ok(());
+                }
+            }
+        }
+        let now = self.clock.now();
+        let expect = Expectations {
+            issuer: &self.issuer,
+            audience: None,
+            now,
+            leeway: 0,
+            check_lifetime: true,
+        };
+        match access::verify(&self.keys, token, &expect) {
+            Ok(claims) if claims.client_id != client.client_id => {
+                Err(TokenError::InvalidGrant("token belongs to another client"))
+            }
+            Ok(claims) => {
+                self.revocations
+                    .add_revocation(RevokedKind::Token, &claims.jti, claims.exp, now)
+                    .await?;
+                self.announce(RevokedKind::Token, &claims.jti, claims.exp).await;
+                self.audit
+                    .record(
+                        context,
+                        AuditEvent::new("token.revoked", "success")
+                            .actor(format!("client:{}", client.client_id))
+                            .subject(&claims.sub)
+                            .session(&claims.sid)
+                            .client(&claims.client_id)
+                            .detail(json!({ "token_type": "access_token" })),
+                    )
+                    .await;
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Ends a session (its refresh family, and its access tokens through the feed).
+    /// Returns whether it was alive.
+    pub async fn end_session(
+        &self,
+        session_id: &str,
+        reason: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<bool, TokenError> {
+        let now = self.clock.now();
+        match self.sessions.revoke_session(session_id, reason, now).await? {
+            Some(session) => {
+                self.announce_session_revoked(&session, reason, actor, context)
+                    .await;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Ends every session of `subject` (logout everywhere, password reset, a disabled user).
+    pub async fn end_sessions_of(
+        &self,
+        subject: &str,
+        reason: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<usize, TokenError> {
+        let now = self.clock.now();
+        let ended = self.sessions.revoke_sessions_of(subject, reason, now).await?;
+        for session in &ended {
+            self.announce_session_revoked(session, reason, actor, context)
+                .await;
+        }
+        Ok(ended.len())
+    }
+
+    /// Extends an alive session's idle expiry (never past its absolute expiry).
+    pub async fn extend_session(&self, session_id: &str) -> Result<Option<SessionRecord>, TokenError> {
+        let now = self.clock.now();
+        Ok(self
+            .sessions
+            .extend_session(session_id, self.idle_secs(), now)
+            .await?)
+    }
+
+    /// The alive sessions of `subject`.
+    pub async fn sessions_of(&self, subject: &str) -> Result<Vec<SessionRecord>, TokenError> {
+        Ok(self.sessions.alive_sessions(subject, self.clock.now()).await?)
+    }
+
+    async fn announce_session_revoked(
+        &self,
+        session: &SessionRecord,
+        reason: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) {
+        if session.access_expires_at > self.clock.now() {
+            self.announce(RevokedKind::Session, &session.id, session.access_expires_at)
+                .await;
+        }
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("session.revoked", "success")
+                    .actor(actor)
+                    .subject(&session.subject)
+                    .session(&session.id)
+                    .client(&session.client_id)
+                    .detail(json!({ "reason": reason })),
+            )
+            .await;
+    }
+
+    /// Tells verifiers at once (pub/sub); the durable feed already has the entry.
+    async fn announce(&self, kind: RevokedKind, value: &str, expires_at: i64) {
+        let message = json!({ "kind": kind.as_str(), "value": value, "exp": expires_at }).to_string();
+        if let Err(err) = self.ephemeral.publish(REVOCATIONS_CHANNEL, &message).await {
+            tracing::warn!(error = %err, "cannot announce a revocation; verifiers will see it at their next poll");
+        }
+    }
+
+    fn claims_for(&self, session: &SessionRecord, scope: &str, now: i64, ttl: i64) -> AccessClaims {
+        AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: session.subject.clone(),
+            aud: self.audience.clone(),
+            exp: now.saturating_add(ttl),
+            nbf: now,
+            iat: now,
+            jti: random_id(),
+            client_id: session.client_id.clone(),
+            scope: scope.to_owned(),
+            sid: session.id.clone(),
+            roles: session
+                .roles
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    fn access_ttl(&self, client: &ClientRecord) -> i64 {
+        client
+            .access_token_ttl_secs
+            .unwrap_or_else(|| i64::try_from(self.config.tokens.access_token_ttl_secs).unwrap_or(900))
+    }
+
+    fn family_ttl(&self, client: &ClientRecord) -> i64 {
+        client
+            .refresh_token_ttl_secs
+            .unwrap_or_else(|| i64::try_from(self.config.tokens.refresh_token_ttl_secs).unwrap_or(2_592_000))
+    }
+
+    fn idle_secs(&self) -> i64 {
+        i64::try_from(self.config.sessions.idle_timeout_secs).unwrap_or(1800)
+    }
+
+    fn limit_for(&self, channel: &str) -> SessionLimit {
+        let policy = self.config.channel_policy(channel);
+        match (policy.max_sessions, policy.on_limit) {
+            (0, _) => SessionLimit::Unlimited,
+            (n, OnLimit::RevokeOldest) => SessionLimit::RevokeOldest(n),
+            (n, OnLimit::Reject) => SessionLimit::Reject(n),
+        }
+    }
+}
+
+/// The scope of a refreshed access token: the requested one if it is within the granted
+/// one (RFC 6749 §6), otherwise `invalid_scope`.
+fn narrow_scope(granted: &str, requested: Option<&str>) -> Result<String, TokenError> {
+    let Some(requested) = requested.map(str::trim).filter(|r| !r.is_empty()) else {
+        return Ok(granted.to_owned());
+    };
+    let granted: Vec<&str> = granted.split_ascii_whitespace().collect();
+    let mut narrowed: Vec<&str> = Vec::new();
+    for scope in requested.split_ascii_whitespace() {
+        if !granted.contains(&scope) {
+            return Err(TokenError::InvalidScope);
+        }
+        if !narrowed.contains(&scope) {
+            narrowed.push(scope);
+        }
+    }
+    Ok(narrowed.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_narrows_but_never_widens() {
+        assert_eq!(narrow_scope("openid email", None).unwrap(), "openid email");
+        assert_eq!(narrow_scope("openid email", Some("  ")).unwrap(), "openid email");
+        assert_eq!(
+            narrow_scope("openid email", Some("email email")).unwrap(),
+            "email"
+        );
+        assert!(matches!(
+            narrow_scope("openid", Some("openid admin")),
+            Err(TokenError::InvalidScope)
+        ));
+    }
+}

@@ -1,0 +1,168 @@
+//! The client registry: the applications that may ask for tokens.
+
+use async_trait::async_trait;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::SqlStore;
+use crate::StoreError;
+
+/// A registered OAuth client. List fields are stored as JSON arrays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRecord {
+    pub client_id: String,
+    pub name: String,
+    /// SHA-256 of the client secret (base64url); `None` for a public client.
+    pub secret_hash: Option<String>,
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    pub token_endpoint_auth_method: String,
+    /// The channel its sessions belong to (`web`, `mobile`, `partner`, …).
+    pub channel: String,
+    pub grant_types: Vec<String>,
+    /// Scopes the client may request.
+    pub scopes: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub allowed_cors_origins: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    /// First-party clients skip the consent page.
+    pub first_party: bool,
+    /// Per-client access-token lifetime; `None` uses the configured default.
+    pub access_token_ttl_secs: Option<i64>,
+    /// Per-client refresh-token family lifetime; `None` uses the configured default.
+    pub refresh_token_ttl_secs: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[async_trait]
+pub trait ClientStore: Send + Sync + 'static {
+    /// Stores a new client; `StoreError::Conflict` if the id is taken.
+    async fn create_client(&self, client: &ClientRecord) -> Result<(), StoreError>;
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError>;
+    /// Every client, ordered by id.
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError>;
+    /// Replaces a client's stored fields (by `client_id`); `false` if there is none.
+    /// `created_at` is kept as first stored.
+    async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError>;
+    /// Deletes a client; `false` if there was none.
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+}
+
+const CLIENT_COLUMNS: &str =
+    "client_id, name, secret_hash, token_endpoint_auth_method, channel, grant_types, \
+     scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, backchannel_logout_uri, \
+     first_party, access_token_ttl_secs, refresh_token_ttl_secs, created_at, updated_at";
+
+fn to_json(list: &[String]) -> Result<String, StoreError> {
+    serde_json::to_string(list).map_err(|e| StoreError::Corrupt(format!("client list field: {e}")))
+}
+
+fn list_column(row: &AnyRow, column: &str) -> Result<Vec<String>, StoreError> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("clients.{column}: {e}")))
+}
+
+fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
+    Ok(ClientRecord {
+        client_id: row.try_get("client_id")?,
+        name: row.try_get("name")?,
+        secret_hash: row.try_get("secret_hash")?,
+        token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
+        channel: row.try_get("channel")?,
+        grant_types: list_column(row, "grant_types")?,
+        scopes: list_column(row, "scopes")?,
+        redirect_uris: list_column(row, "redirect_uris")?,
+        post_logout_redirect_uris: list_column(row, "post_logout_redirect_uris")?,
+        allowed_cors_origins: list_column(row, "allowed_cors_origins")?,
+        backchannel_logout_uri: row.try_get("backchannel_logout_uri")?,
+        first_party: row.try_get::<i64, _>("first_party")? != 0,
+        access_token_ttl_secs: row.try_get("access_token_ttl_secs")?,
+        refresh_token_ttl_secs: row.try_get("refresh_token_ttl_secs")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl ClientStore for SqlStore {
+    async fn create_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO clients (client_id, name, secret_hash, token_endpoint_auth_method, channel, \
+             grant_types, scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, \
+             backchannel_logout_uri, first_party, access_token_ttl_secs, refresh_token_ttl_secs, \
+             created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        )
+        .bind(&client.client_id)
+        .bind(&client.name)
+        .bind(&client.secret_hash)
+        .bind(&client.token_endpoint_auth_method)
+        .bind(&client.channel)
+        .bind(to_json(&client.grant_types)?)
+        .bind(to_json(&client.scopes)?)
+        .bind(to_json(&client.redirect_uris)?)
+        .bind(to_json(&client.post_logout_redirect_uris)?)
+        .bind(to_json(&client.allowed_cors_origins)?)
+        .bind(&client.backchannel_logout_uri)
+        .bind(i64::from(client.first_party))
+        .bind(client.access_token_ttl_secs)
+        .bind(client.refresh_token_ttl_secs)
+        .bind(client.created_at)
+        .bind(client.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE client_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(client_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(client_from_row).transpose()
+    }
+
+    async fn clients(&self) -> Result<Vec<ClientRecord>, StoreError> {
+        let sql = format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY client_id");
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(client_from_row).collect()
+    }
+
+    async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE clients SET name = $2, secret_hash = $3, token_endpoint_auth_method = $4, channel = $5, \
+             grant_types = $6, scopes = $7, redirect_uris = $8, post_logout_redirect_uris = $9, \
+             allowed_cors_origins = $10, backchannel_logout_uri = $11, first_party = $12, \
+             access_token_ttl_secs = $13, refresh_token_ttl_secs = $14, updated_at = $15 \
+             WHERE client_id = $1",
+        )
+        .bind(&client.client_id)
+        .bind(&client.name)
+        .bind(&client.secret_hash)
+        .bind(&client.token_endpoint_auth_method)
+        .bind(&client.channel)
+        .bind(to_json(&client.grant_types)?)
+        .bind(to_json(&client.scopes)?)
+        .bind(to_json(&client.redirect_uris)?)
+        .bind(to_json(&client.post_logout_redirect_uris)?)
+        .bind(to_json(&client.allowed_cors_origins)?)
+        .bind(&client.backchannel_logout_uri)
+        .bind(i64::from(client.first_party))
+        .bind(client.access_token_ttl_secs)
+        .bind(client.refresh_token_ttl_secs)
+        .bind(client.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}

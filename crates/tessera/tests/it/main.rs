@@ -1,0 +1,13 @@
+//! Integration tests of the `tessera` binary and its HTTP surface: one test binary (link
+//! time is the cost of each extra one), modules by area, independent of order.
+
+// Test helpers outside `#[test]` functions may fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod accounts;
+mod cli;
+mod engine;
+mod foundation;
+mod interop;
+mod mail;
+mod tokens;
