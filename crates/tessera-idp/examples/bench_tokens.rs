@@ -128,6 +128,7 @@ async fn rotation_rate(node: &Node, workers: usize) -> f64 {
                 roles: &[],
                 amr: &["pwd"],
                 auth_time: now,
+                sso_session_id: None,
             };
             let mut token = state
                 .tokens
@@ -185,7 +186,7 @@ async fn main() {
             jti: "Sl9aHd8YBxQTdxTbIdxXtw".into(),
             client_id: "shop-web".into(),
             scope: "openid profile email".into(),
-            sid: "x1Vb3P4dBn2QdN2n3v7YWw".into(),
+            sid: Some("x1Vb3P4dBn2QdN2n3v7YWw".into()),
             roles: vec!["member".into()],
         };
         let ours = rate(|| {

@@ -22,6 +22,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{decode_master_key, Config, ConfigError};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
 use crate::mail::Mailer;
+use crate::oidc::{Provider, ProviderParts};
 use crate::passwords::PasswordHasher;
 use crate::state::AppState;
 use crate::tokens::opaque::SuccessorKey;
@@ -182,6 +183,7 @@ impl Node {
             keys: keys.clone(),
             sessions: shared.clone(),
             revocations: shared.clone(),
+            sso: shared.clone(),
             ephemeral: ephemeral.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
@@ -205,6 +207,17 @@ impl Node {
                 url: redact_url(&config.database_url()),
                 reason: store_reason(&e),
             })?;
+        let provider = Arc::new(Provider::new(ProviderParts {
+            config: config.clone(),
+            keys: keys.clone(),
+            clients: shared.clone(),
+            store: shared.clone(),
+            users: shared.clone(),
+            tokens: tokens.clone(),
+            ephemeral: ephemeral.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        }));
         let state = AppState {
             issuer: config.issuer().into(),
             config,
@@ -216,6 +229,7 @@ impl Node {
             revocations: shared,
             tokens,
             accounts,
+            provider,
             audit,
         };
         let background = vec![
@@ -346,6 +360,9 @@ pub async fn clean_up_once(state: &AppState) -> Result<(), StoreError> {
             sessions = purged.sessions,
             revocations = purged.revocations,
             audit_records = purged.audit_records,
+            one_time_tokens = purged.one_time_tokens,
+            authorization_codes = purged.authorization_codes,
+            sso_sessions = purged.sso_sessions,
             keys,
             "cleaned up expired rows"
         );

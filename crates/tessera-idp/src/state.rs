@@ -10,6 +10,7 @@ use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::keys::KeyRing;
+use crate::oidc::Provider;
 use crate::tokens::TokenService;
 
 #[derive(Clone)]
@@ -25,5 +26,6 @@ pub struct AppState {
     pub revocations: Arc<dyn RevocationStore>,
     pub tokens: Arc<TokenService>,
     pub accounts: Arc<Accounts>,
+    pub provider: Arc<Provider>,
     pub audit: Auditor,
 }

@@ -1,5 +1,6 @@
-//! The OpenID Provider Metadata document (OpenID Connect Discovery 1.0 §3, RFC 8414).
-//! It lists only what this provider really serves; it grows as endpoints land.
+//! The OpenID Provider Metadata document (OpenID Connect Discovery 1.0 §3, RFC 8414). It
+//! lists what this provider serves — every advertised value works, and nothing works that
+//! is not advertised (a test checks both directions).
 
 use serde::Serialize;
 
@@ -8,29 +9,60 @@ use crate::paths;
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderMetadata {
     pub issuer: String,
-    pub jwks_uri: String,
+    pub authorization_endpoint: String,
     pub token_endpoint: String,
+    pub userinfo_endpoint: String,
+    pub jwks_uri: String,
+    pub end_session_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
+    pub scopes_supported: Vec<&'static str>,
+    pub response_types_supported: Vec<&'static str>,
+    pub response_modes_supported: Vec<&'static str>,
     pub grant_types_supported: Vec<&'static str>,
+    pub subject_types_supported: Vec<&'static str>,
+    pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
-    pub response_types_supported: Vec<&'static str>,
-    pub subject_types_supported: Vec<&'static str>,
-    pub id_token_signing_alg_values_supported: Vec<&'static str>,
+    pub code_challenge_methods_supported: Vec<&'static str>,
+    pub prompt_values_supported: Vec<&'static str>,
+    pub claims_supported: Vec<&'static str>,
+    pub ui_locales_supported: Vec<&'static str>,
+    pub acr_values_supported: Vec<&'static str>,
+    pub claims_parameter_supported: bool,
+    pub request_parameter_supported: bool,
+    pub request_uri_parameter_supported: bool,
+    pub authorization_response_iss_parameter_supported: bool,
+    pub backchannel_logout_supported: bool,
+    pub backchannel_logout_session_supported: bool,
 }
 
 impl ProviderMetadata {
     /// The metadata of a provider at `issuer` (no trailing slash).
-    pub fn new(issuer: &str, signing_algs: Vec<&'static str>) -> Self {
+    pub fn new(issuer: &str) -> Self {
+        let at = |path: &str| format!("{issuer}{path}");
         ProviderMetadata {
             issuer: issuer.to_owned(),
-            jwks_uri: format!("{issuer}{}", paths::JWKS),
-            token_endpoint: format!("{issuer}{}", paths::TOKEN),
-            revocation_endpoint: format!("{issuer}{}", paths::REVOKE),
-            introspection_endpoint: format!("{issuer}{}", paths::INTROSPECT),
-            grant_types_supported: vec!["refresh_token"],
+            authorization_endpoint: at(paths::AUTHORIZE),
+            token_endpoint: at(paths::TOKEN),
+            userinfo_endpoint: at(paths::USERINFO),
+            jwks_uri: at(paths::JWKS),
+            end_session_endpoint: at(paths::END_SESSION),
+            revocation_endpoint: at(paths::REVOKE),
+            introspection_endpoint: at(paths::INTROSPECT),
+            // Tessera keeps e-mail and locale; `address` and `phone` would release nothing.
+            scopes_supported: vec!["openid", "profile", "email"],
+            response_types_supported: vec!["code"],
+            response_modes_supported: vec!["query"],
+            grant_types_supported: vec![
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+                "password",
+            ],
+            subject_types_supported: vec!["public"],
+            id_token_signing_alg_values_supported: vec!["RS256"],
             token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
             revocation_endpoint_auth_methods_supported: vec![
                 "client_secret_basic",
@@ -38,11 +70,33 @@ impl ProviderMetadata {
                 "none",
             ],
             introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
-            // Required members (Discovery §3); the authorization endpoint that serves
-            // `code` is added with the OAuth provider.
-            response_types_supported: vec!["code"],
-            subject_types_supported: vec!["public"],
-            id_token_signing_alg_values_supported: signing_algs,
+            code_challenge_methods_supported: vec!["S256"],
+            prompt_values_supported: vec!["none", "login", "consent"],
+            claims_supported: vec![
+                "iss",
+                "sub",
+                "aud",
+                "exp",
+                "iat",
+                "auth_time",
+                "nonce",
+                "acr",
+                "amr",
+                "sid",
+                "at_hash",
+                "email",
+                "email_verified",
+                "locale",
+                "updated_at",
+            ],
+            ui_locales_supported: vec!["en", "ko"],
+            acr_values_supported: vec!["urn:tessera:acr:pwd"],
+            claims_parameter_supported: false,
+            request_parameter_supported: false,
+            request_uri_parameter_supported: false,
+            authorization_response_iss_parameter_supported: true,
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
         }
     }
 }

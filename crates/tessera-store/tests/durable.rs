@@ -8,15 +8,18 @@
 use std::sync::Arc;
 
 use tessera_store::durable::{
-    AuditQuery, AuditRecord, AuditStore, ClientRecord, ClientStore, ConnectSettings, CreateOutcome, KeyStore,
-    Maintenance, OneTimeTokenRecord, Purged, RefreshRecord, RevocationStore, RevokedKind, RotateOutcome,
-    Rotation, SessionLimit, SessionRecord, SessionStore, SqlStore, StoredKey, UserRecord, UserStore,
+    AuditQuery, AuditRecord, AuditStore, AuthorizationCodeRecord, ClientRecord, ClientStore, CodeRedemption,
+    ConnectSettings, CreateOutcome, KeyStore, Maintenance, OidcStore, OneTimeTokenRecord, Purged,
+    RefreshRecord, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit, SessionRecord,
+    SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore,
 };
 use tessera_store::StoreError;
 
 /// A store on a fresh database, and what keeps that database alive.
 struct Fresh {
     store: SqlStore,
+    /// For fixtures written with raw SQL, as the schema of their time had it.
+    url: String,
     _guard: Guard,
 }
 
@@ -81,11 +84,17 @@ async fn fresh(backend: &str, migrate: bool) -> Option<Fresh> {
             (url, Guard::Postgres { base, schema })
         }
     };
-    let store = SqlStore::connect(&ConnectSettings::new(url)).await.unwrap();
+    let store = SqlStore::connect(&ConnectSettings::new(url.clone()))
+        .await
+        .unwrap();
     if migrate {
         store.migrate().await.unwrap();
     }
-    Some(Fresh { store, _guard: guard })
+    Some(Fresh {
+        store,
+        url,
+        _guard: guard,
+    })
 }
 
 macro_rules! suite {
@@ -135,6 +144,14 @@ suite!(
     concurrent_consumers_of_one_token_get_it_once,
     invalidating_tokens_makes_them_unusable,
     purge_removes_expired_and_long_used_one_time_tokens,
+    sso_sessions_are_found_by_secret_until_they_end,
+    revoking_sso_sessions_once_and_all_of_a_user,
+    sessions_of_sso_are_its_alive_token_sessions,
+    authorization_codes_are_redeemed_once_and_replays_recognised,
+    concurrent_redemptions_of_one_code_redeem_it_once,
+    consent_is_granted_replaced_read_and_revoked,
+    deleting_a_user_removes_sso_sessions_codes_and_consents,
+    purge_removes_old_codes_and_long_ended_sso_sessions,
 );
 
 fn key(kid: &str, alg: &str, activates_at: i64) -> StoredKey {
@@ -182,8 +199,8 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
         }
         if *version == 2 {
             db.store.create_client(&client("fixture-client")).await.unwrap();
-            let s = session("fixture-sid", "u1", "web", 1_000);
-            create(&db.store, &s, SessionLimit::Reject(1)).await;
+            // Today's store writes columns later migrations added: raw SQL of the time.
+            insert_session_as_of_v2(&db.url, &session("fixture-sid", "u1", "web", 1_000)).await;
             db.store
                 .add_revocation(RevokedKind::Token, "fixture-jti", 5_000, 1_000)
                 .await
@@ -207,6 +224,26 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .create_one_time_token(&one_time("fixture-ott", "verify_email", "fixture-user", 1_100))
                 .await
                 .unwrap();
+        }
+        if *version == 4 {
+            let store = &db.store;
+            store
+                .create_sso_session(&sso("fixture-sso", "fixture-user", 1_200))
+                .await
+                .unwrap();
+            store
+                .create_authorization_code(&code("fixture-code", "fixture-user", "fixture-sso", 1_200))
+                .await
+                .unwrap();
+            store
+                .grant_consent("fixture-user", "fixture-client", "openid profile", 1_200)
+                .await
+                .unwrap();
+            let linked = SessionRecord {
+                sso_session_id: Some("fixture-sso".to_owned()),
+                ..session("fixture-sid-4", "fixture-user", "web", 1_200)
+            };
+            create(store, &linked, SessionLimit::Unlimited).await;
         }
     }
     db.store.migrate().await.unwrap();
@@ -250,6 +287,88 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
             })
         );
     }
+    if all.iter().any(|(version, _, _)| *version >= 4) {
+        let store = &db.store;
+        assert_eq!(
+            store
+                .sso_session_by_secret("secret-fixture-sso", 1_300)
+                .await
+                .unwrap(),
+            Some(sso("fixture-sso", "fixture-user", 1_200))
+        );
+        assert_eq!(
+            store
+                .consent("fixture-user", "fixture-client")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("openid profile")
+        );
+        assert_eq!(
+            ids(&store.sessions_of_sso("fixture-sso", 1_300).await.unwrap()),
+            ["fixture-sid-4"]
+        );
+        assert_eq!(
+            store
+                .redeem_authorization_code("fixture-code", 1_210)
+                .await
+                .unwrap(),
+            CodeRedemption::Redeemed(AuthorizationCodeRecord {
+                used_at: Some(1_210),
+                ..code("fixture-code", "fixture-user", "fixture-sso", 1_200)
+            })
+        );
+    }
+}
+
+/// Inserts `s` and its first token (`rt-<id>`) as migration 2 shaped the tables.
+async fn insert_session_as_of_v2(url: &str, s: &SessionRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO sessions (id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
+         created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
+         revoke_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&s.id)
+    .bind(&s.subject)
+    .bind(&s.client_id)
+    .bind(&s.channel)
+    .bind(&s.user_agent)
+    .bind(&s.ip)
+    .bind(&s.scope)
+    .bind(&s.amr)
+    .bind(&s.roles)
+    .bind(s.auth_time)
+    .bind(s.created_at)
+    .bind(s.last_seen_at)
+    .bind(s.idle_expires_at)
+    .bind(s.absolute_expires_at)
+    .bind(s.access_expires_at)
+    .bind(s.revoked_at)
+    .bind(&s.revoke_reason)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let t = first_token(s);
+    sqlx::query(
+        "INSERT INTO refresh_tokens (token_hash, session_id, client_id, generation, issued_at, expires_at, \
+         rotated_at, successor_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&t.token_hash)
+    .bind(&t.session_id)
+    .bind(&t.client_id)
+    .bind(t.generation)
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .bind(t.rotated_at)
+    .bind(&t.successor_hash)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
 }
 
 async fn exactly_one_bootstrap_wins(backend: &str) {
@@ -404,6 +523,7 @@ fn session(id: &str, subject: &str, channel: &str, created_at: i64) -> SessionRe
         access_expires_at: created_at + ACCESS,
         revoked_at: None,
         revoke_reason: None,
+        sso_session_id: None,
     }
 }
 
@@ -1561,6 +1681,8 @@ async fn purge_removes_what_ended_and_keeps_what_is_needed(backend: &str) {
             revocations: 3,    // C's sid, x1, x2
             audit_records: 2,  // at 9_000 and 9_499
             one_time_tokens: 0,
+            authorization_codes: 0,
+            sso_sessions: 0,
         }
     );
     for id in ["A", "B", "E", "F"] {
@@ -2219,6 +2341,612 @@ async fn purge_removes_expired_and_long_used_one_time_tokens(backend: &str) {
     // A day after their use (or at their expiry) the rest go too.
     let purged = store.purge_expired(NOW + DAY, 1_000, 1_000).await.unwrap();
     assert_eq!(purged.one_time_tokens, 3);
+    assert_eq!(
+        store.user("u1").await.unwrap().map(|u| u.id).as_deref(),
+        Some("u1")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// OIDC: SSO sessions, authorization codes, consent.
+// ---------------------------------------------------------------------------------------
+
+/// Lifetimes of the SSO sessions and authorization codes below.
+const SSO_TTL: i64 = 10_000;
+const CODE_TTL: i64 = 60;
+
+/// An alive SSO session of `user_id` whose cookie secret hashes to `secret-<id>`.
+fn sso(id: &str, user_id: &str, created_at: i64) -> SsoSessionRecord {
+    SsoSessionRecord {
+        id: id.to_owned(),
+        secret_hash: format!("secret-{id}"),
+        user_id: user_id.to_owned(),
+        auth_time: created_at - 5,
+        amr: "pwd otp".to_owned(),
+        created_at,
+        last_seen_at: created_at,
+        expires_at: created_at + SSO_TTL,
+        revoked_at: None,
+    }
+}
+
+/// An unused code with a nonce and an S256 challenge, valid for `CODE_TTL`.
+fn code(code_hash: &str, user_id: &str, sso_session_id: &str, created_at: i64) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        code_hash: code_hash.to_owned(),
+        client_id: "app".to_owned(),
+        user_id: user_id.to_owned(),
+        sso_session_id: sso_session_id.to_owned(),
+        redirect_uri: "https://app.example/cb?x=\"ü\"".to_owned(),
+        scope: "openid profile offline_access".to_owned(),
+        nonce: Some("n-0S6_WzA2Mj".to_owned()),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        code_challenge_method: Some("S256".to_owned()),
+        auth_time: created_at - 5,
+        amr: "pwd".to_owned(),
+        created_at,
+        expires_at: created_at + CODE_TTL,
+        used_at: None,
+        token_session_id: None,
+    }
+}
+
+async fn users(store: &SqlStore, ids: &[&str]) {
+    for id in ids {
+        store
+            .create_user(&user(id, &format!("{id}@example.com"), 500))
+            .await
+            .unwrap();
+    }
+}
+
+fn sso_ids(sessions: &[SsoSessionRecord]) -> Vec<&str> {
+    sessions.iter().map(|s| s.id.as_str()).collect()
+}
+
+async fn sso_sessions_are_found_by_secret_until_they_end(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    users(store, &["u1", "u2"]).await;
+    let s1 = sso("s1", "u1", 1_000);
+    store.create_sso_session(&s1).await.unwrap();
+    assert_eq!(store.sso_session("s1").await.unwrap(), Some(s1.clone()));
+    assert_eq!(store.sso_session("nope").await.unwrap(), None);
+
+    // A taken id or secret is a conflict; an unknown user is refused, but not as a conflict.
+    let err = store
+        .create_sso_session(&SsoSessionRecord {
+            secret_hash: "other".to_owned(),
+            ..sso("s1", "u2", 1_000)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let err = store
+        .create_sso_session(&SsoSessionRecord {
+            secret_hash: s1.secret_hash.clone(),
+            ..sso("s2", "u2", 1_000)
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let err = store
+        .create_sso_session(&sso("s3", "nobody", 1_000))
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.sso_session("s2").await.unwrap(), None);
+    assert_eq!(store.sso_session("s3").await.unwrap(), None);
+
+    // By secret: only the right hash, only while alive (until the second before expiry).
+    let end = s1.expires_at;
+    assert_eq!(
+        store.sso_session_by_secret("secret-s1", 1_000).await.unwrap(),
+        Some(s1.clone())
+    );
+    assert_eq!(store.sso_session_by_secret("s1", 1_000).await.unwrap(), None);
+    assert_eq!(
+        store.sso_session_by_secret("secret-nope", 1_000).await.unwrap(),
+        None
+    );
+    assert!(store
+        .sso_session_by_secret("secret-s1", end - 1)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.sso_session_by_secret("secret-s1", end).await.unwrap(), None);
+
+    // Touching moves last_seen_at of an alive session only; it does not extend it.
+    assert!(store.touch_sso_session("s1", 1_500).await.unwrap());
+    let touched = SsoSessionRecord {
+        last_seen_at: 1_500,
+        ..s1.clone()
+    };
+    assert_eq!(store.sso_session("s1").await.unwrap(), Some(touched.clone()));
+    assert!(!store.touch_sso_session("s1", end).await.unwrap());
+    assert!(!store.touch_sso_session("nope", 1_500).await.unwrap());
+    assert_eq!(store.sso_session("s1").await.unwrap(), Some(touched.clone()));
+    assert!(!touched.is_alive(end));
+    assert!(touched.is_alive(end - 1));
+
+    // An expired session cannot be revoked (nothing written), nor found.
+    assert_eq!(store.revoke_sso_session("s1", end).await.unwrap(), None);
+    assert_eq!(store.sso_session("s1").await.unwrap(), Some(touched));
+}
+
+async fn revoking_sso_sessions_once_and_all_of_a_user(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    users(store, &["u1", "u2"]).await;
+    for s in [
+        sso("a", "u1", 1_000),
+        sso("b", "u1", 1_100),
+        sso("c", "u1", 900),
+        sso("old", "u1", 1_000 - SSO_TTL),
+        sso("other", "u2", 1_000),
+    ] {
+        store.create_sso_session(&s).await.unwrap();
+    }
+    let revoked = store.revoke_sso_session("a", 1_200).await.unwrap();
+    assert_eq!(
+        revoked,
+        Some(SsoSessionRecord {
+            revoked_at: Some(1_200),
+            ..sso("a", "u1", 1_000)
+        })
+    );
+    assert_eq!(store.revoke_sso_session("a", 1_300).await.unwrap(), None);
+    assert_eq!(store.sso_session("a").await.unwrap(), revoked);
+    assert_eq!(
+        store.sso_session_by_secret("secret-a", 1_300).await.unwrap(),
+        None
+    );
+    assert!(!store.touch_sso_session("a", 1_300).await.unwrap());
+    assert_eq!(store.revoke_sso_session("nope", 1_300).await.unwrap(), None);
+
+    // All of a user: the alive ones (not a, revoked; not old, expired), oldest first.
+    let revoked = store.revoke_sso_sessions_of("u1", 1_400).await.unwrap();
+    assert_eq!(sso_ids(&revoked), ["c", "b"]);
+    assert!(revoked.iter().all(|s| s.revoked_at == Some(1_400)));
+    assert_eq!(
+        store.sso_session("a").await.unwrap().unwrap().revoked_at,
+        Some(1_200)
+    );
+    assert_eq!(store.sso_session("old").await.unwrap().unwrap().revoked_at, None);
+    assert!(store
+        .revoke_sso_sessions_of("u1", 1_500)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .revoke_sso_sessions_of("nobody", 1_500)
+        .await
+        .unwrap()
+        .is_empty());
+    // The other user's session is untouched.
+    assert_eq!(
+        store.sso_session_by_secret("secret-other", 1_500).await.unwrap(),
+        Some(sso("other", "u2", 1_000))
+    );
+}
+
+async fn sessions_of_sso_are_its_alive_token_sessions(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    users(store, &["u1"]).await;
+    store.create_sso_session(&sso("a", "u1", 900)).await.unwrap();
+    store.create_sso_session(&sso("b", "u1", 900)).await.unwrap();
+    let linked = |id: &str, sso_id: Option<&str>, created_at: i64| SessionRecord {
+        sso_session_id: sso_id.map(str::to_owned),
+        ..session(id, "u1", "web", created_at)
+    };
+    let t1 = linked("t1", Some("a"), 1_000);
+    let t2 = linked("t2", Some("a"), 1_100);
+    let revoked = linked("t3", Some("a"), 1_050);
+    let elsewhere = linked("t4", Some("b"), 1_000);
+    let unlinked = linked("t5", None, 1_000);
+    let idle_expired = linked("t6", Some("a"), 1_100 - IDLE);
+    for s in [&t2, &t1, &revoked, &elsewhere, &unlinked, &idle_expired] {
+        create(store, s, SessionLimit::Unlimited).await;
+    }
+    assert_eq!(store.session("t1").await.unwrap(), Some(t1.clone()));
+    assert_eq!(store.session("t5").await.unwrap(), Some(unlinked.clone()));
+    let revoked = store
+        .revoke_session("t3", "logout", 1_150)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(revoked.sso_session_id.as_deref(), Some("a"));
+
+    assert_eq!(
+        store.sessions_of_sso("a", 1_200).await.unwrap(),
+        vec![t1.clone(), t2.clone()]
+    );
+    assert_eq!(store.sessions_of_sso("b", 1_200).await.unwrap(), vec![elsewhere]);
+    assert!(store.sessions_of_sso("nope", 1_200).await.unwrap().is_empty());
+    // t1 idles out first; t2 stays while kept alive, and its link survives rotation.
+    assert_eq!(
+        ids(&store.sessions_of_sso("a", 1_000 + IDLE).await.unwrap()),
+        ["t2"]
+    );
+    let outcome = store
+        .rotate_refresh_token(&rotation("rt-t2", "t2-1", 1_000 + IDLE))
+        .await
+        .unwrap();
+    let RotateOutcome::Rotated { session, .. } = outcome else {
+        panic!("not rotated: {outcome:?}");
+    };
+    assert_eq!(session.sso_session_id.as_deref(), Some("a"));
+    // Ending the SSO session does not end token sessions by itself: the caller does.
+    let later = 1_000 + IDLE + 100;
+    store.revoke_sso_session("a", later).await.unwrap().unwrap();
+    assert_eq!(ids(&store.sessions_of_sso("a", later).await.unwrap()), ["t2"]);
+    assert_eq!(
+        ids(&store.revoke_sessions_of("u1", "logout", later).await.unwrap()),
+        ["t2"]
+    );
+    assert!(store.sessions_of_sso("a", later).await.unwrap().is_empty());
+}
+
+async fn authorization_codes_are_redeemed_once_and_replays_recognised(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    users(store, &["u1"]).await;
+    store.create_sso_session(&sso("s1", "u1", 900)).await.unwrap();
+    let c1 = code("c1", "u1", "s1", 1_000);
+    store.create_authorization_code(&c1).await.unwrap();
+    let err = store.create_authorization_code(&c1).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let err = store
+        .create_authorization_code(&code("c0", "nobody", "s1", 1_000))
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, StoreError::Conflict(_)), "{err:?}");
+
+    assert_eq!(
+        store.redeem_authorization_code("unknown", 1_010).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+    let redeemed = AuthorizationCodeRecord {
+        used_at: Some(1_010),
+        ..c1.clone()
+    };
+    assert_eq!(
+        store.redeem_authorization_code("c1", 1_010).await.unwrap(),
+        CodeRedemption::Redeemed(redeemed.clone())
+    );
+    // Attached once; a second attachment changes nothing.
+    store.attach_token_session("c1", "ts1").await.unwrap();
+    store.attach_token_session("c1", "ts2").await.unwrap();
+    let replayed = AuthorizationCodeRecord {
+        token_session_id: Some("ts1".to_owned()),
+        ..redeemed
+    };
+    assert_eq!(
+        store.redeem_authorization_code("c1", 1_020).await.unwrap(),
+        CodeRedemption::Replayed(replayed.clone())
+    );
+    // Long after its expiry a replay is still recognised (what it issued must be revoked).
+    assert_eq!(
+        store
+            .redeem_authorization_code("c1", 1_000 + 10 * CODE_TTL)
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed(replayed)
+    );
+
+    // Expired unused: invalid at `expires_at` (and stays unused, so never a replay).
+    let c2 = code("c2", "u1", "s1", 1_000);
+    store.create_authorization_code(&c2).await.unwrap();
+    for now in [c2.expires_at, c2.expires_at + 1] {
+        assert_eq!(
+            store.redeem_authorization_code("c2", now).await.unwrap(),
+            CodeRedemption::Invalid
+        );
+    }
+    // Redeemed the second before expiry, replayed after it.
+    let c3 = AuthorizationCodeRecord {
+        nonce: None,
+        code_challenge: None,
+        code_challenge_method: None,
+        ..code("c3", "u1", "s1", 1_000)
+    };
+    store.create_authorization_code(&c3).await.unwrap();
+    let at = c3.expires_at - 1;
+    let CodeRedemption::Redeemed(r3) = store.redeem_authorization_code("c3", at).await.unwrap() else {
+        panic!("c3 not redeemed");
+    };
+    assert_eq!(
+        r3,
+        AuthorizationCodeRecord {
+            used_at: Some(at),
+            ..c3.clone()
+        }
+    );
+    assert_eq!(
+        store
+            .redeem_authorization_code("c3", c3.expires_at + 100)
+            .await
+            .unwrap(),
+        CodeRedemption::Replayed(r3)
+    );
+    // A token session cannot be attached to an unredeemed code (nor an unknown one).
+    let c4 = code("c4", "u1", "s1", 1_000);
+    store.create_authorization_code(&c4).await.unwrap();
+    store.attach_token_session("c4", "ts4").await.unwrap();
+    store.attach_token_session("unknown", "ts4").await.unwrap();
+    assert_eq!(
+        store.redeem_authorization_code("c4", 1_030).await.unwrap(),
+        CodeRedemption::Redeemed(AuthorizationCodeRecord {
+            used_at: Some(1_030),
+            ..c4
+        })
+    );
+}
+
+async fn concurrent_redemptions_of_one_code_redeem_it_once(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    users(&db.store, &["u1"]).await;
+    db.store.create_sso_session(&sso("s1", "u1", 900)).await.unwrap();
+    for round in 0..ROUNDS {
+        let hash = format!("c{round}");
+        db.store
+            .create_authorization_code(&code(&hash, "u1", "s1", 1_000))
+            .await
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(20));
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = db.store.clone();
+            let barrier = barrier.clone();
+            let hash = hash.clone();
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                store.redeem_authorization_code(&hash, 1_010 + i).await
+            }));
+        }
+        let (mut redeemed, mut replayed) = (Vec::new(), 0);
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                CodeRedemption::Redeemed(record) => redeemed.push(record),
+                CodeRedemption::Replayed(record) => {
+                    assert!(record.used_at.is_some());
+                    replayed += 1;
+                }
+                CodeRedemption::Invalid => panic!("round {round}: a live code read as invalid"),
+            }
+        }
+        assert_eq!((redeemed.len(), replayed), (1, 19), "round {round}: {redeemed:?}");
+        assert_eq!(redeemed[0].code_hash, hash);
+        // What the winner saw is what is stored.
+        assert_eq!(
+            db.store.redeem_authorization_code(&hash, 1_100).await.unwrap(),
+            CodeRedemption::Replayed(redeemed[0].clone())
+        );
+    }
+}
+
+async fn consent_is_granted_replaced_read_and_revoked(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    users(store, &["u1", "u2"]).await;
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+    store.grant_consent("u1", "app", "openid", 1_000).await.unwrap();
+    assert_eq!(
+        store.consent("u1", "app").await.unwrap().as_deref(),
+        Some("openid")
+    );
+    // Granting again replaces (a narrower scope too).
+    store
+        .grant_consent("u1", "app", "openid profile email", 1_100)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consent("u1", "app").await.unwrap().as_deref(),
+        Some("openid profile email")
+    );
+    store
+        .grant_consent("u1", "app", "openid email", 1_200)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.consent("u1", "app").await.unwrap().as_deref(),
+        Some("openid email")
+    );
+    // Per user and per client.
+    store.grant_consent("u1", "other", "openid", 1_200).await.unwrap();
+    store.grant_consent("u2", "app", "profile", 1_200).await.unwrap();
+    assert_eq!(
+        store.consent("u2", "app").await.unwrap().as_deref(),
+        Some("profile")
+    );
+    assert_eq!(store.consent("u2", "other").await.unwrap(), None);
+    // Consent is for a known user only.
+    assert!(store
+        .grant_consent("nobody", "app", "openid", 1_200)
+        .await
+        .is_err());
+    assert_eq!(store.consent("nobody", "app").await.unwrap(), None);
+
+    assert!(store.revoke_consent("u1", "app").await.unwrap());
+    assert!(!store.revoke_consent("u1", "app").await.unwrap());
+    assert!(!store.revoke_consent("nobody", "app").await.unwrap());
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+    assert_eq!(
+        store.consent("u1", "other").await.unwrap().as_deref(),
+        Some("openid")
+    );
+    assert_eq!(
+        store.consent("u2", "app").await.unwrap().as_deref(),
+        Some("profile")
+    );
+    // And may be given again.
+    store.grant_consent("u1", "app", "openid", 1_300).await.unwrap();
+    assert_eq!(
+        store.consent("u1", "app").await.unwrap().as_deref(),
+        Some("openid")
+    );
+}
+
+async fn deleting_a_user_removes_sso_sessions_codes_and_consents(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    users(store, &["u1", "u2"]).await;
+    for id in ["u1", "u2"] {
+        let sso_id = format!("sso-{id}");
+        store.create_sso_session(&sso(&sso_id, id, 1_000)).await.unwrap();
+        for n in 0..2 {
+            let mut c = code(&format!("code-{id}-{n}"), id, &sso_id, 1_000);
+            if n == 1 {
+                c.used_at = Some(1_010);
+            }
+            store.create_authorization_code(&c).await.unwrap();
+        }
+        store.grant_consent(id, "app", "openid", 1_000).await.unwrap();
+    }
+    assert!(store.delete_user("u1").await.unwrap());
+    assert_eq!(store.sso_session("sso-u1").await.unwrap(), None);
+    assert_eq!(
+        store.sso_session_by_secret("secret-sso-u1", 1_020).await.unwrap(),
+        None
+    );
+    for hash in ["code-u1-0", "code-u1-1"] {
+        assert_eq!(
+            store.redeem_authorization_code(hash, 1_020).await.unwrap(),
+            CodeRedemption::Invalid,
+            "{hash}"
+        );
+    }
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+    // The other user keeps everything.
+    assert!(store
+        .sso_session_by_secret("secret-sso-u2", 1_020)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(matches!(
+        store.redeem_authorization_code("code-u2-0", 1_020).await.unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    assert!(matches!(
+        store.redeem_authorization_code("code-u2-1", 1_020).await.unwrap(),
+        CodeRedemption::Replayed(_)
+    ));
+    assert_eq!(
+        store.consent("u2", "app").await.unwrap().as_deref(),
+        Some("openid")
+    );
+    // A new account under the same id starts with nothing.
+    store
+        .create_user(&user("u1", "u1-again@example.com", 2_000))
+        .await
+        .unwrap();
+    assert_eq!(store.consent("u1", "app").await.unwrap(), None);
+    assert_eq!(store.sso_session("sso-u1").await.unwrap(), None);
+}
+
+async fn purge_removes_old_codes_and_long_ended_sso_sessions(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    const NOW: i64 = 200_000;
+    const RETENTION: i64 = 1_000;
+    const DAY: i64 = 86_400;
+    users(store, &["u1"]).await;
+    let sso_ending = |id: &str, expires_at: i64, revoked_at: Option<i64>| SsoSessionRecord {
+        expires_at,
+        revoked_at,
+        ..sso(id, "u1", 1_000)
+    };
+    let ssos = [
+        sso_ending("alive", NOW + 10, None),                                 // kept
+        sso_ending("revoked-recently", NOW + 10, Some(NOW - 10)),            // kept
+        sso_ending("revoked-long-ago", NOW + 10, Some(NOW - RETENTION - 1)), // purged
+        sso_ending("revoked-at-bound", NOW + 10, Some(NOW - RETENTION)),     // purged (as sessions)
+        sso_ending("expired-recently", NOW - 10, None),                      // kept
+        sso_ending("expired-long-ago", NOW - RETENTION - 1, None),           // purged
+    ];
+    for s in &ssos {
+        store.create_sso_session(s).await.unwrap();
+    }
+    let code_ending = |hash: &str, expires_at: i64, used_at: Option<i64>| AuthorizationCodeRecord {
+        expires_at,
+        used_at,
+        ..code(hash, "u1", "alive", 1_000)
+    };
+    let codes = [
+        code_ending("old-unused", NOW - DAY - 1, None), // purged
+        code_ending("old-used", NOW - DAY - 1, Some(NOW - DAY - 30)), // purged
+        code_ending("a-day-ago-used", NOW - DAY, Some(NOW - DAY - 30)), // kept: exactly a day
+        code_ending("recent-used", NOW - 5, Some(NOW - 30)), // kept
+        code_ending("live", NOW + 10, None),            // kept
+    ];
+    for c in &codes {
+        store.create_authorization_code(c).await.unwrap();
+    }
+    let purged = store.purge_expired(NOW, RETENTION, 1_000).await.unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            authorization_codes: 2,
+            sso_sessions: 3,
+            ..Purged::default()
+        }
+    );
+    assert_eq!(
+        store.purge_expired(NOW, RETENTION, 1_000).await.unwrap(),
+        Purged::default()
+    );
+    for id in ["alive", "revoked-recently", "expired-recently"] {
+        assert!(store.sso_session(id).await.unwrap().is_some(), "{id}");
+    }
+    for id in ["revoked-long-ago", "revoked-at-bound", "expired-long-ago"] {
+        assert_eq!(store.sso_session(id).await.unwrap(), None, "{id}");
+    }
+    assert_eq!(
+        store.sso_session_by_secret("secret-alive", NOW).await.unwrap(),
+        Some(ssos[0].clone())
+    );
+    // Used codes still there are still recognised as replays; purged ones are gone.
+    for hash in ["a-day-ago-used", "recent-used"] {
+        assert!(
+            matches!(
+                store.redeem_authorization_code(hash, NOW).await.unwrap(),
+                CodeRedemption::Replayed(_)
+            ),
+            "{hash}"
+        );
+    }
+    assert_eq!(
+        store.redeem_authorization_code("old-used", NOW).await.unwrap(),
+        CodeRedemption::Invalid
+    );
+    assert!(matches!(
+        store.redeem_authorization_code("live", NOW).await.unwrap(),
+        CodeRedemption::Redeemed(_)
+    ));
+    // Later the rest goes: every code a day after its expiry, every SSO session once it
+    // has been over for the retention.
+    let purged = store
+        .purge_expired(NOW + 10 + DAY + 1, RETENTION, 1_000)
+        .await
+        .unwrap();
+    assert_eq!((purged.authorization_codes, purged.sso_sessions), (3, 3));
     assert_eq!(
         store.user("u1").await.unwrap().map(|u| u.id).as_deref(),
         Some("u1")

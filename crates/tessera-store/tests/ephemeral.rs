@@ -97,6 +97,8 @@ suite! {
     case_pubsub_two_subscribers => pubsub_two_subscribers_memory, pubsub_two_subscribers_redis;
     case_pubsub_other_channel => pubsub_other_channel_memory, pubsub_other_channel_redis;
     case_ping => ping_memory, ping_redis;
+    case_add_counts_up_and_down => add_counts_up_and_down_memory, add_counts_up_and_down_redis;
+    case_add_concurrent => add_concurrent_memory, add_concurrent_redis;
 }
 
 async fn case_incr_counts(store: Arc<dyn EphemeralStore>) {
@@ -113,6 +115,39 @@ async fn case_incr_counts(store: Arc<dyn EphemeralStore>) {
     assert_eq!(store.get(&key).await.unwrap(), Some(b"4".to_vec()));
     let left = store.ttl(&key).await.unwrap().expect("counter has a ttl");
     assert!(left > Duration::from_secs(50) && left <= ttl, "ttl {left:?}");
+}
+
+async fn case_add_counts_up_and_down(store: Arc<dyn EphemeralStore>) {
+    let key = unique("add_counts");
+    let ttl = Duration::from_secs(60);
+    assert_eq!(store.add(&key, 1, ttl).await.unwrap(), 1);
+    assert_eq!(store.add(&key, 5, ttl).await.unwrap(), 6);
+    assert_eq!(store.add(&key, -2, ttl).await.unwrap(), 4);
+    // A counter made by `add` expires like one made by `incr`, and `incr` continues it.
+    let left = store.ttl(&key).await.unwrap().expect("counter has a ttl");
+    assert!(left > Duration::from_secs(50) && left <= ttl, "ttl {left:?}");
+    assert_eq!(store.incr(&key, ttl).await.unwrap(), 5);
+    // Starting below zero is allowed (a give-back that outlived its window).
+    let fresh = unique("add_negative");
+    assert_eq!(store.add(&fresh, -1, ttl).await.unwrap(), -1);
+}
+
+async fn case_add_concurrent(store: Arc<dyn EphemeralStore>) {
+    let key = unique("add_concurrent");
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = store.clone();
+        let key = key.clone();
+        let delta = if i % 2 == 0 { 3 } else { -1 };
+        tasks.push(tokio::spawn(async move {
+            store.add(&key, delta, Duration::from_secs(60)).await.unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    // 20 × 3 − 20 × 1, whatever the interleaving.
+    assert_eq!(store.add(&key, 0, Duration::from_secs(60)).await.unwrap(), 40);
 }
 
 async fn case_incr_fixed_window(store: Arc<dyn EphemeralStore>) {

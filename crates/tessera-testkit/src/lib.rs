@@ -8,6 +8,7 @@
 //! - [`Process`] runs the real `tessera` binary, for what only a process shows (signals,
 //!   exit codes, start-up errors).
 
+mod browser;
 mod process;
 mod smtp;
 
@@ -19,6 +20,7 @@ use tessera_idp::state::AppState;
 use tessera_idp::{Config, Node};
 use tokio::task::JoinHandle;
 
+pub use browser::{Browser, Page};
 pub use process::{free_port, Finished, Process};
 pub use smtp::{ReceivedMail, SmtpSink};
 
@@ -322,6 +324,7 @@ impl TestNode {
             roles: &roles,
             amr: &["pwd"],
             auth_time: now,
+            sso_session_id: None,
         };
         let context = tessera_idp::audit::RequestContext {
             ip: Some("127.0.0.1".into()),
@@ -443,4 +446,66 @@ pub fn link_token(text: &str, path: &str) -> Option<String> {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect();
     (!token.is_empty()).then_some(token)
+}
+
+impl TestNode {
+    /// Creates a verified user through the accounts service; returns the user id.
+    pub async fn create_user(&self, email: &str, password: &str) -> String {
+        let context = tessera_idp::audit::RequestContext::default();
+        self.state
+            .accounts
+            .create_user(email, password, true, &["member".to_owned()], &context)
+            .await
+            .expect("cannot create user")
+            .id
+    }
+
+    /// Registers a client for the authorization code flow with `redirect_uri` (and
+    /// `redirect_uri` + `/logged-out` as its post-logout URI).
+    pub async fn create_oidc_client(
+        &self,
+        client_id: &str,
+        public: bool,
+        redirect_uri: &str,
+        first_party: bool,
+        backchannel_logout_uri: Option<&str>,
+    ) -> TestClient {
+        use tessera_store::durable::ClientRecord;
+        let (secret, hash) = tessera_idp::clients::new_client_secret();
+        let now = tessera_idp::clock::Clock::now(self.clock.as_ref());
+        let record = ClientRecord {
+            client_id: client_id.to_owned(),
+            name: format!("{client_id} app"),
+            secret_hash: (!public).then_some(hash),
+            token_endpoint_auth_method: if public { "none" } else { "client_secret_basic" }.to_owned(),
+            channel: "web".to_owned(),
+            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+            scopes: vec!["openid".into(), "profile".into(), "email".into()],
+            redirect_uris: vec![redirect_uri.to_owned()],
+            post_logout_redirect_uris: vec![format!("{redirect_uri}/logged-out")],
+            allowed_cors_origins: vec![],
+            backchannel_logout_uri: backchannel_logout_uri.map(str::to_owned),
+            first_party,
+            access_token_ttl_secs: None,
+            refresh_token_ttl_secs: None,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state
+            .clients
+            .create_client(&record)
+            .await
+            .expect("cannot create client");
+        TestClient {
+            client_id: client_id.to_owned(),
+            secret: (!public).then_some(secret),
+        }
+    }
+}
+
+/// A PKCE pair: (verifier, S256 challenge).
+pub fn pkce_pair() -> (String, String) {
+    let verifier = tessera_idp::tokens::opaque::random_b64(32);
+    let challenge = tessera_idp::tokens::opaque::sha256_b64(&verifier);
+    (verifier, challenge)
 }

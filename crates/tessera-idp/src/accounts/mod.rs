@@ -50,6 +50,8 @@ pub enum AccountError {
     NoSuchUser,
     #[error("a user with this e-mail exists")]
     EmailTaken,
+    #[error("invalid role name {0:?}: 1-64 of letters, digits and - _ : .")]
+    InvalidRole(String),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]
@@ -217,24 +219,37 @@ impl Accounts {
         Ok(email)
     }
 
-    /// Creates a verification token for the user's current address and mails the link.
-    async fn send_verification(&self, user: &UserRecord, locale: Locale) -> Result<(), AccountError> {
+    /// A new single-use link token for `purpose`, replacing any unused older one (only the
+    /// newest link works). Stored as its hash; the token itself goes into the e-mail.
+    async fn issue_link_token(
+        &self,
+        user: &UserRecord,
+        purpose: &str,
+        ttl_secs: u64,
+    ) -> Result<String, AccountError> {
         let now = self.clock.now();
         self.users
-            .invalidate_one_time_tokens(&user.id, VERIFY_EMAIL, now)
+            .invalidate_one_time_tokens(&user.id, purpose, now)
             .await?;
         let token = random_b64(32);
-        let ttl = i64::try_from(self.config.accounts.verification_ttl_secs).unwrap_or(86_400);
         self.users
             .create_one_time_token(&OneTimeTokenRecord {
                 token_hash: sha256_b64(&token),
-                purpose: VERIFY_EMAIL.to_owned(),
+                purpose: purpose.to_owned(),
                 user_id: user.id.clone(),
                 email: user.email.clone(),
                 created_at: now,
-                expires_at: now.saturating_add(ttl),
+                expires_at: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
                 used_at: None,
             })
+            .await?;
+        Ok(token)
+    }
+
+    /// Creates a verification token for the user's current address and mails the link.
+    async fn send_verification(&self, user: &UserRecord, locale: Locale) -> Result<(), AccountError> {
+        let token = self
+            .issue_link_token(user, VERIFY_EMAIL, self.config.accounts.verification_ttl_secs)
             .await?;
         let link = format!("{}/auth/verify-email?token={token}", self.issuer);
         let (subject, text, html) =
@@ -289,15 +304,16 @@ impl Accounts {
         Ok(used.email)
     }
 
-    /// `POST /auth/login`: checks the password under brute-force protection and starts a
-    /// session on `channel` (the first-party client's channel when `None`).
-    pub async fn login(
+    /// Checks an e-mail and password under brute-force protection, upgrading an old hash on
+    /// success; a disabled or (when required) unverified account is refused only after the
+    /// password is proven. Every password login — JSON API, hosted page, password grant —
+    /// goes through here.
+    pub async fn authenticate(
         &self,
         raw_email: &str,
         password: &str,
-        channel: Option<&str>,
         context: &RequestContext,
-    ) -> Result<Issued, AccountError> {
+    ) -> Result<UserRecord, AccountError> {
         // An implausible address cannot have an account; it gets the same answer.
         let email = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
         let attempt = match self.throttle.admit(&email, context.ip.as_deref()).await? {
@@ -333,7 +349,6 @@ impl Accounts {
             return Err(AccountError::InvalidCredentials { captcha_required });
         };
         self.throttle.succeeded(attempt).await?;
-        // The password is proven: now it is safe to say why the login cannot proceed.
         if user.disabled_at.is_some() {
             self.audit_login_failure(Some(&user.id), "disabled", context)
                 .await;
@@ -363,6 +378,19 @@ impl Accounts {
                 }
             }
         }
+        Ok(user)
+    }
+
+    /// `POST /auth/login`: authenticates and starts a session of the first-party client on
+    /// `channel` (the client's channel when `None`).
+    pub async fn login(
+        &self,
+        raw_email: &str,
+        password: &str,
+        channel: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<Issued, AccountError> {
+        let user = self.authenticate(raw_email, password, context).await?;
         let client = self.first_party().await?;
         let issued = self
             .tokens
@@ -375,6 +403,7 @@ impl Accounts {
                     roles: &user.roles,
                     amr: &["pwd"],
                     auth_time: self.clock.now(),
+                    sso_session_id: None,
                 },
                 context,
             )
@@ -437,22 +466,8 @@ impl Accounts {
         if user.disabled_at.is_some() {
             return Ok(());
         }
-        let now = self.clock.now();
-        self.users
-            .invalidate_one_time_tokens(&user.id, RESET_PASSWORD, now)
-            .await?;
-        let token = random_b64(32);
-        let ttl = i64::try_from(self.config.accounts.reset_ttl_secs).unwrap_or(1800);
-        self.users
-            .create_one_time_token(&OneTimeTokenRecord {
-                token_hash: sha256_b64(&token),
-                purpose: RESET_PASSWORD.to_owned(),
-                user_id: user.id.clone(),
-                email: user.email.clone(),
-                created_at: now,
-                expires_at: now.saturating_add(ttl),
-                used_at: None,
-            })
+        let token = self
+            .issue_link_token(&user, RESET_PASSWORD, self.config.accounts.reset_ttl_secs)
             .await?;
         let locale = user
             .locale
@@ -548,6 +563,16 @@ impl Accounts {
         self.throttle.succeeded(attempt).await?;
         self.acceptable_password(&user.email, new, Some(&user.id)).await?;
         self.set_password(&user, new, "password.changed", context).await?;
+        // Every browser sign-in ends (whoever knew the old password); of the token sessions
+        // only the one that made the change survives.
+        self.tokens
+            .end_sso_sessions_of(
+                &user.id,
+                "password_changed",
+                &format!("user:{}", user.id),
+                context,
+            )
+            .await?;
         for session in self.tokens.sessions_of(&user.id).await? {
             if session.id != current_session {
                 self.tokens
@@ -735,15 +760,15 @@ impl Accounts {
 /// Role names are identifiers: they travel space-separated in sessions and as JSON strings
 /// in tokens.
 pub fn validate_roles(roles: &[String]) -> Result<(), AccountError> {
-    let ok = roles.iter().all(|r| {
-        !r.is_empty()
-            && r.len() <= 64
-            && r.bytes()
+    let bad = roles.iter().find(|r| {
+        r.is_empty()
+            || r.len() > 64
+            || !r
+                .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b))
     });
-    if ok {
-        Ok(())
-    } else {
-        Err(AccountError::Policy(PolicyViolation::TooShort { min: 0 }))
+    match bad {
+        Some(role) => Err(AccountError::InvalidRole(role.clone())),
+        None => Ok(()),
     }
 }

@@ -18,6 +18,12 @@ use tessera_store::StoreError;
 use crate::config::LoginConfig;
 use crate::tokens::opaque::sha256_b64;
 
+/// Whole seconds to wait, rounded up: a client told to wait must not be refused again for
+/// coming back on time.
+fn whole_secs(left: Duration) -> u64 {
+    (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
+}
+
 /// How long lockout counts are remembered (the back-off resets after a quiet day).
 const LOCK_MEMORY: Duration = Duration::from_secs(86_400);
 
@@ -52,7 +58,9 @@ impl Throttle {
         Duration::from_secs(self.config.window_secs)
     }
 
-    /// Admits or refuses an attempt on `account` (a normalised e-mail) from `ip`.
+    /// Admits or refuses an attempt on `account` (a normalised e-mail) from `ip`. Both the
+    /// account and the IP count the attempt *before* the password is checked, so a parallel
+    /// burst gets no more checks than the limits; a success gives its IP count back.
     pub async fn admit(
         &self,
         account: &str,
@@ -60,21 +68,15 @@ impl Throttle {
     ) -> Result<Result<Attempt, Refusal>, StoreError> {
         let account = sha256_b64(account);
         if let Some(left) = self.store.ttl(&format!("login:lock:{account}")).await? {
-            return Ok(Err(Refusal::RetryAfter(left.as_secs().max(1))));
+            return Ok(Err(Refusal::RetryAfter(whole_secs(left))));
         }
         if let Some(ip) = ip {
-            let failures = self.store.get(&format!("login:ipfail:{ip}")).await?;
-            let failures = failures
-                .and_then(|v| String::from_utf8(v).ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            if failures >= u64::from(self.config.max_failures_per_ip) {
-                let left = self
-                    .store
-                    .ttl(&format!("login:ipfail:{ip}"))
-                    .await?
-                    .unwrap_or(self.window());
-                return Ok(Err(Refusal::RetryAfter(left.as_secs().max(1))));
+            let key = format!("login:ip:{ip}");
+            let n = self.store.add(&key, 1, self.window()).await?;
+            if n > i64::from(self.config.max_failures_per_ip) {
+                self.store.add(&key, -1, self.window()).await?;
+                let left = self.store.ttl(&key).await?.unwrap_or(self.window());
+                return Ok(Err(Refusal::RetryAfter(whole_secs(left))));
             }
         }
         let number = self
@@ -83,8 +85,8 @@ impl Throttle {
             .await?;
         if number > u64::from(self.config.max_failures) {
             // The limit's worth of attempts is in flight or failed: refuse without checking.
-            let left = self.store.ttl(&format!("login:lock:{account}")).await?;
-            let left = match left {
+            self.give_back_ip(ip).await?;
+            let left = match self.store.ttl(&format!("login:lock:{account}")).await? {
                 Some(left) => left,
                 None => self
                     .store
@@ -92,7 +94,7 @@ impl Throttle {
                     .await?
                     .unwrap_or(self.window()),
             };
-            return Ok(Err(Refusal::RetryAfter(left.as_secs().max(1))));
+            return Ok(Err(Refusal::RetryAfter(whole_secs(left))));
         }
         Ok(Ok(Attempt {
             account,
@@ -101,21 +103,27 @@ impl Throttle {
         }))
     }
 
-    /// The password was right: the account's count starts over.
+    async fn give_back_ip(&self, ip: Option<&str>) -> Result<(), StoreError> {
+        if let Some(ip) = ip {
+            self.store
+                .add(&format!("login:ip:{ip}"), -1, self.window())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The password was right: the account's count starts over, and the attempt no longer
+    /// counts against its IP (many users behind one address log in all day).
     pub async fn succeeded(&self, attempt: Attempt) -> Result<(), StoreError> {
         self.store
             .delete(&format!("login:attempts:{}", attempt.account))
             .await?;
-        Ok(())
+        self.give_back_ip(attempt.ip.as_deref()).await
     }
 
-    /// The password was wrong. Returns the lockout now in force, if this failure caused one.
+    /// The password was wrong (the attempt stays counted against account and IP). Returns
+    /// the lockout now in force, if this failure caused one.
     pub async fn failed(&self, attempt: &Attempt) -> Result<Option<u64>, StoreError> {
-        if let Some(ip) = &attempt.ip {
-            self.store
-                .incr(&format!("login:ipfail:{ip}"), self.window())
-                .await?;
-        }
         if attempt.number < u64::from(self.config.max_failures) {
             return Ok(None);
         }

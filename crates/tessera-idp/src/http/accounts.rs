@@ -75,6 +75,10 @@ impl From<AccountError> for ApiError {
                 "invalid_link",
             ),
             AccountError::NoSuchUser => ApiError::not_found().detail("no such user"),
+            AccountError::InvalidRole(role) => code(
+                ApiError::bad_request(format!("invalid role name {role:?}")),
+                "invalid_role",
+            ),
             AccountError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email-taken", "E-mail taken"),
             AccountError::Token(err) => err.into(),
             AccountError::Store(err) => err.into(),
@@ -243,7 +247,10 @@ pub async fn reissue(
     let (refresh_token, delivery) = match request.refresh_token {
         Some(token) => (token, Delivery::Body),
         None => (
-            refresh_cookie(&headers).ok_or_else(|| ApiError::bad_request("missing field `refreshToken`"))?,
+            refresh_cookie(&headers).ok_or_else(|| {
+                ApiError::bad_request("missing field `refreshToken`")
+                    .extension("code", Value::from("invalid_request"))
+            })?,
             Delivery::Cookie,
         ),
     };

@@ -2,9 +2,12 @@
 //! trace span, panic guard, security headers, timeout, body limit).
 
 mod accounts;
+mod admin;
+mod cors;
 mod health;
 mod idempotency;
 mod oauth;
+mod oidc;
 mod request;
 mod sessions;
 mod wellknown;
@@ -73,14 +76,33 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(DefaultBodyLimit::max(http.max_body_bytes));
 
+    // Read by anyone, from anywhere.
+    let public = Router::new()
+        .route(paths::DISCOVERY, get(wellknown::discovery).options(preflight))
+        .route(paths::JWKS, get(wellknown::jwks).options(preflight))
+        .layer(cors::public());
+    // Called by browser apps from their registered origins.
+    let client_facing = Router::new()
+        // OPTIONS routes exist so preflights reach the CORS layer, which answers them (the
+        // router's own 405 would come first otherwise).
+        .route(paths::TOKEN, post(oauth::token).options(preflight))
+        .route(
+            paths::USERINFO,
+            get(oidc::userinfo).post(oidc::userinfo).options(preflight),
+        )
+        .route(paths::REVOKE, post(oauth::revoke).options(preflight))
+        .route(paths::INTROSPECT, post(oauth::introspect).options(preflight))
+        .layer(cors::registered(state.clients.clone()));
     Router::new()
+        .merge(public)
+        .merge(client_facing)
         .route(paths::HEALTHZ, get(health::healthz))
         .route(paths::READYZ, get(health::readyz))
-        .route(paths::DISCOVERY, get(wellknown::discovery))
-        .route(paths::JWKS, get(wellknown::jwks))
-        .route(paths::TOKEN, post(oauth::token))
-        .route(paths::REVOKE, post(oauth::revoke))
-        .route(paths::INTROSPECT, post(oauth::introspect))
+        .route(paths::AUTHORIZE, get(oidc::authorize).post(oidc::authorize))
+        .route(paths::AUTHORIZE_LOGIN, post(oidc::login))
+        .route(paths::AUTHORIZE_CONSENT, post(oidc::consent))
+        .route(paths::END_SESSION, get(oidc::end_session).post(oidc::end_session))
+        .route(paths::LOGOUT_CONFIRM, post(oidc::confirm_logout))
         .route(paths::REVOCATIONS, get(oauth::revocations))
         .route(paths::SESSIONS, get(sessions::list))
         .route(paths::SESSION, delete(sessions::end_one))
@@ -95,6 +117,13 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
         .route(paths::PASSWORD_RESET, post(accounts::reset_password))
         .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
+        .route(paths::ADMIN_CLIENTS, get(admin::list).post(admin::create))
+        .route(
+            paths::ADMIN_CLIENT,
+            get(admin::show).patch(admin::update).delete(admin::remove),
+        )
+        .route(paths::ADMIN_CLIENT_SECRET, post(admin::rotate_secret))
+        .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(limits)
@@ -111,7 +140,8 @@ async fn problem_for_bare_errors(response: Response) -> Response {
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("json"));
+        .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
+    // JSON and hosted pages already explain themselves.
     if is_json {
         return response;
     }
@@ -134,6 +164,12 @@ async fn problem_for_bare_errors(response: Response) -> Response {
             .into_response(),
         _ => response,
     }
+}
+
+/// An OPTIONS request the CORS layer did not answer (not a preflight, or an origin that is
+/// not allowed): nothing to say.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
 }
 
 async fn not_found() -> Response {

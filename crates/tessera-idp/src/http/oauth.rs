@@ -51,7 +51,7 @@ impl From<TokenError> for OAuthFailure {
     }
 }
 
-/// The token response of RFC 6749 §5.1.
+/// The token response of RFC 6749 §5.1 (and OIDC Core §3.1.3.3).
 #[derive(Serialize)]
 pub struct TokenResponse {
     pub access_token: String,
@@ -59,6 +59,8 @@ pub struct TokenResponse {
     pub expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
     pub scope: String,
 }
 
@@ -69,7 +71,21 @@ impl From<Issued> for TokenResponse {
             token_type: "Bearer",
             expires_in: issued.expires_in,
             refresh_token: Some(issued.refresh_token.secret().to_owned()),
+            id_token: None,
             scope: issued.scope,
+        }
+    }
+}
+
+impl From<crate::oidc::Granted> for TokenResponse {
+    fn from(granted: crate::oidc::Granted) -> Self {
+        TokenResponse {
+            access_token: granted.access_token,
+            token_type: "Bearer",
+            expires_in: granted.expires_in,
+            refresh_token: granted.refresh_token,
+            id_token: granted.id_token,
+            scope: granted.scope,
         }
     }
 }
@@ -83,7 +99,18 @@ pub fn no_store(body: impl Serialize) -> Response {
     response
 }
 
-/// `POST /oauth2/token`. Grants other than `refresh_token` arrive with the OAuth provider.
+fn required<'a>(
+    form: &'a std::collections::BTreeMap<String, String>,
+    name: &str,
+) -> Result<&'a str, OAuthFailure> {
+    form.get(name).map(String::as_str).ok_or_else(|| {
+        OAuthFailure::new(OAuthErrorCode::InvalidRequest, "a required parameter is missing")
+            .caused_by(name.to_owned())
+    })
+}
+
+/// `POST /oauth2/token`: `authorization_code`, `refresh_token`, `client_credentials`, and
+/// `password` for clients that enable it.
 pub async fn token(
     State(state): State<AppState>,
     context: RequestContext,
@@ -91,35 +118,100 @@ pub async fn token(
     body: Bytes,
 ) -> Result<Response, OAuthFailure> {
     let form = oauth_form(&headers, &body)?;
-    let grant_type = form
-        .get("grant_type")
-        .ok_or_else(|| OAuthFailure::new(OAuthErrorCode::InvalidRequest, "grant_type is required"))?;
-    if grant_type != "refresh_token" {
+    let grant_type = required(&form, "grant_type")?;
+    if ![
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "password",
+    ]
+    .contains(&grant_type)
+    {
         return Err(OAuthFailure::new(
             OAuthErrorCode::UnsupportedGrantType,
             "this grant type is not supported",
         ));
     }
-    let client = authenticate(state.clients.as_ref(), &headers, &form, true).await?;
-    if !client.grant_types.iter().any(|g| g == "refresh_token") {
+    // Client credentials need a client that can keep a secret.
+    let client = authenticate(
+        state.clients.as_ref(),
+        &headers,
+        &form,
+        grant_type != "client_credentials",
+    )
+    .await?;
+    if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthFailure::new(
             OAuthErrorCode::UnauthorizedClient,
             "the client may not use this grant type",
         ));
     }
-    let refresh_token = form
-        .get("refresh_token")
-        .ok_or_else(|| OAuthFailure::new(OAuthErrorCode::InvalidRequest, "refresh_token is required"))?;
-    let issued = state
-        .tokens
-        .refresh(
-            refresh_token,
-            &client,
-            form.get("scope").map(String::as_str),
-            &context,
-        )
-        .await?;
-    Ok(no_store(TokenResponse::from(issued)))
+    let response = match grant_type {
+        "authorization_code" => {
+            let granted = state
+                .provider
+                .exchange_code(
+                    &client,
+                    required(&form, "code")?,
+                    form.get("redirect_uri").map(String::as_str),
+                    form.get("code_verifier").map(String::as_str),
+                    &context,
+                )
+                .await?;
+            TokenResponse::from(granted)
+        }
+        "refresh_token" => {
+            let issued = state
+                .tokens
+                .refresh(
+                    required(&form, "refresh_token")?,
+                    &client,
+                    form.get("scope").map(String::as_str),
+                    &context,
+                )
+                .await?;
+            TokenResponse::from(issued)
+        }
+        "client_credentials" => {
+            let scope = crate::oidc::allowed_scope(&client, form.get("scope").map(String::as_str))?;
+            let (access_token, expires_in) =
+                state.tokens.issue_client_token(&client, &scope, &context).await?;
+            TokenResponse {
+                access_token,
+                token_type: "Bearer",
+                expires_in,
+                refresh_token: None,
+                id_token: None,
+                scope,
+            }
+        }
+        _ => {
+            let user = state
+                .accounts
+                .authenticate(
+                    required(&form, "username")?,
+                    required(&form, "password")?,
+                    &context,
+                )
+                .await
+                .map_err(|err| match err {
+                    crate::accounts::AccountError::Throttled { retry_after } => OAuthFailure::new(
+                        OAuthErrorCode::InvalidGrant,
+                        "too many failed attempts; try again later",
+                    )
+                    .caused_by(format!("throttled for {retry_after} s")),
+                    crate::accounts::AccountError::Store(err) => err.into(),
+                    other => OAuthFailure::new(OAuthErrorCode::InvalidGrant, "the credentials are invalid")
+                        .caused_by(other),
+                })?;
+            let granted = state
+                .provider
+                .password_grant(&client, &user, form.get("scope").map(String::as_str), &context)
+                .await?;
+            TokenResponse::from(granted)
+        }
+    };
+    Ok(no_store(response))
 }
 
 /// `POST /oauth2/revoke` (RFC 7009): 200 whether or not the token was valid.

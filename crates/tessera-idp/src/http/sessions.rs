@@ -46,10 +46,18 @@ pub async fn caller(
     headers: &HeaderMap,
 ) -> Result<(AccessClaims, SessionRecord), ApiError> {
     let token = bearer_token(headers)?;
-    Ok(state
+    match state
         .tokens
         .verify_access_token(token, Some(state.tokens.audience()))
-        .await?)
+        .await?
+    {
+        (claims, Some(session)) => Ok((claims, session)),
+        // A client-credentials token names no user.
+        (_, None) => {
+            Err(ApiError::unauthorized(Some("invalid_token"))
+                .detail("this endpoint needs a user's access token"))
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -86,7 +94,8 @@ fn view(session: SessionRecord, current: &str) -> SessionView {
 pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (claims, _) = caller(&state, &headers).await?;
     let sessions = state.tokens.sessions_of(&claims.sub).await?;
-    let views: Vec<SessionView> = sessions.into_iter().map(|s| view(s, &claims.sid)).collect();
+    let current = claims.sid.as_deref().unwrap_or_default();
+    let views: Vec<SessionView> = sessions.into_iter().map(|s| view(s, current)).collect();
     Ok(Json(serde_json::json!({ "sessions": views })).into_response())
 }
 
@@ -140,7 +149,12 @@ pub async fn logout(
             .end_session(&session.id, "logout", &actor, &context)
             .await?;
     }
-    Ok(StatusCode::NO_CONTENT.into_response())
+    // A browser that kept its refresh token in the cookie forgets it.
+    let clear = format!(
+        "{}=; Path=/auth; Max-Age=0; HttpOnly; Secure; SameSite=Strict",
+        super::accounts::REFRESH_COOKIE
+    );
+    Ok((StatusCode::NO_CONTENT, [(axum::http::header::SET_COOKIE, clear)]).into_response())
 }
 
 /// `POST /auth/session/extend`: pushes this session's idle expiry out again.

@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tessera_proto::discovery::ProviderMetadata;
 
-use crate::keys::{alg_name, ALGORITHMS};
 use crate::state::AppState;
 
 /// How long verifiers may cache the metadata and the key set. Shorter than the key
@@ -14,7 +13,7 @@ use crate::state::AppState;
 const CACHE_CONTROL: &str = "public, max-age=300";
 
 pub async fn discovery(State(state): State<AppState>) -> Response {
-    let metadata = ProviderMetadata::new(&state.issuer, ALGORITHMS.iter().map(|a| alg_name(*a)).collect());
+    let metadata = ProviderMetadata::new(&state.issuer);
     cached(Json(metadata).into_response())
 }
 

@@ -21,7 +21,9 @@ pub struct AccessClaims {
     pub jti: String,
     pub client_id: String,
     pub scope: String,
-    pub sid: String,
+    /// The token session; absent for client-credentials tokens (no user, no session).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }

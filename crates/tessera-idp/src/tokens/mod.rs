@@ -20,8 +20,8 @@ use jsonwebtoken::Algorithm;
 use serde::Serialize;
 use serde_json::json;
 use tessera_store::durable::{
-    ClientRecord, CreateOutcome, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit,
-    SessionRecord, SessionStore,
+    ClientRecord, CreateOutcome, OidcStore, RevocationStore, RevokedKind, RotateOutcome, Rotation,
+    SessionLimit, SessionRecord, SessionStore,
 };
 use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
@@ -68,6 +68,8 @@ pub struct Login<'a> {
     /// Authentication methods used (RFC 8176), e.g. `["pwd"]`.
     pub amr: &'a [&'a str],
     pub auth_time: i64,
+    /// The provider's browser session this login came through (OIDC flows).
+    pub sso_session_id: Option<&'a str>,
 }
 
 /// Tokens handed to a client.
@@ -105,7 +107,8 @@ pub struct IntrospectionDetails {
     pub iss: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    pub sid: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
 }
@@ -127,6 +130,7 @@ pub struct TokenService {
     keys: Arc<KeyRing>,
     sessions: Arc<dyn SessionStore>,
     revocations: Arc<dyn RevocationStore>,
+    sso: Arc<dyn OidcStore>,
     ephemeral: Arc<dyn EphemeralStore>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
@@ -139,6 +143,8 @@ pub struct TokenServiceParts {
     pub keys: Arc<KeyRing>,
     pub sessions: Arc<dyn SessionStore>,
     pub revocations: Arc<dyn RevocationStore>,
+    /// The provider's browser sessions: ending every session of a user ends these too.
+    pub sso: Arc<dyn OidcStore>,
     pub ephemeral: Arc<dyn EphemeralStore>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
@@ -156,6 +162,7 @@ impl TokenService {
             keys: parts.keys,
             sessions: parts.sessions,
             revocations: parts.revocations,
+            sso: parts.sso,
             ephemeral: parts.ephemeral,
             audit: parts.audit,
             clock: parts.clock,
@@ -199,6 +206,7 @@ impl TokenService {
             access_expires_at: now.saturating_add(access_ttl),
             revoked_at: None,
             revoke_reason: None,
+            sso_session_id: login.sso_session_id.map(str::to_owned),
         };
         let refresh = RefreshToken::generate();
         let first = tessera_store::durable::RefreshRecord {
@@ -313,6 +321,43 @@ impl TokenService {
         })
     }
 
+    /// An access token for a client acting on its own behalf (client credentials, RFC 6749
+    /// §4.4): `sub` is the client, there is no session and no refresh token. Returns the
+    /// token and its lifetime in seconds.
+    pub async fn issue_client_token(
+        &self,
+        client: &ClientRecord,
+        scope: &str,
+        context: &RequestContext,
+    ) -> Result<(String, i64), TokenError> {
+        let now = self.clock.now();
+        let ttl = self.access_ttl(client);
+        let claims = AccessClaims {
+            iss: self.issuer.to_string(),
+            sub: client.client_id.clone(),
+            aud: self.audience.clone(),
+            exp: now.saturating_add(ttl),
+            nbf: now,
+            iat: now,
+            jti: random_id(),
+            client_id: client.client_id.clone(),
+            scope: scope.to_owned(),
+            sid: None,
+            roles: Vec::new(),
+        };
+        let token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("token.issued", "success")
+                    .actor(format!("client:{}", client.client_id))
+                    .client(&client.client_id)
+                    .detail(json!({ "grant_type": "client_credentials", "scope": scope })),
+            )
+            .await;
+        Ok((token, ttl))
+    }
+
     /// A token that did not rotate: the grace window for a lost response, theft, or plain
     /// invalid.
     async fn not_rotated(
@@ -388,7 +433,7 @@ impl TokenService {
         &self,
         token: &str,
         audience: Option<&str>,
-    ) -> Result<(AccessClaims, SessionRecord), TokenError> {
+    ) -> Result<(AccessClaims, Option<SessionRecord>), TokenError> {
         let now = self.clock.now();
         let expect = Expectations {
             issuer: &self.issuer,
@@ -398,12 +443,17 @@ impl TokenService {
             check_lifetime: true,
         };
         let claims = access::verify(&self.keys, token, &expect).map_err(TokenError::InvalidToken)?;
-        let session = self
-            .sessions
-            .session(&claims.sid)
-            .await?
-            .filter(|s| s.is_alive(now))
-            .ok_or(TokenError::InvalidToken(Rejected::Revoked))?;
+        // A user's token lives only as long as its session; a client's has none.
+        let session = match &claims.sid {
+            Some(sid) => Some(
+                self.sessions
+                    .session(sid)
+                    .await?
+                    .filter(|s| s.is_alive(now))
+                    .ok_or(TokenError::InvalidToken(Rejected::Revoked))?,
+            ),
+            None => None,
+        };
         if self
             .revocations
             .is_revoked(RevokedKind::Token, &claims.jti, now)
@@ -424,9 +474,10 @@ impl TokenService {
             leeway: 0,
             check_lifetime: false,
         };
-        Ok(access::verify(&self.keys, token, &expect)
+        access::verify(&self.keys, token, &expect)
             .map_err(TokenError::InvalidToken)?
-            .sid)
+            .sid
+            .ok_or(TokenError::InvalidToken(Rejected::Revoked))
     }
 
     /// The session a refresh token belongs to, if it is one of ours (in any state).
@@ -522,7 +573,7 @@ impl TokenService {
                     .split_ascii_whitespace()
                     .map(str::to_owned)
                     .collect(),
-                sid: session.id,
+                sid: Some(session.id),
             }),
         }))
     }
@@ -578,7 +629,7 @@ impl TokenService {
                         AuditEvent::new("token.revoked", "success")
                             .actor(format!("client:{}", client.client_id))
                             .subject(&claims.sub)
-                            .session(&claims.sid)
+                            .session(claims.sid.as_deref().unwrap_or("-"))
                             .client(&claims.client_id)
                             .detail(json!({ "token_type": "access_token" })),
                     )
@@ -621,6 +672,33 @@ impl TokenService {
         let ended = self.sessions.revoke_sessions_of(subject, reason, now).await?;
         for session in &ended {
             self.announce_session_revoked(session, reason, actor, context)
+                .await;
+        }
+        // And the browser's sign-in at the provider, or its cookie would mint new codes.
+        self.end_sso_sessions_of(subject, reason, actor, context).await?;
+        Ok(ended.len())
+    }
+
+    /// Ends every SSO session (browser sign-in at the provider) of `subject`, leaving its
+    /// token sessions alone (a password change keeps the session that made it).
+    pub async fn end_sso_sessions_of(
+        &self,
+        subject: &str,
+        reason: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<usize, TokenError> {
+        let ended = self.sso.revoke_sso_sessions_of(subject, self.clock.now()).await?;
+        for sso in &ended {
+            self.audit
+                .record(
+                    context,
+                    AuditEvent::new("sso.ended", "success")
+                        .actor(actor)
+                        .subject(subject)
+                        .session(&sso.id)
+                        .detail(json!({ "reason": reason })),
+                )
                 .await;
         }
         Ok(ended.len())
@@ -683,7 +761,7 @@ impl TokenService {
             jti: random_id(),
             client_id: session.client_id.clone(),
             scope: scope.to_owned(),
-            sid: session.id.clone(),
+            sid: Some(session.id.clone()),
             roles: session
                 .roles
                 .split_ascii_whitespace()

@@ -63,6 +63,8 @@ pub struct Purged {
     pub audit_records: u64,
     /// Single-use tokens (e-mail verification, password reset).
     pub one_time_tokens: u64,
+    pub authorization_codes: u64,
+    pub sso_sessions: u64,
 }
 
 /// Continuous clean-up of expired rows (DESIGN: token tables must not grow without bound).
@@ -76,7 +78,10 @@ pub trait Maintenance: Send + Sync + 'static {
     /// `seq` never goes backwards); audit records older than `audit_retention_secs`. Also
     /// drops session-creation lock rows untouched for `session_retention_secs` (not counted).
     /// Single-use tokens go once expired (`expires_at <= now`) or used (or invalidated) more
-    /// than a day (86 400 s) before `now`.
+    /// than a day (86 400 s) before `now`. Authorization codes go more than a day after their
+    /// expiry (`expires_at < now - 86 400`: until then a replay is still recognised, used or
+    /// not); SSO sessions once ended (revoked or expired) more than `session_retention_secs`
+    /// ago, as token sessions (whose `sso_session_id` may then name a purged row).
     async fn purge_expired(
         &self,
         now: i64,
@@ -87,6 +92,10 @@ pub trait Maintenance: Send + Sync + 'static {
 
 /// How long a used (or invalidated) single-use token is kept before [`Maintenance`] removes it.
 const ONE_TIME_TOKEN_USED_RETENTION_SECS: i64 = 86_400;
+
+/// How long an expired authorization code is kept (so a late replay is still recognised and
+/// what the code issued revoked) before [`Maintenance`] removes it.
+const AUTHORIZATION_CODE_RETENTION_SECS: i64 = 86_400;
 
 const AUDIT_COLUMNS: &str =
     "id, at, event, actor, subject, session_id, client_id, ip, user_agent, outcome, request_id, detail";
@@ -234,6 +243,16 @@ impl Maintenance for SqlStore {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
+        let authorization_codes = sqlx::query("DELETE FROM authorization_codes WHERE expires_at < $1")
+            .bind(now.saturating_sub(AUTHORIZATION_CODE_RETENTION_SECS))
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let sso_sessions = sqlx::query("DELETE FROM sso_sessions WHERE revoked_at <= $1 OR expires_at <= $1")
+            .bind(ended_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
         // A lock row holds no data, it only queues creations: the next creation for the
         // pair inserts it again, and one in progress holds it (the delete waits, then sees
         // a fresh `touched_at` and leaves it).
@@ -247,6 +266,8 @@ impl Maintenance for SqlStore {
             revocations,
             audit_records,
             one_time_tokens,
+            authorization_codes,
+            sso_sessions,
         })
     }
 }

@@ -29,6 +29,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0003_users.sql"),
         include_str!("../../migrations/postgres/0003_users.sql"),
     ),
+    (
+        4,
+        "oidc",
+        include_str!("../../migrations/sqlite/0004_oidc.sql"),
+        include_str!("../../migrations/postgres/0004_oidc.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

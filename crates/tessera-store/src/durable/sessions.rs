@@ -40,6 +40,9 @@ pub struct SessionRecord {
     pub access_expires_at: i64,
     pub revoked_at: Option<i64>,
     pub revoke_reason: Option<String>,
+    /// The SSO session (browser login at the provider) this token session came through;
+    /// `None` for the first-party JSON API.
+    pub sso_session_id: Option<String>,
 }
 
 impl SessionRecord {
@@ -178,10 +181,10 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError>;
 }
 
-const SESSION_COLUMNS: &str =
+pub(super) const SESSION_COLUMNS: &str =
     "id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
      created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-     revoke_reason";
+     revoke_reason, sso_session_id";
 
 const TOKEN_COLUMNS: &str =
     "token_hash, session_id, client_id, generation, issued_at, expires_at, rotated_at, successor_hash";
@@ -189,7 +192,7 @@ const TOKEN_COLUMNS: &str =
 /// Why a session was revoked to make room under a [`SessionLimit`].
 const LIMIT_REASON: &str = "session_limit";
 
-fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
+pub(super) fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         id: row.try_get("id")?,
         subject: row.try_get("subject")?,
@@ -208,6 +211,7 @@ fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError> {
         access_expires_at: row.try_get("access_expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
         revoke_reason: row.try_get("revoke_reason")?,
+        sso_session_id: row.try_get("sso_session_id")?,
     })
 }
 
@@ -257,8 +261,8 @@ where
     sqlx::query(
         "INSERT INTO sessions (id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
          created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-         revoke_reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         revoke_reason, sso_session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&session.id)
     .bind(&session.subject)
@@ -277,6 +281,7 @@ where
     .bind(session.access_expires_at)
     .bind(session.revoked_at)
     .bind(&session.revoke_reason)
+    .bind(&session.sso_session_id)
     .execute(executor)
     .await?;
     Ok(())
@@ -313,7 +318,7 @@ fn sql_max(a: &str, b: &str) -> String {
 }
 
 /// The condition "alive at `$now`" on the `sessions` row.
-fn alive(now: &str) -> String {
+pub(super) fn alive(now: &str) -> String {
     format!("revoked_at IS NULL AND idle_expires_at > {now} AND absolute_expires_at > {now}")
 }
 

@@ -147,6 +147,32 @@ impl EphemeralStore for MemoryStore {
         Ok(value)
     }
 
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
+        let now = Instant::now();
+        let mut state = self.state();
+        let value = match state.live(key, now) {
+            Some(entry) => {
+                let current = std::str::from_utf8(&entry.value)
+                    .ok()
+                    .and_then(|text| text.parse::<i64>().ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("value at {key:?} is not a counter")))?;
+                let next = current.saturating_add(delta);
+                entry.value = next.to_string().into_bytes();
+                next
+            }
+            None => {
+                let entry = Entry {
+                    value: delta.to_string().into_bytes(),
+                    expires_at: expiry(now, ttl),
+                };
+                state.values.insert(key.to_owned(), entry);
+                delta
+            }
+        };
+        state.wrote(now);
+        Ok(value)
+    }
+
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut state = self.state();

@@ -29,6 +29,12 @@ pub trait EphemeralStore: Send + Sync + 'static {
     /// counter does not extend its expiry (a fixed window).
     async fn incr(&self, key: &str, ttl: Duration) -> Result<u64, StoreError>;
 
+    /// Atomically adds `delta` (which may be negative) to the counter at `key` and returns
+    /// the new value. A counter that did not exist starts at 0 and expires after `ttl`;
+    /// later additions keep that expiry (a fixed window, like [`EphemeralStore::incr`]).
+    /// Lets a caller count an attempt before doing the work and give it back afterwards.
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError>;
+
     /// Stores `value` at `key` only if the key is absent; returns whether it was stored.
     /// Exactly one of several concurrent callers wins.
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError>;

@@ -53,6 +53,17 @@ end
 return n
 ";
 
+/// Adds ARGV[2] to a counter, setting the expiry when it is created (or has none).
+/// KEYS[1] = counter, ARGV[1] = ttl (ms), ARGV[2] = delta.
+const ADD_SCRIPT: &str = r"
+local existed = redis.call('EXISTS', KEYS[1])
+local n = redis.call('INCRBY', KEYS[1], ARGV[2])
+if existed == 0 or redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return n
+";
+
 /// Adds a deny-list member, keeping the later of its old and new expiries, and makes
 /// the set expire a grace period after its latest member.
 /// KEYS[1] = set, ARGV[1] = expiry (unix ms), ARGV[2] = member, ARGV[3] = grace (ms).
@@ -175,6 +186,18 @@ impl EphemeralStore for RedisStore {
             .await?;
         u64::try_from(value)
             .map_err(|_| StoreError::Corrupt(format!("counter at {key:?} is negative: {value}")))
+    }
+
+    async fn add(&self, key: &str, delta: i64, ttl: Duration) -> Result<i64, StoreError> {
+        let value: i64 = redis::cmd("EVAL")
+            .arg(ADD_SCRIPT)
+            .arg(1)
+            .arg(value_key(key))
+            .arg(ttl_millis(ttl))
+            .arg(delta)
+            .query_async(&mut self.conn())
+            .await?;
+        Ok(value)
     }
 
     async fn set_if_absent(&self, key: &str, value: &[u8], ttl: Duration) -> Result<bool, StoreError> {

@@ -666,7 +666,7 @@ async fn introspection_rejects_forged_and_broken_access_tokens(backend: Backend)
 
     // Our own session id, but a session that does not exist.
     let mut unknown_session = claims.clone();
-    unknown_session.sid = "no-such-session".to_owned();
+    unknown_session.sid = Some("no-such-session".to_owned());
     cases.push(("unknown session", forge(&node, &header, &unknown_session)));
 
     for garbage in ["garbage", "a.b.c", "..", "tsr_", &real[..real.len() / 2]] {
@@ -978,11 +978,12 @@ async fn token_endpoint_refuses_unsupported_grants_and_missing_parameters(backen
                 ("username", "user-1"),
                 ("password", "x"),
             ],
-            "unsupported_grant_type",
+            // Supported grants the client did not register (RFC 6749 §5.2).
+            "unauthorized_client",
         ),
         (
             vec![("grant_type", "authorization_code"), ("code", "abc")],
-            "unsupported_grant_type",
+            "unauthorized_client",
         ),
         (
             vec![("grant_type", "something"), ("refresh_token", &refresh)],

@@ -1,34 +1,53 @@
-//! Interoperability with JOSE libraries Tessera does not use: Node `jose` and Python
-//! `jwcrypto` (tests/interop/) verify access tokens against the node's published JWKS.
-//! CI installs both (`.ci/run`) and sets `TESSERA_REQUIRE_INTEROP=1`, which turns a missing
-//! tool into a failure; elsewhere a missing tool skips these tests with a message.
+//! Interoperability with libraries Tessera does not use (tests/interop/): Node `jose` and
+//! Python `jwcrypto` verify access tokens against the node's published JWKS; the relying-party
+//! libraries Node `openid-client` and Python Authlib walk the OpenID Connect code flow
+//! end to end. CI installs them all (`.ci/run`) and sets `TESSERA_REQUIRE_INTEROP=1`, which
+//! turns a missing tool into a failure; elsewhere a missing tool skips these tests with a
+//! message.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tessera_testkit::{backend_tests, spawn_with, Backend};
+use serde_json::Value;
+use tessera_store::durable::ClientRecord;
+use tessera_testkit::{backend_tests, spawn, spawn_with, Backend};
 
-backend_tests!(jose_and_jwcrypto_verify_access_tokens_of_every_algorithm);
+backend_tests!(
+    jose_and_jwcrypto_verify_access_tokens_of_every_algorithm,
+    openid_client_and_authlib_complete_the_code_flow
+);
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
 }
 
-/// The verifiers that can run here, as (name, program, script).
-fn verifiers() -> Vec<(&'static str, &'static str, &'static str)> {
-    let dir = interop_dir();
+/// Whether `node` runs here and `tests/interop/node_modules/<package>` is installed.
+fn node_has(package: &str) -> bool {
+    interop_dir().join("node_modules").join(package).is_dir()
+        && Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+}
+
+/// Whether `python3` runs here and can import `modules` (comma-separated).
+fn python_has(modules: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Of `(name, available, program, script)`, the ones that can run here, as
+/// (name, program, script). A missing one is skipped with a message, or fails the test
+/// under `TESSERA_REQUIRE_INTEROP=1`.
+fn available(
+    tools: [(&'static str, bool, &'static str, &'static str); 2],
+) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut found = Vec::new();
     let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
-    let node_ok =
-        dir.join("node_modules/jose").is_dir() && Command::new("node").arg("--version").output().is_ok();
-    let python_ok = Command::new("python3")
-        .args(["-c", "import jwcrypto"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    for (name, ok, program, script) in [
-        ("node jose", node_ok, "node", "verify_jwt.mjs"),
-        ("python jwcrypto", python_ok, "python3", "verify_jwt.py"),
-    ] {
+    for (name, ok, program, script) in tools {
         if ok {
             found.push((name, program, script));
         } else if required {
@@ -40,13 +59,31 @@ fn verifiers() -> Vec<(&'static str, &'static str, &'static str)> {
     found
 }
 
+/// The verifiers that can run here, as (name, program, script).
+fn verifiers() -> Vec<(&'static str, &'static str, &'static str)> {
+    available([
+        ("node jose", node_has("jose"), "node", "verify_jwt.mjs"),
+        (
+            "python jwcrypto",
+            python_has("jwcrypto"),
+            "python3",
+            "verify_jwt.py",
+        ),
+    ])
+}
+
 fn run(program: &str, script: &str, args: &[&str]) -> (bool, String) {
+    run_with(program, script, args, &[])
+}
+
+fn run_with(program: &str, script: &str, args: &[&str], envs: &[(&str, &str)]) -> (bool, String) {
     let output = Command::new(program)
         .current_dir(interop_dir())
         .arg(script)
         .args(args)
+        .envs(envs.iter().copied())
         .output()
-        .expect("cannot run verifier");
+        .expect("cannot run an interop script");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
@@ -89,6 +126,173 @@ async fn jose_and_jwcrypto_verify_access_tokens_of_every_algorithm(backend: Back
                 &[&jwks, token, "https://evil.example", &audience],
             );
             assert!(!ok, "{name} accepted a token for another issuer: {out}");
+        }
+    }
+}
+
+/// The relying parties that can run here, as (name, program, script).
+fn relying_parties() -> Vec<(&'static str, &'static str, &'static str)> {
+    available([
+        (
+            "node openid-client",
+            node_has("openid-client"),
+            "node",
+            "rp_openid_client.mjs",
+        ),
+        (
+            "python authlib",
+            python_has("authlib, joserfc, requests"),
+            "python3",
+            "rp_authlib.py",
+        ),
+    ])
+}
+
+/// The JSON lines a relying-party script printed, by step (the last line of each step).
+fn steps(out: &str) -> BTreeMap<String, Value> {
+    out.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter_map(|v| Some((v["step"].as_str()?.to_owned(), v)))
+        .collect()
+}
+
+/// The step a failed run stopped at: its JSON line (`ok: false`).
+fn failure(out: &str) -> Value {
+    out.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|v| v["ok"] == false)
+        .unwrap_or(Value::Null)
+}
+
+const RP_REDIRECT: &str = "https://rp.example/cb";
+const RP_PASSWORD: &str = "interop horse battery staple 7";
+
+async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
+    let parties = relying_parties();
+    if parties.is_empty() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    let email = "rp-user@example.com";
+    let user_id = node.create_user(email, RP_PASSWORD).await;
+    // A confidential first-party client (client_secret_basic) with
+    // https://rp.example/cb/logged-out as its post-logout URI.
+    let rp = node
+        .create_oidc_client("rp-interop", false, RP_REDIRECT, true, None)
+        .await;
+    // A service client for the client credentials grant, authenticating with
+    // client_secret_post (openid-client's default).
+    let (cc_secret, cc_hash) = tessera_idp::clients::new_client_secret();
+    let now = tessera_idp::clock::Clock::now(node.clock.as_ref());
+    node.state
+        .clients
+        .create_client(&ClientRecord {
+            client_id: "rp-service".to_owned(),
+            name: "rp service".to_owned(),
+            secret_hash: Some(cc_hash),
+            token_endpoint_auth_method: "client_secret_post".to_owned(),
+            channel: "service".to_owned(),
+            grant_types: vec!["client_credentials".into()],
+            scopes: vec!["api:read".into()],
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            allowed_cors_origins: vec![],
+            backchannel_logout_uri: None,
+            first_party: true,
+            access_token_ttl_secs: None,
+            refresh_token_ttl_secs: None,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("cannot create the client credentials client");
+    let rp_secret = rp.secret.clone().unwrap();
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", rp.client_id.as_str()),
+        ("CLIENT_SECRET", rp_secret.as_str()),
+        ("REDIRECT_URI", RP_REDIRECT),
+        ("USERNAME", email),
+        ("PASSWORD", RP_PASSWORD),
+        ("CC_CLIENT_ID", "rp-service"),
+        ("CC_CLIENT_SECRET", cc_secret.as_str()),
+    ];
+
+    for (name, program, script) in &parties {
+        let (ok, out) = run_with(program, script, &[], &envs);
+        assert!(ok, "{name} failed the code flow against Tessera:\n{out}");
+        eprintln!("{name}:\n{out}");
+        let steps = steps(&out);
+        assert_eq!(steps["done"]["ok"], true, "{name}: {out}");
+        assert_eq!(steps["discovery"]["issuer"], node.url.as_str(), "{name}");
+        assert_eq!(steps["login"]["iss"], node.url.as_str(), "{name}: RFC 9207 iss");
+        let claims = match *name {
+            "node openid-client" => &steps["authorization_code_grant"]["claims"],
+            _ => &steps["id_token"]["claims"],
+        };
+        assert_eq!(claims["sub"], user_id.as_str(), "{name}");
+        assert_eq!(claims["aud"], rp.client_id.as_str(), "{name}");
+        assert_eq!(claims["iss"], node.url.as_str(), "{name}");
+        assert_eq!(claims["email"], email, "{name}");
+        assert!(
+            claims["at_hash"].is_string() && claims["sid"].is_string(),
+            "{name}: {claims}"
+        );
+        let userinfo = &steps["userinfo"]["userinfo"];
+        assert_eq!(userinfo["sub"], user_id.as_str(), "{name}");
+        assert_eq!(userinfo["email_verified"], true, "{name}");
+        if *name == "node openid-client" {
+            assert_eq!(steps["authorization_code_grant"]["id_token_alg"], "RS256");
+            assert_eq!(steps["refresh_token_grant"]["rotated"], true);
+            assert_eq!(steps["client_credentials_grant"]["scope"], "api:read");
+            assert_eq!(
+                steps["client_credentials_grant"]["introspection"]["client_id"],
+                "rp-service"
+            );
+            assert_eq!(steps["revocation"]["active_after"], false);
+            // The script checked the state it sent came back; here, where it went.
+            let location = steps["end_session"]["location"].as_str().unwrap_or_default();
+            assert!(
+                location.starts_with(&format!("{RP_REDIRECT}/logged-out?state=")),
+                "{location}"
+            );
+            assert_eq!(steps["end_session"]["access_token_active_after"], false);
+            assert_eq!(steps["end_session"]["userinfo_after"]["status"], 401);
+            assert_eq!(
+                steps["client_credentials_grant"]["active_after_revocation"],
+                false
+            );
+            assert_eq!(steps["prompt_none_after_logout"]["error"], "login_required");
+            // max_age=0 seconds after a login is prompt=login: this walk found Tessera
+            // answering it with a code (fixed in oidc::must_reauthenticate).
+            assert_eq!(steps["max_age_zero"]["login_page"], true);
+        } else {
+            assert_eq!(steps["id_token"]["alg"], "RS256");
+            assert_eq!(steps["refresh"]["rotated"], true);
+        }
+
+        // The libraries do validate: a wrong nonce, and a tampered ID token signature,
+        // make each raise at the step that checks the ID token; a tampered code makes
+        // Tessera answer invalid_grant, which each surfaces as an error.
+        let (checking_step, exchange_step) = match *name {
+            "node openid-client" => ("authorization_code_grant", "authorization_code_grant"),
+            _ => ("id_token", "fetch_token"),
+        };
+        for (flag, step, mentions) in [
+            ("--wrong-nonce", checking_step, "nonce"),
+            ("--tamper-id-token", checking_step, "signature"),
+            ("--tamper-code", exchange_step, "invalid_grant"),
+        ] {
+            let (ok, out) = run_with(program, script, &[flag], &envs);
+            assert!(!ok, "{name} completed the flow despite {flag}:\n{out}");
+            eprintln!("{name} {flag}:\n{out}");
+            let failed = failure(&out);
+            assert_eq!(failed["step"], step, "{name} {flag} failed elsewhere:\n{out}");
+            let error = failed.to_string().to_ascii_lowercase();
+            assert!(
+                error.contains(mentions),
+                "{name} {flag}: not a {mentions} error:\n{out}"
+            );
         }
     }
 }

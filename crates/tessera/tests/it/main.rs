@@ -5,9 +5,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod accounts;
+mod accounts_abuse;
 mod cli;
+mod clients;
 mod engine;
 mod foundation;
 mod interop;
 mod mail;
+mod oidc;
+mod oidc_abuse;
 mod tokens;
+mod user_cli;

@@ -1,0 +1,321 @@
+//! Authorization requests (RFC 6749 §4.1.1, OIDC Core §3.1.2.1, RFC 7636): parsed and
+//! validated in the order that decides *where* an error may go. Until the client and its
+//! `redirect_uri` are known good, errors are shown on a page — never redirected
+//! (RFC 6749 §4.1.2.1; an open redirector otherwise). After that, errors go back to the
+//! client in the redirect.
+
+use std::collections::BTreeMap;
+
+use tessera_proto::OAuthErrorCode;
+use tessera_store::durable::{ClientRecord, ClientStore};
+use tessera_store::StoreError;
+
+use crate::pages::ErrorKind;
+
+/// The `prompt` values we support (OIDC Core §3.1.2.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizeRequest {
+    pub client: ClientRecord,
+    pub redirect_uri: String,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Prompt,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    pub ui_locales: Option<String>,
+    /// The request's parameters as received, carried through the login and consent pages.
+    pub params: BTreeMap<String, String>,
+}
+
+impl AuthorizeRequest {
+    pub fn is_openid(&self) -> bool {
+        self.scope.iter().any(|s| s == "openid")
+    }
+
+    pub fn scope_string(&self) -> String {
+        self.scope.join(" ")
+    }
+}
+
+/// Where an invalid request's error goes.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// The client or redirect URI is not trustworthy: show a page.
+    Page(ErrorKind),
+    /// Tell the client, at its validated redirect URI.
+    Redirect {
+        redirect_uri: String,
+        state: Option<String>,
+        error: OAuthErrorCode,
+        description: &'static str,
+    },
+    Store(StoreError),
+}
+
+impl From<StoreError> for AuthorizeError {
+    fn from(err: StoreError) -> Self {
+        AuthorizeError::Store(err)
+    }
+}
+
+/// Parameters of an authorization request from a query string or form body; a parameter
+/// present twice is remembered so it can be refused once the redirect URI is known.
+pub fn parse_params(raw: &[u8]) -> (BTreeMap<String, String>, bool) {
+    let mut params = BTreeMap::new();
+    let mut repeated = false;
+    for (key, value) in url::form_urlencoded::parse(raw) {
+        if value.is_empty() {
+            continue;
+        }
+        if params.insert(key.into_owned(), value.into_owned()).is_some() {
+            repeated = true;
+        }
+    }
+    (params, repeated)
+}
+
+/// The longest value accepted for any parameter (a URL is rarely longer; this keeps pages
+/// and stored codes small).
+const MAX_PARAM_LEN: usize = 2048;
+
+pub async fn validate(
+    params: BTreeMap<String, String>,
+    repeated: bool,
+    clients: &dyn ClientStore,
+) -> Result<AuthorizeRequest, AuthorizeError> {
+    let page = |detail: &str| AuthorizeError::Page(ErrorKind::InvalidRequest(detail.to_owned()));
+    // 1. The client.
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| page("client_id is missing"))?;
+    if client_id.len() > 255 {
+        return Err(AuthorizeError::Page(ErrorKind::InvalidClient));
+    }
+    let client = clients
+        .client(client_id)
+        .await?
+        .ok_or(AuthorizeError::Page(ErrorKind::InvalidClient))?;
+    // 2. The redirect URI: exactly one of the registered ones (no pattern, no prefix).
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.clone(),
+        Some(_) => return Err(AuthorizeError::Page(ErrorKind::InvalidRedirectUri)),
+        None => return Err(AuthorizeError::Page(ErrorKind::InvalidRedirectUri)),
+    };
+    let state = params.get("state").cloned();
+    let fail = |error: OAuthErrorCode, description: &'static str| AuthorizeError::Redirect {
+        redirect_uri: redirect_uri.clone(),
+        state: state.clone(),
+        error,
+        description,
+    };
+    // 3. From here on the client hears about its mistakes.
+    if repeated {
+        return Err(fail(OAuthErrorCode::InvalidRequest, "a parameter is repeated"));
+    }
+    if params.values().any(|v| v.len() > MAX_PARAM_LEN) {
+        return Err(fail(OAuthErrorCode::InvalidRequest, "a parameter is too long"));
+    }
+    if params.contains_key("request") {
+        return Err(fail(
+            OAuthErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if params.contains_key("request_uri") {
+        return Err(fail(
+            OAuthErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    match params.get("response_type").map(String::as_str) {
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(
+                OAuthErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ))
+        }
+        None => return Err(fail(OAuthErrorCode::InvalidRequest, "response_type is missing")),
+    }
+    if params.get("response_mode").is_some_and(|m| m != "query") {
+        return Err(fail(
+            OAuthErrorCode::InvalidRequest,
+            "only response_mode=query is supported",
+        ));
+    }
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(fail(
+            OAuthErrorCode::UnauthorizedClient,
+            "the client may not use the authorization code flow",
+        ));
+    }
+    // 4. Scope: within what the client registered.
+    let mut scope: Vec<String> = Vec::new();
+    for s in params
+        .get("scope")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split_ascii_whitespace()
+    {
+        if !client.scopes.iter().any(|allowed| allowed == s) {
+            return Err(fail(
+                OAuthErrorCode::InvalidScope,
+                "a requested scope is not allowed for this client",
+            ));
+        }
+        if !scope.iter().any(|have| have == s) {
+            scope.push(s.to_owned());
+        }
+    }
+    if scope.is_empty() {
+        return Err(fail(OAuthErrorCode::InvalidScope, "scope is missing"));
+    }
+    // 5. PKCE (RFC 7636; OAuth 2.1): S256 only, required for public clients.
+    let code_challenge = params.get("code_challenge").cloned();
+    match (
+        code_challenge.as_deref(),
+        params.get("code_challenge_method").map(String::as_str),
+    ) {
+        (None, None) if client.secret_hash.is_none() => {
+            return Err(fail(
+                OAuthErrorCode::InvalidRequest,
+                "public clients must use PKCE (code_challenge with S256)",
+            ))
+        }
+        (None, None) => {}
+        (Some(challenge), Some("S256")) if is_s256_challenge(challenge) => {}
+        (Some(_), Some("S256")) => {
+            return Err(fail(
+                OAuthErrorCode::InvalidRequest,
+                "code_challenge must be 43 base64url characters",
+            ))
+        }
+        (Some(_), _) => {
+            return Err(fail(
+                OAuthErrorCode::InvalidRequest,
+                "code_challenge_method must be S256",
+            ))
+        }
+        (None, Some(_)) => return Err(fail(OAuthErrorCode::InvalidRequest, "code_challenge is missing")),
+    }
+    // 6. prompt and max_age.
+    let mut prompt = Prompt::default();
+    for value in params
+        .get("prompt")
+        .map(String::as_str)
+        .unwrap_or("")
+        .split_ascii_whitespace()
+    {
+        match value {
+            "none" => prompt.none = true,
+            "login" => prompt.login = true,
+            "consent" => prompt.consent = true,
+            _ => return Err(fail(OAuthErrorCode::InvalidRequest, "unsupported prompt value")),
+        }
+    }
+    if prompt.none && (prompt.login || prompt.consent) {
+        return Err(fail(
+            OAuthErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match params.get("max_age") {
+        None => None,
+        Some(text) => match text.parse::<i64>() {
+            Ok(age) if age >= 0 => Some(age),
+            _ => {
+                return Err(fail(
+                    OAuthErrorCode::InvalidRequest,
+                    "max_age must be a non-negative integer",
+                ))
+            }
+        },
+    };
+    Ok(AuthorizeRequest {
+        redirect_uri: redirect_uri.clone(),
+        scope,
+        state: state.clone(),
+        nonce: params.get("nonce").cloned(),
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint").cloned(),
+        ui_locales: params.get("ui_locales").cloned(),
+        client,
+        params,
+    })
+}
+
+/// A S256 challenge is BASE64URL(SHA-256(verifier)): exactly 43 characters.
+fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A code verifier per RFC 7636 §4.1: 43–128 unreserved characters.
+pub fn is_code_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Appends parameters to a validated redirect URI (keeping its own query, RFC 6749 §3.1.2).
+pub fn redirect_with(redirect_uri: &str, params: &[(&str, &str)]) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut query = url.query_pairs_mut();
+                for (key, value) in params {
+                    query.append_pair(key, value);
+                }
+            }
+            url.to_string()
+        }
+        // Registered URIs are validated at registration; this is not reached.
+        Err(_) => redirect_uri.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_noticed_and_empty_ones_dropped() {
+        let (params, repeated) = parse_params(b"a=1&b=&a=2");
+        assert!(repeated);
+        assert!(!params.contains_key("b"));
+        let (_, repeated) = parse_params(b"a=1&b=2");
+        assert!(!repeated);
+    }
+
+    #[test]
+    fn redirects_keep_the_registered_query_and_encode_values() {
+        assert_eq!(
+            redirect_with("https://app.example/cb?x=1", &[("code", "a b"), ("state", "s&t")]),
+            "https://app.example/cb?x=1&code=a+b&state=s%26t"
+        );
+    }
+
+    #[test]
+    fn verifiers_and_challenges_have_their_rfc_shapes() {
+        assert!(is_code_verifier(&"a".repeat(43)));
+        assert!(!is_code_verifier(&"a".repeat(42)));
+        assert!(!is_code_verifier(&format!("{}/", "a".repeat(43))));
+        assert!(is_s256_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert!(!is_s256_challenge("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c"));
+    }
+}
