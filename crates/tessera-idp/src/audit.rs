@@ -1,9 +1,10 @@
-//! Recording audit events: one append-only row per event in the durable store, and the same
-//! event as a structured log line (target `audit`) for log pipelines. Never a secret.
+//! Recording audit events: one append-only row per event in the durable store, the same
+//! event as a structured log line (target `audit`) for log pipelines, and a count in
+//! `tessera_audit_events_total{event,outcome}` (see [`crate::telemetry`]). Never a secret.
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use tessera_store::durable::{AuditRecord, AuditStore};
 
 use crate::clock::Clock;
@@ -77,6 +78,7 @@ impl Auditor {
     /// Records `event`. A failure to write is logged, not returned: the action it describes
     /// has already happened.
     pub async fn record(&self, context: &RequestContext, event: AuditEvent) {
+        crate::telemetry::audit_event(event.event, event.outcome);
         let record = AuditRecord {
             id: 0,
             at: self.clock.now(),
@@ -107,4 +109,28 @@ impl Auditor {
             tracing::error!(error = %err, event = %record.event, "cannot write audit record");
         }
     }
+}
+
+/// An audit record as JSON, the one shape of `GET /admin/audit` and `tessera audit tail
+/// --json`: every column, `at` in unix seconds, `detail` as the JSON object it was recorded
+/// as (or `null`).
+pub fn record_json(record: &AuditRecord) -> Value {
+    let detail = record
+        .detail
+        .as_deref()
+        .map(|text| serde_json::from_str(text).unwrap_or_else(|_| Value::from(text)));
+    json!({
+        "id": record.id,
+        "at": record.at,
+        "event": record.event,
+        "outcome": record.outcome,
+        "actor": record.actor,
+        "subject": record.subject,
+        "session_id": record.session_id,
+        "client_id": record.client_id,
+        "ip": record.ip,
+        "user_agent": record.user_agent,
+        "request_id": record.request_id,
+        "detail": detail,
+    })
 }

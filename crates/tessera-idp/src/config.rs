@@ -46,6 +46,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -235,6 +236,17 @@ pub enum LogFormat {
     Json,
 }
 
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Record Prometheus metrics and serve them, unauthenticated, at `GET /metrics`. Keep
+    /// that path off the internet (scrape nodes directly, or block it at the proxy).
+    pub enabled: bool,
+    /// Seconds between refreshes of the gauges read from the stores (readiness, Redis,
+    /// active sessions, signing-key age).
+    pub refresh_secs: u64,
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -256,6 +268,7 @@ impl Default for Config {
             mail: MailConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -377,6 +390,15 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             level: "info".to_owned(),
+        }
+    }
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            refresh_secs: 30,
         }
     }
 }
@@ -569,6 +591,12 @@ pub const KEYS: &[(&str, &str, ValueKind)] = &[
     ),
     ("log.format", "TESSERA_LOG__FORMAT", ValueKind::Str),
     ("log.level", "TESSERA_LOG__LEVEL", ValueKind::Str),
+    ("metrics.enabled", "TESSERA_METRICS__ENABLED", ValueKind::Bool),
+    (
+        "metrics.refresh_secs",
+        "TESSERA_METRICS__REFRESH_SECS",
+        ValueKind::Int,
+    ),
 ];
 
 /// A configuration that cannot be used. The message names the key and the source.
@@ -703,6 +731,7 @@ impl Config {
         positive("keys.reload_secs", self.keys.reload_secs)?;
         positive("keys.retire_window_secs", self.keys.retire_window_secs)?;
         positive("http.request_timeout_secs", self.http.request_timeout_secs)?;
+        positive("metrics.refresh_secs", self.metrics.refresh_secs)?;
         if self.http.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid {
                 key: "http.max_body_bytes",

@@ -17,6 +17,7 @@ pub mod passwords;
 pub mod registry;
 pub mod secret;
 pub mod state;
+pub mod telemetry;
 pub mod tokens;
 
 pub use config::Config;

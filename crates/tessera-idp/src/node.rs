@@ -1,5 +1,6 @@
 //! Starting and stopping a node: data directory, master key, stores, migrations, keys,
-//! background work, and the HTTP server with a graceful drain on shutdown.
+//! the metrics recorder, background work, and the HTTP server with a graceful drain on
+//! shutdown.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -159,6 +160,10 @@ impl Node {
     /// Starts a node whose notion of time is `clock` (tests move it by hand).
     pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Node, StartError> {
         config.validate()?;
+        if config.metrics.enabled {
+            // Once per process; later nodes (tests start many) share the recorder.
+            crate::telemetry::install();
+        }
         if config.master_key.is_none() && config.uses_embedded_database() {
             tracing::warn!(
                 path = %config.data_dir.join("master.key").display(),
@@ -232,11 +237,16 @@ impl Node {
             provider,
             audit,
         };
-        let background = vec![
+        let mut background = vec![
             tokio::spawn(reload_keys_periodically(state.clone())),
             tokio::spawn(reload_keys_on_announcement(state.clone())),
             tokio::spawn(clean_up_periodically(state.clone())),
         ];
+        if state.config.metrics.enabled {
+            background.push(tokio::spawn(crate::telemetry::refresh_gauges_periodically(
+                state.clone(),
+            )));
+        }
         Ok(Node { state, background })
     }
 

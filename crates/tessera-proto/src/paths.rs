@@ -31,3 +31,5 @@ pub const LOGOUT_CONFIRM: &str = "/oauth2/logout/confirm";
 pub const ADMIN_CLIENTS: &str = "/admin/clients";
 pub const ADMIN_CLIENT: &str = "/admin/clients/{id}";
 pub const ADMIN_CLIENT_SECRET: &str = "/admin/clients/{id}/secret";
+pub const ADMIN_AUDIT: &str = "/admin/audit";
+pub const METRICS: &str = "/metrics";

@@ -28,6 +28,14 @@ pub enum StoreError {
     Migration(String),
 }
 
+/// Counts a failure of a backing store in `tessera_store_errors_total{store}` (`database` or
+/// `redis`): every database and Redis error passes through the conversions below. A
+/// uniqueness conflict is an answer, not a failure, and is not counted. Without an
+/// installed metrics recorder this does nothing.
+pub(crate) fn count_error(store: &'static str) {
+    metrics::counter!("tessera_store_errors_total", "store" => store).increment(1);
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match &err {
@@ -35,15 +43,20 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Conflict(db.message().to_owned())
             }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
+                count_error("database");
                 StoreError::Corrupt(err.to_string())
             }
-            _ => StoreError::Unavailable(err.to_string()),
+            _ => {
+                count_error("database");
+                StoreError::Unavailable(err.to_string())
+            }
         }
     }
 }
 
 impl From<redis::RedisError> for StoreError {
     fn from(err: redis::RedisError) -> Self {
+        count_error("redis");
         StoreError::Unavailable(err.to_string())
     }
 }

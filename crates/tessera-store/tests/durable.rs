@@ -132,6 +132,8 @@ suite!(
     revoking_a_session_twice_and_all_of_a_subject,
     revocation_feed_dedupes_pages_and_expires,
     audit_filters_and_pages_newest_first,
+    audit_after_id_reads_what_came_later,
+    alive_sessions_are_counted_across_subjects,
     purge_removes_what_ended_and_keeps_what_is_needed,
     users_round_trip_and_a_taken_email_conflicts,
     set_password_moves_old_hashes_to_a_bounded_history,
@@ -1618,6 +1620,109 @@ async fn audit_filters_and_pages_newest_first(backend: &str) {
         store.audit_records(&query(|q| q.limit = 3)).await.unwrap().len(),
         3
     );
+}
+
+async fn audit_after_id_reads_what_came_later(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let mut ids = Vec::new();
+    for i in 0..10_i64 {
+        let event = if i % 2 == 0 {
+            "login.failed"
+        } else {
+            "login.succeeded"
+        };
+        ids.push(
+            store
+                .record_audit(&audit(2_000 + i, event, Some("u1")))
+                .await
+                .unwrap(),
+        );
+    }
+    let after = |after_id: i64, limit: u32| AuditQuery {
+        after_id: Some(after_id),
+        limit,
+        ..AuditQuery::default()
+    };
+    // Newest first, only what came after the given id.
+    let later = store.audit_records(&after(ids[6], 0)).await.unwrap();
+    assert_eq!(
+        later.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[9], ids[8], ids[7]]
+    );
+    assert!(store.audit_records(&after(ids[9], 0)).await.unwrap().is_empty());
+    // With a limit, the newest of them; `before_id` pages back down to `after_id`.
+    let first = store.audit_records(&after(ids[2], 3)).await.unwrap();
+    assert_eq!(
+        first.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [2_009, 2_008, 2_007]
+    );
+    let rest = store
+        .audit_records(&AuditQuery {
+            after_id: Some(ids[2]),
+            before_id: Some(ids[7]),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [2_006, 2_005, 2_004, 2_003]
+    );
+    // Combined with the other filters.
+    let failed = store
+        .audit_records(&AuditQuery {
+            after_id: Some(ids[3]),
+            event: Some("login.failed".to_owned()),
+            subject: Some("u1".to_owned()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        failed.iter().map(|r| r.at).collect::<Vec<_>>(),
+        [2_008, 2_006, 2_004]
+    );
+}
+
+async fn alive_sessions_are_counted_across_subjects(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert_eq!(store.count_alive_sessions(1_000).await.unwrap(), 0);
+    create(store, &session("a1", "u1", "web", 1_000), SessionLimit::Unlimited).await;
+    create(
+        store,
+        &session("a2", "u1", "mobile", 1_000),
+        SessionLimit::Unlimited,
+    )
+    .await;
+    create(store, &session("b1", "u2", "web", 1_100), SessionLimit::Unlimited).await;
+    create(store, &session("c1", "u3", "web", 1_200), SessionLimit::Unlimited).await;
+    // Not yet created is not counted; then all four.
+    assert_eq!(store.count_alive_sessions(1_050).await.unwrap(), 4);
+    // A revoked session no longer counts.
+    assert!(store
+        .revoke_session("a2", "logout", 1_300)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.count_alive_sessions(1_300).await.unwrap(), 3);
+    // Idle expiry: a1 (created 1000) ends at 1000 + IDLE, b1 100 s later.
+    assert_eq!(store.count_alive_sessions(1_000 + IDLE - 1).await.unwrap(), 3);
+    assert_eq!(store.count_alive_sessions(1_000 + IDLE).await.unwrap(), 2);
+    assert_eq!(store.count_alive_sessions(1_100 + IDLE).await.unwrap(), 1);
+    // Extended, c1 lives on; nothing is alive past its absolute expiry.
+    assert!(store
+        .extend_session("c1", IDLE, 1_200 + IDLE - 1)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.count_alive_sessions(1_200 + IDLE).await.unwrap(), 1);
+    assert_eq!(store.count_alive_sessions(1_200 + ABSOLUTE).await.unwrap(), 0);
 }
 
 async fn purge_removes_what_ended_and_keeps_what_is_needed(backend: &str) {

@@ -13,7 +13,7 @@ use tessera_idp::keys::{alg_name, key_status, parse_alg, ALGORITHMS};
 use tessera_idp::node::{open_database, open_ephemeral, open_keys, KEYS_CHANGED_CHANNEL};
 use tessera_idp::registry::{ClientPatch, ClientRegistry, ClientSpec, ClientView, RegistryError};
 use tessera_idp::{Config, Node};
-use tessera_store::durable::KeyStore;
+use tessera_store::durable::{AuditQuery, AuditRecord, AuditStore, KeyStore};
 
 #[derive(Parser)]
 #[command(
@@ -60,6 +60,35 @@ enum Command {
     /// Manage OAuth clients (the registry the admin API serves too).
     #[command(subcommand)]
     Client(Box<ClientCommand>),
+    /// Run the API gateway: verifies tokens at the edge and forwards the caller's identity
+    /// to upstream services. Reads its own file: `tessera gateway --config gateway.toml`.
+    Gateway,
+    /// Read the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print the newest audit records, oldest of them first; with --follow, keep printing
+    /// new records as they are written (until Ctrl-C).
+    Tail {
+        /// Keep polling (every second) and print new records as they arrive.
+        #[arg(long)]
+        follow: bool,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Only records about this user (subject id).
+        #[arg(long, value_name = "ID")]
+        user: Option<String>,
+        /// Only this event type, e.g. login.failed.
+        #[arg(long = "type", value_name = "EVENT")]
+        event: Option<String>,
+        /// How many of the newest records to print first (1-1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -254,6 +283,9 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Gateway) {
+        return gateway(cli.config.as_deref(), cli.log_format);
+    }
     let mut config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
         Err(err) => return fail(&err),
@@ -283,6 +315,16 @@ fn main() -> ExitCode {
             }
             Command::User(command) => user(config, command).await,
             Command::Client(command) => client(config, *command).await,
+            Command::Gateway => {
+                Err("the gateway is started before the provider's configuration is read".into())
+            }
+            Command::Audit(AuditCommand::Tail {
+                follow,
+                json,
+                user,
+                event,
+                limit,
+            }) => audit_tail(config, follow, json, user, event, limit).await,
         }
     });
     match result {
@@ -296,6 +338,46 @@ type CmdResult = Result<(), Box<dyn std::error::Error>>;
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("error: {err}");
     ExitCode::FAILURE
+}
+
+/// `tessera gateway`: its own configuration file and `TESSERA_GATEWAY_*` variables (not the
+/// provider's), its own logging; the gateway itself lives in the `tessera-gateway` crate.
+fn gateway(file: Option<&std::path::Path>, log_format: Option<LogFormatArg>) -> ExitCode {
+    let Some(file) = file else {
+        return fail(&"tessera gateway needs --config FILE (see docs/gateway.md)");
+    };
+    let config = match tessera_gateway::GatewayConfig::load(Some(file), std::env::vars()) {
+        Ok(config) => config,
+        Err(err) => return fail(&err),
+    };
+    let json = match log_format {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
+        None => config.log.format == tessera_gateway::LogFormat::Json,
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.init();
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => return fail(&err),
+    };
+    match runtime.block_on(tessera_gateway::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => fail(&err),
+    }
 }
 
 fn init_logging(config: &Config) {
@@ -721,4 +803,160 @@ async fn client(config: Config, command: ClientCommand) -> CmdResult {
         }
     }
     Ok(())
+}
+
+/// `tessera audit tail`: the newest `limit` records matching the filters, printed oldest
+/// first; with `follow`, every record written after them, polled each second until Ctrl-C.
+async fn audit_tail(
+    config: Config,
+    follow: bool,
+    json: bool,
+    user: Option<String>,
+    event: Option<String>,
+    limit: u32,
+) -> CmdResult {
+    let db = open_database(&config).await?;
+    let filters = AuditQuery {
+        subject: user,
+        event,
+        ..AuditQuery::default()
+    };
+    let mut newest = db
+        .audit_records(&AuditQuery {
+            limit,
+            ..filters.clone()
+        })
+        .await?;
+    newest.reverse();
+    print_audit(&newest, json)?;
+    if !follow {
+        return Ok(());
+    }
+    // Everything written from here on is after the newest id seen (ids only grow). Before
+    // any record matched, start from the newest of all, so old records are not replayed.
+    let mut last_seen = match newest.last() {
+        Some(record) => record.id,
+        None => db
+            .audit_records(&AuditQuery {
+                limit: 1,
+                ..AuditQuery::default()
+            })
+            .await?
+            .first()
+            .map_or(0, |r| r.id),
+    };
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = &mut stop => return Ok(()),
+            _ = interval.tick() => {}
+        }
+        let arrived = audit_after(&db, &filters, last_seen).await?;
+        if let Some(record) = arrived.last() {
+            last_seen = record.id;
+        }
+        print_audit(&arrived, json)?;
+    }
+}
+
+/// Every record matching `filters` with an id above `after`, oldest first (paging back
+/// from the newest when more arrived than one query returns).
+async fn audit_after(
+    db: &tessera_store::durable::SqlStore,
+    filters: &AuditQuery,
+    after: i64,
+) -> Result<Vec<AuditRecord>, Box<dyn std::error::Error>> {
+    const PAGE: u32 = 1000;
+    let mut all = Vec::new();
+    let mut before = None;
+    loop {
+        let page = db
+            .audit_records(&AuditQuery {
+                after_id: Some(after),
+                before_id: before,
+                limit: PAGE,
+                ..filters.clone()
+            })
+            .await?;
+        let full = page.len() == PAGE as usize;
+        before = page.last().map(|r| r.id);
+        all.extend(page);
+        if !full {
+            break;
+        }
+    }
+    all.reverse();
+    Ok(all)
+}
+
+/// Prints records: one JSON object per line, or one line of text each.
+fn print_audit(records: &[AuditRecord], json: bool) -> CmdResult {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for record in records {
+        if json {
+            writeln!(out, "{}", tessera_idp::audit::record_json(record))?;
+        } else {
+            let mut line = format!(
+                "{}  {:>6}  {:<28}  {:<7}",
+                rfc3339(record.at),
+                record.id,
+                record.event,
+                record.outcome
+            );
+            let fields = [
+                ("actor", &record.actor),
+                ("subject", &record.subject),
+                ("client", &record.client_id),
+                ("session", &record.session_id),
+                ("ip", &record.ip),
+                ("detail", &record.detail),
+            ];
+            for (name, value) in fields {
+                if let Some(value) = value {
+                    line.push_str(&format!("  {name}={value}"));
+                }
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Unix seconds as an RFC 3339 UTC timestamp, e.g. `2026-05-01T09:30:00Z`.
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rest = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3_600,
+        rest % 3_600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rfc3339;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_777_628_730), "2026-05-01T09:45:30Z");
+    }
 }

@@ -318,9 +318,15 @@ impl Accounts {
         let email = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
         let attempt = match self.throttle.admit(&email, context.ip.as_deref()).await? {
             Ok(attempt) => attempt,
-            Err(Refusal::RetryAfter(secs)) => {
-                self.audit_login_failure(None, "throttled", context).await;
-                return Err(AccountError::Throttled { retry_after: secs });
+            Err(refusal) => {
+                let reason = match refusal {
+                    Refusal::Locked(_) => "locked",
+                    Refusal::RetryAfter(_) => "throttled",
+                };
+                self.audit_login_failure(None, reason, context).await;
+                return Err(AccountError::Throttled {
+                    retry_after: refusal.retry_after(),
+                });
             }
         };
         let user = self.users.user_by_email(&email).await?;
@@ -378,6 +384,7 @@ impl Accounts {
                 }
             }
         }
+        crate::telemetry::login("success");
         Ok(user)
     }
 
@@ -421,7 +428,15 @@ impl Accounts {
         Ok(issued)
     }
 
-    async fn audit_login_failure(&self, user_id: Option<&str>, reason: &str, context: &RequestContext) {
+    /// Records a refused password login: `reason` is one of `invalid_credentials`,
+    /// `throttled`, `locked`, `disabled`, `email_not_verified` (also its metrics outcome).
+    async fn audit_login_failure(
+        &self,
+        user_id: Option<&str>,
+        reason: &'static str,
+        context: &RequestContext,
+    ) {
+        crate::telemetry::login(reason);
         let mut event = AuditEvent::new("login.failed", "failure").detail(json!({ "reason": reason }));
         if let Some(id) = user_id {
             event = event.subject(id);
@@ -542,7 +557,11 @@ impl Accounts {
         let user = self.users.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
         let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
             Ok(attempt) => attempt,
-            Err(Refusal::RetryAfter(secs)) => return Err(AccountError::Throttled { retry_after: secs }),
+            Err(refusal) => {
+                return Err(AccountError::Throttled {
+                    retry_after: refusal.retry_after(),
+                })
+            }
         };
         let stored = user
             .password_hash

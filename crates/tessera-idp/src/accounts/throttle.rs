@@ -30,8 +30,20 @@ const LOCK_MEMORY: Duration = Duration::from_secs(86_400);
 /// Why an attempt may not proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
-    /// Locked or throttled; retry after this many seconds.
+    /// The account is locked after too many failures; retry after this many seconds.
+    Locked(u64),
+    /// Throttled (too many attempts in flight for the account, or failures from the IP);
+    /// retry after this many seconds.
     RetryAfter(u64),
+}
+
+impl Refusal {
+    /// Seconds until an attempt may be made again.
+    pub fn retry_after(self) -> u64 {
+        match self {
+            Refusal::Locked(secs) | Refusal::RetryAfter(secs) => secs,
+        }
+    }
 }
 
 /// An admitted attempt: report its outcome with [`Throttle::succeeded`] or
@@ -68,7 +80,7 @@ impl Throttle {
     ) -> Result<Result<Attempt, Refusal>, StoreError> {
         let account = sha256_b64(account);
         if let Some(left) = self.store.ttl(&format!("login:lock:{account}")).await? {
-            return Ok(Err(Refusal::RetryAfter(whole_secs(left))));
+            return Ok(Err(Refusal::Locked(whole_secs(left))));
         }
         if let Some(ip) = ip {
             let key = format!("login:ip:{ip}");

@@ -212,6 +212,7 @@ pub async fn login(
             &context,
         )
         .await?;
+    crate::telemetry::token_issued("login");
     Ok(token_pair(&state, issued, delivery))
 }
 
@@ -258,6 +259,7 @@ pub async fn reissue(
         .accounts
         .reissue(&request.access_token, &refresh_token, &context)
         .await?;
+    crate::telemetry::token_issued("refresh_token");
     Ok(token_pair(&state, issued, delivery))
 }
 

@@ -1,5 +1,6 @@
 //! The admin API for the client registry (`/admin/clients`), over the same
-//! [`ClientRegistry`] as `tessera client …`.
+//! [`ClientRegistry`] as `tessera client …`. The audit trail (`/admin/audit`, in
+//! `audit.rs`) is authorized by the same check, [`admin`].
 //!
 //! Callers present a Bearer access token with scope `tessera:admin`: a client-credentials
 //! token of a client whose registered scopes include it. No token is 401; a user's token
@@ -98,7 +99,7 @@ fn insufficient_scope(detail: &str) -> AdminError {
 
 /// The verified admin caller: a client-credentials token carrying `tessera:admin`, of a
 /// client that is still registered with that scope.
-async fn admin(state: &AppState, headers: &HeaderMap) -> Result<AccessClaims, AdminError> {
+pub(super) async fn admin(state: &AppState, headers: &HeaderMap) -> Result<AccessClaims, AdminError> {
     let token = bearer_token(headers)?;
     let (claims, session) = state
         .tokens
@@ -153,7 +154,7 @@ fn metadata<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, 
 }
 
 /// A JSON answer that is never cached.
-fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
+pub(super) fn no_store(status: StatusCode, body: impl serde::Serialize) -> Response {
     let mut response = (status, Json(body)).into_response();
     response
         .headers_mut()

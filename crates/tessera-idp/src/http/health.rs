@@ -1,14 +1,17 @@
-//! Liveness and readiness, as small JSON documents for probes and load balancers.
+//! Liveness and readiness, as small JSON documents for probes and load balancers, and the
+//! Prometheus metrics of the process (`GET /metrics`, when `metrics.enabled`).
 
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use crate::error::ApiError;
 use crate::state::AppState;
+use crate::telemetry::{self, Readiness};
 
 /// How long one readiness check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -19,22 +22,56 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: whether this node can do its work — the database answers, signing keys
-/// are loaded, and the ephemeral store (Redis, when configured) answers. 200 or 503.
-pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text exposition format 0.0.4. Unauthenticated: it must not be
+/// reachable from the internet (see docs/operations.md).
+pub async fn metrics() -> Response {
+    match telemetry::render() {
+        Some(text) => {
+            let mut response = text.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        None => ApiError::unavailable()
+            .detail("metrics are not recorded in this process")
+            .into_response(),
+    }
+}
+
+/// Checks what readiness depends on: the database answers, every algorithm has an active
+/// signing key, and the ephemeral store (Redis, when configured) answers.
+pub(crate) async fn check(state: &AppState) -> Readiness {
     let (database, ephemeral) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
         tokio::time::timeout(CHECK_TIMEOUT, state.ephemeral.ping()),
     );
-    let database_ok = matches!(database, Ok(Ok(())));
-    let ephemeral_ok = matches!(ephemeral, Ok(Ok(())));
+    let now = state.clock.now();
+    let keys = state.keys.snapshot();
+    Readiness {
+        database: matches!(database, Ok(Ok(()))),
+        ephemeral: matches!(ephemeral, Ok(Ok(()))),
+        keys: crate::keys::ALGORITHMS
+            .iter()
+            .all(|alg| keys.iter().any(|k| k.alg == *alg && k.is_active(now))),
+        redis: state.ephemeral.kind() == "redis",
+    }
+}
+
+/// `GET /readyz`: whether this node can do its work — the database answers, signing keys
+/// are loaded, and the ephemeral store (Redis, when configured) answers. 200 or 503.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let readiness = check(&state).await;
+    if state.config.metrics.enabled {
+        telemetry::record_readiness(&readiness);
+    }
     let now = state.clock.now();
     let keys = state.keys.snapshot();
     let active = keys.iter().filter(|k| k.is_active(now)).count();
-    let keys_ok = crate::keys::ALGORITHMS
-        .iter()
-        .all(|alg| keys.iter().any(|k| k.alg == *alg && k.is_active(now)));
-    let ready = database_ok && ephemeral_ok && keys_ok;
+    let ready = readiness.ready();
     let status = if ready {
         StatusCode::OK
     } else {
@@ -46,9 +83,9 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Json(json!({
             "status": if ready { "ready" } else { "unavailable" },
             "checks": {
-                "database": { "status": word(database_ok), "backend": state.db.backend().name() },
-                "keys": { "status": word(keys_ok), "active": active, "published": keys.iter().filter(|k| k.is_published(now)).count() },
-                "ephemeral": { "status": word(ephemeral_ok), "backend": state.ephemeral.kind() },
+                "database": { "status": word(readiness.database), "backend": state.db.backend().name() },
+                "keys": { "status": word(readiness.keys), "active": active, "published": keys.iter().filter(|k| k.is_published(now)).count() },
+                "ephemeral": { "status": word(readiness.ephemeral), "backend": state.ephemeral.kind() },
             }
         })),
     )

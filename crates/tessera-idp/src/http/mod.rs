@@ -1,10 +1,12 @@
 //! The HTTP surface: routes, and the middleware every request passes through (request id,
-//! trace span, panic guard, security headers, timeout, body limit).
+//! trace span, panic guard, security headers, timeout, body limit, and — with
+//! `metrics.enabled` — request metrics by route template).
 
 mod accounts;
 mod admin;
+mod audit;
 mod cors;
-mod health;
+pub(crate) mod health;
 mod idempotency;
 mod oauth;
 mod oidc;
@@ -93,7 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::REVOKE, post(oauth::revoke).options(preflight))
         .route(paths::INTROSPECT, post(oauth::introspect).options(preflight))
         .layer(cors::registered(state.clients.clone()));
-    Router::new()
+    let router = Router::new()
         .merge(public)
         .merge(client_facing)
         .route(paths::HEALTHZ, get(health::healthz))
@@ -123,13 +125,27 @@ pub fn router(state: AppState) -> Router {
             get(admin::show).patch(admin::update).delete(admin::remove),
         )
         .route(paths::ADMIN_CLIENT_SECRET, post(admin::rotate_secret))
-        .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet))
+        .route(paths::ADMIN_AUDIT, get(audit::list))
+        .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet));
+    let router = if state.config.metrics.enabled {
+        router.route(paths::METRICS, get(health::metrics))
+    } else {
+        router
+    };
+    let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(limits)
         .layer(axum::middleware::map_response(problem_for_bare_errors))
-        .layer(middleware)
-        .with_state(state)
+        .layer(middleware);
+    // Outermost, so it sees the status every other layer settled on; after routing (a
+    // `Router::layer`), so the matched route template is known.
+    let router = if state.config.metrics.enabled {
+        router.layer(axum::middleware::from_fn(crate::telemetry::track_requests))
+    } else {
+        router
+    };
+    router.with_state(state)
 }
 
 /// The body limit and the timeout answer in plain text or with no body; clients of every

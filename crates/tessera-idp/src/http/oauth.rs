@@ -211,6 +211,12 @@ pub async fn token(
             TokenResponse::from(granted)
         }
     };
+    crate::telemetry::token_issued(match grant_type {
+        "authorization_code" => "authorization_code",
+        "refresh_token" => "refresh_token",
+        "client_credentials" => "client_credentials",
+        _ => "password",
+    });
     Ok(no_store(response))
 }
 

@@ -158,6 +158,17 @@ fn login_page(
     request: &AuthorizeRequest,
     error: Option<LoginError>,
 ) -> Response {
+    login_page_with(state, headers, request, error, None)
+}
+
+/// The login page again after a failed attempt, keeping the address the user typed.
+fn login_page_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizeRequest,
+    error: Option<LoginError>,
+    typed_username: Option<&str>,
+) -> Response {
     let hidden = hidden_pairs(&request.params);
     let retry_after = match &error {
         Some(LoginError::TooManyAttempts { retry_after_secs }) => Some(*retry_after_secs),
@@ -170,7 +181,7 @@ fn login_page(
                 action: paths::AUTHORIZE_LOGIN,
                 csrf,
                 client_name: &request.client.name,
-                login_hint: request.login_hint.as_deref(),
+                login_hint: typed_username.or(request.login_hint.as_deref()),
                 error,
                 hidden: Hidden(&hidden),
             },
@@ -306,7 +317,7 @@ pub async fn login(
                 }
                 _ => LoginError::InvalidCredentials,
             };
-            return login_page(&state, &headers, &request, Some(error));
+            return login_page_with(&state, &headers, &request, Some(error), Some(username.as_str()));
         }
     };
     let (sso, secret) = match state.provider.start_sso(&user, &["pwd"], &context).await {

@@ -168,7 +168,8 @@ impl PasswordHasher {
 
     /// [`Self::hash`] on the blocking pool, at most `available_parallelism` at a time.
     pub async fn hash_async(self: &Arc<Self>, password: String) -> Result<String, PasswordError> {
-        self.run_blocking(move |hasher| hasher.hash(&password)).await?
+        self.run_blocking(move |hasher| timed(|| hasher.hash(&password)))
+            .await?
     }
 
     /// [`Self::verify`] on the blocking pool, at most `available_parallelism` at a time.
@@ -177,7 +178,7 @@ impl PasswordHasher {
         password: String,
         stored: String,
     ) -> Result<Verification, PasswordError> {
-        self.run_blocking(move |hasher| hasher.verify(&password, &stored))
+        self.run_blocking(move |hasher| timed(|| hasher.verify(&password, &stored)))
             .await?
     }
 
@@ -185,7 +186,7 @@ impl PasswordHasher {
     pub async fn verify_dummy_async(self: &Arc<Self>, password: String) {
         // A failure here has no caller to tell; the account is unknown either way.
         let _ = self
-            .run_blocking(move |hasher| hasher.verify_dummy(&password))
+            .run_blocking(move |hasher| timed(|| hasher.verify_dummy(&password)))
             .await;
     }
 
@@ -217,6 +218,15 @@ impl PasswordHasher {
     ) -> Result<Argon2<'_>, PasswordError> {
         Argon2::new_with_secret(&self.pepper, algorithm, version, params).map_err(argon2_error)
     }
+}
+
+/// Runs one hash or verification, observing its duration in
+/// `tessera_password_hash_duration_seconds` (the work only, not the wait for a permit).
+pub(crate) fn timed<T>(work: impl FnOnce() -> T) -> T {
+    let started = std::time::Instant::now();
+    let result = work();
+    crate::telemetry::password_hash(started.elapsed());
+    result
 }
 
 impl fmt::Debug for PasswordHasher {

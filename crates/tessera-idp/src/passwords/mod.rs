@@ -105,7 +105,7 @@ pub async fn is_reused(
     hasher
         .run_blocking(move |hasher| {
             for (index, stored) in previous.iter().enumerate() {
-                match hasher.verify(&password, stored) {
+                match hasher::timed(|| hasher.verify(&password, stored)) {
                     Ok(verification) if verification.matches => return Ok(true),
                     Ok(_) => {}
                     Err(err @ (PasswordError::UnsupportedHash | PasswordError::UnknownPepper)) => {

@@ -42,6 +42,8 @@ pub struct AuditQuery {
     pub until: Option<i64>,
     /// Only records with `id < before_id` (the next page).
     pub before_id: Option<i64>,
+    /// Only records with `id > after_id` (what was written since a record already seen).
+    pub after_id: Option<i64>,
     /// At most this many records: 0 means 100, and more than 1000 means 1000.
     pub limit: u32,
 }
@@ -160,6 +162,7 @@ impl AuditStore for SqlStore {
             ("at >= ", query.since.map(Bound::Int)),
             ("at < ", query.until.map(Bound::Int)),
             ("id < ", query.before_id.map(Bound::Int)),
+            ("id > ", query.after_id.map(Bound::Int)),
         ];
         let mut conditions = Vec::new();
         let mut values = Vec::new();

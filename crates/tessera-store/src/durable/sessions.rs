@@ -139,6 +139,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The alive sessions of `subject` at `now`, most recently seen first.
     async fn alive_sessions(&self, subject: &str, now: i64) -> Result<Vec<SessionRecord>, StoreError>;
 
+    /// How many sessions, of every subject, are alive at `now` (for the
+    /// `tessera_active_sessions` gauge: one count, no rows).
+    async fn count_alive_sessions(&self, now: i64) -> Result<u64, StoreError>;
+
     /// Revokes the session if it is alive; returns it as revoked, or `None` if it was not
     /// alive (nothing changed). Adds a `sid` revocation entry expiring at
     /// `access_expires_at` when that is after `now`.
@@ -415,6 +419,16 @@ impl SessionStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(session_from_row).collect()
+    }
+
+    async fn count_alive_sessions(&self, now: i64) -> Result<u64, StoreError> {
+        let sql = format!("SELECT COUNT(*) AS n FROM sessions WHERE {}", alive("$1"));
+        let n: i64 = sqlx::query(&sql)
+            .bind(now)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("session count {n}: {e}")))
     }
 
     async fn revoke_session(

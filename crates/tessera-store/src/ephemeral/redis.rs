@@ -168,9 +168,12 @@ async fn with_timeout<T>(
 ) -> Result<T, StoreError> {
     match tokio::time::timeout(limit, work).await {
         Ok(result) => Ok(result?),
-        Err(_) => Err(StoreError::Unavailable(format!(
-            "{what}: timed out after {limit:?}"
-        ))),
+        Err(_) => {
+            crate::count_error("redis");
+            Err(StoreError::Unavailable(format!(
+                "{what}: timed out after {limit:?}"
+            )))
+        }
     }
 }
 

@@ -1,0 +1,232 @@
+//! Authentication at the edge: the gateway's one [`Verifier`], built from the provider's
+//! discovery document (retried in the background if the provider is down at start), the
+//! Bearer credentials of a request, and RFC 6750 answers.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use tessera_verify::{Claims, Status, Verifier, VerifyError};
+
+use crate::config::GatewayConfig;
+use crate::response::{problem, Body};
+
+/// Holds the verifier once discovery has succeeded.
+pub(crate) struct Auth {
+    verifier: OnceLock<Arc<Verifier>>,
+    pub realm: String,
+}
+
+/// Why a request was not let through.
+pub(crate) enum Refused {
+    /// No Bearer credentials (RFC 6750 §3.1: a challenge without an error code).
+    Missing,
+    /// Two `Authorization` headers, or a malformed Bearer value.
+    InvalidRequest(&'static str),
+    /// The token did not verify (the reason is for logs and metrics only).
+    InvalidToken(VerifyError),
+    /// The token could not be judged: no key set yet.
+    Unavailable(String),
+    /// A required scope (the list of all required ones).
+    Scope(String),
+    /// None of the roles (the list).
+    Role(String),
+}
+
+impl Refused {
+    /// The metric label of a token failure (scope and role refusals are counted apart).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::Missing => "missing",
+            Refused::InvalidRequest(_) => "invalid_request",
+            Refused::InvalidToken(err) => crate::metrics::verify_reason(err),
+            Refused::Unavailable(_) => "unavailable",
+            Refused::Scope(_) => "insufficient_scope",
+            Refused::Role(_) => "insufficient_role",
+        }
+    }
+
+    /// The answer, as RFC 6750 §3 says, with a problem JSON body.
+    pub fn response(&self, realm: &str) -> Response<Body> {
+        let (status, error, description, scope) = match self {
+            Refused::Missing => (
+                StatusCode::UNAUTHORIZED,
+                None,
+                "a bearer token is required".to_owned(),
+                None,
+            ),
+            Refused::InvalidRequest(why) => (
+                StatusCode::BAD_REQUEST,
+                Some("invalid_request"),
+                (*why).to_owned(),
+                None,
+            ),
+            Refused::InvalidToken(_) => (
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the access token is invalid, expired or revoked".to_owned(),
+                None,
+            ),
+            Refused::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                "authentication is temporarily unavailable".to_owned(),
+                None,
+            ),
+            Refused::Scope(scopes) => (
+                StatusCode::FORBIDDEN,
+                Some("insufficient_scope"),
+                format!("the scopes {scopes} are required"),
+                Some(scopes.as_str()),
+            ),
+            Refused::Role(roles) => (
+                StatusCode::FORBIDDEN,
+                Some("insufficient_scope"),
+                format!("one of the roles {roles} is required"),
+                None,
+            ),
+        };
+        let extra: Vec<(&str, &str)> = error.map(|e| ("error", e)).into_iter().collect();
+        let mut response = problem(status, &description, &extra);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("5"));
+            return response;
+        }
+        let mut challenge = format!("Bearer realm=\"{}\"", quotable(realm));
+        if let Some(error) = error {
+            challenge.push_str(&format!(", error=\"{error}\""));
+            challenge.push_str(&format!(", error_description=\"{}\"", quotable(&description)));
+        }
+        if let Some(scope) = scope {
+            challenge.push_str(&format!(", scope=\"{}\"", quotable(scope)));
+        }
+        if let Ok(value) = HeaderValue::from_str(&challenge) {
+            response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        }
+        response
+    }
+}
+
+/// A quoted-string value (RFC 9110 §5.6.4) that needs no escaping: drop what would.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .filter(|c| *c != '"' && *c != '\\' && (*c == ' ' || c.is_ascii_graphic()))
+        .collect()
+}
+
+/// The bearer token: exactly one `Authorization` header with the `Bearer` scheme and a
+/// b64token (RFC 6750 §2.1). Tokens in the query or the body are never looked at.
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refused> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(Refused::Missing);
+    };
+    if values.next().is_some() {
+        return Err(Refused::InvalidRequest("more than one Authorization header"));
+    }
+    let malformed = Refused::InvalidRequest("malformed Bearer credentials");
+    let Ok(value) = value.to_str() else {
+        return Err(malformed);
+    };
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Refused::Missing);
+    }
+    let token = rest.trim_matches(' ');
+    let body = token.trim_end_matches('=');
+    let b64token = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'));
+    if !b64token {
+        return Err(malformed);
+    }
+    Ok(token)
+}
+
+impl Auth {
+    /// Builds the verifier now if the provider answers; otherwise keeps trying in the
+    /// background (1 s doubling to 30 s) while requests to protected routes get 503.
+    pub async fn start(config: &GatewayConfig) -> Arc<Auth> {
+        let auth = Arc::new(Auth {
+            verifier: OnceLock::new(),
+            realm: config.realm.clone(),
+        });
+        match build(config).await {
+            Ok(verifier) => {
+                let _ = auth.verifier.set(Arc::new(verifier));
+            }
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    issuer = %config.issuer(),
+                    "cannot reach the identity provider's discovery document; retrying in the background \
+                     (protected routes answer 503 and /readyz is not ready until it succeeds)"
+                );
+                tokio::spawn(retry(Arc::downgrade(&auth), config.clone()));
+            }
+        }
+        auth
+    }
+
+    pub fn status(&self) -> Option<Status> {
+        self.verifier.get().map(|v| v.status())
+    }
+
+    /// Verifies the request's token: through the auth cache, or in full when `fresh`.
+    pub async fn authenticate(&self, headers: &HeaderMap, fresh: bool) -> Result<Claims, Refused> {
+        let token = bearer_token(headers)?;
+        let Some(verifier) = self.verifier.get() else {
+            return Err(Refused::Unavailable(
+                "the identity provider was never reached".to_owned(),
+            ));
+        };
+        let result = if fresh {
+            verifier.verify_uncached(token).await
+        } else {
+            verifier.verify(token).await
+        };
+        result.map_err(|err| match err {
+            VerifyError::Unavailable(why) => Refused::Unavailable(why),
+            other => Refused::InvalidToken(other),
+        })
+    }
+}
+
+async fn build(config: &GatewayConfig) -> Result<Verifier, tessera_verify::BuildError> {
+    let capacity = if config.auth_cache.enabled {
+        config.auth_cache.capacity
+    } else {
+        0
+    };
+    Verifier::builder(config.issuer())
+        .audience(config.audience())
+        .leeway(Duration::from_secs(config.leeway_secs))
+        .revocation_poll_interval(Duration::from_secs(config.revocation_poll_secs))
+        .auth_cache_capacity(capacity)
+        .start_without_keys()
+        .discover()
+        .await
+}
+
+async fn retry(auth: Weak<Auth>, config: GatewayConfig) {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        tokio::time::sleep(delay).await;
+        let Some(holder) = auth.upgrade() else { return };
+        match build(&config).await {
+            Ok(verifier) => {
+                let _ = holder.verifier.set(Arc::new(verifier));
+                tracing::info!("identity provider reached: token verification is available");
+                return;
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "identity provider still unreachable");
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

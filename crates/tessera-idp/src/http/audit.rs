@@ -1,0 +1,168 @@
+//! `GET /admin/audit`: the audit trail, newest first, for callers of the admin API (a
+//! client-credentials token with scope `tessera:admin`, checked as for `/admin/clients`).
+//!
+//! Parameters, all optional: `user` (the subject), `type` (the event, e.g. `login.failed`),
+//! `since` (unix seconds, inclusive), `until` (unix seconds, exclusive), `limit` (1–500,
+//! default 100) and `cursor` (the `next_cursor` of the previous page). An unknown, repeated
+//! or malformed parameter is a 400 problem document naming it. The answer is
+//! `{"events": […], "next_cursor": "…" | null}`; `null` means there is nothing older.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+use tessera_store::durable::{AuditQuery, AuditStore as _};
+
+use super::admin::{admin, no_store, AdminError};
+use crate::audit::record_json;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Records per page when `limit` is not given, and the most one page holds.
+const DEFAULT_LIMIT: u32 = 100;
+const MAX_LIMIT: u32 = 500;
+
+/// `GET /admin/audit`
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AdminError> {
+    admin(&state, &headers).await?;
+    let (mut query, limit) = parse(query.as_deref().unwrap_or(""))?;
+    // One more than asked tells whether an older page exists.
+    query.limit = limit + 1;
+    let mut records = state.db.audit_records(&query).await?;
+    let more = records.len() > limit as usize;
+    records.truncate(limit as usize);
+    let next_cursor = more.then(|| records.last().map(|r| r.id.to_string())).flatten();
+    let events: Vec<Value> = records.iter().map(record_json).collect();
+    Ok(no_store(
+        StatusCode::OK,
+        json!({ "events": events, "next_cursor": next_cursor }),
+    ))
+}
+
+/// 400 naming the parameter.
+fn invalid(parameter: &str, reason: &str) -> ApiError {
+    ApiError::bad_request(format!("{parameter}: {reason}")).extension("parameter", Value::from(parameter))
+}
+
+/// The query string as a store query and a page size.
+fn parse(text: &str) -> Result<(AuditQuery, u32), ApiError> {
+    let mut query = AuditQuery::default();
+    let mut limit = DEFAULT_LIMIT;
+    let mut seen: Vec<String> = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(text.as_bytes()) {
+        if seen.iter().any(|s| *s == name) {
+            return Err(invalid(&name, "is repeated"));
+        }
+        seen.push(name.to_string());
+        // An empty field (a form left blank) is no filter.
+        if value.is_empty() {
+            continue;
+        }
+        match name.as_ref() {
+            "user" => {
+                if value.len() > 255 {
+                    return Err(invalid("user", "is longer than 255 bytes"));
+                }
+                query.subject = Some(value.into_owned());
+            }
+            "type" => {
+                let valid = value.len() <= 64
+                    && value
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_');
+                if !valid {
+                    return Err(invalid(
+                        "type",
+                        "must be an event name such as login.failed (a-z, 0-9, '.', '_')",
+                    ));
+                }
+                query.event = Some(value.into_owned());
+            }
+            "since" => query.since = Some(unix_seconds("since", &value)?),
+            "until" => query.until = Some(unix_seconds("until", &value)?),
+            "cursor" => {
+                let id = value
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|id| *id > 0)
+                    .ok_or_else(|| invalid("cursor", "must be the next_cursor of a previous page"))?;
+                query.before_id = Some(id);
+            }
+            "limit" => {
+                limit = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        invalid("limit", &format!("must be a whole number from 1 to {MAX_LIMIT}"))
+                    })?;
+            }
+            other => {
+                return Err(invalid(
+                    other,
+                    "is not a parameter of this endpoint (user, type, since, until, cursor, limit)",
+                ))
+            }
+        }
+    }
+    if let (Some(since), Some(until)) = (query.since, query.until) {
+        if since >= until {
+            return Err(invalid("until", "must be later than since"));
+        }
+    }
+    Ok((query, limit))
+}
+
+fn unix_seconds(parameter: &str, value: &str) -> Result<i64, ApiError> {
+    value
+        .parse::<i64>()
+        .ok()
+        .filter(|t| *t >= 0)
+        .ok_or_else(|| invalid(parameter, "must be a time in unix seconds"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(text: &str) -> String {
+        parse(text)
+            .unwrap_err()
+            .problem()
+            .detail
+            .clone()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn parameters_become_a_store_query() {
+        let (query, limit) = parse("user=u-1&type=login.failed&since=10&until=20&cursor=7&limit=5").unwrap();
+        assert_eq!(query.subject.as_deref(), Some("u-1"));
+        assert_eq!(query.event.as_deref(), Some("login.failed"));
+        assert_eq!(
+            (query.since, query.until, query.before_id),
+            (Some(10), Some(20), Some(7))
+        );
+        assert_eq!(limit, 5);
+        let (query, limit) = parse("user=&type=").unwrap();
+        assert!(query.subject.is_none() && query.event.is_none());
+        assert_eq!(limit, DEFAULT_LIMIT);
+    }
+
+    #[test]
+    fn bad_parameters_are_named() {
+        assert!(detail("limit=0").starts_with("limit:"));
+        assert!(detail("limit=501").starts_with("limit:"));
+        assert!(detail("limit=x").starts_with("limit:"));
+        assert!(detail("cursor=-3").starts_with("cursor:"));
+        assert!(detail("since=yesterday").starts_with("since:"));
+        assert!(detail("since=20&until=10").starts_with("until:"));
+        assert!(detail("type=DROP%20TABLE").starts_with("type:"));
+        assert!(detail("user=a&user=b").starts_with("user:"));
+        assert!(detail("subject=a").starts_with("subject:"));
+    }
+}
