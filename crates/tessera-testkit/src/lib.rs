@@ -509,3 +509,45 @@ pub fn pkce_pair() -> (String, String) {
     let challenge = tessera_idp::tokens::opaque::sha256_b64(&verifier);
     (verifier, challenge)
 }
+
+impl TestNode {
+    /// Registers a client-credentials client `client_id` with scope `tessera:admin` through
+    /// the registry, as an operator would, and obtains its token from the token endpoint.
+    pub async fn admin_token(&self, client_id: &str) -> (TestClient, String) {
+        use tessera_idp::registry::{ClientRegistry, ClientSpec};
+        let spec = ClientSpec {
+            client_id: Some(client_id.into()),
+            client_name: Some(format!("{client_id} (admin)")),
+            grant_types: Some(vec!["client_credentials".into()]),
+            scope: Some("tessera:admin".into()),
+            ..ClientSpec::default()
+        };
+        let (record, secret) = ClientRegistry::new(&self.state)
+            .create(spec)
+            .await
+            .expect("admin client");
+        let admin = TestClient {
+            client_id: record.client_id,
+            secret,
+        };
+        let token = self.client_credentials_token(&admin, "tessera:admin").await;
+        (admin, token)
+    }
+
+    /// `grant_type=client_credentials` for `client` with `scope`; panics unless 200 with
+    /// exactly that scope.
+    pub async fn client_credentials_token(&self, client: &TestClient, scope: &str) -> String {
+        let response = self
+            .post_form(
+                "/oauth2/token",
+                client,
+                &[("grant_type", "client_credentials"), ("scope", scope)],
+            )
+            .await;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("token response is not JSON");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["scope"], scope, "{body}");
+        body["access_token"].as_str().expect("access_token").to_owned()
+    }
+}

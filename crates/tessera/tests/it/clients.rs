@@ -23,39 +23,12 @@ backend_tests!(
 
 const CLIENTS: &str = "/admin/clients";
 
-/// Registers an admin client through the registry itself and obtains a client-credentials
-/// token with scope `tessera:admin` from the token endpoint, as an operator would.
 async fn admin_token(node: &TestNode) -> (TestClient, String) {
-    let spec = ClientSpec {
-        client_id: Some("ops-console".into()),
-        client_name: Some("Ops console".into()),
-        grant_types: Some(vec!["client_credentials".into()]),
-        scope: Some("tessera:admin".into()),
-        ..ClientSpec::default()
-    };
-    let (record, secret) = ClientRegistry::new(&node.state).create(spec).await.unwrap();
-    let admin = TestClient {
-        client_id: record.client_id,
-        secret,
-    };
-    let token = client_token(node, &admin, "tessera:admin").await;
-    (admin, token)
+    node.admin_token("ops-console").await
 }
 
-/// `grant_type=client_credentials` with Basic authentication.
 async fn client_token(node: &TestNode, client: &TestClient, scope: &str) -> String {
-    let response = node
-        .post_form(
-            "/oauth2/token",
-            client,
-            &[("grant_type", "client_credentials"), ("scope", scope)],
-        )
-        .await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["scope"], scope, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
+    node.client_credentials_token(client, scope).await
 }
 
 /// Sends `method path` with a Bearer token and an optional JSON body.

@@ -295,36 +295,12 @@ async fn metrics_can_be_disabled(backend: Backend) {
 
 const AUDIT: &str = "/admin/audit";
 
-/// An admin client registered through the registry, and its client-credentials token.
 async fn admin_token(node: &TestNode) -> (TestClient, String) {
-    let spec = ClientSpec {
-        client_id: Some("audit-console".into()),
-        client_name: Some("Audit console".into()),
-        grant_types: Some(vec!["client_credentials".into()]),
-        scope: Some("tessera:admin".into()),
-        ..ClientSpec::default()
-    };
-    let (record, secret) = ClientRegistry::new(&node.state).create(spec).await.unwrap();
-    let admin = TestClient {
-        client_id: record.client_id,
-        secret,
-    };
-    let token = client_token(node, &admin, "tessera:admin").await;
-    (admin, token)
+    node.admin_token("audit-console").await
 }
 
 async fn client_token(node: &TestNode, client: &TestClient, scope: &str) -> String {
-    let response = node
-        .post_form(
-            "/oauth2/token",
-            client,
-            &[("grant_type", "client_credentials"), ("scope", scope)],
-        )
-        .await;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
+    node.client_credentials_token(client, scope).await
 }
 
 async fn get_audit(node: &TestNode, query: &str, token: Option<&str>) -> (u16, HeaderMap, Value) {
