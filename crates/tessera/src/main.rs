@@ -80,7 +80,7 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
         /// Only records about this user (subject id).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", allow_hyphen_values = true)]
         user: Option<String>,
         /// Only this event type, e.g. login.failed.
         #[arg(long = "type", value_name = "EVENT")]
@@ -245,7 +245,7 @@ enum SessionsCommand {
     /// List the alive sessions of a user.
     List {
         /// The user's subject id.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         subject: String,
         /// Print JSON instead of a table.
         #[arg(long)]
@@ -255,10 +255,15 @@ enum SessionsCommand {
     /// working at once and their access tokens go on the revocation feed.
     Revoke {
         /// End every session of this subject.
-        #[arg(long, conflicts_with = "id", required_unless_present = "id")]
+        #[arg(
+            long,
+            conflicts_with = "id",
+            required_unless_present = "id",
+            allow_hyphen_values = true
+        )]
         subject: Option<String>,
         /// End this one session.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         id: Option<String>,
     },
 }

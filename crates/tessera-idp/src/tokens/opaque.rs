@@ -26,9 +26,16 @@ pub fn random_b64(n: usize) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// A public random identifier (128 bits): `sid`, `jti`.
+/// A public random identifier (128 bits): user ids, `sid`, `jti`. Never starts with `-` or
+/// `_`, so it can be passed to command-line tools as an argument value (an id like
+/// `-RZt…` reads as a flag).
 pub fn random_id() -> String {
-    random_b64(16)
+    loop {
+        let id = random_b64(16);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return id;
+        }
+    }
 }
 
 /// SHA-256 of `text`, base64url: how secrets are stored and looked up.
@@ -133,6 +140,15 @@ mod tests {
         assert!(RefreshToken::parse(child.secret()).is_some());
         let other = SuccessorKey::from_master(&[2; 32]);
         assert_ne!(other.successor_of(&parent).secret(), child.secret());
+    }
+
+    #[test]
+    fn ids_never_start_like_a_command_line_flag() {
+        for _ in 0..2000 {
+            let id = random_id();
+            assert_eq!(id.len(), 22);
+            assert!(id.starts_with(|c: char| c.is_ascii_alphanumeric()), "{id}");
+        }
     }
 
     #[test]

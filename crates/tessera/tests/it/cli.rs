@@ -794,3 +794,40 @@ async fn serve_and_keys_list_on_postgresql() {
     );
     drop(schema);
 }
+
+/// Ids are base64url: an id given on the command line may start with `-` (older ids did, and
+/// operators paste them) and must be read as a value, not as a flag.
+#[tokio::test]
+async fn ids_that_start_with_a_hyphen_are_values_not_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = vec![(
+        "TESSERA_DATA_DIR".to_owned(),
+        dir.path().join("data").display().to_string(),
+    )];
+    let bin = Path::new(env!("CARGO_BIN_EXE_tessera"));
+    for args in [
+        vec!["sessions", "revoke", "--id", "-RZtM4CmTFfXLKsA161bHg"],
+        vec!["sessions", "revoke", "--subject", "-RZtM4CmTFfXLKsA161bHg"],
+        vec![
+            "sessions",
+            "list",
+            "--subject",
+            "-RZtM4CmTFfXLKsA161bHg",
+            "--json",
+        ],
+        vec!["audit", "tail", "--json", "--user", "-RZtM4CmTFfXLKsA161bHg"],
+    ] {
+        let finished = Process::run_in(bin, dir.path(), &args, &envs, EXIT).await;
+        assert!(
+            finished.status.success(),
+            "{args:?}:\n{}\n{}",
+            finished.stdout,
+            finished.stderr
+        );
+        assert!(
+            !finished.stderr.contains("unexpected argument"),
+            "{args:?}: {}",
+            finished.stderr
+        );
+    }
+}
