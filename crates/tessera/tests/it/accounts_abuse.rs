@@ -382,6 +382,9 @@ backend_tests!(
     the_lockout_ends_and_doubles_the_next_time,
     the_per_ip_limit_throttles_one_address_across_accounts,
     unknown_address_and_wrong_password_answers_are_byte_identical,
+    logout_clears_the_refresh_cookie,
+    waiting_retry_after_seconds_is_enough,
+    a_parallel_burst_across_accounts_gets_no_more_checks_than_the_per_ip_limit,
 );
 
 async fn five_failures_lock_the_account_and_unknown_addresses_alike(backend: Backend) {
@@ -1376,19 +1379,6 @@ async fn a_cookie_delivered_refresh_token_reissues_from_the_cookie(backend: Back
     assert_eq!(session_count(&node, &user.id).await, sessions);
 }
 
-// Written out by hand rather than through `backend_tests!` (it once carried `#[ignore]`).
-mod logout_clears_the_refresh_cookie {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::logout_clears_the_refresh_cookie(tessera_testkit::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::logout_clears_the_refresh_cookie(tessera_testkit::Backend::Postgres).await
-    }
-}
-
 async fn logout_clears_the_refresh_cookie(backend: Backend) {
     let Some(node) = spawn(backend).await else { return };
     let api = Api::new(&node);
@@ -1464,18 +1454,6 @@ async fn a_login_names_its_channel(backend: Backend) {
 
 // --- Regression tests for bugs these tests found (fixed) -------------------------------
 
-mod waiting_retry_after_seconds_is_enough {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::waiting_retry_after_seconds_is_enough(tessera_testkit::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::waiting_retry_after_seconds_is_enough(tessera_testkit::Backend::Postgres).await
-    }
-}
-
 /// `Retry-After` is the least a client must wait (RFC 9110 §10.2.3): waiting exactly that
 /// long must be enough.
 async fn waiting_retry_after_seconds_is_enough(backend: Backend) {
@@ -1499,24 +1477,6 @@ async fn waiting_retry_after_seconds_is_enough(backend: Backend) {
     tokio::time::sleep(Duration::from_secs(wait) + Duration::from_millis(50)).await;
     let reply = api.login(&email, PASSWORD).await;
     assert_eq!(reply.status, 200, "waited Retry-After {wait} s: {}", reply.text);
-}
-
-mod a_parallel_burst_across_accounts_gets_no_more_checks_than_the_per_ip_limit {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_parallel_burst_across_accounts_gets_no_more_checks_than_the_per_ip_limit(
-            tessera_testkit::Backend::Sqlite,
-        )
-        .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_parallel_burst_across_accounts_gets_no_more_checks_than_the_per_ip_limit(
-            tessera_testkit::Backend::Postgres,
-        )
-        .await
-    }
 }
 
 /// Credential stuffing: many accounts, one address, all at once.

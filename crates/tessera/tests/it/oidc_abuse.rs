@@ -57,85 +57,13 @@ backend_tests!(
     every_discovered_endpoint_answers,
     advertised_grants_and_client_authentication_work_and_nothing_else,
     advertised_authorization_values_work_and_nothing_else,
+    disabling_a_user_ends_their_sign_in_at_the_provider,
+    cancelling_logout_does_not_claim_the_user_signed_out,
+    cors_preflight_from_a_registered_origin_is_answered,
+    concurrent_replays_revoke_the_winners_tokens,
+    a_password_change_ends_other_browsers_sign_in_at_the_provider,
+    a_burned_code_that_issued_nothing_revokes_nothing,
 );
-
-// Regression tests for bugs this file found (fixed); written out by hand when they were ignored.
-
-mod disabling_a_user_ends_their_sign_in_at_the_provider {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::disabling_a_user_ends_their_sign_in_at_the_provider(tessera_testkit::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::disabling_a_user_ends_their_sign_in_at_the_provider(tessera_testkit::Backend::Postgres).await
-    }
-}
-
-mod cancelling_logout_does_not_claim_the_user_signed_out {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::cancelling_logout_does_not_claim_the_user_signed_out(tessera_testkit::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::cancelling_logout_does_not_claim_the_user_signed_out(tessera_testkit::Backend::Postgres).await
-    }
-}
-
-mod cors_preflight_from_a_registered_origin_is_answered {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::cors_preflight_from_a_registered_origin_is_answered(tessera_testkit::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::cors_preflight_from_a_registered_origin_is_answered(tessera_testkit::Backend::Postgres).await
-    }
-}
-
-mod concurrent_replays_revoke_the_winners_tokens {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::concurrent_replays_revoke_the_winners_tokens(tessera_testkit::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::concurrent_replays_revoke_the_winners_tokens(tessera_testkit::Backend::Postgres).await
-    }
-}
-
-mod a_password_change_ends_other_browsers_sign_in_at_the_provider {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_password_change_ends_other_browsers_sign_in_at_the_provider(tessera_testkit::Backend::Sqlite)
-            .await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_password_change_ends_other_browsers_sign_in_at_the_provider(
-            tessera_testkit::Backend::Postgres,
-        )
-        .await
-    }
-}
-
-mod a_burned_code_that_issued_nothing_revokes_nothing {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        super::a_burned_code_that_issued_nothing_revokes_nothing(tessera_testkit::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        super::a_burned_code_that_issued_nothing_revokes_nothing(tessera_testkit::Backend::Postgres).await
-    }
-}
 
 // --- constants -----------------------------------------------------------------------------
 
