@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::idempotency;
-use super::request::json_body;
+use super::request::{cookie, json_body};
 use super::sessions::caller;
 use crate::accounts::AccountError;
 use crate::audit::RequestContext;
@@ -223,18 +223,6 @@ pub struct ReissueRequest {
     refresh_token: Option<String>,
 }
 
-/// The refresh token from the cookie, if the browser sent one.
-fn refresh_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == REFRESH_COOKIE)
-        .map(|(_, value)| value.to_owned())
-}
-
 /// `POST /auth/reissue {accessToken, refreshToken}` → a new pair. A browser client that
 /// logged in with `refreshTokenDelivery: "cookie"` omits `refreshToken`; the cookie is used
 /// and renewed.
@@ -248,7 +236,7 @@ pub async fn reissue(
     let (refresh_token, delivery) = match request.refresh_token {
         Some(token) => (token, Delivery::Body),
         None => (
-            refresh_cookie(&headers).ok_or_else(|| {
+            cookie(&headers, REFRESH_COOKIE).ok_or_else(|| {
                 ApiError::bad_request("missing field `refreshToken`")
                     .extension("code", Value::from("invalid_request"))
             })?,

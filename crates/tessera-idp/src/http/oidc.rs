@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tessera_proto::{paths, OAuthErrorCode};
 
+use super::request::cookie;
 use crate::accounts::AccountError;
 use crate::audit::RequestContext;
 use crate::error::OAuthFailure;
@@ -25,17 +26,6 @@ use crate::tokens::TokenError;
 pub const SSO_COOKIE: &str = "tessera_sso";
 /// The CSRF cookie of the hosted forms (double-submit).
 const CSRF_COOKIE: &str = "tessera_csrf";
-
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_owned())
-}
 
 fn secure_attr(state: &AppState) -> &'static str {
     if state.issuer.starts_with("https://") {

@@ -397,7 +397,7 @@ impl Provider {
         }
         match (record.code_challenge.as_deref(), verifier) {
             (Some(challenge), Some(verifier)) if is_code_verifier(verifier) => {
-                let computed = base64_sha256(verifier);
+                let computed = sha256_b64(verifier);
                 if !hashes_equal(&computed, challenge) {
                     return Err(invalid("PKCE verifier does not match"));
                 }
@@ -739,10 +739,6 @@ fn must_reauthenticate(prompt_login: bool, max_age: Option<i64>, auth_time: i64,
 /// The ephemeral key flagging that the code with this hash was presented again.
 fn replay_flag(code_hash: &str) -> String {
     format!("code-replayed:{code_hash}")
-}
-
-fn base64_sha256(text: &str) -> String {
-    sha256_b64(text)
 }
 
 fn token_failure(err: TokenError) -> OAuthFailure {
