@@ -17,5 +17,6 @@ mod oidc;
 mod oidc_abuse;
 mod operability;
 mod pages;
+mod resilience;
 mod tokens;
 mod user_cli;
