@@ -415,7 +415,10 @@ impl ClientRegistry {
                 "the built-in first-party client cannot be deleted",
             ));
         }
-        if client_id.is_empty() || client_id.len() > 255 || !self.clients.delete_client(client_id).await? {
+        if client_id.is_empty()
+            || client_id.len() > 255
+            || !self.clients.delete_client(client_id, self.clock.now()).await?
+        {
             return Err(RegistryError::NotFound);
         }
         self.record(AuditEvent::new("client.deleted", "success").client(client_id))

@@ -130,6 +130,7 @@ suite!(
     concurrent_creations_never_pass_a_reject_limit,
     concurrent_creations_with_revoke_oldest_leave_one_alive,
     revoking_a_session_twice_and_all_of_a_subject,
+    deleting_a_client_ends_its_sessions,
     revocation_feed_dedupes_pages_and_expires,
     audit_filters_and_pages_newest_first,
     audit_after_id_reads_what_came_later,
@@ -775,8 +776,8 @@ async fn client_crud_and_lists_round_trip(backend: &str) {
     );
     assert!(!store.update_client(&client("missing")).await.unwrap());
 
-    assert!(store.delete_client("a").await.unwrap());
-    assert!(!store.delete_client("a").await.unwrap());
+    assert!(store.delete_client("a", 3_000).await.unwrap());
+    assert!(!store.delete_client("a", 3_000).await.unwrap());
     assert_eq!(store.client("a").await.unwrap(), None);
     assert_eq!(ids_of_clients(&store.clients().await.unwrap()), ["b"]);
 }
@@ -1395,6 +1396,61 @@ async fn concurrent_creations_with_revoke_oldest_leave_one_alive(backend: &str) 
     }
     // Exactly one feed entry per revoked session.
     assert_eq!(db.store.revocations(0, 0, 1_000).await.unwrap().len(), 9 * ROUNDS);
+}
+
+/// A deleted client's sessions end with it, in the same transaction, and go on the feed;
+/// other clients' sessions are untouched.
+async fn deleting_a_client_ends_its_sessions(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store.create_client(&client("app")).await.unwrap();
+    store.create_client(&client("other")).await.unwrap();
+    create(store, &session("s1", "u1", "web", 1_000), SessionLimit::Unlimited).await;
+    create(store, &session("s2", "u2", "web", 1_000), SessionLimit::Unlimited).await;
+    let mut elsewhere = session("s3", "u1", "web", 1_000);
+    elsewhere.client_id = "other".to_owned();
+    create(store, &elsewhere, SessionLimit::Unlimited).await;
+    // Already ended: stays as it was.
+    create(store, &session("s4", "u3", "web", 1_000), SessionLimit::Unlimited).await;
+    store
+        .revoke_session("s4", "logout", 1_050)
+        .await
+        .unwrap()
+        .unwrap();
+    let feed_before = store.revocations(0, 0, 1_100).await.unwrap().len();
+
+    assert!(store.delete_client("app", 1_100).await.unwrap());
+    for id in ["s1", "s2"] {
+        let ended = store.session(id).await.unwrap().unwrap();
+        assert_eq!(ended.revoked_at, Some(1_100), "{id}");
+        assert_eq!(ended.revoke_reason.as_deref(), Some("client_deleted"), "{id}");
+    }
+    assert_eq!(store.session("s3").await.unwrap().unwrap().revoked_at, None);
+    let s4 = store.session("s4").await.unwrap().unwrap();
+    assert_eq!(
+        (s4.revoked_at, s4.revoke_reason.as_deref()),
+        (Some(1_050), Some("logout"))
+    );
+    let feed: Vec<String> = store
+        .revocations(0, 0, 1_100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(feed.len(), feed_before + 2, "{feed:?}");
+    assert!(feed.contains(&"s1".to_owned()) && feed.contains(&"s2".to_owned()));
+    // Their refresh tokens no longer rotate (the session is not alive).
+    let outcome = store
+        .rotate_refresh_token(&rotation("rt-s1", "rt-s1-next", 1_200))
+        .await
+        .unwrap();
+    assert!(!matches!(outcome, RotateOutcome::Rotated { .. }), "{outcome:?}");
+    // A client that is not there changes nothing.
+    assert!(!store.delete_client("app", 1_250).await.unwrap());
+    assert_eq!(store.revocations(0, 0, 1_250).await.unwrap().len(), feed.len());
 }
 
 async fn revoking_a_session_twice_and_all_of_a_subject(backend: &str) {
