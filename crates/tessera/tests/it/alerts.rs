@@ -619,11 +619,14 @@ async fn end_links_refuse_abuse_and_change_nothing(backend: Backend) {
     assert_eq!(alive(alice).await, 2);
 }
 
+/// One request the receiver got: lower-case header names and values, and the body.
+type Received = (BTreeMap<String, String>, String);
+
 /// A tiny HTTP receiver on 127.0.0.1: records each request's headers and body and answers
 /// `status`.
 struct Receiver {
     url: String,
-    requests: Arc<Mutex<Vec<(BTreeMap<String, String>, String)>>>,
+    requests: Arc<Mutex<Vec<Received>>>,
 }
 
 async fn receiver(status: u16) -> Receiver {
@@ -678,7 +681,7 @@ async fn receiver(status: u16) -> Receiver {
 }
 
 impl Receiver {
-    async fn wait_for(&self, n: usize) -> Vec<(BTreeMap<String, String>, String)> {
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + WAIT;
         loop {
             let got = self.requests.lock().unwrap().clone();
@@ -717,6 +720,16 @@ fn expected_signature(secret: &str, body: &str) -> String {
     )
 }
 
+/// A number that differs between runs: the shared Redis keeps abuse counters of earlier
+/// runs for a window, so each run uses its own accounts, addresses and windows.
+fn run_unique() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    (nanos / 1_000) as u64
+}
+
 async fn fail_from(node: &TestNode, ip: &str, email: &str) {
     let done = login_from(node, ip, email, "wrong password!!", json!({}), &[]).await;
     assert!(matches!(done.status, 401 | 429), "{}: {}", done.status, done.body);
@@ -736,19 +749,24 @@ async fn abuse_signals_are_raised_once_per_window_with_a_signed_webhook(backend:
     else {
         return;
     };
-    let user_id = node.create_user("heidi@example.com", PASSWORD).await;
+    let unique = run_unique();
+    let heidi = format!("heidi-{unique}@example.com");
+    let user_id = node.create_user(&heidi, PASSWORD).await;
+    // A window of this run's own (and addresses of its own) in the shared Redis.
+    node.clock.advance(i64::try_from(unique % 50_000 + 1).unwrap() * 900);
+    let net = 64 + unique % 180;
     let distributed_before = signals(&node, "distributed_failures").await;
     let many_before = signals(&node, "many_accounts_from_ip").await;
 
     // One account from three IPs (one of them twice): the third distinct IP raises it.
-    fail_from(&node, "127.0.60.1", "heidi@example.com").await;
-    fail_from(&node, "127.0.60.1", "heidi@example.com").await;
-    fail_from(&node, "127.0.60.2", "heidi@example.com").await;
+    fail_from(&node, &format!("127.{net}.60.1"), &heidi).await;
+    fail_from(&node, &format!("127.{net}.60.1"), &heidi).await;
+    fail_from(&node, &format!("127.{net}.60.2"), &heidi).await;
     assert!(audit(&node, "abuse.distributed_failures").await.is_empty());
-    fail_from(&node, "127.0.60.3", "heidi@example.com").await;
+    fail_from(&node, &format!("127.{net}.60.3"), &heidi).await;
     // A fourth IP in the same window (by now refused by the lockout: still counted) raises
     // nothing more.
-    fail_from(&node, "127.0.60.4", "heidi@example.com").await;
+    fail_from(&node, &format!("127.{net}.60.4"), &heidi).await;
     let raised = audit(&node, "abuse.distributed_failures").await;
     assert_eq!(raised.len(), 1);
     assert_eq!(raised[0].subject.as_deref(), Some(user_id.as_str()));
@@ -760,17 +778,13 @@ async fn abuse_signals_are_raised_once_per_window_with_a_signed_webhook(backend:
     assert!(signals(&node, "distributed_failures").await > distributed_before);
 
     // Many accounts (existing or not) from one IP.
-    for email in [
-        "x1@example.com",
-        "x2@example.com",
-        "x3@example.com",
-        "x4@example.com",
-    ] {
-        fail_from(&node, "127.0.61.1", email).await;
+    let stuffer = format!("127.{net}.61.1");
+    for n in 1..=4 {
+        fail_from(&node, &stuffer, &format!("x{n}-{unique}@example.com")).await;
     }
     let raised = audit(&node, "abuse.many_accounts_from_ip").await;
     assert_eq!(raised.len(), 1);
-    assert_eq!(raised[0].ip.as_deref(), Some("127.0.61.1"));
+    assert_eq!(raised[0].ip.as_deref(), Some(stuffer.as_str()));
     assert!(raised[0]
         .detail
         .as_deref()
@@ -808,12 +822,12 @@ async fn abuse_signals_are_raised_once_per_window_with_a_signed_webhook(backend:
         .map(|(_, b)| serde_json::from_str::<Value>(b).unwrap())
         .find(|p| p["kind"] == "many_accounts_from_ip")
         .unwrap();
-    assert_eq!(many["ip"], "127.0.61.1");
+    assert_eq!(many["ip"], stuffer.as_str());
 
     // The next window counts afresh and raises again, once.
     node.clock.advance(900);
-    for ip in ["127.0.62.1", "127.0.62.2", "127.0.62.3", "127.0.62.4"] {
-        fail_from(&node, ip, "heidi@example.com").await;
+    for n in 1..=4 {
+        fail_from(&node, &format!("127.{net}.62.{n}"), &heidi).await;
     }
     assert_eq!(audit(&node, "abuse.distributed_failures").await.len(), 2);
     assert_eq!(hook.wait_for(3).await.len(), 3);
@@ -833,17 +847,19 @@ async fn a_webhook_that_is_down_does_not_affect_logins(backend: Backend) {
     else {
         return;
     };
-    node.create_user("ivan@example.com", PASSWORD).await;
+    let unique = run_unique();
+    let ivan = format!("ivan-{unique}@example.com");
+    node.create_user(&ivan, PASSWORD).await;
     let started = Instant::now();
-    fail_from(&node, "127.0.70.1", "ivan@example.com").await;
-    fail_from(&node, "127.0.70.2", "ivan@example.com").await;
+    fail_from(&node, "127.0.70.1", &ivan).await;
+    fail_from(&node, "127.0.70.2", &ivan).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "failed logins wait for nobody: {:?}",
         started.elapsed()
     );
     assert_eq!(audit(&node, "abuse.distributed_failures").await.len(), 1);
-    let ok = sign_in(&node, "127.0.70.3", "ivan@example.com", None, "I/1").await;
+    let ok = sign_in(&node, "127.0.70.3", &ivan, None, "I/1").await;
     assert!(ok.body["accessToken"].is_string());
     // After its retries (1 s, 2 s) the failed delivery is audited.
     let deadline = Instant::now() + WAIT;
