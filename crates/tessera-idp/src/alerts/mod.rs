@@ -257,7 +257,14 @@ impl Alerts {
         if !is_new {
             return Ok(());
         }
-        let mailed = self.mail_new_sign_in(user, session, context).await?;
+        // The sign-in is audited even when its mail cannot be prepared.
+        let mailed = match self.mail_new_sign_in(user, session, context).await {
+            Ok(mailed) => mailed,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot prepare the new sign-in e-mail");
+                false
+            }
+        };
         self.audit
             .record(
                 context,

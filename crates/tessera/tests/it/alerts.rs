@@ -753,7 +753,8 @@ async fn abuse_signals_are_raised_once_per_window_with_a_signed_webhook(backend:
     let heidi = format!("heidi-{unique}@example.com");
     let user_id = node.create_user(&heidi, PASSWORD).await;
     // A window of this run's own (and addresses of its own) in the shared Redis.
-    node.clock.advance(i64::try_from(unique % 50_000 + 1).unwrap() * 900);
+    node.clock
+        .advance(i64::try_from(unique % 50_000 + 1).unwrap() * 900);
     let net = 64 + unique % 180;
     let distributed_before = signals(&node, "distributed_failures").await;
     let many_before = signals(&node, "many_accounts_from_ip").await;
