@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::throttle::Throttle;
 use crate::accounts::{Accounts, AccountsParts};
+use crate::alerts::{Alerts, AlertsParts};
 use crate::audit::Auditor;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, Cluster};
@@ -201,6 +202,15 @@ impl Node {
             clock: clock.clone(),
             successors,
         }));
+        let alerts = Arc::new(Alerts::new(AlertsParts {
+            config: config.clone(),
+            users: shared.clone(),
+            devices: shared.clone(),
+            ephemeral: ephemeral.clone(),
+            mailer: mailer.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        }));
         let accounts = Arc::new(Accounts::new(AccountsParts {
             config: config.clone(),
             users: shared.clone(),
@@ -209,6 +219,7 @@ impl Node {
             mailer,
             tokens: tokens.clone(),
             throttle: Throttle::new(ephemeral.clone(), config.login.clone(), cluster.clone()),
+            alerts: alerts.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
         }));
@@ -242,6 +253,7 @@ impl Node {
             revocations: shared,
             tokens,
             accounts,
+            alerts,
             provider,
             audit,
             cluster: cluster.clone(),
@@ -448,7 +460,8 @@ pub async fn clean_up_once(state: &AppState) -> Result<(), StoreError> {
         .await?;
     // Keys leave JWKS at their expiry; keep the rows a day longer for `keys list`.
     let keys = state.db.prune_keys(now - 86_400).await?;
-    if purged != Default::default() || keys > 0 {
+    let known_devices = state.alerts.purge_known_devices().await?;
+    if purged != Default::default() || keys > 0 || known_devices > 0 {
         tracing::info!(
             refresh_tokens = purged.refresh_tokens,
             sessions = purged.sessions,
@@ -458,6 +471,7 @@ pub async fn clean_up_once(state: &AppState) -> Result<(), StoreError> {
             authorization_codes = purged.authorization_codes,
             sso_sessions = purged.sso_sessions,
             keys,
+            known_devices,
             "cleaned up expired rows"
         );
     }

@@ -22,6 +22,8 @@ pub const MEMBER_ME: &str = "/api/member/me";
 pub const PASSWORD_FORGOT: &str = "/auth/password/forgot";
 pub const PASSWORD_RESET: &str = "/auth/password/reset";
 pub const PASSWORD_CHANGE: &str = "/auth/password/change";
+/// The "end that session" link of a new sign-in e-mail: `GET` shows a confirmation, `POST` ends it.
+pub const END_SIGN_IN: &str = "/auth/sign-in/end";
 pub const AUTHORIZE: &str = "/oauth2/authorize";
 pub const AUTHORIZE_LOGIN: &str = "/oauth2/authorize/login";
 pub const AUTHORIZE_CONSENT: &str = "/oauth2/authorize/consent";

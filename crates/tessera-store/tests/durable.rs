@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use tessera_store::durable::{
     AuditQuery, AuditRecord, AuditStore, AuthorizationCodeRecord, ClientRecord, ClientStore, ClusterStore,
-    CodeRedemption, ConnectSettings, CreateOutcome, KeyStore, Maintenance, OidcStore, OneTimeTokenRecord,
-    OutboxRecord, Purged, RefreshRecord, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit,
-    SessionRecord, SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore,
+    CodeRedemption, ConnectSettings, CreateOutcome, DeviceStore, KeyStore, KnownDeviceRecord, Maintenance,
+    OidcStore, OneTimeTokenRecord, OutboxRecord, Purged, RefreshRecord, RevocationStore, RevokedKind,
+    RotateOutcome, Rotation, SessionLimit, SessionRecord, SessionStore, SqlStore, SsoSessionRecord,
+    StoredKey, UserRecord, UserStore,
 };
 use tessera_store::StoreError;
 
@@ -160,6 +161,8 @@ suite!(
     concurrent_lease_takers_get_one_lease,
     outbox_rows_are_claimed_once_and_retried_later,
     concurrent_outbox_claims_never_share_a_row,
+    known_devices_are_upserted_bounded_and_purged,
+    one_time_tokens_keep_their_session,
 );
 
 async fn heartbeats_count_the_nodes_alive(backend: &str) {
@@ -372,10 +375,12 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .set_password("fixture-user", "h1", 1_100, 5)
                 .await
                 .unwrap());
-            db.store
-                .create_one_time_token(&one_time("fixture-ott", "verify_email", "fixture-user", 1_100))
-                .await
-                .unwrap();
+            // Today's store writes the column migration 6 added: raw SQL of the time.
+            insert_one_time_token_as_of_v3(
+                &db.url,
+                &one_time("fixture-ott", "verify_email", "fixture-user", 1_100),
+            )
+            .await;
         }
         if *version == 4 {
             let store = &db.store;
@@ -471,6 +476,28 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
             })
         );
     }
+}
+
+/// Inserts a single-use token as migration 3 shaped the table (no `session_id`).
+async fn insert_one_time_token_as_of_v3(url: &str, t: &OneTimeTokenRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO one_time_tokens (token_hash, purpose, user_id, email, created_at, expires_at, used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&t.token_hash)
+    .bind(&t.purpose)
+    .bind(&t.user_id)
+    .bind(&t.email)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(t.used_at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
 }
 
 /// Inserts `s` and its first token (`rt-<id>`) as migration 2 shaped the tables.
@@ -2075,6 +2102,7 @@ fn one_time(token_hash: &str, purpose: &str, user_id: &str, created_at: i64) -> 
         created_at,
         expires_at: created_at + OTT_TTL,
         used_at: None,
+        session_id: None,
     }
 }
 
@@ -3260,5 +3288,136 @@ async fn purge_removes_old_codes_and_long_ended_sso_sessions(backend: &str) {
     assert_eq!(
         store.user("u1").await.unwrap().map(|u| u.id).as_deref(),
         Some("u1")
+    );
+}
+
+fn sighting(user_id: &str, device: &str, network: &str, at: i64) -> KnownDeviceRecord {
+    KnownDeviceRecord {
+        user_id: user_id.to_owned(),
+        device_hash: device.to_owned(),
+        network: network.to_owned(),
+        first_seen_at: at,
+        last_seen_at: at,
+    }
+}
+
+async fn known_devices_are_upserted_bounded_and_purged(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    for id in ["u1", "u2"] {
+        store
+            .create_user(&user(id, &format!("{id}@example.com"), 1_000))
+            .await
+            .unwrap();
+    }
+    assert!(store.known_devices("u1").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .remember_device(&sighting("u1", "d1", "10.0.0.0/24", 1_000), 3)
+            .await
+            .unwrap(),
+        0
+    );
+    // Seen again: first_seen_at stays, last_seen_at moves forward (never back).
+    store
+        .remember_device(&sighting("u1", "d1", "10.0.0.0/24", 1_100), 3)
+        .await
+        .unwrap();
+    store
+        .remember_device(&sighting("u1", "d1", "10.0.0.0/24", 1_050), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.known_devices("u1").await.unwrap(),
+        vec![KnownDeviceRecord {
+            last_seen_at: 1_100,
+            ..sighting("u1", "d1", "10.0.0.0/24", 1_000)
+        }]
+    );
+    // The same device on another network is another row; another user's rows are apart.
+    store
+        .remember_device(&sighting("u1", "d1", "10.0.1.0/24", 1_200), 3)
+        .await
+        .unwrap();
+    store
+        .remember_device(&sighting("u1", "d2", "10.0.1.0/24", 1_300), 3)
+        .await
+        .unwrap();
+    store
+        .remember_device(&sighting("u2", "d9", "10.9.9.0/24", 1_000), 3)
+        .await
+        .unwrap();
+    // A fourth row for u1 drops its least recently seen one.
+    assert_eq!(
+        store
+            .remember_device(&sighting("u1", "d3", "10.0.2.0/24", 1_400), 3)
+            .await
+            .unwrap(),
+        1
+    );
+    let kept: Vec<(String, String)> = store
+        .known_devices("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.device_hash, d.network))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("d3".to_owned(), "10.0.2.0/24".to_owned()),
+            ("d2".to_owned(), "10.0.1.0/24".to_owned()),
+            ("d1".to_owned(), "10.0.1.0/24".to_owned()),
+        ]
+    );
+    assert_eq!(store.known_devices("u2").await.unwrap().len(), 1);
+    // Purge: rows last seen before the cut go, on every user.
+    assert_eq!(store.purge_known_devices(1_250).await.unwrap(), 2);
+    assert_eq!(store.known_devices("u1").await.unwrap().len(), 2);
+    assert!(store.known_devices("u2").await.unwrap().is_empty());
+    // Deleting the user deletes the rest.
+    assert!(store.delete_user("u1").await.unwrap());
+    assert!(store.known_devices("u1").await.unwrap().is_empty());
+}
+
+async fn one_time_tokens_keep_their_session(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    let token = OneTimeTokenRecord {
+        session_id: Some("session:s1".to_owned()),
+        ..one_time("h1", "end_session", "u1", 1_000)
+    };
+    store.create_one_time_token(&token).await.unwrap();
+    assert_eq!(
+        store
+            .peek_one_time_token("h1", "end_session", 1_001)
+            .await
+            .unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(
+        store
+            .peek_one_time_token("h1", "reset_password", 1_001)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_one_time_token("h1", "end_session", 1_002)
+            .await
+            .unwrap(),
+        Some(OneTimeTokenRecord {
+            used_at: Some(1_002),
+            ..token
+        })
     );
 }

@@ -13,6 +13,7 @@ use tessera_store::durable::{ClientRecord, ClientStore, OneTimeTokenRecord, User
 use tessera_store::StoreError;
 
 use self::throttle::{Refusal, Throttle};
+use crate::alerts::Alerts;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -71,6 +72,7 @@ pub struct Accounts {
     mailer: Mailer,
     tokens: Arc<TokenService>,
     throttle: Throttle,
+    alerts: Arc<Alerts>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
 }
@@ -83,6 +85,8 @@ pub struct AccountsParts {
     pub mailer: Mailer,
     pub tokens: Arc<TokenService>,
     pub throttle: Throttle,
+    /// Told of every failed password check (abuse signals).
+    pub alerts: Arc<Alerts>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -99,6 +103,7 @@ impl Accounts {
             mailer: parts.mailer,
             tokens: parts.tokens,
             throttle: parts.throttle,
+            alerts: parts.alerts,
             audit: parts.audit,
             clock: parts.clock,
         }
@@ -241,6 +246,7 @@ impl Accounts {
                 created_at: now,
                 expires_at: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
                 used_at: None,
+                session_id: None,
             })
             .await?;
         Ok(token)
@@ -324,6 +330,7 @@ impl Accounts {
                     Refusal::RetryAfter(_) => "throttled",
                 };
                 self.audit_login_failure(None, reason, context).await;
+                self.alerts.abuse().login_failed(&email, context).await;
                 return Err(AccountError::Throttled {
                     retry_after: refusal.retry_after(),
                 });
@@ -344,6 +351,7 @@ impl Accounts {
             let locked = self.throttle.failed(&attempt).await?;
             self.audit_login_failure(None, "invalid_credentials", context)
                 .await;
+            self.alerts.abuse().login_failed(&email, context).await;
             if let Some(secs) = locked {
                 self.audit
                     .record(

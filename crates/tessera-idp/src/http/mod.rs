@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod alerts;
 mod audit;
 mod cors;
 pub(crate) mod health;
@@ -119,6 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
         .route(paths::PASSWORD_RESET, post(accounts::reset_password))
         .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
+        .route(paths::END_SIGN_IN, get(alerts::confirm).post(alerts::end))
         .route(paths::ADMIN_CLIENTS, get(admin::list).post(admin::create))
         .route(
             paths::ADMIN_CLIENT,

@@ -40,6 +40,9 @@ pub struct OneTimeTokenRecord {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// The session the token may end (`end_session` links: `session:<id>` or `sso:<id>`);
+    /// `None` for the other purposes.
+    pub session_id: Option<String>,
 }
 
 #[async_trait]
@@ -131,7 +134,8 @@ pub trait UserStore: Send + Sync + 'static {
 const USER_COLUMNS: &str = "id, email, email_verified_at, password_hash, roles, locale, disabled_at, \
      created_at, updated_at, password_changed_at";
 
-const TOKEN_COLUMNS: &str = "token_hash, purpose, user_id, email, created_at, expires_at, used_at";
+const TOKEN_COLUMNS: &str =
+    "token_hash, purpose, user_id, email, created_at, expires_at, used_at, session_id";
 
 fn roles_json(roles: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(roles).map_err(|e| StoreError::Corrupt(format!("user roles: {e}")))
@@ -162,6 +166,7 @@ fn token_from_row(row: &AnyRow) -> Result<OneTimeTokenRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         used_at: row.try_get("used_at")?,
+        session_id: row.try_get("session_id")?,
     })
 }
 
@@ -339,8 +344,8 @@ impl UserStore for SqlStore {
 
     async fn create_one_time_token(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO one_time_tokens (token_hash, purpose, user_id, email, created_at, expires_at, used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO one_time_tokens (token_hash, purpose, user_id, email, created_at, expires_at, used_at, \
+             session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&token.token_hash)
         .bind(&token.purpose)
@@ -349,6 +354,7 @@ impl UserStore for SqlStore {
         .bind(token.created_at)
         .bind(token.expires_at)
         .bind(token.used_at)
+        .bind(&token.session_id)
         .execute(&self.pool)
         .await?;
         Ok(())

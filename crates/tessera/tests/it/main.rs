@@ -6,6 +6,7 @@
 
 mod accounts;
 mod accounts_abuse;
+mod alerts;
 mod cli;
 mod clients;
 mod deploy;
