@@ -156,6 +156,8 @@ pub struct KeyRing {
     clock: Arc<dyn Clock>,
     policy: RotationPolicy,
     keys: RwLock<Arc<Vec<SigningKey>>>,
+    /// Serialises scheduled rotations on this node (other nodes are kept out by a lease).
+    rotating: tokio::sync::Mutex<()>,
 }
 
 impl KeyRing {
@@ -173,6 +175,7 @@ impl KeyRing {
             clock,
             policy,
             keys: RwLock::new(Arc::new(Vec::new())),
+            rotating: tokio::sync::Mutex::new(()),
         };
         if ring.store.all_keys().await?.is_empty() {
             let now = ring.clock.now();
@@ -260,6 +263,25 @@ impl KeyRing {
             .await?;
         self.reload().await?;
         Ok(new)
+    }
+
+    /// Rotates `alg` if its newest key (as the store has it now, so rotations made by other
+    /// nodes or `tessera keys rotate` count) is at least `max_age` seconds old. One call at a
+    /// time per node. Returns the new key, if one was made.
+    pub async fn rotate_if_older(&self, alg: Algorithm, max_age: i64) -> Result<Option<StoredKey>, KeyError> {
+        let _one_at_a_time = self.rotating.lock().await;
+        self.reload().await?;
+        let now = self.clock.now();
+        let newest = self
+            .snapshot()
+            .iter()
+            .filter(|k| k.alg == alg)
+            .map(|k| k.created_at)
+            .max();
+        if newest.is_some_and(|created| now.saturating_sub(created) < max_age) {
+            return Ok(None);
+        }
+        self.rotate(alg).await.map(Some)
     }
 
     fn generate(&self, alg: Algorithm, created_at: i64, activates_at: i64) -> Result<StoredKey, KeyError> {

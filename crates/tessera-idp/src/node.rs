@@ -410,15 +410,11 @@ async fn rotate_keys_periodically(state: AppState) {
 /// key is at least `keys.rotate_after_secs` old. Returns how many keys were created.
 pub async fn rotate_due_keys(state: &AppState) -> Result<usize, KeyError> {
     let max_age = secs(state.config.keys.rotate_after_secs);
-    let now = state.clock.now();
-    let keys = state.keys.snapshot();
     let mut rotated = 0;
     for alg in crate::keys::ALGORITHMS {
-        let newest = keys.iter().filter(|k| k.alg == alg).map(|k| k.created_at).max();
-        if newest.is_some_and(|created| now.saturating_sub(created) < max_age) {
+        let Some(key) = state.keys.rotate_if_older(alg, max_age).await? else {
             continue;
-        }
-        let key = state.keys.rotate(alg).await?;
+        };
         tracing::info!(kid = %key.kid, alg = crate::keys::alg_name(alg), "rotated a signing key on schedule");
         state
             .audit
