@@ -143,6 +143,7 @@ suite!(
     upgrade_password_hash_is_compare_and_set,
     mark_email_verified_needs_the_same_unverified_address,
     disabling_roles_and_counting_users,
+    users_are_listed_in_pages_and_by_email,
     deleting_a_user_removes_history_and_tokens,
     one_time_tokens_are_used_once,
     concurrent_consumers_of_one_token_get_it_once,
@@ -2349,6 +2350,47 @@ async fn disabling_roles_and_counting_users(backend: &str) {
         Some(user("u0", "u0@example.com", 1_000))
     );
     assert_eq!(store.count_users().await.unwrap(), 3);
+}
+
+async fn users_are_listed_in_pages_and_by_email(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert!(store.list_users(None, None, 10).await.unwrap().is_empty());
+    for i in 0..5 {
+        store
+            .create_user(&user(&format!("u{i}"), &format!("u{i}@example.com"), 1_000))
+            .await
+            .unwrap();
+    }
+    let ids = |users: Vec<UserRecord>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    // Pages follow the id order; each starts after the last id of the one before.
+    assert_eq!(ids(store.list_users(None, None, 2).await.unwrap()), ["u0", "u1"]);
+    assert_eq!(
+        ids(store.list_users(None, Some("u1"), 2).await.unwrap()),
+        ["u2", "u3"]
+    );
+    assert_eq!(ids(store.list_users(None, Some("u3"), 2).await.unwrap()), ["u4"]);
+    assert!(store.list_users(None, Some("u4"), 2).await.unwrap().is_empty());
+    assert_eq!(store.list_users(None, None, 100).await.unwrap().len(), 5);
+    // Whole rows come back.
+    assert_eq!(
+        store.list_users(Some("u3@example.com"), None, 10).await.unwrap(),
+        vec![user("u3", "u3@example.com", 1_000)]
+    );
+    assert!(store
+        .list_users(Some("u3@example.com"), Some("u3"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_users(Some("nobody@example.com"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A limit of 0 is one.
+    assert_eq!(store.list_users(None, None, 0).await.unwrap().len(), 1);
 }
 
 async fn deleting_a_user_removes_history_and_tokens(backend: &str) {

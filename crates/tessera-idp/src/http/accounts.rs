@@ -80,7 +80,12 @@ impl From<AccountError> for ApiError {
                 ApiError::bad_request(format!("invalid role name {role:?}")),
                 "invalid_role",
             ),
-            AccountError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email-taken", "E-mail taken"),
+            AccountError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email-taken", "E-mail taken")
+                .detail("a user with this e-mail address exists"),
+            AccountError::Already(state) => {
+                ApiError::new(StatusCode::CONFLICT, "unchanged", "Nothing to change")
+                    .detail(format!("the user is already {state}"))
+            }
             AccountError::Token(err) => err.into(),
             AccountError::Store(err) => err.into(),
             AccountError::Password(err) => ApiError::internal().caused_by(err),

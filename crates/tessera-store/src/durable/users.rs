@@ -98,6 +98,16 @@ pub trait UserStore: Send + Sync + 'static {
     /// How many users exist (for metrics and the import report).
     async fn count_users(&self) -> Result<u64, StoreError>;
 
+    /// One page of users in id order: those with an id after `after_id` (the last id of the
+    /// previous page), only the one with normalised e-mail `email` when given, at most
+    /// `limit` (0 is taken as 1).
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
     /// Stores a single-use token; `StoreError::Conflict` if the hash is taken. The user must
     /// exist (a token for an unknown user is a foreign-key failure, not a conflict).
     async fn create_one_time_token(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError>;
@@ -340,6 +350,43 @@ impl UserStore for SqlStore {
             .await?
             .try_get("n")?;
         u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("user count {n}: {e}")))
+    }
+
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        // Only the filters given become conditions (values always bound), as for the audit
+        // trail: no `($1 IS NULL OR …)`, which PostgreSQL cannot type and plans poorly.
+        let filters = [("email = ", email), ("id > ", after_id)];
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (condition, value) in filters {
+            if let Some(value) = value {
+                values.push(value);
+                conditions.push(format!("{condition}${}", values.len()));
+            }
+        }
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users {where_clause} ORDER BY id LIMIT ${}",
+            values.len() + 1
+        );
+        let mut statement = sqlx::query(&sql);
+        for value in values {
+            statement = statement.bind(value);
+        }
+        let rows = statement
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
     }
 
     async fn create_one_time_token(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError> {
