@@ -40,6 +40,13 @@ impl OAuthFailure {
 
 impl From<StoreError> for OAuthFailure {
     fn from(err: StoreError) -> Self {
+        if let StoreError::InvalidInput(_) = err {
+            return OAuthFailure::new(
+                OAuthErrorCode::InvalidRequest,
+                "a parameter contains a character that is not allowed",
+            )
+            .caused_by(err);
+        }
         OAuthFailure::new(
             OAuthErrorCode::TemporarilyUnavailable,
             "the service is temporarily unavailable",
@@ -167,7 +174,12 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
-        ApiError::unavailable().caused_by(err)
+        match err {
+            StoreError::InvalidInput(_) => {
+                ApiError::bad_request("the request contains a character that is not allowed").caused_by(err)
+            }
+            err => ApiError::unavailable().caused_by(err),
+        }
     }
 }
 

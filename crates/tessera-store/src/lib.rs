@@ -17,6 +17,11 @@ pub enum StoreError {
     /// A uniqueness constraint was violated (the caller decides what that means).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A value the database cannot hold — PostgreSQL refuses a NUL character in text
+    /// (SQLSTATE 22021). It came from the request: the request is malformed, the store is
+    /// fine, and nothing was written.
+    #[error("value cannot be stored: {0}")]
+    InvalidInput(String),
     /// Stored data could not be decoded (a bug or a corrupted row).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -41,6 +46,11 @@ impl From<sqlx::Error> for StoreError {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => {
                 StoreError::Conflict(db.message().to_owned())
+            }
+            // character_not_in_repertoire, untranslatable_character: NUL or an invalid
+            // sequence in a text value.
+            sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("22021" | "22P05")) => {
+                StoreError::InvalidInput(db.message().to_owned())
             }
             sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) | sqlx::Error::ColumnNotFound(_) => {
                 count_error("database");

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tessera_proto::{paths, OAuthErrorCode};
+use tessera_store::StoreError;
 
 use super::request::cookie;
 use crate::accounts::AccountError;
@@ -139,6 +140,15 @@ fn authorize_error_in(
                 params.push(("state", s));
             }
             redirect(&authorize::redirect_with(&redirect_uri, &params), false)
+        }
+        AuthorizeError::Store(StoreError::InvalidInput(cause)) => {
+            tracing::info!(cause, "authorization request with a value that cannot be stored");
+            pages::error_page(
+                page_locale,
+                StatusCode::BAD_REQUEST,
+                ErrorKind::InvalidRequest("a parameter contains a character that is not allowed".to_owned()),
+            )
+            .into_response()
         }
         AuthorizeError::Store(err) => {
             tracing::error!(error = %err, "authorization request failed");

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tessera_idp::clock::Clock;
 use tessera_idp::secret::Secret;
-use tessera_store::durable::{AuditQuery, AuditStore, ClusterStore};
+use tessera_store::durable::{AuditQuery, AuditStore, ClusterStore, SessionStore};
 use tessera_testkit::{spawn_with, Backend, TestNode};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -364,4 +364,61 @@ async fn without_postgres_requests_fail_fast_and_recover() {
     assert!(recovered, "the node did not recover when PostgreSQL came back");
     let (status, _) = node.get_json("/readyz").await;
     assert_eq!(status, 200);
+}
+
+/// PostgreSQL refuses a NUL character in text. A request carrying one is malformed input —
+/// a 400 in the protocol's format that changes nothing — never a 503 that reads as an
+/// outage (found with curl; the admin API had the same bug, fixed by id checks there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nul_characters_are_bad_requests_not_outages() {
+    let Some(node) = tessera_testkit::spawn(Backend::Postgres).await else {
+        return;
+    };
+    node.create_user("nul@example.com", PASSWORD).await;
+    let sessions_before = node
+        .state
+        .db
+        .count_alive_sessions(node.clock.now())
+        .await
+        .unwrap();
+
+    let response = login(&node, "nul\u{0}@example.com", PASSWORD, None).await;
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+
+    let token = node
+        .client
+        .post(node.at("/oauth2/token"))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "a\u{0}b"),
+            ("client_secret", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 400);
+    let body: Value = token.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_request", "{body}");
+
+    let authorize = node
+        .get("/oauth2/authorize?client_id=a%00b&response_type=code&redirect_uri=https%3A%2F%2Fapp.example%2Fcb")
+        .await;
+    assert_eq!(authorize.status(), 400);
+    assert!(authorize.headers().get("location").is_none());
+
+    // Nothing changed, and the store was never considered down.
+    let (status, ready) = node.get_json("/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    let sessions_after = node
+        .state
+        .db
+        .count_alive_sessions(node.clock.now())
+        .await
+        .unwrap();
+    assert_eq!(sessions_before, sessions_after);
+    assert_eq!(
+        login(&node, "nul@example.com", PASSWORD, None).await.status(),
+        200
+    );
 }
