@@ -5,12 +5,14 @@ use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, KeyId, ParamsBuilder, Version};
+use aws_lc_rs::constant_time;
 use base64::Engine as _;
 use tokio::sync::Semaphore;
 use unicode_normalization::UnicodeNormalization;
 
+use super::memory::MemoryPool;
 use super::stored::{self, Stored};
 use super::{PasswordError, Scheme, Verification};
 use crate::config::PasswordsConfig;
@@ -33,6 +35,8 @@ pub struct PasswordHasher {
     dummy: String,
     /// Bounds concurrent hashing on the blocking pool (each run holds `m` KiB of memory).
     permits: Arc<Semaphore>,
+    /// Argon2 working memory for the current parameters, one buffer per permit, reused.
+    memory: MemoryPool,
 }
 
 impl PasswordHasher {
@@ -60,9 +64,10 @@ impl PasswordHasher {
         let mut hasher = PasswordHasher {
             pepper: pepper.to_vec(),
             key_id,
-            params,
             dummy: String::new(),
             permits: Arc::new(Semaphore::new(permits)),
+            memory: MemoryPool::new(params.block_count(), permits),
+            params,
         };
         hasher.dummy = hasher.hash(DUMMY_PASSWORD)?;
         Ok(hasher)
@@ -77,14 +82,24 @@ impl PasswordHasher {
     /// a 32-byte output and the pepper as secret, over the NFKC form of `password`. Returns the
     /// PHC string, e.g. `$argon2id$v=19$m=19456,t=2,p=1,keyid=…$<salt>$<hash>`.
     pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        use argon2::PasswordHasher as _;
         let ctx = self.peppered(Algorithm::Argon2id, Version::V0x13, self.params.clone())?;
-        let phc: PasswordHash = ctx.hash_password(nfkc(password).as_bytes()).map_err(phc_error)?;
+        let salt = argon2::password_hash::try_generate_salt()
+            .map_err(|err| PasswordError::Hashing(format!("no random salt: {err}")))?;
+        let mut output = [0u8; OUTPUT_LEN];
+        self.argon2(&ctx, nfkc(password).as_bytes(), &salt, &mut output)
+            .map_err(argon2_error)?;
+        let phc = PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&self.params).map_err(phc_error)?,
+            salt: Some(Salt::new(&salt).map_err(phc_error)?),
+            hash: Some(Output::new(&output).map_err(phc_error)?),
+        };
         Ok(phc.to_string())
     }
 
     /// Checks `password` against a stored hash of any accepted scheme. The comparison of hash
-    /// outputs is constant-time (done by the algorithm crates).
+    /// outputs is constant-time (ours for Argon2, the algorithm crates' for the others).
     ///
     /// - Our Argon2 (a `keyid` equal to ours): verified with the pepper over the NFKC password.
     /// - Argon2 without `keyid`, bcrypt, PBKDF2-SHA256: verified over the password as typed.
@@ -101,12 +116,13 @@ impl PasswordHasher {
                 params,
             } => {
                 let version = phc.version.unwrap_or(0x10);
+                let argon2_version = Version::try_from(version).map_err(argon2_error)?;
                 if params.keyid().is_empty() {
-                    let ctx = Argon2::new(algorithm, Version::V0x13, params);
-                    (check_argon2(&ctx, password.as_bytes(), &phc)?, false)
+                    let ctx = Argon2::new(algorithm, argon2_version, params);
+                    (self.check_argon2(&ctx, password.as_bytes(), &phc)?, false)
                 } else if params.keyid() == self.key_id {
-                    let ctx = self.peppered(algorithm, Version::V0x13, params.clone())?;
-                    let matches = check_argon2(&ctx, nfkc(password).as_bytes(), &phc)?;
+                    let ctx = self.peppered(algorithm, argon2_version, params.clone())?;
+                    let matches = self.check_argon2(&ctx, nfkc(password).as_bytes(), &phc)?;
                     let current = algorithm == Algorithm::Argon2id
                         && version == u32::from(Version::V0x13)
                         && params.m_cost() == self.params.m_cost()
@@ -218,6 +234,45 @@ impl PasswordHasher {
     ) -> Result<Argon2<'_>, PasswordError> {
         Argon2::new_with_secret(&self.pepper, algorithm, version, params).map_err(argon2_error)
     }
+
+    /// Argon2 of `password` and `salt` into `out` with `ctx`'s algorithm, version, parameters
+    /// and secret, in working memory from [`Self::memory`]: a reused buffer, or one of its own
+    /// for parameters larger than the current ones.
+    fn argon2(
+        &self,
+        ctx: &Argon2<'_>,
+        password: &[u8],
+        salt: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), argon2::Error> {
+        self.memory.with(ctx.params().block_count(), |memory| {
+            ctx.hash_password_into_with_memory(password, salt, out, memory)
+        })
+    }
+
+    /// Recomputes the output recorded in `phc` from `password` and its salt with `ctx` (built
+    /// from `phc`'s algorithm, version and parameters, with the pepper or none) and compares
+    /// the two in constant time. The same result as the argon2 crate's `PasswordVerifier`,
+    /// without allocating the working memory afresh.
+    fn check_argon2(
+        &self,
+        ctx: &Argon2<'_>,
+        password: &[u8],
+        phc: &PasswordHash,
+    ) -> Result<bool, PasswordError> {
+        let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+            return Ok(false);
+        };
+        let mut buffer = [0u8; Output::MAX_LENGTH];
+        let computed = buffer
+            .get_mut(..expected.len())
+            .ok_or(PasswordError::UnsupportedHash)?;
+        match self.argon2(ctx, password, salt, computed) {
+            Ok(()) => Ok(constant_time::verify_slices_are_equal(computed, expected.as_bytes()).is_ok()),
+            // As the argon2 crate's verifier maps them (a too long password is a mismatch).
+            Err(err) => password_hash_result(Err(err.into())),
+        }
+    }
 }
 
 /// Runs one hash or verification, observing its duration in
@@ -245,13 +300,6 @@ pub(crate) fn nfkc(password: &str) -> String {
     password.nfkc().collect()
 }
 
-/// Verifies with the algorithm, version and parameters recorded in `phc`; `ctx` supplies the
-/// secret (or none). The output comparison is constant-time (`phc::Output`'s `PartialEq`).
-fn check_argon2(ctx: &Argon2<'_>, password: &[u8], phc: &PasswordHash) -> Result<bool, PasswordError> {
-    use argon2::PasswordVerifier as _;
-    password_hash_result(ctx.verify_password(password, phc))
-}
-
 fn password_hash_result(result: argon2::password_hash::Result<()>) -> Result<bool, PasswordError> {
     match result {
         Ok(()) => Ok(true),
@@ -264,7 +312,8 @@ fn argon2_error(err: argon2::Error) -> PasswordError {
     PasswordError::Hashing(format!("Argon2: {err}"))
 }
 
-fn phc_error(err: argon2::password_hash::Error) -> PasswordError {
+/// A password-hash or PHC-format error (either crate's).
+fn phc_error(err: impl fmt::Display) -> PasswordError {
     PasswordError::Hashing(err.to_string())
 }
 
@@ -525,6 +574,196 @@ pub(crate) mod tests {
                 scheme: Scheme::Argon2Legacy
             }
         );
+    }
+
+    /// The argon2 crate's own verifier (allocating its memory) on `stored`, with `secret`.
+    fn crate_verifies(secret: Option<&[u8]>, password: &[u8], stored: &str) -> bool {
+        use argon2::PasswordVerifier as _;
+        let ctx = match secret {
+            Some(secret) => Argon2::new_with_secret(
+                secret,
+                Algorithm::default(),
+                Version::default(),
+                argon2::Params::default(),
+            )
+            .unwrap(),
+            None => Argon2::default(),
+        };
+        let phc = PasswordHash::new(stored).unwrap();
+        match ctx.verify_password(password, &phc) {
+            Ok(()) => true,
+            Err(argon2::password_hash::Error::PasswordInvalid) => false,
+            Err(err) => panic!("{stored}: {err}"),
+        }
+    }
+
+    #[test]
+    fn pooled_hash_and_verify_agree_with_the_argon2_crate() {
+        let hasher = test_hasher(PEPPER, &test_config());
+        // Our hashes (peppered, over the NFKC form), checked by the crate and by us.
+        for password in ["Tr0ub4dor&3 horse", "cafe\u{301} cr\u{e8}me", "\u{ff21}", ""] {
+            let stored = hasher.hash(password).unwrap();
+            let normalised = nfkc(password);
+            assert!(
+                crate_verifies(Some(PEPPER), normalised.as_bytes(), &stored),
+                "{stored}"
+            );
+            assert!(verify(&hasher, password, &stored).matches, "{stored}");
+            let wrong = format!("{password}x");
+            assert!(!crate_verifies(Some(PEPPER), nfkc(&wrong).as_bytes(), &stored));
+            assert!(!verify(&hasher, &wrong, &stored).matches);
+            // Without the pepper the crate does not accept it either: the pepper was used.
+            assert!(!crate_verifies(None, normalised.as_bytes(), &stored));
+        }
+
+        // Hashes made by the crate with other parameters: smaller than the pooled buffer (a
+        // part of it), equal, larger (a buffer of their own), several lanes, other output
+        // lengths, each algorithm and version; peppered with our key id, and imported.
+        let key_id = KeyId::new(&hasher.key_id).unwrap();
+        let shapes: [(u32, u32, u32, usize); 6] = [
+            (64, 1, 1, 32),
+            (32, 2, 1, 32),
+            (256, 1, 1, 32),
+            (128, 3, 4, 32),
+            (64, 1, 1, 16),
+            (64, 1, 2, 64),
+        ];
+        for (m, t, p, len) in shapes {
+            for algorithm in [Algorithm::Argon2id, Algorithm::Argon2i, Algorithm::Argon2d] {
+                for version in [Version::V0x13, Version::V0x10] {
+                    for peppered in [true, false] {
+                        let mut builder = ParamsBuilder::new();
+                        builder.m_cost(m).t_cost(t).p_cost(p).output_len(len);
+                        if peppered {
+                            builder.keyid(key_id);
+                        }
+                        let params = builder.build().unwrap();
+                        let secret = peppered.then_some(PEPPER);
+                        let ctx = match secret {
+                            Some(secret) => {
+                                Argon2::new_with_secret(secret, algorithm, version, params).unwrap()
+                            }
+                            None => Argon2::new(algorithm, version, params),
+                        };
+                        let password = "crate password \u{e9}";
+                        let phc: PasswordHash = ctx.hash_password(password.as_bytes()).unwrap();
+                        let stored = phc.to_string();
+                        assert!(crate_verifies(secret, password.as_bytes(), &stored), "{stored}");
+                        assert!(verify(&hasher, password, &stored).matches, "{stored}");
+                        for wrong in ["crate password \u{c9}", "crate password", ""] {
+                            assert!(!crate_verifies(secret, wrong.as_bytes(), &stored), "{stored}");
+                            assert!(!verify(&hasher, wrong, &stored).matches, "{stored} {wrong}");
+                        }
+                        // The decomposed "é": the same password for our peppered hashes (NFKC),
+                        // another for imported ones (checked as typed).
+                        let decomposed = "crate password e\u{301}";
+                        assert_eq!(verify(&hasher, decomposed, &stored).matches, peppered, "{stored}");
+                    }
+                }
+            }
+        }
+        // Still one buffer of the configured size: the larger hashes did not grow the pool.
+        assert_eq!(hasher.memory.kept().len(), 1);
+    }
+
+    #[test]
+    fn published_argon2_vectors_through_reused_memory() {
+        let hasher = test_hasher(PEPPER, &test_config());
+        // The pooled buffer already holds the dummy hash's state: it must not leak into these.
+        assert_eq!(hasher.memory.kept().len(), 1);
+        // RFC 9106 section 5: m = 32 KiB, t = 3, p = 4, a 32-byte password of 0x01, 16-byte
+        // salt of 0x02, 8-byte secret of 0x03, 12 bytes of associated data 0x04.
+        let vectors = [
+            (
+                Algorithm::Argon2d,
+                "512b391b6f1162975371d30919734294f868e3be3984f3c1a13a4db9fabe4acb",
+            ),
+            (
+                Algorithm::Argon2i,
+                "c814d9d1dc7f37aa13f0d77f2494bda1c8de6b016dd388d29952a4c4672b6ce8",
+            ),
+            (
+                Algorithm::Argon2id,
+                "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659",
+            ),
+        ];
+        for round in 0..2 {
+            for (algorithm, expected) in vectors {
+                let params = ParamsBuilder::new()
+                    .m_cost(32)
+                    .t_cost(3)
+                    .p_cost(4)
+                    .data(argon2::AssociatedData::new(&[0x04; 12]).unwrap())
+                    .output_len(32)
+                    .build()
+                    .unwrap();
+                let ctx = Argon2::new_with_secret(&[0x03; 8], algorithm, Version::V0x13, params).unwrap();
+                let mut out = [0u8; 32];
+                hasher.argon2(&ctx, &[0x01; 32], &[0x02; 16], &mut out).unwrap();
+                let hex: String = out.iter().map(|byte| format!("{byte:02x}")).collect();
+                assert_eq!(hex, expected, "{algorithm:?}, round {round}");
+            }
+        }
+        // argon2-cffi 23.1 (Python, the reference C implementation):
+        // argon2.low_level.hash_secret(b"imported argon2 passphrase 9", b"tessera-argon-salt",
+        // time_cost=2, memory_cost=4096, parallelism=1, hash_len=32, type=Type.ID), also in
+        // the `user import` integration test. m = 4096 is larger than this hasher's buffer
+        // (its own memory) and equal to the second one's (the pooled buffer).
+        let stored = "$argon2id$v=19$m=4096,t=2,p=1$dGVzc2VyYS1hcmdvbi1zYWx0$o8a3hxBPnozQrE9twWQtwwJrjKSNQ5HVYlt7RMxp2kQ";
+        let pooled = test_hasher(
+            PEPPER,
+            &PasswordsConfig {
+                argon2_memory_kib: 4096,
+                ..test_config()
+            },
+        );
+        for hasher in [&hasher, &pooled] {
+            assert!(verify(hasher, "imported argon2 passphrase 9", stored).matches);
+            assert!(!verify(hasher, "imported argon2 passphrase 8", stored).matches);
+            assert!(crate_verifies(None, b"imported argon2 passphrase 9", stored));
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn working_memory_is_one_reused_buffer_per_permit() {
+        let hasher = Arc::new(test_hasher(PEPPER, &test_config()));
+        let permits = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        // The dummy hash at construction allocated the first buffer.
+        let first = hasher.memory.kept();
+        assert_eq!(first.len(), 1);
+        for i in 0..5 {
+            let stored = hasher.hash_async(format!("sequential {i}")).await.unwrap();
+            assert!(
+                hasher
+                    .verify_async(format!("sequential {i}"), stored)
+                    .await
+                    .unwrap()
+                    .matches
+            );
+            assert_eq!(hasher.memory.kept(), first, "the same buffer, not a new one");
+        }
+        let tasks: Vec<_> = (0..24)
+            .map(|i| {
+                let hasher = Arc::clone(&hasher);
+                tokio::spawn(async move {
+                    let stored = hasher.hash_async(format!("concurrent {i}")).await.unwrap();
+                    hasher
+                        .verify_async(format!("concurrent {i}"), stored)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for task in tasks {
+            assert!(task.await.unwrap().matches);
+        }
+        let kept = hasher.memory.kept();
+        assert!(
+            (1..=permits).contains(&kept.len()),
+            "{} buffers for {permits} permits",
+            kept.len()
+        );
+        assert!(kept.contains(&first[0]), "the first buffer is still in use");
     }
 
     #[test]

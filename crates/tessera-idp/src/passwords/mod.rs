@@ -12,6 +12,7 @@
 //! `*_async` methods, which run on the blocking pool behind a semaphore.
 
 mod hasher;
+mod memory;
 mod policy;
 mod stored;
 
