@@ -8,6 +8,7 @@ mod accounts;
 mod accounts_abuse;
 mod cli;
 mod clients;
+mod cluster;
 mod engine;
 mod foundation;
 mod gateway_outage;
