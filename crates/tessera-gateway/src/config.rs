@@ -7,7 +7,7 @@
 //! or an invalid value is an error that names the key — never a silent default.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -735,53 +735,7 @@ pub(crate) fn parse_upstream(text: &str) -> Result<UpstreamUrl, String> {
 }
 
 /// An address range of trusted proxies: an IP, or `IP/bits`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Cidr {
-    network: IpAddr,
-    bits: u8,
-}
-
-impl Cidr {
-    pub fn parse(text: &str) -> Result<Cidr, String> {
-        let (address, bits) = match text.split_once('/') {
-            Some((address, bits)) => (address, Some(bits)),
-            None => (text, None),
-        };
-        let network: IpAddr = address
-            .trim()
-            .parse()
-            .map_err(|_| format!("{text:?} is not an IP address or CIDR range"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let bits = match bits {
-            None => max,
-            Some(bits) => bits
-                .trim()
-                .parse::<u8>()
-                .ok()
-                .filter(|b| *b <= max)
-                .ok_or_else(|| format!("{text:?} has an invalid prefix length"))?,
-        };
-        Ok(Cidr { network, bits })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.bits)).unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.bits)).unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
+pub(crate) use tessera_proto::net::Cidr;
 
 fn env_value(name: &str, path: &str, kind: ValueKind, value: String) -> Result<toml::Value, ConfigError> {
     let parse_error = |message: String| ConfigError::Parse {
@@ -969,23 +923,6 @@ upstreams = ["http://127.0.0.1:9001"]
         assert_eq!(config.listen.port(), 9999);
         assert_eq!(config.issuer(), "http://127.0.0.1:8080");
         assert!(!config.auth_cache.enabled);
-    }
-
-    #[test]
-    fn cidr_ranges() {
-        let net = Cidr::parse("10.1.0.0/16").unwrap();
-        assert!(net.contains("10.1.200.3".parse().unwrap()));
-        assert!(!net.contains("10.2.0.1".parse().unwrap()));
-        assert!(net.contains("::ffff:10.1.0.1".parse().unwrap()));
-        let one = Cidr::parse("127.0.0.1").unwrap();
-        assert!(one.contains("127.0.0.1".parse().unwrap()));
-        assert!(!one.contains("127.0.0.2".parse().unwrap()));
-        let all = Cidr::parse("0.0.0.0/0").unwrap();
-        assert!(all.contains("8.8.8.8".parse().unwrap()));
-        let v6 = Cidr::parse("fd00::/8").unwrap();
-        assert!(v6.contains("fd12::1".parse().unwrap()));
-        assert!(Cidr::parse("1.2.3.4/40").is_err());
-        assert!(Cidr::parse("nope").is_err());
     }
 
     /// A configuration that sets every key, so its serialisation lists every field.

@@ -182,42 +182,16 @@ pub(crate) fn path_is_acceptable(path: &str) -> bool {
     })
 }
 
-fn normalize(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-fn is_trusted(ip: IpAddr, trusted: &[Cidr]) -> bool {
-    trusted.iter().any(|range| range.contains(ip))
-}
+use tessera_proto::net::{is_trusted, normalize};
 
 /// The client's address: the peer, or — when the peer is a trusted proxy — the right-most
 /// address of `X-Forwarded-For` that is not a trusted proxy.
 pub(crate) fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
-    let peer_ip = normalize(peer.ip());
-    if !is_trusted(peer_ip, trusted) {
-        return peer_ip;
-    }
-    let chain: Vec<&str> = headers
+    let values = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|list| list.split(','))
-        .map(str::trim)
-        .collect();
-    let mut client = peer_ip;
-    for entry in chain.iter().rev() {
-        let Ok(ip) = entry.parse::<IpAddr>() else {
-            break;
-        };
-        client = normalize(ip);
-        if !is_trusted(client, trusted) {
-            break;
-        }
-    }
-    client
+        .filter_map(|v| v.to_str().ok());
+    tessera_proto::net::client_ip(peer.ip(), values, trusted)
 }
 
 /// Sets `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` on the

@@ -207,6 +207,9 @@ pub struct KeysConfig {
     /// Seconds between reloads of the key set from the database (picks up rotations made
     /// by another node or by `tessera keys rotate`).
     pub reload_secs: u64,
+    /// Age in seconds at which a signing key is rotated automatically (by one node, under a
+    /// lease); 0 turns scheduled rotation off.
+    pub rotate_after_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -218,6 +221,10 @@ pub struct HttpConfig {
     pub request_timeout_secs: u64,
     /// Seconds SIGTERM waits for in-flight requests before the process exits anyway.
     pub shutdown_grace_secs: u64,
+    /// Proxies and load balancers (IPs or CIDR ranges) whose `X-Forwarded-For` is believed:
+    /// the client address is then the right-most address in it that is not one of these.
+    /// Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -288,6 +295,7 @@ impl Default for KeysConfig {
             prepublish_secs: 3600,
             retire_window_secs: 86_400,
             reload_secs: 30,
+            rotate_after_secs: 90 * 86_400,
         }
     }
 }
@@ -381,6 +389,7 @@ impl Default for HttpConfig {
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -409,6 +418,8 @@ pub enum ValueKind {
     Str,
     Int,
     Bool,
+    /// A list of strings; in the environment, comma-separated.
+    List,
 }
 
 /// Every configuration key (dotted path) with its environment variable and value kind.
@@ -441,6 +452,11 @@ pub const KEYS: &[(&str, &str, ValueKind)] = &[
         ValueKind::Int,
     ),
     ("keys.reload_secs", "TESSERA_KEYS__RELOAD_SECS", ValueKind::Int),
+    (
+        "keys.rotate_after_secs",
+        "TESSERA_KEYS__ROTATE_AFTER_SECS",
+        ValueKind::Int,
+    ),
     (
         "tokens.access_token_ttl_secs",
         "TESSERA_TOKENS__ACCESS_TOKEN_TTL_SECS",
@@ -589,6 +605,11 @@ pub const KEYS: &[(&str, &str, ValueKind)] = &[
         "TESSERA_HTTP__SHUTDOWN_GRACE_SECS",
         ValueKind::Int,
     ),
+    (
+        "http.trusted_proxies",
+        "TESSERA_HTTP__TRUSTED_PROXIES",
+        ValueKind::List,
+    ),
     ("log.format", "TESSERA_LOG__FORMAT", ValueKind::Str),
     ("log.level", "TESSERA_LOG__LEVEL", ValueKind::Str),
     ("metrics.enabled", "TESSERA_METRICS__ENABLED", ValueKind::Bool),
@@ -647,6 +668,14 @@ impl Config {
                         })
                     }
                 },
+                ValueKind::List => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|item| !item.is_empty())
+                        .map(|item| toml::Value::String(item.to_owned()))
+                        .collect(),
+                ),
                 ValueKind::Int => match value.trim().parse::<i64>() {
                     Ok(n) => toml::Value::Integer(n),
                     Err(_) => {
@@ -739,6 +768,19 @@ impl Config {
             });
         }
         tracing_level_is_plausible(&self.log.level)?;
+        for entry in &self.http.trusted_proxies {
+            tessera_proto::net::Cidr::parse(entry).map_err(|reason| ConfigError::Invalid {
+                key: "http.trusted_proxies",
+                reason,
+            })?;
+        }
+        let rotate_after = self.keys.rotate_after_secs;
+        if rotate_after != 0 && (rotate_after < 3600 || rotate_after <= self.keys.prepublish_secs) {
+            return Err(ConfigError::Invalid {
+                key: "keys.rotate_after_secs",
+                reason: "must be 0 (off), or at least 3600 and longer than keys.prepublish_secs".to_owned(),
+            });
+        }
         self.validate_tokens_and_sessions()
     }
 
@@ -1203,6 +1245,7 @@ mod tests {
                 ValueKind::Int => toml::Value::Integer(200),
                 ValueKind::Bool => toml::Value::Boolean(true),
                 ValueKind::Str => toml::Value::String(sample_string(path)),
+                ValueKind::List => toml::Value::Array(vec![toml::Value::String(sample_string(path))]),
             };
             let mut table = toml::Table::new();
             set_path(&mut table, path, value);

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod audit;
 pub mod clients;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use futures_util::StreamExt;
 use tessera_store::durable::{ConnectSettings, KeyStore, Maintenance, SqlStore};
-use tessera_store::ephemeral::{EphemeralStore, MemoryStore, RedisStore};
+use tessera_store::ephemeral::{EphemeralStore, FailoverStore, MemoryStore};
 use tessera_store::StoreError;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -20,6 +20,7 @@ use crate::accounts::throttle::Throttle;
 use crate::accounts::{Accounts, AccountsParts};
 use crate::audit::Auditor;
 use crate::clock::{Clock, SystemClock};
+use crate::cluster::{self, Cluster};
 use crate::config::{decode_master_key, Config, ConfigError};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
 use crate::mail::Mailer;
@@ -81,11 +82,12 @@ pub async fn open_database(config: &Config) -> Result<SqlStore, StartError> {
     Ok(db)
 }
 
-/// Opens the ephemeral store: Redis when configured, otherwise in-process.
+/// Opens the ephemeral store: Redis when configured (with a per-node fallback while Redis
+/// is unreachable, so a node also starts without it), otherwise in-process.
 pub async fn open_ephemeral(config: &Config) -> Result<Arc<dyn EphemeralStore>, StartError> {
     match &config.redis_url {
         Some(url) => {
-            let store = RedisStore::connect(url.expose())
+            let store = FailoverStore::connect(url.expose())
                 .await
                 .map_err(|e| StartError::Redis {
                     url: redact_url(url.expose()),
@@ -183,6 +185,11 @@ impl Node {
         let config = Arc::new(config);
         let shared = Arc::new(db.clone());
         let audit = Auditor::new(shared.clone(), clock.clone());
+        let cluster = Arc::new(Cluster::new(shared.clone(), clock.clone()));
+        // Count this node in before it serves, so the cluster size is known from the start.
+        if let Err(err) = cluster.heartbeat().await {
+            tracing::warn!(error = %err, "first heartbeat failed");
+        }
         let tokens = Arc::new(TokenService::new(TokenServiceParts {
             config: config.clone(),
             keys: keys.clone(),
@@ -201,7 +208,7 @@ impl Node {
             hasher,
             mailer,
             tokens: tokens.clone(),
-            throttle: Throttle::new(ephemeral.clone(), config.login.clone()),
+            throttle: Throttle::new(ephemeral.clone(), config.login.clone(), cluster.clone()),
             audit: audit.clone(),
             clock: clock.clone(),
         }));
@@ -220,6 +227,7 @@ impl Node {
             users: shared.clone(),
             tokens: tokens.clone(),
             ephemeral: ephemeral.clone(),
+            outbox: shared.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
         }));
@@ -236,12 +244,18 @@ impl Node {
             accounts,
             provider,
             audit,
+            cluster: cluster.clone(),
         };
         let mut background = vec![
             tokio::spawn(reload_keys_periodically(state.clone())),
             tokio::spawn(reload_keys_on_announcement(state.clone())),
+            tokio::spawn(cluster::heartbeat_periodically(cluster.clone())),
             tokio::spawn(clean_up_periodically(state.clone())),
+            tokio::spawn(deliver_backchannel_periodically(state.clone())),
         ];
+        if state.config.keys.rotate_after_secs > 0 {
+            background.push(tokio::spawn(rotate_keys_periodically(state.clone())));
+        }
         if state.config.metrics.enabled {
             background.push(tokio::spawn(crate::telemetry::refresh_gauges_periodically(
                 state.clone(),
@@ -294,6 +308,7 @@ impl Node {
                 Ok(())
             }
         };
+        self.state.cluster.leave(LEASES).await;
         self.state.db.close().await;
         result
     }
@@ -337,18 +352,87 @@ async fn reload_keys_on_announcement(state: AppState) {
     }
 }
 
+/// The leases of the background jobs that run on one node at a time.
+const CLEANUP_LEASE: &str = "cleanup";
+const KEY_ROTATION_LEASE: &str = "key-rotation";
+const BACKCHANNEL_LEASE: &str = "backchannel-logout";
+const LEASES: &[&str] = &[CLEANUP_LEASE, KEY_ROTATION_LEASE, BACKCHANNEL_LEASE];
+
 /// Deletes what has expired — refresh tokens, ended sessions past retention, feed entries,
-/// old audit records, keys long out of JWKS — so no table grows without bound.
+/// old audit records, keys long out of JWKS — so no table grows without bound. One node at
+/// a time (a lease).
 async fn clean_up_periodically(state: AppState) {
-    let mut interval =
-        tokio::time::interval(Duration::from_secs(state.config.sessions.cleanup_interval_secs));
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
+    let every = Duration::from_secs(state.config.sessions.cleanup_interval_secs);
+    let cluster = state.cluster.clone();
+    cluster::run_leased(cluster, CLEANUP_LEASE, every, || async {
         if let Err(err) = clean_up_once(&state).await {
             tracing::warn!(error = %err, "clean-up pass failed; the next one will retry");
         }
+    })
+    .await;
+}
+
+/// Seconds between checks of whether a signing key is due for rotation.
+const KEY_ROTATION_CHECK_SECS: u64 = 60;
+
+/// Rotates each algorithm's signing key once it is `keys.rotate_after_secs` old (one node
+/// at a time, under a lease), and tells the other nodes to reload.
+async fn rotate_keys_periodically(state: AppState) {
+    let every = Duration::from_secs(KEY_ROTATION_CHECK_SECS);
+    let cluster = state.cluster.clone();
+    cluster::run_leased(cluster, KEY_ROTATION_LEASE, every, || async {
+        match rotate_due_keys(&state).await {
+            Ok(0) => {}
+            Ok(_) => {
+                if let Err(err) = state.ephemeral.publish(KEYS_CHANGED_CHANNEL, "rotated").await {
+                    tracing::debug!(error = %err, "cannot announce a key rotation; nodes reload within keys.reload_secs");
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "scheduled key rotation failed; the next check retries"),
+        }
+    })
+    .await;
+}
+
+/// One scheduled-rotation check (also run by tests): rotates every algorithm whose newest
+/// key is at least `keys.rotate_after_secs` old. Returns how many keys were created.
+pub async fn rotate_due_keys(state: &AppState) -> Result<usize, KeyError> {
+    let max_age = secs(state.config.keys.rotate_after_secs);
+    let now = state.clock.now();
+    let keys = state.keys.snapshot();
+    let mut rotated = 0;
+    for alg in crate::keys::ALGORITHMS {
+        let newest = keys.iter().filter(|k| k.alg == alg).map(|k| k.created_at).max();
+        if newest.is_some_and(|created| now.saturating_sub(created) < max_age) {
+            continue;
+        }
+        let key = state.keys.rotate(alg).await?;
+        tracing::info!(kid = %key.kid, alg = crate::keys::alg_name(alg), "rotated a signing key on schedule");
+        state
+            .audit
+            .record(
+                &crate::audit::RequestContext::default(),
+                crate::audit::AuditEvent::new("key.rotated", "success")
+                    .actor("system")
+                    .detail(serde_json::json!({ "kid": key.kid, "alg": crate::keys::alg_name(alg), "reason": "schedule" })),
+            )
+            .await;
+        rotated += 1;
     }
+    Ok(rotated)
+}
+
+/// Delivers back-channel logout notifications that are due (first attempts that failed on
+/// any node, and those whose node died before trying), one node at a time.
+async fn deliver_backchannel_periodically(state: AppState) {
+    let cluster = state.cluster.clone();
+    let every = Duration::from_secs(1);
+    cluster::run_leased(cluster, BACKCHANNEL_LEASE, every, || async {
+        if let Err(err) = state.provider.deliver_due_backchannel().await {
+            tracing::warn!(error = %err, "back-channel logout delivery pass failed; the next one retries");
+        }
+    })
+    .await;
 }
 
 /// One clean-up pass (also run by tests).

@@ -8,6 +8,7 @@ use tessera_store::ephemeral::EphemeralStore;
 use crate::accounts::Accounts;
 use crate::audit::Auditor;
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::keys::KeyRing;
 use crate::oidc::Provider;
@@ -28,4 +29,6 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub provider: Arc<Provider>,
     pub audit: Auditor,
+    /// This node among the others (heartbeat, leases).
+    pub cluster: Arc<Cluster>,
 }

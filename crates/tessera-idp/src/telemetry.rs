@@ -255,15 +255,23 @@ pub fn audit_event(event: &'static str, outcome: &'static str) {
 #[derive(Debug, Clone, Copy)]
 pub struct Readiness {
     pub database: bool,
-    pub ephemeral: bool,
     pub keys: bool,
     /// Whether the ephemeral store is Redis (else in-process, always up).
     pub redis: bool,
+    /// Whether Redis answers (when it is configured); without it the node is degraded.
+    pub redis_up: bool,
 }
 
 impl Readiness {
+    /// Whether the node can serve: the database answers and signing keys are loaded. A
+    /// node without Redis still serves (degraded, on per-node state).
     pub fn ready(&self) -> bool {
-        self.database && self.ephemeral && self.keys
+        self.database && self.keys
+    }
+
+    /// Ready, but Redis is unreachable: shared short-lived state is per node for now.
+    pub fn degraded(&self) -> bool {
+        self.redis && !self.redis_up
     }
 }
 
@@ -271,7 +279,7 @@ impl Readiness {
 pub fn record_readiness(readiness: &Readiness) {
     metrics::gauge!(READY).set(f64::from(u8::from(readiness.ready())));
     if readiness.redis {
-        metrics::gauge!(REDIS_UP).set(f64::from(u8::from(readiness.ephemeral)));
+        metrics::gauge!(REDIS_UP).set(f64::from(u8::from(readiness.redis_up)));
     }
 }
 

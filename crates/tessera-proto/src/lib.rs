@@ -3,6 +3,7 @@
 
 pub mod discovery;
 pub mod error;
+pub mod net;
 pub mod paths;
 pub mod problem;
 

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use tessera_store::durable::{
-    AuditQuery, AuditRecord, AuditStore, AuthorizationCodeRecord, ClientRecord, ClientStore, CodeRedemption,
-    ConnectSettings, CreateOutcome, KeyStore, Maintenance, OidcStore, OneTimeTokenRecord, Purged,
-    RefreshRecord, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit, SessionRecord,
-    SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore,
+    AuditQuery, AuditRecord, AuditStore, AuthorizationCodeRecord, ClientRecord, ClientStore, ClusterStore,
+    CodeRedemption, ConnectSettings, CreateOutcome, KeyStore, Maintenance, OidcStore, OneTimeTokenRecord,
+    OutboxRecord, Purged, RefreshRecord, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit,
+    SessionRecord, SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore,
 };
 use tessera_store::StoreError;
 
@@ -154,7 +154,156 @@ suite!(
     consent_is_granted_replaced_read_and_revoked,
     deleting_a_user_removes_sso_sessions_codes_and_consents,
     purge_removes_old_codes_and_long_ended_sso_sessions,
+    heartbeats_count_the_nodes_alive,
+    a_lease_has_one_holder_until_it_expires,
+    concurrent_lease_takers_get_one_lease,
+    outbox_rows_are_claimed_once_and_retried_later,
+    concurrent_outbox_claims_never_share_a_row,
 );
+
+async fn heartbeats_count_the_nodes_alive(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let s = &db.store;
+    assert_eq!(s.heartbeat("a", 1000, 1000, 985).await.unwrap(), 1);
+    assert_eq!(s.heartbeat("b", 1002, 1002, 987).await.unwrap(), 2);
+    assert_eq!(s.heartbeat("a", 1000, 1005, 990).await.unwrap(), 2);
+    // b went quiet: after 15 s it no longer counts.
+    assert_eq!(s.heartbeat("a", 1000, 1020, 1005).await.unwrap(), 1);
+    // A node that leaves stops counting at once.
+    assert_eq!(s.heartbeat("c", 1020, 1020, 1005).await.unwrap(), 2);
+    s.leave("c").await.unwrap();
+    assert_eq!(s.heartbeat("a", 1000, 1021, 1006).await.unwrap(), 1);
+    // Rows of nodes gone for a day are forgotten (b is back as a new row).
+    assert_eq!(
+        s.heartbeat("a", 1000, 1002 + 86_401, 1002 + 86_386)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(s.heartbeat("b", 1002, 1002 + 86_402, 0).await.unwrap(), 2);
+}
+
+async fn a_lease_has_one_holder_until_it_expires(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let s = &db.store;
+    assert!(s.acquire_lease("cleanup", "node-a", 100, 130).await.unwrap());
+    // Held: another node cannot take it, its holder renews it.
+    assert!(!s.acquire_lease("cleanup", "node-b", 110, 140).await.unwrap());
+    assert!(s.acquire_lease("cleanup", "node-a", 120, 150).await.unwrap());
+    assert!(!s.acquire_lease("cleanup", "node-b", 149, 179).await.unwrap());
+    // Another lease is independent.
+    assert!(s.acquire_lease("key-rotation", "node-b", 149, 179).await.unwrap());
+    // Expired (its holder died): the next taker gets it, and the old holder has lost it.
+    assert!(s.acquire_lease("cleanup", "node-b", 150, 180).await.unwrap());
+    assert!(!s.acquire_lease("cleanup", "node-a", 151, 181).await.unwrap());
+    // Released by someone else: nothing happens; by its holder: free at once.
+    s.release_lease("cleanup", "node-a").await.unwrap();
+    assert!(!s.acquire_lease("cleanup", "node-c", 152, 182).await.unwrap());
+    s.release_lease("cleanup", "node-b").await.unwrap();
+    assert!(s.acquire_lease("cleanup", "node-c", 152, 182).await.unwrap());
+}
+
+async fn concurrent_lease_takers_get_one_lease(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    for round in 0..5 {
+        let name = format!("job-{round}");
+        let mut tasks = Vec::new();
+        for n in 0..10 {
+            let store = db.store.clone();
+            let name = name.clone();
+            tasks.push(tokio::spawn(async move {
+                store.acquire_lease(&name, &format!("node-{n}"), 100, 130).await
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            // A PostgreSQL serialisation error would be an error, not a win: unwrap shows it.
+            if task.await.unwrap().unwrap() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+}
+
+fn outbox(id: &str, due: i64) -> OutboxRecord {
+    OutboxRecord {
+        id: id.to_owned(),
+        client_id: "shop".to_owned(),
+        uri: "https://shop.example/logout".to_owned(),
+        user_id: "u1".to_owned(),
+        sso_session_id: format!("sso-{id}"),
+        attempts: 0,
+        next_attempt_at: due,
+        created_at: 100,
+        last_error: None,
+    }
+}
+
+async fn outbox_rows_are_claimed_once_and_retried_later(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let s = &db.store;
+    s.enqueue_backchannel(&outbox("one", 100)).await.unwrap();
+    s.enqueue_backchannel(&outbox("two", 105)).await.unwrap();
+    s.enqueue_backchannel(&outbox("later", 200)).await.unwrap();
+    let claimed = s.claim_backchannel(110, 140, 10).await.unwrap();
+    let ids: Vec<&str> = claimed.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["one", "two"]);
+    assert_eq!(claimed[0].next_attempt_at, 140);
+    assert_eq!(claimed[0].sso_session_id, "sso-one");
+    // Claimed: not handed out again until the claim runs out.
+    assert!(s.claim_backchannel(139, 169, 10).await.unwrap().is_empty());
+    // A failed attempt is recorded and retried at its time.
+    s.retry_backchannel("one", 1, 150, "status 500").await.unwrap();
+    s.finish_backchannel("two").await.unwrap();
+    let again = s.claim_backchannel(150, 180, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, "one");
+    assert_eq!(again[0].attempts, 1);
+    assert_eq!(again[0].last_error.as_deref(), Some("status 500"));
+    // The limit holds; finished rows are gone.
+    s.finish_backchannel("one").await.unwrap();
+    assert_eq!(s.claim_backchannel(1000, 1030, 1).await.unwrap().len(), 1);
+    assert!(s.claim_backchannel(1000, 1030, 10).await.unwrap().is_empty());
+}
+
+async fn concurrent_outbox_claims_never_share_a_row(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    for n in 0..20 {
+        db.store
+            .enqueue_backchannel(&outbox(&format!("r{n}"), 100))
+            .await
+            .unwrap();
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..6 {
+        let store = db.store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.claim_backchannel(100, 130, 20).await
+        }));
+    }
+    let mut seen = Vec::new();
+    for task in tasks {
+        for record in task.await.unwrap().unwrap() {
+            seen.push(record.id);
+        }
+    }
+    seen.sort();
+    let total = seen.len();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "a row was claimed twice");
+    assert_eq!(total, 20, "every due row was claimed once");
+}
 
 fn key(kid: &str, alg: &str, activates_at: i64) -> StoredKey {
     StoredKey {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use tessera_store::ephemeral::{EphemeralStore, MemoryStore, RedisStore, Subscription};
+use tessera_store::ephemeral::{EphemeralStore, FailoverStore, MemoryStore, RedisStore, Subscription};
 use tessera_store::StoreError;
 
 /// How long a subscriber waits for a message that should arrive.
@@ -65,7 +65,7 @@ async fn redis_store() -> Option<Arc<dyn EphemeralStore>> {
 
 /// `suite!(case_fn => memory_test, redis_test, ...)` generates one test per store.
 macro_rules! suite {
-    ($($case:ident => $memory:ident, $redis:ident;)*) => {$(
+    ($($case:ident => $memory:ident, $redis:ident, $failover:ident;)*) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $memory() {
             let store: Arc<dyn EphemeralStore> = Arc::new(MemoryStore::new());
@@ -79,26 +79,35 @@ macro_rules! suite {
             assert_eq!(store.kind(), "redis");
             $case(store).await;
         }
+
+        /// The same contract through the failover store while Redis is up.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $failover() {
+            let Ok(url) = std::env::var("TESSERA_TEST_REDIS_URL") else { return };
+            let store = FailoverStore::connect(&url).await.unwrap();
+            assert!(!store.degraded());
+            $case(Arc::new(store)).await;
+        }
     )*};
 }
 
 suite! {
-    case_incr_counts => incr_counts_memory, incr_counts_redis;
-    case_incr_fixed_window => incr_fixed_window_memory, incr_fixed_window_redis;
-    case_incr_concurrent => incr_concurrent_memory, incr_concurrent_redis;
-    case_set_if_absent => set_if_absent_memory, set_if_absent_redis;
-    case_set_if_absent_concurrent => set_if_absent_concurrent_memory, set_if_absent_concurrent_redis;
-    case_set_get_delete_ttl => set_get_delete_ttl_memory, set_get_delete_ttl_redis;
-    case_set_expires => set_expires_memory, set_expires_redis;
-    case_deny_basic => deny_basic_memory, deny_basic_redis;
-    case_deny_later_expiry_wins => deny_later_expiry_wins_memory, deny_later_expiry_wins_redis;
-    case_deny_expiry_and_order => deny_expiry_and_order_memory, deny_expiry_and_order_redis;
-    case_pubsub_delivers => pubsub_delivers_memory, pubsub_delivers_redis;
-    case_pubsub_two_subscribers => pubsub_two_subscribers_memory, pubsub_two_subscribers_redis;
-    case_pubsub_other_channel => pubsub_other_channel_memory, pubsub_other_channel_redis;
-    case_ping => ping_memory, ping_redis;
-    case_add_counts_up_and_down => add_counts_up_and_down_memory, add_counts_up_and_down_redis;
-    case_add_concurrent => add_concurrent_memory, add_concurrent_redis;
+    case_incr_counts => incr_counts_memory, incr_counts_redis, incr_counts_failover;
+    case_incr_fixed_window => incr_fixed_window_memory, incr_fixed_window_redis, incr_fixed_window_failover;
+    case_incr_concurrent => incr_concurrent_memory, incr_concurrent_redis, incr_concurrent_failover;
+    case_set_if_absent => set_if_absent_memory, set_if_absent_redis, set_if_absent_failover;
+    case_set_if_absent_concurrent => set_if_absent_concurrent_memory, set_if_absent_concurrent_redis, set_if_absent_concurrent_failover;
+    case_set_get_delete_ttl => set_get_delete_ttl_memory, set_get_delete_ttl_redis, set_get_delete_ttl_failover;
+    case_set_expires => set_expires_memory, set_expires_redis, set_expires_failover;
+    case_deny_basic => deny_basic_memory, deny_basic_redis, deny_basic_failover;
+    case_deny_later_expiry_wins => deny_later_expiry_wins_memory, deny_later_expiry_wins_redis, deny_later_expiry_wins_failover;
+    case_deny_expiry_and_order => deny_expiry_and_order_memory, deny_expiry_and_order_redis, deny_expiry_and_order_failover;
+    case_pubsub_delivers => pubsub_delivers_memory, pubsub_delivers_redis, pubsub_delivers_failover;
+    case_pubsub_two_subscribers => pubsub_two_subscribers_memory, pubsub_two_subscribers_redis, pubsub_two_subscribers_failover;
+    case_pubsub_other_channel => pubsub_other_channel_memory, pubsub_other_channel_redis, pubsub_other_channel_failover;
+    case_ping => ping_memory, ping_redis, ping_failover;
+    case_add_counts_up_and_down => add_counts_up_and_down_memory, add_counts_up_and_down_redis, add_counts_up_and_down_failover;
+    case_add_concurrent => add_concurrent_memory, add_concurrent_redis, add_concurrent_failover;
 }
 
 async fn case_incr_counts(store: Arc<dyn EphemeralStore>) {
@@ -454,4 +463,174 @@ async fn redis_unreachable_fails_fast() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// A Redis server of the test's own, on a free port, that can be killed and restarted
+/// (never the shared one). `None` when `redis-server` is not installed.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn on_free_port() -> OwnRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        OwnRedis { port, child: None }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server; false when redis-server is missing.
+    async fn start(&mut self) -> bool {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        let Ok(child) = child else {
+            assert!(
+                std::env::var("TESSERA_REQUIRE_INTEROP").is_err(),
+                "redis-server is required"
+            );
+            eprintln!("skipped: redis-server not installed");
+            return false;
+        };
+        self.child = Some(child);
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not start");
+    }
+
+    /// SIGKILL: Redis vanishes without a goodbye, as in a crash.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+/// Redis dies: every operation keeps answering (from a per-node fallback that starts
+/// empty), the store says it is degraded, a subscription made meanwhile hears this node
+/// and ends when Redis is back; then the nodes share state again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_survives_a_redis_crash_and_recovers() {
+    let mut redis = OwnRedis::on_free_port();
+    if !redis.start().await {
+        return;
+    }
+    let store = FailoverStore::connect(&redis.url()).await.unwrap();
+    let other_node = FailoverStore::connect(&redis.url()).await.unwrap();
+    assert!(!store.degraded());
+    let window = Duration::from_secs(60);
+    assert_eq!(store.incr("shared", window).await.unwrap(), 1);
+    assert_eq!(
+        other_node.incr("shared", window).await.unwrap(),
+        2,
+        "shared through Redis"
+    );
+    let mut before = store.subscribe("news").await.unwrap();
+
+    redis.kill();
+    // The first operation meets the outage and is answered from the fallback.
+    assert_eq!(store.incr("shared", window).await.unwrap(), 1);
+    assert!(store.degraded());
+    assert_eq!(store.incr("shared", window).await.unwrap(), 2);
+    assert!(store.set_if_absent("once", b"1", window).await.unwrap());
+    assert!(!store.set_if_absent("once", b"1", window).await.unwrap());
+    assert_eq!(store.get("once").await.unwrap().as_deref(), Some(&b"1"[..]));
+    store.ping().await.unwrap();
+    // The subscription on Redis ended with its connection.
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), before.next())
+            .await
+            .unwrap(),
+        None
+    );
+    let mut during = store.subscribe("news").await.unwrap();
+    store.publish("news", "local").await.unwrap();
+    assert_eq!(next_message(&mut during).await, "local");
+
+    redis.start().await;
+    wait_until("the store leaves degraded mode", || !store.degraded()).await;
+    // The fallback subscription ends so its owner subscribes to Redis again.
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), during.next())
+            .await
+            .unwrap(),
+        None
+    );
+    // Shared again (Redis restarted empty: it keeps nothing on disk here).
+    other_node.ping().await.unwrap();
+    wait_until("the other node is back on Redis", || !other_node.degraded()).await;
+    assert_eq!(store.incr("after", window).await.unwrap(), 1);
+    assert_eq!(other_node.incr("after", window).await.unwrap(), 2);
+    let mut after = other_node.subscribe("news").await.unwrap();
+    store.publish("news", "shared").await.unwrap();
+    assert_eq!(next_message(&mut after).await, "shared");
+}
+
+/// A node may start while Redis is down: it starts degraded and joins Redis when it comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_starts_without_redis_and_connects_when_it_comes() {
+    let mut redis = OwnRedis::on_free_port();
+    let store = FailoverStore::connect(&redis.url()).await.unwrap();
+    assert!(store.degraded());
+    assert_eq!(store.incr("k", Duration::from_secs(60)).await.unwrap(), 1);
+    if !redis.start().await {
+        return;
+    }
+    wait_until("the store connects", || !store.degraded()).await;
+    let direct = RedisStore::connect(&redis.url()).await.unwrap();
+    assert_eq!(store.incr("k", Duration::from_secs(60)).await.unwrap(), 1);
+    assert_eq!(
+        direct.incr("k", Duration::from_secs(60)).await.unwrap(),
+        2,
+        "on Redis now"
+    );
+}
+
+/// A URL that is not a Redis URL is a configuration error, not a degraded start.
+#[tokio::test]
+async fn failover_refuses_a_url_that_is_not_redis() {
+    let result = FailoverStore::connect("http://127.0.0.1:6379").await;
+    assert!(matches!(result, Err(StoreError::UnsupportedUrl(_))), "{result:?}");
 }

@@ -8,6 +8,11 @@
 //! doubling with each further lockout up to `login.max_lockout_secs`. A success clears the
 //! count. Per client IP, failures are counted and the IP is throttled past
 //! `login.max_failures_per_ip`.
+//!
+//! While the ephemeral store is degraded (Redis unreachable, each node counting on its
+//! own), both limits are divided by the number of live nodes (rounded down, at least 1), so
+//! that the cluster as a whole allows no more failures than with Redis: stricter, never
+//! looser. Lockouts set then are this node's only, and are forgotten when Redis returns.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +20,7 @@ use std::time::Duration;
 use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
+use crate::cluster::Cluster;
 use crate::config::LoginConfig;
 use crate::tokens::opaque::sha256_b64;
 
@@ -59,11 +65,30 @@ pub struct Attempt {
 pub struct Throttle {
     store: Arc<dyn EphemeralStore>,
     config: LoginConfig,
+    cluster: Arc<Cluster>,
 }
 
 impl Throttle {
-    pub fn new(store: Arc<dyn EphemeralStore>, config: LoginConfig) -> Self {
-        Throttle { store, config }
+    pub fn new(store: Arc<dyn EphemeralStore>, config: LoginConfig, cluster: Arc<Cluster>) -> Self {
+        Throttle {
+            store,
+            config,
+            cluster,
+        }
+    }
+
+    /// `limit` as it applies on this node now: divided among the live nodes while the
+    /// store counts per node.
+    fn effective(&self, limit: u32) -> u32 {
+        if self.store.degraded() {
+            (limit / self.cluster.live_nodes()).max(1)
+        } else {
+            limit
+        }
+    }
+
+    fn max_failures(&self) -> u32 {
+        self.effective(self.config.max_failures)
     }
 
     fn window(&self) -> Duration {
@@ -85,7 +110,7 @@ impl Throttle {
         if let Some(ip) = ip {
             let key = format!("login:ip:{ip}");
             let n = self.store.add(&key, 1, self.window()).await?;
-            if n > i64::from(self.config.max_failures_per_ip) {
+            if n > i64::from(self.effective(self.config.max_failures_per_ip)) {
                 self.store.add(&key, -1, self.window()).await?;
                 let left = self.store.ttl(&key).await?.unwrap_or(self.window());
                 return Ok(Err(Refusal::RetryAfter(whole_secs(left))));
@@ -95,7 +120,7 @@ impl Throttle {
             .store
             .incr(&format!("login:attempts:{account}"), self.window())
             .await?;
-        if number > u64::from(self.config.max_failures) {
+        if number > u64::from(self.max_failures()) {
             // The limit's worth of attempts is in flight or failed: refuse without checking.
             self.give_back_ip(ip).await?;
             let left = match self.store.ttl(&format!("login:lock:{account}")).await? {
@@ -136,7 +161,7 @@ impl Throttle {
     /// The password was wrong (the attempt stays counted against account and IP). Returns
     /// the lockout now in force, if this failure caused one.
     pub async fn failed(&self, attempt: &Attempt) -> Result<Option<u64>, StoreError> {
-        if attempt.number < u64::from(self.config.max_failures) {
+        if attempt.number < u64::from(self.max_failures()) {
             return Ok(None);
         }
         let lockouts = self

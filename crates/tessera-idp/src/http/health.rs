@@ -42,27 +42,30 @@ pub async fn metrics() -> Response {
     }
 }
 
-/// Checks what readiness depends on: the database answers, every algorithm has an active
-/// signing key, and the ephemeral store (Redis, when configured) answers.
+/// Checks what readiness depends on: the database answers and every algorithm has an
+/// active signing key; and whether Redis (when configured) answers.
 pub(crate) async fn check(state: &AppState) -> Readiness {
-    let (database, ephemeral) = tokio::join!(
+    let (database, _) = tokio::join!(
         tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
+        // Lets the ephemeral store notice an outage (or the end of one) now.
         tokio::time::timeout(CHECK_TIMEOUT, state.ephemeral.ping()),
     );
     let now = state.clock.now();
     let keys = state.keys.snapshot();
     Readiness {
         database: matches!(database, Ok(Ok(()))),
-        ephemeral: matches!(ephemeral, Ok(Ok(()))),
         keys: crate::keys::ALGORITHMS
             .iter()
             .all(|alg| keys.iter().any(|k| k.alg == *alg && k.is_active(now))),
         redis: state.ephemeral.kind() == "redis",
+        redis_up: !state.ephemeral.degraded(),
     }
 }
 
-/// `GET /readyz`: whether this node can do its work — the database answers, signing keys
-/// are loaded, and the ephemeral store (Redis, when configured) answers. 200 or 503.
+/// `GET /readyz`: whether this node can do its work. 200 `ready`; 200 `degraded` when Redis
+/// is unreachable (the node serves on per-node state and stricter throttling, so a load
+/// balancer should keep it); 503 `unavailable` when the database does not answer or no
+/// signing key is loaded.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let readiness = check(&state).await;
     if state.config.metrics.enabled {
@@ -71,22 +74,30 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let now = state.clock.now();
     let keys = state.keys.snapshot();
     let active = keys.iter().filter(|k| k.is_active(now)).count();
-    let ready = readiness.ready();
-    let status = if ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
+    let (status, word) = match (readiness.ready(), readiness.degraded()) {
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+        (true, true) => (StatusCode::OK, "degraded"),
+        (true, false) => (StatusCode::OK, "ready"),
     };
-    let word = |ok: bool| if ok { "ok" } else { "unavailable" };
-    (
+    let check = |ok: bool| if ok { "ok" } else { "unavailable" };
+    let mut response = (
         status,
         Json(json!({
-            "status": if ready { "ready" } else { "unavailable" },
+            "status": word,
             "checks": {
-                "database": { "status": word(readiness.database), "backend": state.db.backend().name() },
-                "keys": { "status": word(readiness.keys), "active": active, "published": keys.iter().filter(|k| k.is_published(now)).count() },
-                "ephemeral": { "status": word(readiness.ephemeral), "backend": state.ephemeral.kind() },
+                "database": { "status": check(readiness.database), "backend": state.db.backend().name() },
+                "keys": { "status": check(readiness.keys), "active": active, "published": keys.iter().filter(|k| k.is_published(now)).count() },
+                "ephemeral": {
+                    "status": if readiness.degraded() { "degraded" } else { "ok" },
+                    "backend": state.ephemeral.kind(),
+                },
+                "cluster": { "nodes": state.cluster.live_nodes() },
             }
         })),
     )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }

@@ -132,9 +132,19 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
+    // Validated at start; an entry that does not parse cannot get here.
+    let trusted: std::sync::Arc<[tessera_proto::net::Cidr]> = http
+        .trusted_proxies
+        .iter()
+        .filter_map(|entry| tessera_proto::net::Cidr::parse(entry).ok())
+        .collect();
     let router = router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            request::resolve_client_ip,
+        ))
         .layer(limits)
         .layer(axum::middleware::map_response(problem_for_bare_errors))
         .layer(middleware);

@@ -2,11 +2,15 @@
 //! user agent, request id), an OAuth form, a Bearer token.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::Response;
+use tessera_proto::net::Cidr;
 use tessera_proto::OAuthErrorCode;
 
 use super::REQUEST_ID;
@@ -15,6 +19,30 @@ use crate::error::{ApiError, OAuthFailure};
 
 /// Longest user agent kept (it is stored per session and in audit records).
 const MAX_USER_AGENT: usize = 512;
+
+/// The client's address, decided once per request by [`resolve_client_ip`].
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+/// Middleware: the client's address is the TCP peer, unless the peer is one of
+/// `http.trusted_proxies` — then it is the right-most address of `X-Forwarded-For` that is
+/// not a trusted proxy (a client can prepend anything; only what our proxies appended counts).
+pub async fn resolve_client_ip(
+    State(trusted): State<Arc<[Cidr]>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let forwarded_for = request
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        let ip = tessera_proto::net::client_ip(peer.ip(), forwarded_for, &trusted);
+        request.extensions_mut().insert(ClientIp(ip));
+    }
+    next.run(request).await
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     type Rejection = std::convert::Infallible;
@@ -28,10 +56,13 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 .map(str::to_owned)
         };
         Ok(RequestContext {
-            ip: parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip().to_string()),
+            ip: match parts.extensions.get::<ClientIp>() {
+                Some(ClientIp(ip)) => Some(ip.to_string()),
+                None => parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip().to_string()),
+            },
             user_agent: header_text(header::USER_AGENT).map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
             request_id: header_text(REQUEST_ID),
         })

@@ -17,8 +17,8 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{
-    AuthorizationCodeRecord, ClientRecord, ClientStore, CodeRedemption, OidcStore, SessionRecord,
-    SsoSessionRecord, UserRecord, UserStore,
+    AuthorizationCodeRecord, ClientRecord, ClientStore, ClusterStore, CodeRedemption, OidcStore,
+    OutboxRecord, SessionRecord, SsoSessionRecord, UserRecord, UserStore,
 };
 use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
@@ -40,7 +40,12 @@ pub const ID_TOKEN_TTL_SECS: i64 = 3600;
 /// Lifetime of a back-channel logout token.
 const LOGOUT_TOKEN_TTL_SECS: i64 = 120;
 /// Delivery attempts of a back-channel logout, with doubling pauses from one second.
-const LOGOUT_ATTEMPTS: u32 = 3;
+const LOGOUT_ATTEMPTS: i64 = 3;
+/// Seconds a back-channel delivery is claimed for while one node attempts it; if that node
+/// dies, another retries it after this.
+const LOGOUT_CLAIM_SECS: i64 = 30;
+/// Most back-channel deliveries attempted in one pass of the outbox.
+const LOGOUT_BATCH: u32 = 50;
 
 /// What happens after a valid authorization request.
 #[derive(Debug)]
@@ -63,6 +68,7 @@ pub struct Granted {
     pub scope: String,
 }
 
+#[derive(Clone)]
 pub struct Provider {
     config: Arc<Config>,
     issuer: Arc<str>,
@@ -72,6 +78,7 @@ pub struct Provider {
     users: Arc<dyn UserStore>,
     tokens: Arc<TokenService>,
     ephemeral: Arc<dyn EphemeralStore>,
+    outbox: Arc<dyn ClusterStore>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
@@ -86,6 +93,8 @@ pub struct ProviderParts {
     pub tokens: Arc<TokenService>,
     /// Shared between nodes: where a code replay is flagged for the winning redemption.
     pub ephemeral: Arc<dyn EphemeralStore>,
+    /// Back-channel logout deliveries, durable so that a retry survives this node.
+    pub outbox: Arc<dyn ClusterStore>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -123,6 +132,7 @@ impl Provider {
             users: parts.users,
             tokens: parts.tokens,
             ephemeral: parts.ephemeral,
+            outbox: parts.outbox,
             audit: parts.audit,
             clock: parts.clock,
             http,
@@ -591,6 +601,10 @@ impl Provider {
         Ok(true)
     }
 
+    /// Tells every client of the ending SSO session that has a back-channel logout URI:
+    /// each notification goes to the durable outbox first, then this node makes the first
+    /// attempt at once; retries (and attempts a dead node never made) are made by the
+    /// outbox job of whichever node holds its lease.
     async fn notify_backchannel(
         &self,
         sso: &SsoSessionRecord,
@@ -611,68 +625,127 @@ impl Provider {
                 continue;
             };
             let now = self.clock.now();
-            let claims = LogoutTokenClaims {
-                iss: self.issuer.to_string(),
-                aud: client.client_id.clone(),
-                iat: now,
-                exp: now + LOGOUT_TOKEN_TTL_SECS,
-                jti: random_id(),
-                sub: sso.user_id.clone(),
-                sid: sso.id.clone(),
-                events: json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+            let record = OutboxRecord {
+                id: random_id(),
+                client_id: client.client_id.clone(),
+                uri,
+                user_id: sso.user_id.clone(),
+                sso_session_id: sso.id.clone(),
+                attempts: 0,
+                // Claimed by this node's first attempt.
+                next_attempt_at: now + LOGOUT_CLAIM_SECS,
+                created_at: now,
+                last_error: None,
             };
-            let token = match id_token::sign_logout_token(&self.keys, &claims) {
-                Ok(token) => token,
-                Err(err) => {
-                    tracing::error!(error = %err, "cannot sign a logout token");
-                    continue;
-                }
-            };
-            let http = self.http.clone();
-            let audit = self.audit.clone();
+            if let Err(err) = self.outbox.enqueue_backchannel(&record).await {
+                tracing::warn!(error = %err, "cannot queue a back-channel logout; attempting it once, without retries");
+            }
+            let this = self.clone();
             let context = context.clone();
-            let client_id = client.client_id.clone();
-            let user_id = sso.user_id.clone();
-            tokio::spawn(async move {
-                let mut pause = Duration::from_secs(1);
-                let mut last_error = String::new();
-                for attempt in 1..=LOGOUT_ATTEMPTS {
-                    match http
-                        .post(&uri)
-                        .form(&[("logout_token", token.as_str())])
-                        .send()
-                        .await
-                    {
-                        Ok(response) if response.status().is_success() => {
-                            audit
-                                .record(
-                                    &context,
-                                    AuditEvent::new("logout.backchannel_delivered", "success")
-                                        .subject(&user_id)
-                                        .client(&client_id)
-                                        .detail(json!({ "attempt": attempt })),
-                                )
-                                .await;
-                            return;
-                        }
-                        Ok(response) => last_error = format!("status {}", response.status()),
-                        Err(err) => last_error = err.without_url().to_string(),
+            tokio::spawn(async move { this.attempt_backchannel(record, &context).await });
+        }
+    }
+
+    /// Starts a delivery for every back-channel notification that is due: those whose
+    /// node died before finishing (their claim ran out). The outbox job runs this; so can
+    /// tests.
+    pub async fn deliver_due_backchannel(&self) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let due = self
+            .outbox
+            .claim_backchannel(now, now + LOGOUT_CLAIM_SECS, LOGOUT_BATCH)
+            .await?;
+        for record in due {
+            let this = self.clone();
+            tokio::spawn(async move { this.attempt_backchannel(record, &RequestContext::default()).await });
+        }
+        Ok(())
+    }
+
+    /// Delivers a claimed notification: attempts with a freshly signed logout token each
+    /// time and doubling pauses from one second, up to [`LOGOUT_ATTEMPTS`] in all. After
+    /// each failure the row stays claimed for [`LOGOUT_CLAIM_SECS`] more, so if this node
+    /// dies mid-way another node's outbox job finishes the attempts. The outcome is audited.
+    async fn attempt_backchannel(&self, mut record: OutboxRecord, context: &RequestContext) {
+        let mut pause = Duration::from_secs(1);
+        loop {
+            let attempt = record.attempts + 1;
+            let error = match self.send_logout_token(&record).await {
+                Ok(()) => {
+                    if let Err(err) = self.outbox.finish_backchannel(&record.id).await {
+                        tracing::warn!(error = %err, "cannot remove a delivered back-channel logout from the outbox");
                     }
-                    if attempt < LOGOUT_ATTEMPTS {
-                        tokio::time::sleep(pause).await;
-                        pause *= 2;
-                    }
+                    self.audit
+                        .record(
+                            context,
+                            AuditEvent::new("logout.backchannel_delivered", "success")
+                                .subject(&record.user_id)
+                                .client(&record.client_id)
+                                .session(&record.sso_session_id)
+                                .detail(json!({ "attempt": attempt })),
+                        )
+                        .await;
+                    return;
                 }
-                audit
+                Err(error) => error,
+            };
+            if attempt >= LOGOUT_ATTEMPTS {
+                if let Err(err) = self.outbox.finish_backchannel(&record.id).await {
+                    tracing::warn!(error = %err, "cannot remove a failed back-channel logout from the outbox");
+                }
+                self.audit
                     .record(
-                        &context,
+                        context,
                         AuditEvent::new("logout.backchannel_failed", "failure")
-                            .subject(&user_id)
-                            .client(&client_id)
-                            .detail(json!({ "attempts": LOGOUT_ATTEMPTS, "error": last_error })),
+                            .subject(&record.user_id)
+                            .client(&record.client_id)
+                            .session(&record.sso_session_id)
+                            .detail(json!({ "attempts": attempt, "error": error })),
                     )
                     .await;
-            });
+                return;
+            }
+            let claim = self.clock.now() + LOGOUT_CLAIM_SECS;
+            if let Err(err) = self
+                .outbox
+                .retry_backchannel(&record.id, attempt, claim, &error)
+                .await
+            {
+                tracing::warn!(error = %err, "cannot record a back-channel logout attempt");
+            }
+            record.attempts = attempt;
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+
+    /// Signs a logout token for the notification and POSTs it; the error, if any, as text.
+    async fn send_logout_token(&self, record: &OutboxRecord) -> Result<(), String> {
+        let now = self.clock.now();
+        let claims = LogoutTokenClaims {
+            iss: self.issuer.to_string(),
+            aud: record.client_id.clone(),
+            iat: now,
+            exp: now + LOGOUT_TOKEN_TTL_SECS,
+            jti: random_id(),
+            sub: record.user_id.clone(),
+            sid: record.sso_session_id.clone(),
+            events: json!({ BACKCHANNEL_LOGOUT_EVENT: {} }),
+        };
+        let token = id_token::sign_logout_token(&self.keys, &claims).map_err(|err| {
+            tracing::error!(error = %err, "cannot sign a logout token");
+            "cannot sign a logout token".to_owned()
+        })?;
+        match self
+            .http
+            .post(&record.uri)
+            .form(&[("logout_token", token.as_str())])
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("status {}", response.status())),
+            Err(err) => Err(err.without_url().to_string()),
         }
     }
 

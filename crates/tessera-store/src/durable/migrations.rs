@@ -35,6 +35,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0004_oidc.sql"),
         include_str!("../../migrations/postgres/0004_oidc.sql"),
     ),
+    (
+        5,
+        "cluster",
+        include_str!("../../migrations/sqlite/0005_cluster.sql"),
+        include_str!("../../migrations/postgres/0005_cluster.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

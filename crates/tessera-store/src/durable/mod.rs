@@ -7,6 +7,7 @@
 
 mod audit;
 mod clients;
+mod cluster;
 mod keys;
 mod migrations;
 mod oidc;
@@ -22,6 +23,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use self::audit::{AuditQuery, AuditRecord, AuditStore, Maintenance, Purged};
 pub use self::clients::{ClientRecord, ClientStore};
+pub use self::cluster::{ClusterStore, OutboxRecord};
 pub use self::keys::{KeyStore, StoredKey};
 pub use self::oidc::{AuthorizationCodeRecord, CodeRedemption, OidcStore, SsoSessionRecord};
 pub use self::revocations::{RevocationRecord, RevocationStore, RevokedKind};

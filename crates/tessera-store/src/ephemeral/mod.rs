@@ -3,8 +3,10 @@
 //! one-time markers), deny-list entries and pub/sub for invalidations.
 //!
 //! Two implementations pass one test suite: [`MemoryStore`] (one process, the embedded
-//! default) and [`RedisStore`] (many nodes).
+//! default) and [`RedisStore`] (many nodes). A node configured with Redis uses
+//! [`FailoverStore`]: Redis, with a per-node fallback while Redis is unreachable.
 
+mod failover;
 mod memory;
 mod redis;
 
@@ -13,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
 
+pub use self::failover::FailoverStore;
 pub use self::memory::MemoryStore;
 pub use self::redis::RedisStore;
 use crate::StoreError;
@@ -70,6 +73,12 @@ pub trait EphemeralStore: Send + Sync + 'static {
 
     /// Checks that the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether the store runs on a per-node fallback because its shared backend is
+    /// unreachable (see [`FailoverStore`]): counters and markers are then this node's only.
+    fn degraded(&self) -> bool {
+        false
+    }
 
     /// A short name for logs and readiness documents: `memory` or `redis`.
     fn kind(&self) -> &'static str;

@@ -25,7 +25,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tessera_idp::audit::RequestContext;
 use tessera_idp::clock::Clock;
-use tessera_store::durable::{AuditQuery, AuditStore, ClientRecord, OidcStore, SessionStore};
+use tessera_store::durable::{
+    AuditQuery, AuditStore, ClientRecord, ClusterStore, OidcStore, OutboxRecord, SessionStore,
+};
 use tessera_testkit::{backend_tests, pkce_pair, spawn, Backend, Page, TestClient, TestNode};
 
 backend_tests!(
@@ -52,6 +54,7 @@ backend_tests!(
     logout_refuses_invalid_id_token_hints,
     backchannel_logout_delivers_a_verifiable_logout_token,
     backchannel_logout_retries_a_failing_endpoint_three_times,
+    backchannel_logout_outbox_survives_the_node_that_queued_it,
     userinfo_wants_a_live_user_token_with_openid,
     cors_allows_only_registered_origins_and_never_credentials,
     every_discovered_endpoint_answers,
@@ -2566,17 +2569,65 @@ async fn backchannel_logout_retries_a_failing_endpoint_three_times(backend: Back
     assert_eq!(detail["attempts"], 3, "{detail}");
     let received = receiver.received();
     assert_eq!(received.len(), 3, "{received:?}");
-    let first = logout_token_of(&received[0]);
+    // Each attempt signs a fresh token (own jti; none is stored) for the same logout.
+    let mut jtis = Vec::new();
     for request in &received {
-        assert_eq!(
-            logout_token_of(request),
-            first,
-            "each attempt carries the same token"
-        );
+        let (_, claims) = verify_jwt(&node, &logout_token_of(request), &shop.client_id).await;
+        assert_eq!(claims["sub"], alice.id.as_str());
+        assert_eq!(claims["aud"], "shop-web");
+        jtis.push(claims["jti"].as_str().unwrap().to_owned());
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    jtis.dedup();
+    assert_eq!(jtis.len(), 3, "{jtis:?}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(receiver.received().len(), 3, "no attempt after giving up");
     assert_eq!(count(&node, "logout.backchannel_delivered").await, 0);
+    // Nothing is left in the outbox.
+    let now = node.state.clock.now();
+    let left = node
+        .state
+        .db
+        .claim_backchannel(now + 3600, now + 3600, 10)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// A notification in the durable outbox is delivered by the outbox job even when the node
+/// that queued it never attempted it (it died): no retry depends on one process.
+async fn backchannel_logout_outbox_survives_the_node_that_queued_it(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let alice = person(&node, "backchannel-orphan").await;
+    let receiver = Receiver::start(200).await;
+    node.create_oidc_client("shop-web", false, REDIRECT, true, Some(&receiver.url))
+        .await;
+    let now = node.state.clock.now();
+    // As a node that died right after queueing leaves it: claimed for 30 s, not attempted.
+    let record = OutboxRecord {
+        id: "orphan-1".into(),
+        client_id: "shop-web".into(),
+        uri: receiver.url.clone(),
+        user_id: alice.id.clone(),
+        sso_session_id: "sso-of-a-dead-node".into(),
+        attempts: 0,
+        next_attempt_at: now + 30,
+        created_at: now,
+        last_error: None,
+    };
+    node.state.db.enqueue_backchannel(&record).await.unwrap();
+    // Not before its claim runs out…
+    node.state.provider.deliver_due_backchannel().await.unwrap();
+    assert!(receiver.received().is_empty());
+    // …then by whichever node runs the outbox job.
+    node.clock.advance(31);
+    let received = receiver.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    let (_, claims) = verify_jwt(&node, &logout_token_of(&received[0]), "shop-web").await;
+    assert_eq!(claims["sid"], "sso-of-a-dead-node");
+    assert_eq!(claims["sub"], alice.id.as_str());
+    assert_eq!(count(&node, "logout.backchannel_delivered").await, 1);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1, "delivered once");
 }
 
 // --- 8. userinfo ---------------------------------------------------------------------------
