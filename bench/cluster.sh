@@ -19,7 +19,11 @@
 # On a machine with few cores every node, PostgreSQL, Redis, HAProxy and the load
 # generator share the same CPUs: more nodes add no CPU, so the expected shape is flat
 # throughput (coordination through PostgreSQL and Redis costs nothing visible), not
-# linear scaling. Scaling out needs machines, not processes.
+# linear scaling. Scaling out needs machines, not processes. The rates also depend on how
+# much of the CPU other processes take meanwhile (on a busy machine, N nodes run N times as
+# many threads and win a larger share of it), so the script also prints the CPU time the
+# nodes spent per request (from /proc): that figure does not depend on the neighbours, and
+# a flat cpu-ms/op across 1-3 nodes is what "no cost from coordination" looks like.
 #
 # Its own Redis (a free port, no persistence) and its own database `tessera_cluster_bench`
 # on the local PostgreSQL (dropped and created); everything on 127.0.0.1, in a temporary
@@ -180,15 +184,31 @@ stop_cluster() {
   for pid in "${NODE_PIDS[@]}"; do stop "$pid"; done
 }
 
-declare -A RATE P50 P99 FAILED
+CLK_TCK=$(getconf CLK_TCK)
+nodes_ticks() { # utime+stime of all node processes, in clock ticks
+  local total=0 pid t
+  for pid in "${NODE_PIDS[@]}"; do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+
+declare -A RATE P50 P99 FAILED CPU
 measure() { # N MODE
-  local out
+  local out t0 t1 ok
+  t0=$(nodes_ticks)
   out=$("$LOAD" "$2" "http://127.0.0.1:$LB_PORT" "$PREFIX" "$PASSWORD" "$CONCURRENCY" "$DURATION")
+  t1=$(nodes_ticks)
+  ok=$(sed -n 's/.*"ok":\([0-9]*\).*/\1/p' <<<"$out")
+  # Node CPU per request (ms), all nodes together; includes the refresh workers' logins
+  # before the window, which is small against thousands of refreshes.
+  CPU[$1,$2]=$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$ok" 'BEGIN {printf "%.2f", n ? 1000 * t / hz / n : 0}')
   RATE[$1,$2]=$(sed -n 's/.*"per_sec":\([0-9.]*\).*/\1/p' <<<"$out")
   P50[$1,$2]=$(sed -n 's/.*"p50_ms":\([0-9.]*\).*/\1/p' <<<"$out")
   P99[$1,$2]=$(sed -n 's/.*"p99_ms":\([0-9.]*\).*/\1/p' <<<"$out")
   FAILED[$1,$2]=$(sed -n 's/.*"failed":\([0-9]*\).*/\1/p' <<<"$out")
-  say "$1 node(s), $2: $out"
+  say "$1 node(s), $2: $out, node cpu ${CPU[$1,$2]} ms/op"
 }
 
 section "runs"
@@ -204,14 +224,16 @@ done
 # --- summary ---------------------------------------------------------------------------------
 section "summary (requests/s through HAProxy; ratio to 1 node)"
 first=${NODE_COUNTS%% *}
-printf '%-8s %12s %8s %10s %10s   %12s %8s %10s %10s\n' nodes logins/s ratio p50-ms p99-ms refreshes/s ratio p50-ms p99-ms
+printf '%-6s %9s %6s %7s %7s %9s   %11s %6s %7s %7s %9s\n' nodes logins/s ratio p50-ms p99-ms cpu-ms/op refreshes/s ratio p50-ms p99-ms cpu-ms/op
 for n in $NODE_COUNTS; do
-  printf '%-8s %12.1f %8.2f %10.1f %10.1f   %12.1f %8.2f %10.1f %10.1f\n' "$n" \
+  printf '%-6s %9.1f %6.2f %7.1f %7.1f %9.2f   %11.1f %6.2f %7.1f %7.1f %9.2f\n' "$n" \
     "${RATE[$n,login]}" "$(awk -v a="${RATE[$n,login]}" -v b="${RATE[$first,login]}" 'BEGIN {print a / b}')" \
-    "${P50[$n,login]}" "${P99[$n,login]}" \
+    "${P50[$n,login]}" "${P99[$n,login]}" "${CPU[$n,login]}" \
     "${RATE[$n,refresh]}" "$(awk -v a="${RATE[$n,refresh]}" -v b="${RATE[$first,refresh]}" 'BEGIN {print a / b}')" \
-    "${P50[$n,refresh]}" "${P99[$n,refresh]}"
+    "${P50[$n,refresh]}" "${P99[$n,refresh]}" "${CPU[$n,refresh]}"
 done
+say "cpu-ms/op: CPU time of all tessera nodes together per completed request (from /proc),"
+say "independent of how much of the machine other processes took meanwhile."
 total_failed=0
 for n in $NODE_COUNTS; do total_failed=$((total_failed + FAILED[$n,login] + FAILED[$n,refresh])); done
 say "failed requests in all measurements: $total_failed"
