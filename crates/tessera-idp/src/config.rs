@@ -43,6 +43,7 @@ pub struct Config {
     pub accounts: AccountsConfig,
     pub passwords: PasswordsConfig,
     pub login: LoginConfig,
+    pub alerts: AlertsConfig,
     pub mail: MailConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
@@ -96,6 +97,37 @@ pub struct LoginConfig {
     pub max_failures_per_ip: u32,
     /// Failures after which responses ask for a CAPTCHA (`captchaRequired`); 0 disables.
     pub captcha_after_failures: u32,
+}
+
+/// Abnormal-login alerts: the new sign-in e-mail and abuse signals (docs/operations.md).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Recognise devices (the `tessera_device` cookie, or a native client's device id) and
+    /// e-mail the user about a sign-in from a new device on a new network. `false`: no
+    /// device cookie, nothing remembered, no e-mail.
+    pub new_sign_in_email: bool,
+    /// New sign-in e-mails per user per hour at most; sign-ins past it are still audited.
+    pub new_sign_in_max_per_hour: u32,
+    /// Lifetime of the `tessera_device` cookie in days (browsers cap it at 400).
+    pub device_cookie_days: u64,
+    /// Device-and-network sightings remembered per user (the most recent ones).
+    pub known_devices_per_user: u32,
+    /// Days after which a sighting not seen again is forgotten (by the clean-up pass).
+    pub known_device_retention_days: u64,
+    /// Length of the fixed windows in which abuse signals are counted, in seconds.
+    pub abuse_window_secs: u64,
+    /// Distinct client IPs failing to sign in to one account within a window that raise
+    /// `abuse.distributed_failures`; 0 turns the signal off.
+    pub abuse_ips_per_account: u32,
+    /// Distinct accounts failing from one client IP within a window that raise
+    /// `abuse.many_accounts_from_ip`; 0 turns the signal off.
+    pub abuse_accounts_per_ip: u32,
+    /// When set, each abuse signal is also POSTed here as JSON (http(s)).
+    pub webhook_url: Option<String>,
+    /// When set, webhook requests carry `X-Tessera-Signature: sha256=<hex HMAC-SHA256 of
+    /// the body under this secret>`.
+    pub webhook_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -272,6 +304,7 @@ impl Default for Config {
             accounts: AccountsConfig::default(),
             passwords: PasswordsConfig::default(),
             login: LoginConfig::default(),
+            alerts: AlertsConfig::default(),
             mail: MailConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
@@ -368,6 +401,23 @@ impl Default for LoginConfig {
             max_lockout_secs: 3600,
             max_failures_per_ip: 100,
             captcha_after_failures: 3,
+        }
+    }
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            new_sign_in_email: true,
+            new_sign_in_max_per_hour: 3,
+            device_cookie_days: 400,
+            known_devices_per_user: 20,
+            known_device_retention_days: 400,
+            abuse_window_secs: 900,
+            abuse_ips_per_account: 10,
+            abuse_accounts_per_ip: 20,
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 }
@@ -585,6 +635,56 @@ pub const KEYS: &[(&str, &str, ValueKind)] = &[
         "login.captcha_after_failures",
         "TESSERA_LOGIN__CAPTCHA_AFTER_FAILURES",
         ValueKind::Int,
+    ),
+    (
+        "alerts.new_sign_in_email",
+        "TESSERA_ALERTS__NEW_SIGN_IN_EMAIL",
+        ValueKind::Bool,
+    ),
+    (
+        "alerts.new_sign_in_max_per_hour",
+        "TESSERA_ALERTS__NEW_SIGN_IN_MAX_PER_HOUR",
+        ValueKind::Int,
+    ),
+    (
+        "alerts.device_cookie_days",
+        "TESSERA_ALERTS__DEVICE_COOKIE_DAYS",
+        ValueKind::Int,
+    ),
+    (
+        "alerts.known_devices_per_user",
+        "TESSERA_ALERTS__KNOWN_DEVICES_PER_USER",
+        ValueKind::Int,
+    ),
+    (
+        "alerts.known_device_retention_days",
+        "TESSERA_ALERTS__KNOWN_DEVICE_RETENTION_DAYS",
+        ValueKind::Int,
+    ),
+    (
+        "alerts.abuse_window_secs",
+        "TESSERA_ALERTS__ABUSE_WINDOW_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "alerts.abuse_ips_per_account",
+        "TESSERA_ALERTS__ABUSE_IPS_PER_ACCOUNT",
+        ValueKind::Int,
+    ),
+    (
+        "alerts.abuse_accounts_per_ip",
+        "TESSERA_ALERTS__ABUSE_ACCOUNTS_PER_IP",
+        ValueKind::Int,
+    ),
+    (
+        "alerts.webhook_url",
+        "TESSERA_ALERTS__WEBHOOK_URL",
+        ValueKind::Str,
+    ),
+    (
+        "alerts.webhook_secret",
+        "TESSERA_ALERTS__WEBHOOK_SECRET",
+        ValueKind::Str,
     ),
     ("mail.transport", "TESSERA_MAIL__TRANSPORT", ValueKind::Str),
     ("mail.smtp_url", "TESSERA_MAIL__SMTP_URL", ValueKind::Str),
@@ -855,6 +955,7 @@ impl Config {
                 "must be at least login.lockout_secs",
             ));
         }
+        self.validate_alerts()?;
         if self.mail.transport == MailTransport::Smtp && self.mail.smtp_url.is_none() {
             return Err(invalid(
                 "mail.smtp_url",
@@ -885,6 +986,51 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     key: "sessions.channels",
                     reason: format!("channel name {name:?} must be 1-32 of a-z, 0-9, - and _"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_alerts(&self) -> Result<(), ConfigError> {
+        let alerts = &self.alerts;
+        positive(
+            "alerts.new_sign_in_max_per_hour",
+            u64::from(alerts.new_sign_in_max_per_hour),
+        )?;
+        positive("alerts.device_cookie_days", alerts.device_cookie_days)?;
+        if alerts.device_cookie_days > 400 {
+            return Err(ConfigError::Invalid {
+                key: "alerts.device_cookie_days",
+                reason: "must be at most 400 (browsers cap cookie lifetimes there)".to_owned(),
+            });
+        }
+        positive(
+            "alerts.known_devices_per_user",
+            u64::from(alerts.known_devices_per_user),
+        )?;
+        positive(
+            "alerts.known_device_retention_days",
+            alerts.known_device_retention_days,
+        )?;
+        positive("alerts.abuse_window_secs", alerts.abuse_window_secs)?;
+        if let Some(url) = &alerts.webhook_url {
+            let parsed = url::Url::parse(url.trim()).map_err(|e| ConfigError::Invalid {
+                key: "alerts.webhook_url",
+                reason: format!("is not a URL ({e})"),
+            })?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(ConfigError::Invalid {
+                    key: "alerts.webhook_url",
+                    reason: "must be an http:// or https:// URL".to_owned(),
+                });
+            }
+        }
+        if let Some(secret) = &alerts.webhook_secret {
+            if secret.expose().len() < 16 {
+                return Err(ConfigError::Invalid {
+                    key: "alerts.webhook_secret",
+                    reason: "must be at least 16 characters (32 random bytes recommended)".to_owned(),
                 });
             }
         }
@@ -1313,5 +1459,50 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn alert_settings_are_checked_and_named() {
+        let config = Config::load(None, Vec::new()).unwrap();
+        assert!(config.alerts.new_sign_in_email);
+        assert_eq!(config.alerts.new_sign_in_max_per_hour, 3);
+        let config = Config::load(
+            None,
+            env(&[
+                ("TESSERA_ALERTS__NEW_SIGN_IN_EMAIL", "false"),
+                ("TESSERA_ALERTS__WEBHOOK_URL", "https://hooks.example.com/tessera"),
+                ("TESSERA_ALERTS__WEBHOOK_SECRET", "0123456789abcdef0123"),
+            ]),
+        )
+        .unwrap();
+        assert!(!config.alerts.new_sign_in_email);
+        assert_eq!(
+            config.alerts.webhook_url.as_deref(),
+            Some("https://hooks.example.com/tessera")
+        );
+        for (text, key) in [
+            ("[alerts]\nwebhook_url = \"ftp://x\"\n", "`alerts.webhook_url`"),
+            ("[alerts]\nwebhook_url = \"not a url\"\n", "`alerts.webhook_url`"),
+            (
+                "[alerts]\nwebhook_secret = \"short\"\n",
+                "`alerts.webhook_secret`",
+            ),
+            (
+                "[alerts]\ndevice_cookie_days = 401\n",
+                "`alerts.device_cookie_days`",
+            ),
+            (
+                "[alerts]\nnew_sign_in_max_per_hour = 0\n",
+                "`alerts.new_sign_in_max_per_hour`",
+            ),
+            ("[alerts]\nabuse_window_secs = 0\n", "`alerts.abuse_window_secs`"),
+        ] {
+            let err = load_toml(text).unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = load_toml("[alerts]\nwebhook_secret = \"short\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("short"), "{err}");
     }
 }

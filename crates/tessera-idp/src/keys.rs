@@ -12,9 +12,12 @@ use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use serde_json::json;
 use tessera_store::durable::{KeyStore, StoredKey};
+use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
+use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 
 /// The algorithms a node holds a key for: ES256 signs access tokens by default, RS256 is
@@ -142,6 +145,96 @@ pub fn key_status(key: &StoredKey, now: i64) -> &'static str {
     }
 }
 
+/// A signing key as `tessera keys list --json` and `GET /admin/keys` show it: its public
+/// facts and timeline, never private material.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct KeyView {
+    /// The RFC 7638 thumbprint, as in JWKS and token headers.
+    pub kid: String,
+    /// `ES256`, `RS256` or `EdDSA`.
+    pub alg: String,
+    /// `published` (in JWKS, not signing yet), `active`, `retired` (verifies only) or
+    /// `expired` (out of JWKS).
+    pub status: String,
+    pub created_at: i64,
+    /// When it starts signing (unix seconds).
+    pub activates_at: i64,
+    /// When it stops signing, once a successor is created.
+    pub retires_at: Option<i64>,
+    /// When it leaves JWKS.
+    pub expires_at: Option<i64>,
+}
+
+impl KeyView {
+    /// The view of `key` at `now`.
+    pub fn of(key: &StoredKey, now: i64) -> Self {
+        KeyView {
+            kid: key.kid.clone(),
+            alg: key.alg.clone(),
+            status: key_status(key, now).to_owned(),
+            created_at: key.created_at,
+            activates_at: key.activates_at,
+            retires_at: key.retires_at,
+            expires_at: key.expires_at,
+        }
+    }
+}
+
+/// Every key, expired or not, oldest first, as of `now` (`tessera keys list`, `GET /admin/keys`).
+pub async fn list_keys(store: &dyn KeyStore, now: i64) -> Result<Vec<KeyView>, StoreError> {
+    Ok(store
+        .all_keys()
+        .await?
+        .iter()
+        .map(|key| KeyView::of(key, now))
+        .collect())
+}
+
+/// The algorithms a rotation request names: one by JOSE name, or all when `None`.
+pub fn algorithms(name: Option<&str>) -> Result<Vec<Algorithm>, KeyError> {
+    match name {
+        None => Ok(ALGORITHMS.to_vec()),
+        Some(name) => parse_alg(name)
+            .map(|alg| vec![alg])
+            .ok_or_else(|| KeyError::UnsupportedAlgorithm(name.to_owned())),
+    }
+}
+
+/// `tessera keys rotate` and `POST /admin/keys/rotate`: a new key for each of `algs` (see
+/// [`KeyRing::rotate`]), each audited as `key.rotated` by `actor`, then announced on
+/// [`crate::node::KEYS_CHANGED_CHANNEL`] so that nodes sharing Redis reload at once (others
+/// within `keys.reload_secs`). A failed announcement is logged, not returned: the keys are
+/// stored, and the periodic reload picks them up.
+pub async fn rotate_keys(
+    ring: &KeyRing,
+    ephemeral: &dyn EphemeralStore,
+    audit: &Auditor,
+    algs: &[Algorithm],
+    actor: &str,
+    context: &RequestContext,
+) -> Result<Vec<StoredKey>, KeyError> {
+    let mut created = Vec::with_capacity(algs.len());
+    for alg in algs {
+        let key = ring.rotate(*alg).await?;
+        audit
+            .record(
+                context,
+                AuditEvent::new("key.rotated", "success")
+                    .actor(actor)
+                    .detail(json!({ "kid": key.kid, "alg": key.alg, "activates_at": key.activates_at })),
+            )
+            .await;
+        created.push(key);
+    }
+    if let Err(err) = ephemeral
+        .publish(crate::node::KEYS_CHANGED_CHANNEL, "rotated")
+        .await
+    {
+        tracing::warn!(error = %err, "cannot announce the key rotation; other nodes reload within keys.reload_secs");
+    }
+    Ok(created)
+}
+
 /// Timing of rotations.
 #[derive(Debug, Clone, Copy)]
 pub struct RotationPolicy {
@@ -156,6 +249,8 @@ pub struct KeyRing {
     clock: Arc<dyn Clock>,
     policy: RotationPolicy,
     keys: RwLock<Arc<Vec<SigningKey>>>,
+    /// Serialises scheduled rotations on this node (other nodes are kept out by a lease).
+    rotating: tokio::sync::Mutex<()>,
 }
 
 impl KeyRing {
@@ -173,6 +268,7 @@ impl KeyRing {
             clock,
             policy,
             keys: RwLock::new(Arc::new(Vec::new())),
+            rotating: tokio::sync::Mutex::new(()),
         };
         if ring.store.all_keys().await?.is_empty() {
             let now = ring.clock.now();
@@ -260,6 +356,25 @@ impl KeyRing {
             .await?;
         self.reload().await?;
         Ok(new)
+    }
+
+    /// Rotates `alg` if its newest key (as the store has it now, so rotations made by other
+    /// nodes or `tessera keys rotate` count) is at least `max_age` seconds old. One call at a
+    /// time per node. Returns the new key, if one was made.
+    pub async fn rotate_if_older(&self, alg: Algorithm, max_age: i64) -> Result<Option<StoredKey>, KeyError> {
+        let _one_at_a_time = self.rotating.lock().await;
+        self.reload().await?;
+        let now = self.clock.now();
+        let newest = self
+            .snapshot()
+            .iter()
+            .filter(|k| k.alg == alg)
+            .map(|k| k.created_at)
+            .max();
+        if newest.is_some_and(|created| now.saturating_sub(created) < max_age) {
+            return Ok(None);
+        }
+        self.rotate(alg).await.map(Some)
     }
 
     fn generate(&self, alg: Algorithm, created_at: i64, activates_at: i64) -> Result<StoredKey, KeyError> {

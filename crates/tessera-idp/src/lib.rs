@@ -2,6 +2,7 @@
 //! node. Storage is reached only through `tessera-store` traits; there is no SQL here.
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod clients;
 pub mod clock;

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use crate::accounts::throttle::Throttle;
 use crate::accounts::{Accounts, AccountsParts};
+use crate::alerts::{Alerts, AlertsParts};
 use crate::audit::Auditor;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, Cluster};
@@ -201,6 +202,15 @@ impl Node {
             clock: clock.clone(),
             successors,
         }));
+        let alerts = Arc::new(Alerts::new(AlertsParts {
+            config: config.clone(),
+            users: shared.clone(),
+            devices: shared.clone(),
+            ephemeral: ephemeral.clone(),
+            mailer: mailer.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        }));
         let accounts = Arc::new(Accounts::new(AccountsParts {
             config: config.clone(),
             users: shared.clone(),
@@ -209,6 +219,7 @@ impl Node {
             mailer,
             tokens: tokens.clone(),
             throttle: Throttle::new(ephemeral.clone(), config.login.clone(), cluster.clone()),
+            alerts: alerts.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
         }));
@@ -242,6 +253,7 @@ impl Node {
             revocations: shared,
             tokens,
             accounts,
+            alerts,
             provider,
             audit,
             cluster: cluster.clone(),
@@ -398,15 +410,11 @@ async fn rotate_keys_periodically(state: AppState) {
 /// key is at least `keys.rotate_after_secs` old. Returns how many keys were created.
 pub async fn rotate_due_keys(state: &AppState) -> Result<usize, KeyError> {
     let max_age = secs(state.config.keys.rotate_after_secs);
-    let now = state.clock.now();
-    let keys = state.keys.snapshot();
     let mut rotated = 0;
     for alg in crate::keys::ALGORITHMS {
-        let newest = keys.iter().filter(|k| k.alg == alg).map(|k| k.created_at).max();
-        if newest.is_some_and(|created| now.saturating_sub(created) < max_age) {
+        let Some(key) = state.keys.rotate_if_older(alg, max_age).await? else {
             continue;
-        }
-        let key = state.keys.rotate(alg).await?;
+        };
         tracing::info!(kid = %key.kid, alg = crate::keys::alg_name(alg), "rotated a signing key on schedule");
         state
             .audit
@@ -448,7 +456,8 @@ pub async fn clean_up_once(state: &AppState) -> Result<(), StoreError> {
         .await?;
     // Keys leave JWKS at their expiry; keep the rows a day longer for `keys list`.
     let keys = state.db.prune_keys(now - 86_400).await?;
-    if purged != Default::default() || keys > 0 {
+    let known_devices = state.alerts.purge_known_devices().await?;
+    if purged != Default::default() || keys > 0 || known_devices > 0 {
         tracing::info!(
             refresh_tokens = purged.refresh_tokens,
             sessions = purged.sessions,
@@ -458,6 +467,7 @@ pub async fn clean_up_once(state: &AppState) -> Result<(), StoreError> {
             authorization_codes = purged.authorization_codes,
             sso_sessions = purged.sso_sessions,
             keys,
+            known_devices,
             "cleaned up expired rows"
         );
     }

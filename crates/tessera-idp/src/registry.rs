@@ -68,7 +68,7 @@ impl RegistryError {
 
 /// A client to register, with the names of OAuth 2.0 Dynamic Client Registration (RFC 7591)
 /// and Tessera's own fields. Absent fields take their defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientSpec {
     /// Generated from the name when absent.
@@ -109,7 +109,7 @@ pub struct ClientSpec {
 
 /// Changes to a client (a JSON merge patch, RFC 7396): absent fields stay, lists are
 /// replaced whole, `null` clears `backchannel_logout_uri` and the lifetimes.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPatch {
     /// Accepted only when it names the client being changed: ids never change.
@@ -155,7 +155,7 @@ where
 }
 
 /// A client as the CLI and the admin API show it: never its secret or the secret's hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ClientView {
     pub client_id: String,
     pub client_name: String,
@@ -415,7 +415,10 @@ impl ClientRegistry {
                 "the built-in first-party client cannot be deleted",
             ));
         }
-        if client_id.is_empty() || client_id.len() > 255 || !self.clients.delete_client(client_id).await? {
+        if client_id.is_empty()
+            || client_id.len() > 255
+            || !self.clients.delete_client(client_id, self.clock.now()).await?
+        {
             return Err(RegistryError::NotFound);
         }
         self.record(AuditEvent::new("client.deleted", "success").client(client_id))

@@ -6,6 +6,7 @@ use tessera_store::durable::{ClientStore, RevocationStore, SqlStore};
 use tessera_store::ephemeral::EphemeralStore;
 
 use crate::accounts::Accounts;
+use crate::alerts::Alerts;
 use crate::audit::Auditor;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub revocations: Arc<dyn RevocationStore>,
     pub tokens: Arc<TokenService>,
     pub accounts: Arc<Accounts>,
+    pub alerts: Arc<Alerts>,
     pub provider: Arc<Provider>,
     pub audit: Auditor,
     /// This node among the others (heartbeat, leases).

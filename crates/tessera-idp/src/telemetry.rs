@@ -42,6 +42,7 @@ pub const READY: &str = "tessera_ready";
 pub const SIGNING_KEY_AGE: &str = "tessera_signing_key_age_seconds";
 pub const ACTIVE_SESSIONS: &str = "tessera_active_sessions";
 pub const AUDIT_EVENTS: &str = "tessera_audit_events_total";
+pub const ABUSE_SIGNALS: &str = "tessera_abuse_signals_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,12 @@ pub const METRICS: &[(&str, Kind, &[&str], &str)] = &[
         &["event", "outcome"],
         "Audit events recorded by this node, by event type and outcome.",
     ),
+    (
+        ABUSE_SIGNALS,
+        Kind::Counter,
+        &["kind"],
+        "Abuse signals raised: distributed_failures (one account, many IPs), many_accounts_from_ip.",
+    ),
 ];
 
 /// The outcomes of a password login (`tessera_logins_total{outcome}`).
@@ -216,6 +223,9 @@ fn describe_and_register() {
     for store in ["database", "redis"] {
         metrics::counter!(STORE_ERRORS, "store" => store).increment(0);
     }
+    for kind in crate::alerts::abuse::SignalKind::ALL {
+        metrics::counter!(ABUSE_SIGNALS, "kind" => kind.label()).increment(0);
+    }
 }
 
 /// The Prometheus text exposition of everything recorded in this process.
@@ -233,6 +243,11 @@ pub fn login(outcome: &'static str) {
 /// A token response was issued for `grant_type` (one of [`GRANT_TYPES`]).
 pub fn token_issued(grant_type: &'static str) {
     metrics::counter!(TOKENS_ISSUED, "grant_type" => grant_type).increment(1);
+}
+
+/// An abuse signal of `kind` (a [`crate::alerts::abuse::SignalKind`] label) was raised.
+pub fn abuse_signal(kind: &'static str) {
+    metrics::counter!(ABUSE_SIGNALS, "kind" => kind).increment(1);
 }
 
 /// One password hash or verification took `elapsed`.
@@ -440,7 +455,8 @@ mod tests {
                         "grant_type",
                         "store",
                         "alg",
-                        "event"
+                        "event",
+                        "kind"
                     ]
                     .contains(label),
                     "{name}: label {label} is not one of the bounded labels"

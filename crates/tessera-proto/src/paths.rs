@@ -22,6 +22,8 @@ pub const MEMBER_ME: &str = "/api/member/me";
 pub const PASSWORD_FORGOT: &str = "/auth/password/forgot";
 pub const PASSWORD_RESET: &str = "/auth/password/reset";
 pub const PASSWORD_CHANGE: &str = "/auth/password/change";
+/// The "end that session" link of a new sign-in e-mail: `GET` shows a confirmation, `POST` ends it.
+pub const END_SIGN_IN: &str = "/auth/sign-in/end";
 pub const AUTHORIZE: &str = "/oauth2/authorize";
 pub const AUTHORIZE_LOGIN: &str = "/oauth2/authorize/login";
 pub const AUTHORIZE_CONSENT: &str = "/oauth2/authorize/consent";
@@ -32,4 +34,14 @@ pub const ADMIN_CLIENTS: &str = "/admin/clients";
 pub const ADMIN_CLIENT: &str = "/admin/clients/{id}";
 pub const ADMIN_CLIENT_SECRET: &str = "/admin/clients/{id}/secret";
 pub const ADMIN_AUDIT: &str = "/admin/audit";
+pub const ADMIN_USERS: &str = "/admin/users";
+pub const ADMIN_USER: &str = "/admin/users/{id}";
+pub const ADMIN_USER_DISABLE: &str = "/admin/users/{id}/disable";
+pub const ADMIN_USER_ENABLE: &str = "/admin/users/{id}/enable";
+pub const ADMIN_USER_SESSIONS: &str = "/admin/users/{id}/sessions";
+pub const ADMIN_SESSION: &str = "/admin/sessions/{sid}";
+pub const ADMIN_KEYS: &str = "/admin/keys";
+pub const ADMIN_KEYS_ROTATE: &str = "/admin/keys/rotate";
+/// The admin API's OpenAPI 3.1 document (no token needed: it holds no secret).
+pub const ADMIN_OPENAPI: &str = "/admin/openapi.json";
 pub const METRICS: &str = "/metrics";

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use tessera_store::durable::{
     AuditQuery, AuditRecord, AuditStore, AuthorizationCodeRecord, ClientRecord, ClientStore, ClusterStore,
-    CodeRedemption, ConnectSettings, CreateOutcome, KeyStore, Maintenance, OidcStore, OneTimeTokenRecord,
-    OutboxRecord, Purged, RefreshRecord, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit,
-    SessionRecord, SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore,
+    CodeRedemption, ConnectSettings, CreateOutcome, DeviceStore, KeyStore, KnownDeviceRecord, Maintenance,
+    OidcStore, OneTimeTokenRecord, OutboxRecord, Purged, RefreshRecord, RevocationStore, RevokedKind,
+    RotateOutcome, Rotation, SessionLimit, SessionRecord, SessionStore, SqlStore, SsoSessionRecord,
+    StoredKey, UserRecord, UserStore,
 };
 use tessera_store::StoreError;
 
@@ -130,6 +131,7 @@ suite!(
     concurrent_creations_never_pass_a_reject_limit,
     concurrent_creations_with_revoke_oldest_leave_one_alive,
     revoking_a_session_twice_and_all_of_a_subject,
+    deleting_a_client_ends_its_sessions,
     revocation_feed_dedupes_pages_and_expires,
     audit_filters_and_pages_newest_first,
     audit_after_id_reads_what_came_later,
@@ -141,6 +143,7 @@ suite!(
     upgrade_password_hash_is_compare_and_set,
     mark_email_verified_needs_the_same_unverified_address,
     disabling_roles_and_counting_users,
+    users_are_listed_in_pages_and_by_email,
     deleting_a_user_removes_history_and_tokens,
     one_time_tokens_are_used_once,
     concurrent_consumers_of_one_token_get_it_once,
@@ -159,6 +162,8 @@ suite!(
     concurrent_lease_takers_get_one_lease,
     outbox_rows_are_claimed_once_and_retried_later,
     concurrent_outbox_claims_never_share_a_row,
+    known_devices_are_upserted_bounded_and_purged,
+    one_time_tokens_keep_their_session,
 );
 
 async fn heartbeats_count_the_nodes_alive(backend: &str) {
@@ -371,10 +376,12 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .set_password("fixture-user", "h1", 1_100, 5)
                 .await
                 .unwrap());
-            db.store
-                .create_one_time_token(&one_time("fixture-ott", "verify_email", "fixture-user", 1_100))
-                .await
-                .unwrap();
+            // Today's store writes the column migration 6 added: raw SQL of the time.
+            insert_one_time_token_as_of_v3(
+                &db.url,
+                &one_time("fixture-ott", "verify_email", "fixture-user", 1_100),
+            )
+            .await;
         }
         if *version == 4 {
             let store = &db.store;
@@ -470,6 +477,28 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
             })
         );
     }
+}
+
+/// Inserts a single-use token as migration 3 shaped the table (no `session_id`).
+async fn insert_one_time_token_as_of_v3(url: &str, t: &OneTimeTokenRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO one_time_tokens (token_hash, purpose, user_id, email, created_at, expires_at, used_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&t.token_hash)
+    .bind(&t.purpose)
+    .bind(&t.user_id)
+    .bind(&t.email)
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(t.used_at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
 }
 
 /// Inserts `s` and its first token (`rt-<id>`) as migration 2 shaped the tables.
@@ -775,8 +804,8 @@ async fn client_crud_and_lists_round_trip(backend: &str) {
     );
     assert!(!store.update_client(&client("missing")).await.unwrap());
 
-    assert!(store.delete_client("a").await.unwrap());
-    assert!(!store.delete_client("a").await.unwrap());
+    assert!(store.delete_client("a", 3_000).await.unwrap());
+    assert!(!store.delete_client("a", 3_000).await.unwrap());
     assert_eq!(store.client("a").await.unwrap(), None);
     assert_eq!(ids_of_clients(&store.clients().await.unwrap()), ["b"]);
 }
@@ -1395,6 +1424,61 @@ async fn concurrent_creations_with_revoke_oldest_leave_one_alive(backend: &str) 
     }
     // Exactly one feed entry per revoked session.
     assert_eq!(db.store.revocations(0, 0, 1_000).await.unwrap().len(), 9 * ROUNDS);
+}
+
+/// A deleted client's sessions end with it, in the same transaction, and go on the feed;
+/// other clients' sessions are untouched.
+async fn deleting_a_client_ends_its_sessions(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store.create_client(&client("app")).await.unwrap();
+    store.create_client(&client("other")).await.unwrap();
+    create(store, &session("s1", "u1", "web", 1_000), SessionLimit::Unlimited).await;
+    create(store, &session("s2", "u2", "web", 1_000), SessionLimit::Unlimited).await;
+    let mut elsewhere = session("s3", "u1", "web", 1_000);
+    elsewhere.client_id = "other".to_owned();
+    create(store, &elsewhere, SessionLimit::Unlimited).await;
+    // Already ended: stays as it was.
+    create(store, &session("s4", "u3", "web", 1_000), SessionLimit::Unlimited).await;
+    store
+        .revoke_session("s4", "logout", 1_050)
+        .await
+        .unwrap()
+        .unwrap();
+    let feed_before = store.revocations(0, 0, 1_100).await.unwrap().len();
+
+    assert!(store.delete_client("app", 1_100).await.unwrap());
+    for id in ["s1", "s2"] {
+        let ended = store.session(id).await.unwrap().unwrap();
+        assert_eq!(ended.revoked_at, Some(1_100), "{id}");
+        assert_eq!(ended.revoke_reason.as_deref(), Some("client_deleted"), "{id}");
+    }
+    assert_eq!(store.session("s3").await.unwrap().unwrap().revoked_at, None);
+    let s4 = store.session("s4").await.unwrap().unwrap();
+    assert_eq!(
+        (s4.revoked_at, s4.revoke_reason.as_deref()),
+        (Some(1_050), Some("logout"))
+    );
+    let feed: Vec<String> = store
+        .revocations(0, 0, 1_100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
+    assert_eq!(feed.len(), feed_before + 2, "{feed:?}");
+    assert!(feed.contains(&"s1".to_owned()) && feed.contains(&"s2".to_owned()));
+    // Their refresh tokens no longer rotate (the session is not alive).
+    let outcome = store
+        .rotate_refresh_token(&rotation("rt-s1", "rt-s1-next", 1_200))
+        .await
+        .unwrap();
+    assert!(!matches!(outcome, RotateOutcome::Rotated { .. }), "{outcome:?}");
+    // A client that is not there changes nothing.
+    assert!(!store.delete_client("app", 1_250).await.unwrap());
+    assert_eq!(store.revocations(0, 0, 1_250).await.unwrap().len(), feed.len());
 }
 
 async fn revoking_a_session_twice_and_all_of_a_subject(backend: &str) {
@@ -2019,6 +2103,7 @@ fn one_time(token_hash: &str, purpose: &str, user_id: &str, created_at: i64) -> 
         created_at,
         expires_at: created_at + OTT_TTL,
         used_at: None,
+        session_id: None,
     }
 }
 
@@ -2265,6 +2350,47 @@ async fn disabling_roles_and_counting_users(backend: &str) {
         Some(user("u0", "u0@example.com", 1_000))
     );
     assert_eq!(store.count_users().await.unwrap(), 3);
+}
+
+async fn users_are_listed_in_pages_and_by_email(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert!(store.list_users(None, None, 10).await.unwrap().is_empty());
+    for i in 0..5 {
+        store
+            .create_user(&user(&format!("u{i}"), &format!("u{i}@example.com"), 1_000))
+            .await
+            .unwrap();
+    }
+    let ids = |users: Vec<UserRecord>| users.into_iter().map(|u| u.id).collect::<Vec<_>>();
+    // Pages follow the id order; each starts after the last id of the one before.
+    assert_eq!(ids(store.list_users(None, None, 2).await.unwrap()), ["u0", "u1"]);
+    assert_eq!(
+        ids(store.list_users(None, Some("u1"), 2).await.unwrap()),
+        ["u2", "u3"]
+    );
+    assert_eq!(ids(store.list_users(None, Some("u3"), 2).await.unwrap()), ["u4"]);
+    assert!(store.list_users(None, Some("u4"), 2).await.unwrap().is_empty());
+    assert_eq!(store.list_users(None, None, 100).await.unwrap().len(), 5);
+    // Whole rows come back.
+    assert_eq!(
+        store.list_users(Some("u3@example.com"), None, 10).await.unwrap(),
+        vec![user("u3", "u3@example.com", 1_000)]
+    );
+    assert!(store
+        .list_users(Some("u3@example.com"), Some("u3"), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .list_users(Some("nobody@example.com"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // A limit of 0 is one.
+    assert_eq!(store.list_users(None, None, 0).await.unwrap().len(), 1);
 }
 
 async fn deleting_a_user_removes_history_and_tokens(backend: &str) {
@@ -3204,5 +3330,136 @@ async fn purge_removes_old_codes_and_long_ended_sso_sessions(backend: &str) {
     assert_eq!(
         store.user("u1").await.unwrap().map(|u| u.id).as_deref(),
         Some("u1")
+    );
+}
+
+fn sighting(user_id: &str, device: &str, network: &str, at: i64) -> KnownDeviceRecord {
+    KnownDeviceRecord {
+        user_id: user_id.to_owned(),
+        device_hash: device.to_owned(),
+        network: network.to_owned(),
+        first_seen_at: at,
+        last_seen_at: at,
+    }
+}
+
+async fn known_devices_are_upserted_bounded_and_purged(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    for id in ["u1", "u2"] {
+        store
+            .create_user(&user(id, &format!("{id}@example.com"), 1_000))
+            .await
+            .unwrap();
+    }
+    assert!(store.known_devices("u1").await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .remember_device(&sighting("u1", "d1", "10.0.0.0/24", 1_000), 3)
+            .await
+            .unwrap(),
+        0
+    );
+    // Seen again: first_seen_at stays, last_seen_at moves forward (never back).
+    store
+        .remember_device(&sighting("u1", "d1", "10.0.0.0/24", 1_100), 3)
+        .await
+        .unwrap();
+    store
+        .remember_device(&sighting("u1", "d1", "10.0.0.0/24", 1_050), 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.known_devices("u1").await.unwrap(),
+        vec![KnownDeviceRecord {
+            last_seen_at: 1_100,
+            ..sighting("u1", "d1", "10.0.0.0/24", 1_000)
+        }]
+    );
+    // The same device on another network is another row; another user's rows are apart.
+    store
+        .remember_device(&sighting("u1", "d1", "10.0.1.0/24", 1_200), 3)
+        .await
+        .unwrap();
+    store
+        .remember_device(&sighting("u1", "d2", "10.0.1.0/24", 1_300), 3)
+        .await
+        .unwrap();
+    store
+        .remember_device(&sighting("u2", "d9", "10.9.9.0/24", 1_000), 3)
+        .await
+        .unwrap();
+    // A fourth row for u1 drops its least recently seen one.
+    assert_eq!(
+        store
+            .remember_device(&sighting("u1", "d3", "10.0.2.0/24", 1_400), 3)
+            .await
+            .unwrap(),
+        1
+    );
+    let kept: Vec<(String, String)> = store
+        .known_devices("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.device_hash, d.network))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("d3".to_owned(), "10.0.2.0/24".to_owned()),
+            ("d2".to_owned(), "10.0.1.0/24".to_owned()),
+            ("d1".to_owned(), "10.0.1.0/24".to_owned()),
+        ]
+    );
+    assert_eq!(store.known_devices("u2").await.unwrap().len(), 1);
+    // Purge: rows last seen before the cut go, on every user.
+    assert_eq!(store.purge_known_devices(1_250).await.unwrap(), 2);
+    assert_eq!(store.known_devices("u1").await.unwrap().len(), 2);
+    assert!(store.known_devices("u2").await.unwrap().is_empty());
+    // Deleting the user deletes the rest.
+    assert!(store.delete_user("u1").await.unwrap());
+    assert!(store.known_devices("u1").await.unwrap().is_empty());
+}
+
+async fn one_time_tokens_keep_their_session(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    let token = OneTimeTokenRecord {
+        session_id: Some("session:s1".to_owned()),
+        ..one_time("h1", "end_session", "u1", 1_000)
+    };
+    store.create_one_time_token(&token).await.unwrap();
+    assert_eq!(
+        store
+            .peek_one_time_token("h1", "end_session", 1_001)
+            .await
+            .unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(
+        store
+            .peek_one_time_token("h1", "reset_password", 1_001)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .consume_one_time_token("h1", "end_session", 1_002)
+            .await
+            .unwrap(),
+        Some(OneTimeTokenRecord {
+            used_at: Some(1_002),
+            ..token
+        })
     );
 }

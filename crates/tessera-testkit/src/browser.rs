@@ -74,8 +74,26 @@ impl Browser {
         }
     }
 
+    /// A browser whose connections come from `ip` (any `127.x.y.z` on Linux loopback), so
+    /// that tests can sign in from several client addresses.
+    pub fn from_address(ip: std::net::IpAddr) -> Self {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .local_address(ip)
+                .build()
+                .expect("client"),
+            cookies: BTreeMap::new(),
+        }
+    }
+
     pub fn cookie(&self, name: &str) -> Option<&str> {
         self.cookies.get(name).map(String::as_str)
+    }
+
+    /// Sets a cookie as if a page had set it.
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
     }
 
     pub fn forget_cookies(&mut self) {

@@ -6,14 +6,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tessera_idp::accounts::{UserView, OPERATOR};
 use tessera_idp::audit::Auditor;
-use tessera_idp::clock::{Clock, SystemClock};
+use tessera_idp::clock::{rfc3339, Clock, SystemClock};
 use tessera_idp::config::LogFormat;
-use tessera_idp::keys::{alg_name, key_status, parse_alg, ALGORITHMS};
-use tessera_idp::node::{open_database, open_ephemeral, open_keys, KEYS_CHANGED_CHANNEL};
+use tessera_idp::keys::{algorithms, list_keys, rotate_keys};
+use tessera_idp::node::{open_database, open_ephemeral, open_keys};
 use tessera_idp::registry::{ClientPatch, ClientRegistry, ClientSpec, ClientView, RegistryError};
+use tessera_idp::tokens::SessionView;
 use tessera_idp::{Config, Node};
-use tessera_store::durable::{AuditQuery, AuditRecord, AuditStore, KeyStore};
+use tessera_store::durable::{AuditQuery, AuditRecord, AuditStore};
 
 #[derive(Parser)]
 #[command(
@@ -466,20 +468,9 @@ async fn migrate(config: Config, status_only: bool) -> CmdResult {
 
 async fn keys_list(config: Config, json: bool) -> CmdResult {
     let db = open_database(&config).await?;
-    let now = SystemClock.now();
-    let keys = db.all_keys().await?;
+    let keys = list_keys(&db, SystemClock.now()).await?;
     if json {
-        let rows: Vec<_> = keys
-            .iter()
-            .map(|k| {
-                serde_json::json!({
-                    "kid": k.kid, "alg": k.alg, "status": key_status(k, now),
-                    "created_at": k.created_at, "activates_at": k.activates_at,
-                    "retires_at": k.retires_at, "expires_at": k.expires_at,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        println!("{}", serde_json::to_string_pretty(&keys)?);
         return Ok(());
     }
     println!(
@@ -492,7 +483,7 @@ async fn keys_list(config: Config, json: bool) -> CmdResult {
             "{:<44}  {:<6}  {:<9}  {:<11}  {:<11}  {:<11}",
             k.kid,
             k.alg,
-            key_status(k, now),
+            k.status,
             k.activates_at,
             at(k.retires_at),
             at(k.expires_at)
@@ -502,26 +493,25 @@ async fn keys_list(config: Config, json: bool) -> CmdResult {
 }
 
 async fn keys_rotate(config: Config, alg: Option<String>) -> CmdResult {
-    let algs = match alg {
-        Some(name) => vec![parse_alg(&name)
-            .ok_or_else(|| format!("unknown algorithm {name:?}: use ES256, RS256 or EdDSA"))?],
-        None => ALGORITHMS.to_vec(),
-    };
+    let algs = algorithms(alg.as_deref()).map_err(|_| {
+        format!(
+            "unknown algorithm {:?}: use ES256, RS256 or EdDSA",
+            alg.unwrap_or_default()
+        )
+    })?;
     let db = open_database(&config).await?;
-    let ring = open_keys(&config, &db, Arc::new(SystemClock)).await?;
-    for alg in algs {
-        let key = ring.rotate(alg).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ring = open_keys(&config, &db, clock.clone()).await?;
+    // Nodes sharing Redis reload at once; others within `keys.reload_secs`.
+    let ephemeral = open_ephemeral(&config).await?;
+    let audit = Auditor::new(Arc::new(db), clock);
+    let context = tessera_idp::audit::RequestContext::default();
+    let keys = rotate_keys(&ring, ephemeral.as_ref(), &audit, &algs, OPERATOR, &context).await?;
+    for key in keys {
         println!(
             "{}  {}  published now, signs from {} (unix time)",
-            key.kid,
-            alg_name(alg),
-            key.activates_at
+            key.kid, key.alg, key.activates_at
         );
-    }
-    // Nodes sharing Redis reload at once; others within `keys.reload_secs`.
-    if config.redis_url.is_some() {
-        let ephemeral = open_ephemeral(&config).await?;
-        ephemeral.publish(KEYS_CHANGED_CHANNEL, "rotated").await?;
     }
     Ok(())
 }
@@ -530,17 +520,7 @@ async fn sessions_list(config: Config, subject: String, json: bool) -> CmdResult
     let node = Node::start(config).await?;
     let sessions = node.state().tokens.sessions_of(&subject).await?;
     if json {
-        let rows: Vec<_> = sessions
-            .iter()
-            .map(|s| {
-                serde_json::json!({
-                    "id": s.id, "client_id": s.client_id, "channel": s.channel,
-                    "user_agent": s.user_agent, "ip": s.ip, "created_at": s.created_at,
-                    "last_seen_at": s.last_seen_at, "idle_expires_at": s.idle_expires_at,
-                    "absolute_expires_at": s.absolute_expires_at,
-                })
-            })
-            .collect();
+        let rows: Vec<SessionView> = sessions.iter().map(SessionView::from).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
@@ -569,12 +549,12 @@ async fn sessions_revoke(config: Config, subject: Option<String>, id: Option<Str
     let ended = match (subject, id) {
         (Some(subject), _) => {
             tokens
-                .end_sessions_of(&subject, "revoked_by_operator", "operator", &context)
+                .end_sessions_of(&subject, "revoked_by_operator", OPERATOR, &context)
                 .await?
         }
         (None, Some(id)) => usize::from(
             tokens
-                .end_session(&id, "revoked_by_operator", "operator", &context)
+                .end_session(&id, "revoked_by_operator", OPERATOR, &context)
                 .await?,
         ),
         (None, None) => 0,
@@ -601,22 +581,7 @@ async fn user(config: Config, command: UserCommand) -> CmdResult {
         }
         UserCommand::Show { email, json } => {
             let user = accounts.user_by_email(&email).await?.ok_or("no such user")?;
-            let algorithm = user
-                .password_hash
-                .as_deref()
-                .and_then(tessera_idp::passwords::scheme_of)
-                .map_or("none", |s| s.name());
-            let shown = serde_json::json!({
-                "id": user.id,
-                "email": user.email,
-                "email_verified": user.email_verified_at.is_some(),
-                "email_verified_at": user.email_verified_at,
-                "password_algorithm": algorithm,
-                "roles": user.roles,
-                "disabled": user.disabled_at.is_some(),
-                "created_at": user.created_at,
-                "password_changed_at": user.password_changed_at,
-            });
+            let shown = serde_json::to_value(UserView::from(&user))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&shown)?);
             } else {
@@ -930,38 +895,4 @@ fn print_audit(records: &[AuditRecord], json: bool) -> CmdResult {
     }
     out.flush()?;
     Ok(())
-}
-
-/// Unix seconds as an RFC 3339 UTC timestamp, e.g. `2026-05-01T09:30:00Z`.
-fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3_600,
-        rest % 3_600 / 60,
-        rest % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rfc3339;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_777_628_730), "2026-05-01T09:45:30Z");
-    }
 }

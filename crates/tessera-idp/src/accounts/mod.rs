@@ -13,6 +13,7 @@ use tessera_store::durable::{ClientRecord, ClientStore, OneTimeTokenRecord, User
 use tessera_store::StoreError;
 
 use self::throttle::{Refusal, Throttle};
+use crate::alerts::Alerts;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -24,6 +25,9 @@ use crate::tokens::{Issued, Login, TokenError, TokenService};
 /// The client of the first-party JSON API (`/auth/login`, `/auth/reissue`), created at
 /// start-up if missing.
 pub const FIRST_PARTY_CLIENT: &str = "tessera-first-party";
+
+/// The audit actor of the command line's operator actions.
+pub const OPERATOR: &str = "operator";
 
 const VERIFY_EMAIL: &str = "verify_email";
 const RESET_PASSWORD: &str = "reset_password";
@@ -50,6 +54,9 @@ pub enum AccountError {
     NoSuchUser,
     #[error("a user with this e-mail exists")]
     EmailTaken,
+    /// The action would change nothing (disabling a user who is already disabled).
+    #[error("the user is already {0}")]
+    Already(&'static str),
     #[error("invalid role name {0:?}: 1-64 of letters, digits and - _ : .")]
     InvalidRole(String),
     #[error(transparent)]
@@ -71,6 +78,7 @@ pub struct Accounts {
     mailer: Mailer,
     tokens: Arc<TokenService>,
     throttle: Throttle,
+    alerts: Arc<Alerts>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
 }
@@ -83,6 +91,8 @@ pub struct AccountsParts {
     pub mailer: Mailer,
     pub tokens: Arc<TokenService>,
     pub throttle: Throttle,
+    /// Told of every failed password check (abuse signals).
+    pub alerts: Arc<Alerts>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -99,6 +109,7 @@ impl Accounts {
             mailer: parts.mailer,
             tokens: parts.tokens,
             throttle: parts.throttle,
+            alerts: parts.alerts,
             audit: parts.audit,
             clock: parts.clock,
         }
@@ -241,6 +252,7 @@ impl Accounts {
                 created_at: now,
                 expires_at: now.saturating_add(i64::try_from(ttl_secs).unwrap_or(i64::MAX)),
                 used_at: None,
+                session_id: None,
             })
             .await?;
         Ok(token)
@@ -324,6 +336,7 @@ impl Accounts {
                     Refusal::RetryAfter(_) => "throttled",
                 };
                 self.audit_login_failure(None, reason, context).await;
+                self.alerts.abuse().login_failed(&email, context).await;
                 return Err(AccountError::Throttled {
                     retry_after: refusal.retry_after(),
                 });
@@ -344,6 +357,7 @@ impl Accounts {
             let locked = self.throttle.failed(&attempt).await?;
             self.audit_login_failure(None, "invalid_credentials", context)
                 .await;
+            self.alerts.abuse().login_failed(&email, context).await;
             if let Some(secs) = locked {
                 self.audit
                     .record(
@@ -663,6 +677,20 @@ impl Accounts {
         roles: &[String],
         context: &RequestContext,
     ) -> Result<UserRecord, AccountError> {
+        self.create_user_as(raw_email, password, verified, roles, OPERATOR, context)
+            .await
+    }
+
+    /// Creates a user for `actor` (`operator` for the CLI, `client:<id>` for the admin API).
+    pub async fn create_user_as(
+        &self,
+        raw_email: &str,
+        password: &str,
+        verified: bool,
+        roles: &[String],
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<UserRecord, AccountError> {
         let email = email::normalize(raw_email).ok_or(AccountError::InvalidEmail)?;
         validate_roles(roles)?;
         self.acceptable_password(&email, password, None).await?;
@@ -688,70 +716,128 @@ impl Accounts {
             .record(
                 context,
                 AuditEvent::new("user.created", "success")
-                    .actor("operator")
+                    .actor(actor)
                     .subject(&user.id),
             )
             .await;
         Ok(user)
     }
 
-    /// Disables a user: their sessions and refresh tokens end at once.
-    pub async fn disable(&self, raw_email: &str, context: &RequestContext) -> Result<usize, AccountError> {
-        let user = self
+    /// One page of users in id order, after the user `after_id`; with `email`, only the user
+    /// with that address (normalised as at signup).
+    pub async fn list_users(
+        &self,
+        email: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, AccountError> {
+        let email = email
+            .map(|raw| email::normalize(raw).ok_or(AccountError::InvalidEmail))
+            .transpose()?;
+        Ok(self.users.list_users(email.as_deref(), after_id, limit).await?)
+    }
+
+    async fn id_of(&self, raw_email: &str) -> Result<String, AccountError> {
+        Ok(self
             .user_by_email(raw_email)
             .await?
-            .ok_or(AccountError::NoSuchUser)?;
-        self.users
-            .set_disabled(&user.id, Some(self.clock.now()), self.clock.now())
-            .await?;
+            .ok_or(AccountError::NoSuchUser)?
+            .id)
+    }
+
+    /// `tessera user disable`: see [`Accounts::disable_user`].
+    pub async fn disable(&self, raw_email: &str, context: &RequestContext) -> Result<usize, AccountError> {
+        let id = self.id_of(raw_email).await?;
+        self.disable_user(&id, OPERATOR, context).await
+    }
+
+    /// Disables a user: their sessions and refresh tokens end at once. Returns how many
+    /// sessions ended. A user who is already disabled stays as they are
+    /// ([`AccountError::Already`]).
+    pub async fn disable_user(
+        &self,
+        id: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<usize, AccountError> {
+        let user = self.users.user(id).await?.ok_or(AccountError::NoSuchUser)?;
+        if user.disabled_at.is_some() {
+            return Err(AccountError::Already("disabled"));
+        }
+        let now = self.clock.now();
+        if !self.users.set_disabled(&user.id, Some(now), now).await? {
+            return Err(AccountError::NoSuchUser);
+        }
         let ended = self
             .tokens
-            .end_sessions_of(&user.id, "user_disabled", "operator", context)
+            .end_sessions_of(&user.id, "user_disabled", actor, context)
             .await?;
         self.audit
             .record(
                 context,
                 AuditEvent::new("user.disabled", "success")
-                    .actor("operator")
+                    .actor(actor)
                     .subject(&user.id),
             )
             .await;
         Ok(ended)
     }
 
+    /// `tessera user enable`: see [`Accounts::enable_user`].
     pub async fn enable(&self, raw_email: &str, context: &RequestContext) -> Result<(), AccountError> {
-        let user = self
-            .user_by_email(raw_email)
-            .await?
-            .ok_or(AccountError::NoSuchUser)?;
-        self.users.set_disabled(&user.id, None, self.clock.now()).await?;
+        let id = self.id_of(raw_email).await?;
+        self.enable_user(&id, OPERATOR, context).await
+    }
+
+    /// Enables a user and clears their login lockouts (also what an operator does for a
+    /// locked-out user who was never disabled).
+    pub async fn enable_user(
+        &self,
+        id: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let user = self.users.user(id).await?.ok_or(AccountError::NoSuchUser)?;
+        if user.disabled_at.is_some() && !self.users.set_disabled(&user.id, None, self.clock.now()).await? {
+            return Err(AccountError::NoSuchUser);
+        }
         self.throttle.clear(&user.email).await?;
         self.audit
             .record(
                 context,
                 AuditEvent::new("user.enabled", "success")
-                    .actor("operator")
+                    .actor(actor)
                     .subject(&user.id),
             )
             .await;
         Ok(())
     }
 
-    /// Deletes a user after ending their sessions.
+    /// `tessera user delete`: see [`Accounts::delete_user`].
     pub async fn delete(&self, raw_email: &str, context: &RequestContext) -> Result<(), AccountError> {
-        let user = self
-            .user_by_email(raw_email)
-            .await?
-            .ok_or(AccountError::NoSuchUser)?;
+        let id = self.id_of(raw_email).await?;
+        self.delete_user(&id, OPERATOR, context).await
+    }
+
+    /// Deletes a user after ending their sessions (so they reach the revocation feed).
+    pub async fn delete_user(
+        &self,
+        id: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let user = self.users.user(id).await?.ok_or(AccountError::NoSuchUser)?;
         self.tokens
-            .end_sessions_of(&user.id, "user_deleted", "operator", context)
+            .end_sessions_of(&user.id, "user_deleted", actor, context)
             .await?;
-        self.users.delete_user(&user.id).await?;
+        if !self.users.delete_user(&user.id).await? {
+            return Err(AccountError::NoSuchUser);
+        }
         self.audit
             .record(
                 context,
                 AuditEvent::new("user.deleted", "success")
-                    .actor("operator")
+                    .actor(actor)
                     .subject(&user.id),
             )
             .await;
@@ -773,6 +859,47 @@ impl Accounts {
 
     pub(crate) fn audit(&self) -> &Auditor {
         &self.audit
+    }
+}
+
+/// A user as the CLI and the admin API show them: the password hash's algorithm, never
+/// the hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub email_verified_at: Option<i64>,
+    /// `argon2id`, `bcrypt`, `pbkdf2-sha256`, or `none` (no password).
+    pub password_algorithm: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub disabled_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub password_changed_at: Option<i64>,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(user: &UserRecord) -> Self {
+        let algorithm = user
+            .password_hash
+            .as_deref()
+            .and_then(passwords::scheme_of)
+            .map_or("none", |s| s.name());
+        UserView {
+            id: user.id.clone(),
+            email: user.email.clone(),
+            email_verified: user.email_verified_at.is_some(),
+            email_verified_at: user.email_verified_at,
+            password_algorithm: algorithm.to_owned(),
+            roles: user.roles.clone(),
+            disabled: user.disabled_at.is_some(),
+            disabled_at: user.disabled_at,
+            created_at: user.created_at,
+            updated_at: user.updated_at,
+            password_changed_at: user.password_changed_at,
+        }
     }
 }
 

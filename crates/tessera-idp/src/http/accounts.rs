@@ -13,6 +13,7 @@ use super::idempotency;
 use super::request::{cookie, json_body};
 use super::sessions::caller;
 use crate::accounts::AccountError;
+use crate::alerts::SignInSession;
 use crate::audit::RequestContext;
 use crate::error::ApiError;
 use crate::mail::Locale;
@@ -79,7 +80,12 @@ impl From<AccountError> for ApiError {
                 ApiError::bad_request(format!("invalid role name {role:?}")),
                 "invalid_role",
             ),
-            AccountError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email-taken", "E-mail taken"),
+            AccountError::EmailTaken => ApiError::new(StatusCode::CONFLICT, "email-taken", "E-mail taken")
+                .detail("a user with this e-mail address exists"),
+            AccountError::Already(state) => {
+                ApiError::new(StatusCode::CONFLICT, "unchanged", "Nothing to change")
+                    .detail(format!("the user is already {state}"))
+            }
             AccountError::Token(err) => err.into(),
             AccountError::Store(err) => err.into(),
             AccountError::Password(err) => ApiError::internal().caused_by(err),
@@ -145,6 +151,8 @@ pub struct LoginRequest {
     channel: Option<String>,
     /// `body` (default) or `cookie`: where the refresh token is delivered.
     refresh_token_delivery: Option<String>,
+    /// A native client's stable device id (new sign-in alerts); browsers use the cookie.
+    device_id: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -194,7 +202,7 @@ fn token_pair(state: &AppState, issued: Issued, delivery: Delivery) -> Response 
     response
 }
 
-/// `POST /auth/login {email, password, channel?, refreshTokenDelivery?}`.
+/// `POST /auth/login {email, password, channel?, refreshTokenDelivery?, deviceId?}`.
 pub async fn login(
     State(state): State<AppState>,
     context: RequestContext,
@@ -203,6 +211,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let request: LoginRequest = json_body(&headers, &body)?;
     let delivery = delivery(request.refresh_token_delivery.as_deref())?;
+    let presented = super::alerts::presented_device(&headers, request.device_id.as_deref())?;
     let issued = state
         .accounts
         .login(
@@ -213,7 +222,28 @@ pub async fn login(
         )
         .await?;
     crate::telemetry::token_issued("login");
-    Ok(token_pair(&state, issued, delivery))
+    let device = match state.accounts.user(&issued.session.subject).await {
+        Ok(Some(user)) => {
+            let session = SignInSession::Token {
+                id: issued.session.id.clone(),
+                expires_at: issued.session.absolute_expires_at,
+            };
+            state
+                .alerts
+                .signed_in(&user, &session, presented.as_deref(), &context)
+                .await
+        }
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot read the signed-in user for new sign-in alerts");
+            None
+        }
+    };
+    let mut response = token_pair(&state, issued, delivery);
+    if let Some(device) = device {
+        super::alerts::set_device_cookie(&state, &mut response, &device);
+    }
+    Ok(response)
 }
 
 #[derive(Deserialize)]

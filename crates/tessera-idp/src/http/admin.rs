@@ -9,6 +9,7 @@
 //! once, in the answer that created it.
 
 use axum::body::Bytes;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -125,9 +126,33 @@ pub(super) async fn admin(state: &AppState, headers: &HeaderMap) -> Result<Acces
     }
 }
 
+/// An id from the path: one that no user, session or client can have is as unknown as any other
+/// (and never reaches the database, where a NUL byte is an error of its own).
+pub(super) fn path_id(path: Result<Path<String>, PathRejection>, what: &str) -> Result<String, ApiError> {
+    let unknown = || ApiError::not_found().detail(format!("no such {what}"));
+    let Ok(Path(id)) = path else {
+        return Err(unknown());
+    };
+    let plausible = !id.is_empty()
+        && id.len() <= 255
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+    if plausible {
+        Ok(id)
+    } else {
+        Err(unknown())
+    }
+}
+
+/// The audit actor of an admin-API caller: `client:<client_id>`.
+pub(super) fn actor(claims: &AccessClaims) -> String {
+    format!("client:{}", claims.client_id)
+}
+
 /// The registry, acting for the calling client.
 fn registry(state: &AppState, claims: &AccessClaims, context: RequestContext) -> ClientRegistry {
-    ClientRegistry::new(state).acting_as(format!("client:{}", claims.client_id), context)
+    ClientRegistry::new(state).acting_as(actor(claims), context)
 }
 
 /// A JSON body as `T`; a field that is unknown or of the wrong type is named.
@@ -168,6 +193,15 @@ struct ClientList {
 }
 
 /// `GET /admin/clients`
+#[utoipa::path(
+    get,
+    path = "/admin/clients",
+    tag = "clients",
+    summary = "List clients",
+    operation_id = "listClients",
+    description = "As `tessera client list`: every registered client, never a secret or its hash.",
+    responses((status = 200, description = "The clients", body = super::openapi::ClientList)),
+)]
 pub async fn list(
     State(state): State<AppState>,
     context: RequestContext,
@@ -180,6 +214,22 @@ pub async fn list(
 }
 
 /// `POST /admin/clients`: 201 with `Location`, the client, and its secret (shown once).
+#[utoipa::path(
+    post,
+    path = "/admin/clients",
+    tag = "clients",
+    summary = "Register a client",
+    operation_id = "createClient",
+    description = "As `tessera client create`, with the field names of RFC 7591. A confidential client's secret is in this answer only.",
+    request_body = ClientSpec,
+    responses(
+        (status = 201, description = "Registered", body = super::openapi::RegisteredClient,
+            headers(("Location" = String, description = "The client's URL"))),
+        (status = 400, description = "Invalid client metadata (the field is named)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The client id is taken", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     context: RequestContext,
@@ -201,51 +251,110 @@ pub async fn create(
 }
 
 /// `GET /admin/clients/{id}`
+#[utoipa::path(
+    get,
+    path = "/admin/clients/{id}",
+    tag = "clients",
+    summary = "Show a client",
+    operation_id = "getClient",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The client", body = ClientView),
+        (status = 404, description = "No such client", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn show(
     State(state): State<AppState>,
     context: RequestContext,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
     let claims = admin(&state, &headers).await?;
+    let id = path_id(path, "client")?;
     let record = registry(&state, &claims, context).get(&id).await?;
     Ok(no_store(StatusCode::OK, ClientView::from(&record)))
 }
 
 /// `PATCH /admin/clients/{id}`: a JSON merge patch of the client's metadata.
+#[utoipa::path(
+    patch,
+    path = "/admin/clients/{id}",
+    tag = "clients",
+    summary = "Change a client",
+    operation_id = "updateClient",
+    description = "A JSON merge patch of the client's metadata: only the fields given change; `null` clears a nullable one.",
+    params(("id" = String, Path, description = "The client id")),
+    request_body = ClientPatch,
+    responses(
+        (status = 200, description = "The changed client", body = ClientView),
+        (status = 400, description = "Invalid client metadata (the field is named)", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not JSON", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn update(
     State(state): State<AppState>,
     context: RequestContext,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
     body: Bytes,
 ) -> Result<Response, AdminError> {
     let claims = admin(&state, &headers).await?;
+    let id = path_id(path, "client")?;
     let patch: ClientPatch = metadata(&headers, &body)?;
     let record = registry(&state, &claims, context).update(&id, patch).await?;
     Ok(no_store(StatusCode::OK, ClientView::from(&record)))
 }
 
 /// `DELETE /admin/clients/{id}`: 204; the client's secret stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/admin/clients/{id}",
+    tag = "clients",
+    summary = "Delete a client",
+    operation_id = "deleteClient",
+    description = "As `tessera client delete`: its secret stops working at once.",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such client", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn remove(
     State(state): State<AppState>,
     context: RequestContext,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
     let claims = admin(&state, &headers).await?;
+    let id = path_id(path, "client")?;
     registry(&state, &claims, context).delete(&id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /admin/clients/{id}/secret`: a new secret (shown once); the old one stops working.
+#[utoipa::path(
+    post,
+    path = "/admin/clients/{id}/secret",
+    tag = "clients",
+    summary = "Rotate a client's secret",
+    operation_id = "rotateClientSecret",
+    description = "As `tessera client rotate-secret`: a new secret, in this answer only; the old one stops working.",
+    params(("id" = String, Path, description = "The client id")),
+    responses(
+        (status = 200, description = "The new secret", body = super::openapi::ClientSecret),
+        (status = 400, description = "A public client has no secret", body = super::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such client", body = super::openapi::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub async fn rotate_secret(
     State(state): State<AppState>,
     context: RequestContext,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, AdminError> {
     let claims = admin(&state, &headers).await?;
+    let id = path_id(path, "client")?;
     let secret = registry(&state, &claims, context).rotate_secret(&id).await?;
     Ok(no_store(
         StatusCode::OK,

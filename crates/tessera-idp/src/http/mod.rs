@@ -4,12 +4,16 @@
 
 mod accounts;
 mod admin;
+mod admin_keys;
+mod admin_users;
+mod alerts;
 mod audit;
 mod cors;
 pub(crate) mod health;
 mod idempotency;
 mod oauth;
 mod oidc;
+pub mod openapi;
 mod request;
 mod sessions;
 mod wellknown;
@@ -17,9 +21,10 @@ mod wellknown;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, MethodRouter};
 use axum::Router;
 use tessera_proto::paths;
 use tower::ServiceBuilder;
@@ -119,14 +124,11 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
         .route(paths::PASSWORD_RESET, post(accounts::reset_password))
         .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
-        .route(paths::ADMIN_CLIENTS, get(admin::list).post(admin::create))
-        .route(
-            paths::ADMIN_CLIENT,
-            get(admin::show).patch(admin::update).delete(admin::remove),
-        )
-        .route(paths::ADMIN_CLIENT_SECRET, post(admin::rotate_secret))
-        .route(paths::ADMIN_AUDIT, get(audit::list))
+        .route(paths::END_SIGN_IN, get(alerts::confirm).post(alerts::end))
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet));
+    let router = admin_routes()
+        .into_iter()
+        .fold(router, |router, route| router.route(route.path, route.handler));
     let router = if state.config.metrics.enabled {
         router.route(paths::METRICS, get(health::metrics))
     } else {
@@ -156,6 +158,77 @@ pub fn router(state: AppState) -> Router {
         router
     };
     router.with_state(state)
+}
+
+/// An HTTP method of the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+// Read by the test that holds the OpenAPI document to these routes.
+#[cfg_attr(not(test), allow(dead_code))]
+impl Verb {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+        }
+    }
+}
+
+/// One route of the admin API.
+pub(crate) struct AdminRoute {
+    pub(crate) path: &'static str,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) verb: Verb,
+    handler: MethodRouter<AppState>,
+}
+
+fn at<H, T>(path: &'static str, verb: Verb, handler: H) -> AdminRoute
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let handler = match verb {
+        Verb::Get => get(handler),
+        Verb::Post => post(handler),
+        Verb::Patch => patch(handler),
+        Verb::Delete => delete(handler),
+    };
+    AdminRoute { path, verb, handler }
+}
+
+/// Every route under `/admin`: the router serves exactly these, and a test holds the OpenAPI
+/// document (`openapi.rs`) to exactly these.
+pub(crate) fn admin_routes() -> Vec<AdminRoute> {
+    use Verb::{Delete, Get, Patch, Post};
+    vec![
+        at(paths::ADMIN_OPENAPI, Get, openapi::document),
+        at(paths::ADMIN_CLIENTS, Get, admin::list),
+        at(paths::ADMIN_CLIENTS, Post, admin::create),
+        at(paths::ADMIN_CLIENT, Get, admin::show),
+        at(paths::ADMIN_CLIENT, Patch, admin::update),
+        at(paths::ADMIN_CLIENT, Delete, admin::remove),
+        at(paths::ADMIN_CLIENT_SECRET, Post, admin::rotate_secret),
+        at(paths::ADMIN_AUDIT, Get, audit::list),
+        at(paths::ADMIN_USERS, Get, admin_users::list),
+        at(paths::ADMIN_USERS, Post, admin_users::create),
+        at(paths::ADMIN_USER, Get, admin_users::show),
+        at(paths::ADMIN_USER, Delete, admin_users::remove),
+        at(paths::ADMIN_USER_DISABLE, Post, admin_users::disable),
+        at(paths::ADMIN_USER_ENABLE, Post, admin_users::enable),
+        at(paths::ADMIN_USER_SESSIONS, Get, admin_users::sessions),
+        at(paths::ADMIN_USER_SESSIONS, Delete, admin_users::end_sessions),
+        at(paths::ADMIN_SESSION, Delete, admin_users::end_session),
+        at(paths::ADMIN_KEYS, Get, admin_keys::list),
+        at(paths::ADMIN_KEYS_ROTATE, Post, admin_keys::rotate),
+    ]
 }
 
 /// The body limit and the timeout answer in plain text or with no body; clients of every

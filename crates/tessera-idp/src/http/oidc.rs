@@ -12,6 +12,7 @@ use tessera_proto::{paths, OAuthErrorCode};
 
 use super::request::cookie;
 use crate::accounts::AccountError;
+use crate::alerts::{SignInSession, DEVICE_COOKIE};
 use crate::audit::RequestContext;
 use crate::error::OAuthFailure;
 use crate::mail::Locale;
@@ -27,7 +28,7 @@ pub const SSO_COOKIE: &str = "tessera_sso";
 /// The CSRF cookie of the hosted forms (double-submit).
 const CSRF_COOKIE: &str = "tessera_csrf";
 
-fn secure_attr(state: &AppState) -> &'static str {
+pub(super) fn secure_attr(state: &AppState) -> &'static str {
     if state.issuer.starts_with("https://") {
         "; Secure"
     } else {
@@ -35,7 +36,7 @@ fn secure_attr(state: &AppState) -> &'static str {
     }
 }
 
-fn set_cookie(response: &mut Response, value: String) {
+pub(super) fn set_cookie(response: &mut Response, value: String) {
     if let Ok(value) = HeaderValue::from_str(&value) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -71,12 +72,21 @@ fn hidden_pairs(params: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
 
 /// Renders a hosted form page with a fresh CSRF token in a cookie beside it.
 fn with_csrf(state: &AppState, render: impl FnOnce(&str) -> pages::Page) -> Response {
+    with_csrf_at(state, "/oauth2", render)
+}
+
+/// [`with_csrf`] for a form under `path` (the cookie's `Path`).
+pub(super) fn with_csrf_at(
+    state: &AppState,
+    path: &str,
+    render: impl FnOnce(&str) -> pages::Page,
+) -> Response {
     let csrf = random_b64(24);
     let mut response = render(&csrf).into_response();
     set_cookie(
         &mut response,
         format!(
-            "{CSRF_COOKIE}={csrf}; Path=/oauth2; Max-Age=3600; HttpOnly; SameSite=Strict{}",
+            "{CSRF_COOKIE}={csrf}; Path={path}; Max-Age=3600; HttpOnly; SameSite=Strict{}",
             secure_attr(state)
         ),
     );
@@ -84,7 +94,7 @@ fn with_csrf(state: &AppState, render: impl FnOnce(&str) -> pages::Page) -> Resp
 }
 
 /// Whether a form's CSRF token matches its cookie.
-fn csrf_ok(headers: &HeaderMap, form: &BTreeMap<String, String>) -> bool {
+pub(super) fn csrf_ok(headers: &HeaderMap, form: &BTreeMap<String, String>) -> bool {
     match (cookie(headers, CSRF_COOKIE), form.get("csrf")) {
         (Some(cookie), Some(field)) => !cookie.is_empty() && hashes_equal(&cookie, field),
         _ => false,
@@ -262,11 +272,11 @@ fn carried(form: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn form_of(body: &[u8]) -> BTreeMap<String, String> {
+pub(super) fn form_of(body: &[u8]) -> BTreeMap<String, String> {
     authorize::parse_params(body).0
 }
 
-fn forged(headers: &HeaderMap) -> Response {
+pub(super) fn forged(headers: &HeaderMap) -> Response {
     pages::error_page(
         locale(None, headers),
         StatusCode::FORBIDDEN,
@@ -314,6 +324,18 @@ pub async fn login(
         Ok(started) => started,
         Err(err) => return authorize_error(&state, &headers, AuthorizeError::Store(err)),
     };
+    let device = state
+        .alerts
+        .signed_in(
+            &user,
+            &SignInSession::Sso {
+                id: sso.id.clone(),
+                expires_at: sso.expires_at,
+            },
+            cookie(&headers, DEVICE_COOKIE).as_deref(),
+            &context,
+        )
+        .await;
     let mut response = proceed(
         &state,
         &headers,
@@ -332,6 +354,9 @@ pub async fn login(
             secure_attr(&state)
         ),
     );
+    if let Some(device) = device {
+        super::alerts::set_device_cookie(&state, &mut response, &device);
+    }
     response
 }
 

@@ -24,8 +24,9 @@ use axum::response::{IntoResponse, Response};
 use crate::mail::{escape, Locale};
 
 pub use views::{
-    consent_page, error_page, logged_out_page, login_page, logout_confirm_page, still_signed_in_page,
-    ConsentView, ErrorKind, LoginError, LoginView, LogoutView,
+    consent_page, end_sign_in_page, error_page, logged_out_page, login_page, logout_confirm_page,
+    sign_in_ended_page, sign_in_kept_page, still_signed_in_page, ConsentView, EndSignInView, ErrorKind,
+    LoginError, LoginView, LogoutView,
 };
 
 /// Where [`stylesheet`] is served.

@@ -65,6 +65,7 @@ fn error_kinds() -> Vec<ErrorKind> {
         ErrorKind::SessionExpired,
         ErrorKind::ServerError,
         ErrorKind::NotFound,
+        ErrorKind::LinkInvalid,
     ]
 }
 
@@ -102,6 +103,17 @@ fn all_pages(locale: Locale) -> Vec<Page> {
         logout(locale, Some(EVIL)),
         logout(locale, None),
         logged_out_page(locale),
+        end_sign_in_page(
+            locale,
+            &EndSignInView {
+                action: "/auth/sign-in/end",
+                csrf: "tok",
+                when: EVIL,
+                hidden: Hidden(&[("token", EVIL)]),
+            },
+        ),
+        sign_in_ended_page(locale),
+        sign_in_kept_page(locale),
     ];
     for kind in error_kinds() {
         pages.push(error_page(locale, StatusCode::BAD_REQUEST, kind));

@@ -47,6 +47,18 @@ pub(super) enum Key {
     StillSignedInTitle,
     StillSignedInBody,
 
+    EndSignInTitle,
+    /// `{time}`
+    EndSignInBody,
+    EndSignIn,
+    KeepSignIn,
+    SignInEndedTitle,
+    SignInEndedBody,
+    SignInKeptTitle,
+    SignInKeptBody,
+    LinkInvalidTitle,
+    LinkInvalidBody,
+
     InvalidClientTitle,
     InvalidClientBody,
     InvalidRedirectUriTitle,
@@ -116,6 +128,22 @@ fn en(key: Key) -> &'static str {
         Key::StillSignedInTitle => "You are still signed in",
         Key::StillSignedInBody => "You chose not to sign out. Sign out before you leave a shared computer.",
 
+        Key::EndSignInTitle => "End this sign-in?",
+        Key::EndSignInBody => {
+            "Your account was signed in to at {time} from a device we had not seen before. If it \
+             was not you, end that session now, then change your password."
+        }
+        Key::EndSignIn => "End that session",
+        Key::KeepSignIn => "It was me",
+        Key::SignInEndedTitle => "The session has ended",
+        Key::SignInEndedBody => {
+            "That sign-in can no longer use your account. If it was not you, change your password now."
+        }
+        Key::SignInKeptTitle => "Nothing was changed",
+        Key::SignInKeptBody => "The session stays signed in. The link in the e-mail works until it expires.",
+        Key::LinkInvalidTitle => "This link cannot be used",
+        Key::LinkInvalidBody => "The link is invalid, was already used, or has expired. Nothing was changed.",
+
         Key::InvalidClientTitle => "Unknown application",
         Key::InvalidClientBody => {
             "The application that sent you here is not registered with Tessera, so the request \
@@ -184,6 +212,24 @@ fn ko(key: Key) -> &'static str {
         Key::LoggedOutBody => "이제 이 창을 닫아도 됩니다.",
         Key::StillSignedInTitle => "로그인 상태가 유지됩니다",
         Key::StillSignedInBody => "로그아웃하지 않았습니다. 공용 컴퓨터를 떠나기 전에 로그아웃하세요.",
+
+        Key::EndSignInTitle => "이 로그인을 종료할까요?",
+        Key::EndSignInBody => {
+            "{time}에 처음 보는 기기에서 계정에 로그인했습니다. 본인이 아니라면 지금 해당 세션을 \
+             종료한 다음 비밀번호를 변경하세요."
+        }
+        Key::EndSignIn => "해당 세션 종료",
+        Key::KeepSignIn => "본인이 맞습니다",
+        Key::SignInEndedTitle => "세션이 종료되었습니다",
+        Key::SignInEndedBody => {
+            "해당 로그인은 더 이상 계정을 사용할 수 없습니다. 본인이 아니었다면 지금 비밀번호를 변경하세요."
+        }
+        Key::SignInKeptTitle => "변경된 내용이 없습니다",
+        Key::SignInKeptBody => "세션이 유지됩니다. 이메일의 링크는 만료될 때까지 사용할 수 있습니다.",
+        Key::LinkInvalidTitle => "이 링크는 사용할 수 없습니다",
+        Key::LinkInvalidBody => {
+            "잘못된 링크이거나, 이미 사용했거나, 만료된 링크입니다. 변경된 내용은 없습니다."
+        }
 
         Key::InvalidClientTitle => "알 수 없는 애플리케이션",
         Key::InvalidClientBody => {

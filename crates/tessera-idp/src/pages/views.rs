@@ -281,6 +281,68 @@ pub fn still_signed_in_page(locale: Locale) -> Page {
 }
 
 // ---------------------------------------------------------------------------------------
+// Ending a sign-in from the new sign-in e-mail
+// ---------------------------------------------------------------------------------------
+
+/// What the "end this sign-in?" confirmation shows.
+#[derive(Debug, Clone, Copy)]
+pub struct EndSignInView<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    /// When the sign-in happened, as shown (e.g. `2026-11-21 09:46 UTC`).
+    pub when: &'a str,
+    /// The fields the form carries (the link's token).
+    pub hidden: Hidden<'a>,
+}
+
+/// "End this sign-in?", with `decision=end` and `decision=keep` buttons posting `csrf`
+/// and the hidden fields to `view.action`. 200. Opening the link only shows this page: mail
+/// scanners fetch links, so nothing ends without the user's post.
+pub fn end_sign_in_page(locale: Locale, view: &EndSignInView<'_>) -> Page {
+    let when = format!("<span class=\"nowrap\">{}</span>", escape(view.when));
+    let mut body = format!(
+        "<h1 id=\"page-title\">{}</h1>\n<p>{}</p>\n",
+        escape(t(locale, Key::EndSignInTitle)),
+        fill(t(locale, Key::EndSignInBody), &[("time", &when)])
+    );
+    body.push_str(&decision_form(
+        view.action,
+        view.csrf,
+        view.hidden,
+        [
+            ("end", t(locale, Key::EndSignIn), "primary"),
+            ("keep", t(locale, Key::KeepSignIn), "secondary"),
+        ],
+    ));
+    Page {
+        status: StatusCode::OK,
+        html: document(locale, t(locale, Key::EndSignInTitle), &body),
+    }
+}
+
+/// After the session was ended from the link. 200.
+pub fn sign_in_ended_page(locale: Locale) -> Page {
+    simple_page(locale, Key::SignInEndedTitle, Key::SignInEndedBody)
+}
+
+/// After the user said the sign-in was theirs: nothing changed. 200.
+pub fn sign_in_kept_page(locale: Locale) -> Page {
+    simple_page(locale, Key::SignInKeptTitle, Key::SignInKeptBody)
+}
+
+fn simple_page(locale: Locale, title: Key, message: Key) -> Page {
+    let body = format!(
+        "<h1 id=\"page-title\">{}</h1>\n<p>{}</p>\n",
+        escape(t(locale, title)),
+        escape(t(locale, message))
+    );
+    Page {
+        status: StatusCode::OK,
+        html: document(locale, t(locale, title), &body),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Errors
 // ---------------------------------------------------------------------------------------
 
@@ -298,6 +360,8 @@ pub enum ErrorKind {
     SessionExpired,
     ServerError,
     NotFound,
+    /// A single-use link that is unknown, used, expired or for something else.
+    LinkInvalid,
 }
 
 /// A page explaining `kind`, with `status`.
@@ -312,6 +376,7 @@ pub fn error_page(locale: Locale, status: StatusCode, kind: ErrorKind) -> Page {
         ErrorKind::SessionExpired => (Key::SessionExpiredTitle, Key::SessionExpiredBody),
         ErrorKind::ServerError => (Key::ServerErrorTitle, Key::ServerErrorBody),
         ErrorKind::NotFound => (Key::NotFoundTitle, Key::NotFoundBody),
+        ErrorKind::LinkInvalid => (Key::LinkInvalidTitle, Key::LinkInvalidBody),
     };
     let mut body = format!(
         "<h1 id=\"page-title\">{}</h1>\n<p>{}</p>\n",

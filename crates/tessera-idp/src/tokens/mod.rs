@@ -85,6 +85,37 @@ pub struct Issued {
 }
 
 /// The RFC 7662 introspection answer.
+/// A session as `tessera sessions list --json` and `GET /admin/users/{id}/sessions` show
+/// it: never a token.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub client_id: String,
+    pub channel: String,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub idle_expires_at: i64,
+    pub absolute_expires_at: i64,
+}
+
+impl From<&SessionRecord> for SessionView {
+    fn from(s: &SessionRecord) -> Self {
+        SessionView {
+            id: s.id.clone(),
+            client_id: s.client_id.clone(),
+            channel: s.channel.clone(),
+            user_agent: s.user_agent.clone(),
+            ip: s.ip.clone(),
+            created_at: s.created_at,
+            last_seen_at: s.last_seen_at,
+            idle_expires_at: s.idle_expires_at,
+            absolute_expires_at: s.absolute_expires_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Introspection {
     pub active: bool,

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::sessions::{alive, announce_revoked, revoked_sessions, SESSION_COLUMNS};
 use super::SqlStore;
 use crate::StoreError;
 
@@ -45,8 +46,11 @@ pub trait ClientStore: Send + Sync + 'static {
     /// Replaces a client's stored fields (by `client_id`); `false` if there is none.
     /// `created_at` is kept as first stored.
     async fn update_client(&self, client: &ClientRecord) -> Result<bool, StoreError>;
-    /// Deletes a client; `false` if there was none.
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError>;
+    /// Deletes a client and, in the same transaction, ends its alive sessions (reason
+    /// `client_deleted`; their refresh tokens stop working and their `sid`s go on the
+    /// revocation feed, so verifiers reject its access tokens too). `false` if there was
+    /// no such client (nothing changed).
+    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
 }
 
 const CLIENT_COLUMNS: &str =
@@ -158,11 +162,28 @@ impl ClientStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+    async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        let sql = format!(
+            "UPDATE sessions SET revoked_at = $2, revoke_reason = 'client_deleted' \
+             WHERE client_id = $1 AND {} RETURNING {SESSION_COLUMNS}",
+            alive("$2")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(client_id)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+        let revoked = revoked_sessions(&rows)?;
+        announce_revoked(&mut tx, &revoked, now).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 }

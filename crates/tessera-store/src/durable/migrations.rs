@@ -41,6 +41,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0005_cluster.sql"),
         include_str!("../../migrations/postgres/0005_cluster.sql"),
     ),
+    (
+        6,
+        "known devices",
+        include_str!("../../migrations/sqlite/0006_known_devices.sql"),
+        include_str!("../../migrations/postgres/0006_known_devices.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

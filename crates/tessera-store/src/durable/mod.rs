@@ -8,6 +8,7 @@
 mod audit;
 mod clients;
 mod cluster;
+mod devices;
 mod keys;
 mod migrations;
 mod oidc;
@@ -24,6 +25,7 @@ use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 pub use self::audit::{AuditQuery, AuditRecord, AuditStore, Maintenance, Purged};
 pub use self::clients::{ClientRecord, ClientStore};
 pub use self::cluster::{ClusterStore, OutboxRecord};
+pub use self::devices::{DeviceStore, KnownDeviceRecord};
 pub use self::keys::{KeyStore, StoredKey};
 pub use self::oidc::{AuthorizationCodeRecord, CodeRedemption, OidcStore, SsoSessionRecord};
 pub use self::revocations::{RevocationRecord, RevocationStore, RevokedKind};

@@ -233,14 +233,14 @@ fn token_from_row(row: &AnyRow) -> Result<RefreshRecord, StoreError> {
 }
 
 /// Sessions revoked in `rows`, oldest first (RETURNING has no order of its own).
-fn revoked_sessions(rows: &[AnyRow]) -> Result<Vec<SessionRecord>, StoreError> {
+pub(super) fn revoked_sessions(rows: &[AnyRow]) -> Result<Vec<SessionRecord>, StoreError> {
     let mut sessions = rows.iter().map(session_from_row).collect::<Result<Vec<_>, _>>()?;
     sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(sessions)
 }
 
 /// Puts each revoked session's `sid` on the feed while access tokens issued in it may live.
-async fn announce_revoked(
+pub(super) async fn announce_revoked(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     revoked: &[SessionRecord],
     now: i64,

@@ -40,6 +40,9 @@ pub struct OneTimeTokenRecord {
     pub created_at: i64,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// The session the token may end (`end_session` links: `session:<id>` or `sso:<id>`);
+    /// `None` for the other purposes.
+    pub session_id: Option<String>,
 }
 
 #[async_trait]
@@ -95,6 +98,16 @@ pub trait UserStore: Send + Sync + 'static {
     /// How many users exist (for metrics and the import report).
     async fn count_users(&self) -> Result<u64, StoreError>;
 
+    /// One page of users in id order: those with an id after `after_id` (the last id of the
+    /// previous page), only the one with normalised e-mail `email` when given, at most
+    /// `limit` (0 is taken as 1).
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
     /// Stores a single-use token; `StoreError::Conflict` if the hash is taken. The user must
     /// exist (a token for an unknown user is a foreign-key failure, not a conflict).
     async fn create_one_time_token(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError>;
@@ -131,7 +144,8 @@ pub trait UserStore: Send + Sync + 'static {
 const USER_COLUMNS: &str = "id, email, email_verified_at, password_hash, roles, locale, disabled_at, \
      created_at, updated_at, password_changed_at";
 
-const TOKEN_COLUMNS: &str = "token_hash, purpose, user_id, email, created_at, expires_at, used_at";
+const TOKEN_COLUMNS: &str =
+    "token_hash, purpose, user_id, email, created_at, expires_at, used_at, session_id";
 
 fn roles_json(roles: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(roles).map_err(|e| StoreError::Corrupt(format!("user roles: {e}")))
@@ -162,6 +176,7 @@ fn token_from_row(row: &AnyRow) -> Result<OneTimeTokenRecord, StoreError> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         used_at: row.try_get("used_at")?,
+        session_id: row.try_get("session_id")?,
     })
 }
 
@@ -337,10 +352,47 @@ impl UserStore for SqlStore {
         u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("user count {n}: {e}")))
     }
 
+    async fn list_users(
+        &self,
+        email: Option<&str>,
+        after_id: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        // Only the filters given become conditions (values always bound), as for the audit
+        // trail: no `($1 IS NULL OR …)`, which PostgreSQL cannot type and plans poorly.
+        let filters = [("email = ", email), ("id > ", after_id)];
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (condition, value) in filters {
+            if let Some(value) = value {
+                values.push(value);
+                conditions.push(format!("{condition}${}", values.len()));
+            }
+        }
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users {where_clause} ORDER BY id LIMIT ${}",
+            values.len() + 1
+        );
+        let mut statement = sqlx::query(&sql);
+        for value in values {
+            statement = statement.bind(value);
+        }
+        let rows = statement
+            .bind(i64::from(limit.max(1)))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
     async fn create_one_time_token(&self, token: &OneTimeTokenRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO one_time_tokens (token_hash, purpose, user_id, email, created_at, expires_at, used_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO one_time_tokens (token_hash, purpose, user_id, email, created_at, expires_at, used_at, \
+             session_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&token.token_hash)
         .bind(&token.purpose)
@@ -349,6 +401,7 @@ impl UserStore for SqlStore {
         .bind(token.created_at)
         .bind(token.expires_at)
         .bind(token.used_at)
+        .bind(&token.session_id)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -19,7 +19,54 @@ backend_tests!(
     admin_api_needs_a_client_token_with_the_admin_scope,
     rotating_a_secret_retires_the_old_one_at_once,
     deleting_a_client_makes_its_secret_and_tokens_fail,
+    deleting_a_client_ends_the_sessions_made_through_it,
 );
+
+/// Users' sessions at a deleted client end with it: its access tokens turn inactive and
+/// reach the revocation feed (so gateways reject them), other clients' sessions live on.
+async fn deleting_a_client_ends_the_sessions_made_through_it(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let (_, token) = admin_token(&node).await;
+    let shop = node.create_client("shop", false, "web").await;
+    let auditor = node.create_client("auditor", false, "web").await;
+    let at_shop = node.login("user-1", &shop).await.unwrap();
+    let elsewhere = node.login("user-1", &auditor).await.unwrap();
+    assert_eq!(
+        node.introspect(&auditor, &at_shop.access_token).await["active"],
+        true
+    );
+
+    let (status, _, _) = call(
+        &node,
+        reqwest::Method::DELETE,
+        "/admin/clients/shop",
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        node.introspect(&auditor, &at_shop.access_token).await["active"],
+        false
+    );
+    assert_eq!(
+        node.introspect(&auditor, &elsewhere.access_token).await["active"],
+        true
+    );
+    let (status, feed) = node.get_json("/oauth2/revocations").await;
+    assert_eq!(status, 200);
+    let sids: Vec<&str> = feed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "sid")
+        .filter_map(|e| e["value"].as_str())
+        .collect();
+    assert!(sids.contains(&at_shop.session.id.as_str()), "{feed}");
+    assert!(!sids.contains(&elsewhere.session.id.as_str()), "{feed}");
+    let ended = node.state.tokens.sessions_of("user-1").await.unwrap();
+    assert!(ended.iter().all(|s| s.client_id != "shop"), "{ended:?}");
+}
 
 const CLIENTS: &str = "/admin/clients";
 

@@ -6,6 +6,8 @@
 
 mod accounts;
 mod accounts_abuse;
+mod admin_api;
+mod alerts;
 mod cli;
 mod clients;
 mod cluster;
