@@ -10,6 +10,7 @@ mod admin_api;
 mod alerts;
 mod cli;
 mod clients;
+mod cluster;
 mod deploy;
 mod engine;
 mod foundation;
