@@ -103,6 +103,15 @@ async fn redis_over_tls_refuses_a_server_signed_by_an_untrusted_ca() {
         started.elapsed()
     );
 
+    // No way around verification from the URL: this build has no `#insecure` mode.
+    let err = RedisStore::connect(&format!("rediss://127.0.0.1:{port}/#insecure"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Unavailable(_)) && err.to_string().contains("insecure"),
+        "{err}"
+    );
+
     // The failover store stays up, but on its per-node fallback: nothing reached Redis.
     let failover = FailoverStore::connect(&format!("rediss://127.0.0.1:{port}"))
         .await
