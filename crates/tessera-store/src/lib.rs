@@ -7,6 +7,9 @@
 
 pub mod durable;
 pub mod ephemeral;
+pub mod tls;
+
+pub use tls::install_crypto_provider;
 
 /// A storage failure. The message is for logs; it never reaches an HTTP client.
 #[derive(Debug, thiserror::Error)]

@@ -11,6 +11,7 @@
 mod browser;
 mod process;
 mod smtp;
+pub mod tls;
 
 use std::sync::Arc;
 

@@ -290,6 +290,8 @@ enum KeysCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Before any TLS connection (PostgreSQL, Redis, outgoing HTTPS): one rustls provider.
+    tessera_store::install_crypto_provider();
     if matches!(cli.command, Command::Gateway) {
         return gateway(cli.config.as_deref(), cli.log_format);
     }

@@ -96,6 +96,7 @@ impl SqlStore {
     /// Opens a pool on the database and checks that it answers. Does not migrate.
     pub async fn connect(settings: &ConnectSettings) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
+        crate::install_crypto_provider();
         let backend = Backend::of_url(&settings.url)?;
         let options = AnyConnectOptions::from_str(&settings.url)
             .map_err(|e| StoreError::UnsupportedUrl(e.to_string()))?

@@ -96,6 +96,7 @@ impl RedisStore {
     /// can use, and with [`StoreError::Unavailable`] if Redis does not answer within a
     /// few seconds.
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
+        crate::install_crypto_provider();
         let client = Client::open(url).map_err(|err| StoreError::UnsupportedUrl(err.to_string()))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))

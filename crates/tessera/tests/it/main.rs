@@ -22,5 +22,6 @@ mod oidc_abuse;
 mod operability;
 mod pages;
 mod resilience;
+mod tls;
 mod tokens;
 mod user_cli;
