@@ -25,7 +25,7 @@
 # nodes spent per request (from /proc): that figure does not depend on the neighbours, and
 # a flat cpu-ms/op across 1-3 nodes is what "no cost from coordination" looks like.
 #
-# Its own Redis (a free port, no persistence) and its own database `tessera_cluster_bench`
+# Its own Redis (a free port, no persistence) and its own database `cluster_bench`
 # on the local PostgreSQL (dropped and created); everything on 127.0.0.1, in a temporary
 # directory; every process started here is stopped on exit.
 # Tunables: BENCH_DURATION (15 s), BENCH_CONCURRENCY (16), BENCH_NODES ("1 2 3").
@@ -36,7 +36,7 @@ DURATION=${BENCH_DURATION:-15}
 CONCURRENCY=${BENCH_CONCURRENCY:-16}
 NODE_COUNTS=${BENCH_NODES:-1 2 3}
 PG_HOST=127.0.0.1
-DB=tessera_cluster_bench
+DB=cluster_bench
 
 # The nodes must not pick up the caller's settings.
 for var in $(compgen -e | grep '^TESSERA_' || true); do unset "$var"; done

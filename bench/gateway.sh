@@ -349,11 +349,11 @@ start_gateway() { # NAME CACHE -> GW_PID, GW_URL
     || { say "error: the gateway let a request without a token through"; exit 1; }
   check_ok "$GW_URL"
 }
-cache_entries() { curl -s "${GW_URL}metrics" | awk '/^gateway_auth_cache_entries/ {print $2}'; }
+cache_entries() { curl -s "${GW_URL}metrics" | awk '/^tessera_gateway_auth_cache_entries/ {print $2}'; }
 
 start_gateway gateway-nocache false
 measure c "gateway, auth cache off" "$GW_URL" "$GW_PID"
-say "    gateway_auth_cache_entries after (c): $(cache_entries) (0: every request verified in full)"
+say "    tessera_gateway_auth_cache_entries after (c): $(cache_entries) (0: every request verified in full)"
 GW_C_PID=$GW_PID; GW_C_URL=$GW_URL
 
 # --- profiles, while each gateway still runs (after its measured run) -------------------------
@@ -416,7 +416,7 @@ stop "$GW_C_PID"
 
 start_gateway gateway-cache true
 measure d "gateway, auth cache on" "$GW_URL" "$GW_PID"
-say "    gateway_auth_cache_entries after (d): $(cache_entries)"
+say "    tessera_gateway_auth_cache_entries after (d): $(cache_entries)"
 [ "$DO_PROFILE" = 1 ] && profile d "$GW_PID" "$GW_URL"
 stop "$GW_PID"
 if [ "$DO_PROFILE" = 1 ]; then # the plain proxy again, for its syscalls and switches per request

@@ -9,18 +9,18 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use tessera_verify::{Status, VerifyError};
 
-pub(crate) const REQUESTS: &str = "gateway_requests_total";
-pub(crate) const DURATION: &str = "gateway_request_duration_seconds";
-pub(crate) const VERIFY_FAILURES: &str = "gateway_verification_failures_total";
-pub(crate) const FORBIDDEN: &str = "gateway_authorization_failures_total";
-pub(crate) const RATE_LIMITED: &str = "gateway_rate_limited_total";
-pub(crate) const UPSTREAM_ERRORS: &str = "gateway_upstream_errors_total";
-pub(crate) const UPSTREAM_HEALTHY: &str = "gateway_upstream_healthy";
-pub(crate) const JWKS_AGE: &str = "gateway_jwks_age_seconds";
-pub(crate) const DENY_LIST_AGE: &str = "gateway_deny_list_age_seconds";
-pub(crate) const KEYS_LOADED: &str = "gateway_keys_loaded";
-pub(crate) const DENY_LIST_ENTRIES: &str = "gateway_deny_list_entries";
-pub(crate) const AUTH_CACHE_ENTRIES: &str = "gateway_auth_cache_entries";
+pub(crate) const REQUESTS: &str = "tessera_gateway_requests_total";
+pub(crate) const DURATION: &str = "tessera_gateway_request_duration_seconds";
+pub(crate) const VERIFY_FAILURES: &str = "tessera_gateway_verification_failures_total";
+pub(crate) const FORBIDDEN: &str = "tessera_gateway_authorization_failures_total";
+pub(crate) const RATE_LIMITED: &str = "tessera_gateway_rate_limited_total";
+pub(crate) const UPSTREAM_ERRORS: &str = "tessera_gateway_upstream_errors_total";
+pub(crate) const UPSTREAM_HEALTHY: &str = "tessera_gateway_upstream_healthy";
+pub(crate) const JWKS_AGE: &str = "tessera_gateway_jwks_age_seconds";
+pub(crate) const DENY_LIST_AGE: &str = "tessera_gateway_deny_list_age_seconds";
+pub(crate) const KEYS_LOADED: &str = "tessera_gateway_keys_loaded";
+pub(crate) const DENY_LIST_ENTRIES: &str = "tessera_gateway_deny_list_entries";
+pub(crate) const AUTH_CACHE_ENTRIES: &str = "tessera_gateway_auth_cache_entries";
 
 /// Latency buckets in seconds (the route timeout defaults to 30 s).
 const BUCKETS: [f64; 14] = [

@@ -377,7 +377,7 @@ mod tests {
         "tessera_testkit",
     ];
 
-    /// Metric names (`tessera_…`, and the gateway's `gateway_…`) in `text`, with histogram
+    /// Metric names (`tessera_…`, the gateway's included) in `text`, with histogram
     /// suffixes removed.
     fn metric_names(text: &str) -> BTreeSet<String> {
         let bytes = text.as_bytes();
@@ -387,9 +387,9 @@ mod tests {
         while start < bytes.len() {
             let rest = &bytes[start..];
             let at_word_start = start == 0 || !is_word(bytes[start - 1]);
-            if at_word_start && (rest.starts_with(b"tessera_") || rest.starts_with(b"gateway_")) {
+            if at_word_start && rest.starts_with(b"tessera_") {
                 let len = rest.iter().take_while(|b| is_word(**b)).count();
-                // ASCII from `start` (a `t` or `g`) for `len` bytes: char boundaries.
+                // ASCII from `start` (a `t`) for `len` bytes: char boundaries.
                 let name = &text[start..start + len];
                 let base = ["_bucket", "_sum", "_count"]
                     .iter()
@@ -431,13 +431,13 @@ mod tests {
         sources(&dir, &mut text);
         if text.is_empty() {
             // No gateway crate in this tree: accept its documented names.
-            return name.starts_with("gateway_");
+            return name.starts_with("tessera_gateway_");
         }
         text.contains(&format!("\"{name}\""))
     }
 
     fn is_emitted(name: &str) -> bool {
-        is_ours(name) || (name.starts_with("gateway_") && gateway_emits(name))
+        is_ours(name) || (name.starts_with("tessera_gateway_") && gateway_emits(name))
     }
 
     #[test]
@@ -486,7 +486,7 @@ mod tests {
             assert!(rules.contains(metric), "no alert on {metric}");
         }
         assert!(
-            rules.contains("gateway_jwks_age_seconds"),
+            rules.contains("tessera_gateway_jwks_age_seconds"),
             "no alert on gateways' key sets"
         );
     }

@@ -84,11 +84,11 @@ async fn protected_route_requires_a_valid_token_and_forwards_the_identity() {
     let (_, _, metrics) = get(&gateway.at("/metrics"), None).await;
     let text = metrics["text"].as_str().unwrap();
     for line in [
-        "gateway_verification_failures_total{reason=\"missing\"} 2",
-        "gateway_verification_failures_total{reason=\"invalid_request\"} 1",
-        "gateway_verification_failures_total{reason=\"signature\"} 1",
-        "gateway_verification_failures_total{reason=\"expired\"} 1",
-        "gateway_verification_failures_total{reason=\"malformed\"} 1",
+        "tessera_gateway_verification_failures_total{reason=\"missing\"} 2",
+        "tessera_gateway_verification_failures_total{reason=\"invalid_request\"} 1",
+        "tessera_gateway_verification_failures_total{reason=\"signature\"} 1",
+        "tessera_gateway_verification_failures_total{reason=\"expired\"} 1",
+        "tessera_gateway_verification_failures_total{reason=\"malformed\"} 1",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
@@ -143,10 +143,14 @@ async fn scopes_are_all_required_and_roles_any() {
     let (_, _, metrics) = get(&gateway.at("/metrics"), None).await;
     let text = metrics["text"].as_str().unwrap();
     assert!(
-        text.contains("gateway_authorization_failures_total{route=\"/needs-orders\",missing=\"scope\"} 1"),
+        text.contains(
+            "tessera_gateway_authorization_failures_total{route=\"/needs-orders\",missing=\"scope\"} 1"
+        ),
         "{text}"
     );
-    assert!(text.contains("gateway_authorization_failures_total{route=\"/admins\",missing=\"role\"} 1"));
+    assert!(
+        text.contains("tessera_gateway_authorization_failures_total{route=\"/admins\",missing=\"role\"} 1")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +241,7 @@ async fn a_revoked_session_is_refused_within_one_poll_interval() {
     let (_, _, metrics) = get(&gateway.at("/metrics"), None).await;
     let text = metrics["text"].as_str().unwrap();
     assert!(
-        text.contains("gateway_verification_failures_total{reason=\"revoked\"}"),
+        text.contains("tessera_gateway_verification_failures_total{reason=\"revoked\"}"),
         "{text}"
     );
 }

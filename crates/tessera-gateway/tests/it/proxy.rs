@@ -221,7 +221,7 @@ async fn rate_limit_per_ip_answers_429() {
     assert!(metrics["text"]
         .as_str()
         .unwrap()
-        .contains("gateway_rate_limited_total{route=\"/limited\",key=\"ip\"}"));
+        .contains("tessera_gateway_rate_limited_total{route=\"/limited\",key=\"ip\"}"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -255,13 +255,13 @@ async fn round_robin_and_passive_health_survive_a_killed_upstream() {
     let text = metrics["text"].as_str().unwrap();
     assert!(
         text.contains(&format!(
-            "gateway_upstream_healthy{{route=\"/svc\",upstream=\"{}\"}} 0",
+            "tessera_gateway_upstream_healthy{{route=\"/svc\",upstream=\"{}\"}} 0",
             b.url
         )),
         "{text}"
     );
     assert!(text.contains(&format!(
-        "gateway_upstream_healthy{{route=\"/svc\",upstream=\"{}\"}} 1",
+        "tessera_gateway_upstream_healthy{{route=\"/svc\",upstream=\"{}\"}} 1",
         a.url
     )));
 
@@ -280,7 +280,7 @@ async fn round_robin_and_passive_health_survive_a_killed_upstream() {
     assert!(metrics["text"]
         .as_str()
         .unwrap()
-        .contains("gateway_upstream_errors_total{route=\"/svc\",kind=\"status\"} 6"));
+        .contains("tessera_gateway_upstream_errors_total{route=\"/svc\",kind=\"status\"} 6"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -340,15 +340,15 @@ async fn a_slow_upstream_gets_504_and_an_unreachable_one_502() {
     let (_, _, metrics) = get(&gateway.at("/metrics"), None).await;
     let text = metrics["text"].as_str().unwrap();
     assert!(
-        text.contains("gateway_upstream_errors_total{route=\"/slow\",kind=\"timeout\"} 1"),
+        text.contains("tessera_gateway_upstream_errors_total{route=\"/slow\",kind=\"timeout\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("gateway_upstream_errors_total{route=\"/nowhere\",kind=\"connect\"} 1"),
+        text.contains("tessera_gateway_upstream_errors_total{route=\"/nowhere\",kind=\"connect\"} 1"),
         "{text}"
     );
     assert!(
-        text.contains("gateway_requests_total{route=\"/slow\",status=\"5xx\"} 1"),
+        text.contains("tessera_gateway_requests_total{route=\"/slow\",status=\"5xx\"} 1"),
         "{text}"
     );
 }
@@ -459,17 +459,17 @@ async fn health_readiness_and_metrics() {
         .starts_with("text/plain"));
     let text = response.text().await.unwrap();
     for line in [
-        "gateway_requests_total{route=\"orders\",status=\"2xx\"} 1",
-        "gateway_requests_total{route=\"orders\",status=\"4xx\"} 2",
-        "gateway_requests_total{route=\"-\",status=\"4xx\"} 1",
-        "gateway_verification_failures_total{reason=\"signature\"} 1",
-        "gateway_verification_failures_total{reason=\"missing\"} 1",
-        "gateway_request_duration_seconds_bucket{route=\"orders\",le=\"0.005\"}",
-        "gateway_request_duration_seconds_count{route=\"orders\"} 3",
-        "gateway_jwks_age_seconds ",
-        "gateway_deny_list_age_seconds ",
-        "gateway_keys_loaded 1",
-        "# TYPE gateway_request_duration_seconds histogram",
+        "tessera_gateway_requests_total{route=\"orders\",status=\"2xx\"} 1",
+        "tessera_gateway_requests_total{route=\"orders\",status=\"4xx\"} 2",
+        "tessera_gateway_requests_total{route=\"-\",status=\"4xx\"} 1",
+        "tessera_gateway_verification_failures_total{reason=\"signature\"} 1",
+        "tessera_gateway_verification_failures_total{reason=\"missing\"} 1",
+        "tessera_gateway_request_duration_seconds_bucket{route=\"orders\",le=\"0.005\"}",
+        "tessera_gateway_request_duration_seconds_count{route=\"orders\"} 3",
+        "tessera_gateway_jwks_age_seconds ",
+        "tessera_gateway_deny_list_age_seconds ",
+        "tessera_gateway_keys_loaded 1",
+        "# TYPE tessera_gateway_request_duration_seconds histogram",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
