@@ -37,6 +37,7 @@ pub const REFRESH_REUSE: &str = "tessera_refresh_reuse_detected_total";
 pub const LOCKOUTS: &str = "tessera_lockouts_total";
 pub const PASSWORD_HASH_DURATION: &str = "tessera_password_hash_duration_seconds";
 pub const STORE_ERRORS: &str = "tessera_store_errors_total";
+pub const STORE_LATENCY: &str = "tessera_store_round_trip_seconds";
 pub const REDIS_UP: &str = "tessera_redis_up";
 pub const READY: &str = "tessera_ready";
 pub const SIGNING_KEY_AGE: &str = "tessera_signing_key_age_seconds";
@@ -103,6 +104,12 @@ pub const METRICS: &[(&str, Kind, &[&str], &str)] = &[
         "Failed operations on a backing store: database or redis.",
     ),
     (
+        STORE_LATENCY,
+        Kind::Histogram,
+        &["store"],
+        "Round trip of a ping to a backing store (database or redis), at every readiness check and gauge refresh.",
+    ),
+    (
         REDIS_UP,
         Kind::Gauge,
         &[],
@@ -165,6 +172,10 @@ const HTTP_BUCKETS: &[f64] = &[
 ];
 /// Buckets of one Argon2id run, in seconds (the OWASP parameters take tens of milliseconds).
 const HASH_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+/// From a local socket's fraction of a millisecond to the 2 s check timeout.
+const STORE_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0,
+];
 
 /// How long one gauge check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -181,7 +192,8 @@ pub fn install() -> Option<&'static PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_owned()), HTTP_BUCKETS)
                 .and_then(|b| {
                     b.set_buckets_for_metric(Matcher::Full(PASSWORD_HASH_DURATION.to_owned()), HASH_BUCKETS)
-                });
+                })
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(STORE_LATENCY.to_owned()), STORE_BUCKETS));
             let installed = builder.and_then(PrometheusBuilder::install_recorder);
             match installed {
                 Ok(handle) => {
@@ -275,6 +287,10 @@ pub struct Readiness {
     pub redis: bool,
     /// Whether Redis answers (when it is configured); without it the node is degraded.
     pub redis_up: bool,
+    /// How long the database took to answer the check's ping (when it answered).
+    pub database_round_trip: Option<Duration>,
+    /// How long Redis took to answer the check's ping (when it is in use and answered).
+    pub redis_round_trip: Option<Duration>,
 }
 
 impl Readiness {
@@ -290,11 +306,18 @@ impl Readiness {
     }
 }
 
-/// Sets `tessera_ready` and, when Redis is the ephemeral store, `tessera_redis_up`.
+/// Sets `tessera_ready` and, when Redis is the ephemeral store, `tessera_redis_up`; observes
+/// the round trips the check measured.
 pub fn record_readiness(readiness: &Readiness) {
     metrics::gauge!(READY).set(f64::from(u8::from(readiness.ready())));
     if readiness.redis {
         metrics::gauge!(REDIS_UP).set(f64::from(u8::from(readiness.redis_up)));
+    }
+    if let Some(elapsed) = readiness.database_round_trip {
+        metrics::histogram!(STORE_LATENCY, "store" => "database").record(elapsed.as_secs_f64());
+    }
+    if let Some(elapsed) = readiness.redis_round_trip {
+        metrics::histogram!(STORE_LATENCY, "store" => "redis").record(elapsed.as_secs_f64());
     }
 }
 

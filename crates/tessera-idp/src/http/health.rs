@@ -42,23 +42,34 @@ pub async fn metrics() -> Response {
     }
 }
 
+/// Runs one store check within [`CHECK_TIMEOUT`]: whether it answered, and how long it took.
+async fn timed<E>(check: impl std::future::Future<Output = Result<(), E>>) -> (bool, Duration) {
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(CHECK_TIMEOUT, check).await;
+    (matches!(answer, Ok(Ok(()))), started.elapsed())
+}
+
 /// Checks what readiness depends on: the database answers and every algorithm has an
 /// active signing key; and whether Redis (when configured) answers.
 pub(crate) async fn check(state: &AppState) -> Readiness {
-    let (database, _) = tokio::join!(
-        tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()),
+    let ((database, database_took), (_, ephemeral_took)) = tokio::join!(
+        timed(state.db.ping()),
         // Lets the ephemeral store notice an outage (or the end of one) now.
-        tokio::time::timeout(CHECK_TIMEOUT, state.ephemeral.ping()),
+        timed(state.ephemeral.ping()),
     );
     let now = state.clock.now();
     let keys = state.keys.snapshot();
+    let redis = state.ephemeral.kind() == "redis";
+    let redis_up = !state.ephemeral.degraded();
     Readiness {
-        database: matches!(database, Ok(Ok(()))),
+        database,
+        database_round_trip: database.then_some(database_took),
+        redis_round_trip: (redis && redis_up).then_some(ephemeral_took),
         keys: crate::keys::ALGORITHMS
             .iter()
             .all(|alg| keys.iter().any(|k| k.alg == *alg && k.is_active(now))),
-        redis: state.ephemeral.kind() == "redis",
-        redis_up: !state.ephemeral.degraded(),
+        redis,
+        redis_up,
     }
 }
 

@@ -162,6 +162,9 @@ async fn metrics_expose_requests_logins_and_tokens(backend: Backend) {
         .unwrap();
     assert_eq!(response.status(), 404);
     tessera_idp::telemetry::refresh_gauges(&node.state).await;
+    // A readiness check measures the stores' round trips.
+    let (status, _) = node.get_json("/readyz").await;
+    assert_eq!(status, 200);
     let (text, after) = scrape(&node.client, &node.url).await;
 
     // Other tests of this process count too: at least what this one did.
@@ -202,6 +205,18 @@ async fn metrics_expose_requests_logins_and_tokens(backend: Backend) {
         2.0,
     );
     grew("tessera_password_hash_duration_seconds_count", &[], 2.0);
+    grew(
+        "tessera_store_round_trip_seconds_count",
+        &[("store", "database")],
+        1.0,
+    );
+    if node.config.redis_url.is_some() {
+        grew(
+            "tessera_store_round_trip_seconds_count",
+            &[("store", "redis")],
+            1.0,
+        );
+    }
     grew(
         "tessera_audit_events_total",
         &[("event", "login.failed"), ("outcome", "failure")],

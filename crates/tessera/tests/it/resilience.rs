@@ -212,9 +212,13 @@ async fn signing_keys_rotate_on_schedule() {
     node.clock.advance(7199);
     assert_eq!(tessera_idp::node::rotate_due_keys(&node.state).await.unwrap(), 0);
     node.clock.advance(1);
-    assert_eq!(tessera_idp::node::rotate_due_keys(&node.state).await.unwrap(), 3);
-    assert_eq!(published(&node), before + 3, "new keys are pre-published");
+    // The node's own leased job may get to some algorithms first (it checks on its own
+    // schedule); together they rotate each algorithm exactly once.
+    let made = tessera_idp::node::rotate_due_keys(&node.state).await.unwrap();
+    assert!(made <= 3, "{made}");
     assert_eq!(tessera_idp::node::rotate_due_keys(&node.state).await.unwrap(), 0);
+    node.state.keys.reload().await.unwrap();
+    assert_eq!(published(&node), before + 3, "one new, pre-published key per algorithm");
     let records = node
         .state
         .db
