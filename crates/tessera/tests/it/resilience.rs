@@ -218,7 +218,11 @@ async fn signing_keys_rotate_on_schedule() {
     assert!(made <= 3, "{made}");
     assert_eq!(tessera_idp::node::rotate_due_keys(&node.state).await.unwrap(), 0);
     node.state.keys.reload().await.unwrap();
-    assert_eq!(published(&node), before + 3, "one new, pre-published key per algorithm");
+    assert_eq!(
+        published(&node),
+        before + 3,
+        "one new, pre-published key per algorithm"
+    );
     let records = node
         .state
         .db
