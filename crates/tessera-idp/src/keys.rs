@@ -235,6 +235,34 @@ pub async fn rotate_keys(
     Ok(created)
 }
 
+/// The scheduled rotation (`keys.rotate_after_secs`): [`rotate_keys`] for every algorithm
+/// whose newest key — as the store has it now, so rotations made by other nodes or by
+/// `tessera keys rotate` count — is at least `max_age` seconds old, audited with actor
+/// `system`. One call at a time per node (other nodes are kept out by a lease), so one
+/// algorithm is never rotated twice for one age. Returns the keys created.
+pub async fn rotate_due_keys(
+    ring: &KeyRing,
+    ephemeral: &dyn EphemeralStore,
+    audit: &Auditor,
+    max_age: i64,
+) -> Result<Vec<StoredKey>, KeyError> {
+    let _one_at_a_time = ring.rotating.lock().await;
+    ring.reload().await?;
+    let now = ring.clock.now();
+    let keys = ring.snapshot();
+    let due: Vec<Algorithm> = ALGORITHMS
+        .into_iter()
+        .filter(|alg| {
+            let newest = keys.iter().filter(|k| k.alg == *alg).map(|k| k.created_at).max();
+            newest.is_none_or(|created| now.saturating_sub(created) >= max_age)
+        })
+        .collect();
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    rotate_keys(ring, ephemeral, audit, &due, "system", &RequestContext::default()).await
+}
+
 /// Timing of rotations.
 #[derive(Debug, Clone, Copy)]
 pub struct RotationPolicy {
@@ -249,7 +277,7 @@ pub struct KeyRing {
     clock: Arc<dyn Clock>,
     policy: RotationPolicy,
     keys: RwLock<Arc<Vec<SigningKey>>>,
-    /// Serialises scheduled rotations on this node (other nodes are kept out by a lease).
+    /// Serialises [`rotate_due_keys`] on this node (other nodes are kept out by a lease).
     rotating: tokio::sync::Mutex<()>,
 }
 
@@ -356,25 +384,6 @@ impl KeyRing {
             .await?;
         self.reload().await?;
         Ok(new)
-    }
-
-    /// Rotates `alg` if its newest key (as the store has it now, so rotations made by other
-    /// nodes or `tessera keys rotate` count) is at least `max_age` seconds old. One call at a
-    /// time per node. Returns the new key, if one was made.
-    pub async fn rotate_if_older(&self, alg: Algorithm, max_age: i64) -> Result<Option<StoredKey>, KeyError> {
-        let _one_at_a_time = self.rotating.lock().await;
-        self.reload().await?;
-        let now = self.clock.now();
-        let newest = self
-            .snapshot()
-            .iter()
-            .filter(|k| k.alg == alg)
-            .map(|k| k.created_at)
-            .max();
-        if newest.is_some_and(|created| now.saturating_sub(created) < max_age) {
-            return Ok(None);
-        }
-        self.rotate(alg).await.map(Some)
     }
 
     fn generate(&self, alg: Algorithm, created_at: i64, activates_at: i64) -> Result<StoredKey, KeyError> {

@@ -393,41 +393,24 @@ async fn rotate_keys_periodically(state: AppState) {
     let every = Duration::from_secs(KEY_ROTATION_CHECK_SECS);
     let cluster = state.cluster.clone();
     cluster::run_leased(cluster, KEY_ROTATION_LEASE, every, || async {
-        match rotate_due_keys(&state).await {
-            Ok(0) => {}
-            Ok(_) => {
-                if let Err(err) = state.ephemeral.publish(KEYS_CHANGED_CHANNEL, "rotated").await {
-                    tracing::debug!(error = %err, "cannot announce a key rotation; nodes reload within keys.reload_secs");
-                }
-            }
-            Err(err) => tracing::warn!(error = %err, "scheduled key rotation failed; the next check retries"),
+        if let Err(err) = rotate_due_keys(&state).await {
+            tracing::warn!(error = %err, "scheduled key rotation failed; the next check retries");
         }
     })
     .await;
 }
 
-/// One scheduled-rotation check (also run by tests): rotates every algorithm whose newest
-/// key is at least `keys.rotate_after_secs` old. Returns how many keys were created.
+/// One scheduled-rotation check (also run by tests): rotates, audits and announces every
+/// algorithm whose newest key is at least `keys.rotate_after_secs` old (see
+/// [`crate::keys::rotate_due_keys`]). Returns how many keys were created.
 pub async fn rotate_due_keys(state: &AppState) -> Result<usize, KeyError> {
     let max_age = secs(state.config.keys.rotate_after_secs);
-    let mut rotated = 0;
-    for alg in crate::keys::ALGORITHMS {
-        let Some(key) = state.keys.rotate_if_older(alg, max_age).await? else {
-            continue;
-        };
-        tracing::info!(kid = %key.kid, alg = crate::keys::alg_name(alg), "rotated a signing key on schedule");
-        state
-            .audit
-            .record(
-                &crate::audit::RequestContext::default(),
-                crate::audit::AuditEvent::new("key.rotated", "success")
-                    .actor("system")
-                    .detail(serde_json::json!({ "kid": key.kid, "alg": crate::keys::alg_name(alg), "reason": "schedule" })),
-            )
-            .await;
-        rotated += 1;
+    let created =
+        crate::keys::rotate_due_keys(&state.keys, state.ephemeral.as_ref(), &state.audit, max_age).await?;
+    for key in &created {
+        tracing::info!(kid = %key.kid, alg = %key.alg, "rotated a signing key on schedule");
     }
-    Ok(rotated)
+    Ok(created.len())
 }
 
 /// Delivers back-channel logout notifications that are due (first attempts that failed on

@@ -306,14 +306,14 @@ pub async fn update(
     Ok(no_store(StatusCode::OK, ClientView::from(&record)))
 }
 
-/// `DELETE /admin/clients/{id}`: 204; the client's secret stops working at once.
+/// `DELETE /admin/clients/{id}`: 204; the secret stops working and the sessions made through the client end.
 #[utoipa::path(
     delete,
     path = "/admin/clients/{id}",
     tag = "clients",
     summary = "Delete a client",
     operation_id = "deleteClient",
-    description = "As `tessera client delete`: its secret stops working at once.",
+    description = "As `tessera client delete`: its secret stops working at once, and every user session made through it ends (their access tokens go on the revocation feed).",
     params(("id" = String, Path, description = "The client id")),
     responses(
         (status = 204, description = "Deleted"),

@@ -56,13 +56,11 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
                 .map(str::to_owned)
         };
         Ok(RequestContext {
-            ip: match parts.extensions.get::<ClientIp>() {
-                Some(ClientIp(ip)) => Some(ip.to_string()),
-                None => parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|ConnectInfo(addr)| addr.ip().to_string()),
-            },
+            // Set by `resolve_client_ip` whenever the connection's address is known.
+            ip: parts
+                .extensions
+                .get::<ClientIp>()
+                .map(|ClientIp(ip)| ip.to_string()),
             user_agent: header_text(header::USER_AGENT).map(|ua| ua.chars().take(MAX_USER_AGENT).collect()),
             request_id: header_text(REQUEST_ID),
         })

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::sessions::{alive, announce_revoked, revoked_sessions, SESSION_COLUMNS};
+use super::sessions::{revoke_alive_sessions, SessionsOf};
 use super::SqlStore;
 use crate::StoreError;
 
@@ -171,18 +171,7 @@ impl ClientStore for SqlStore {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        let sql = format!(
-            "UPDATE sessions SET revoked_at = $2, revoke_reason = 'client_deleted' \
-             WHERE client_id = $1 AND {} RETURNING {SESSION_COLUMNS}",
-            alive("$2")
-        );
-        let rows = sqlx::query(&sql)
-            .bind(client_id)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-        let revoked = revoked_sessions(&rows)?;
-        announce_revoked(&mut tx, &revoked, now).await?;
+        revoke_alive_sessions(&mut tx, SessionsOf::Client(client_id), "client_deleted", now).await?;
         tx.commit().await?;
         Ok(true)
     }

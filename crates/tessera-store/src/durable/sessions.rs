@@ -233,14 +233,48 @@ fn token_from_row(row: &AnyRow) -> Result<RefreshRecord, StoreError> {
 }
 
 /// Sessions revoked in `rows`, oldest first (RETURNING has no order of its own).
-pub(super) fn revoked_sessions(rows: &[AnyRow]) -> Result<Vec<SessionRecord>, StoreError> {
+fn revoked_sessions(rows: &[AnyRow]) -> Result<Vec<SessionRecord>, StoreError> {
     let mut sessions = rows.iter().map(session_from_row).collect::<Result<Vec<_>, _>>()?;
     sessions.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
     Ok(sessions)
 }
 
+/// Whose alive sessions [`revoke_alive_sessions`] ends.
+pub(super) enum SessionsOf<'a> {
+    Subject(&'a str),
+    Client(&'a str),
+}
+
+/// Revokes every alive session of a subject or a client inside `tx` and puts their `sid`s
+/// on the feed; returns them as revoked.
+pub(super) async fn revoke_alive_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    of: SessionsOf<'_>,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<SessionRecord>, StoreError> {
+    let (column, value) = match of {
+        SessionsOf::Subject(subject) => ("subject", subject),
+        SessionsOf::Client(client_id) => ("client_id", client_id),
+    };
+    let sql = format!(
+        "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE {column} = $1 AND {} \
+         RETURNING {SESSION_COLUMNS}",
+        alive("$2")
+    );
+    let rows = sqlx::query(&sql)
+        .bind(value)
+        .bind(now)
+        .bind(reason)
+        .fetch_all(&mut **tx)
+        .await?;
+    let revoked = revoked_sessions(&rows)?;
+    announce_revoked(tx, &revoked, now).await?;
+    Ok(revoked)
+}
+
 /// Puts each revoked session's `sid` on the feed while access tokens issued in it may live.
-pub(super) async fn announce_revoked(
+async fn announce_revoked(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     revoked: &[SessionRecord],
     now: i64,
@@ -466,19 +500,7 @@ impl SessionStore for SqlStore {
         now: i64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let sql = format!(
-            "UPDATE sessions SET revoked_at = $2, revoke_reason = $3 WHERE subject = $1 AND {} \
-             RETURNING {SESSION_COLUMNS}",
-            alive("$2")
-        );
-        let rows = sqlx::query(&sql)
-            .bind(subject)
-            .bind(now)
-            .bind(reason)
-            .fetch_all(&mut *tx)
-            .await?;
-        let revoked = revoked_sessions(&rows)?;
-        announce_revoked(&mut tx, &revoked, now).await?;
+        let revoked = revoke_alive_sessions(&mut tx, SessionsOf::Subject(subject), reason, now).await?;
         tx.commit().await?;
         Ok(revoked)
     }
