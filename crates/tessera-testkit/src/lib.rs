@@ -552,3 +552,28 @@ impl TestNode {
         body["access_token"].as_str().expect("access_token").to_owned()
     }
 }
+
+/// 64 bits that differ between calls, threads and test processes (not cryptographic).
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    hasher.write_u128(nanos);
+    hasher.finish()
+}
+
+/// A fresh loopback address other than 127.0.0.1 (Linux routes all of 127/8 to lo), for a
+/// client whose per-IP counters must not meet other tests' on a shared Redis.
+pub fn loopback_ip() -> std::net::IpAddr {
+    let r = random_u64();
+    std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+        127,
+        1 + (r % 254) as u8,
+        ((r >> 8) % 256) as u8,
+        1 + ((r >> 16) % 254) as u8,
+    ))
+}

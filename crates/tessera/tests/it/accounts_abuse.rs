@@ -9,9 +9,7 @@
 //! addresses are fresh per test run: with Redis (shared by every test and every run)
 //! throttle counters, lockouts and idempotency keys would otherwise carry over.
 
-use std::hash::{BuildHasher, Hasher};
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use reqwest::header::{HeaderMap, CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
@@ -19,8 +17,8 @@ use serde_json::{json, Value};
 use tessera_idp::audit::RequestContext;
 use tessera_store::durable::{UserRecord, UserStore};
 use tessera_testkit::{
-    backend_tests, link_token, spawn, spawn_with, spawn_with_mail, spawn_with_mail_and, Backend,
-    ReceivedMail, SmtpSink, TestNode,
+    backend_tests, link_token, loopback_ip, random_u64, spawn, spawn_with, spawn_with_mail,
+    spawn_with_mail_and, Backend, ReceivedMail, SmtpSink, TestNode,
 };
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -37,18 +35,6 @@ const EXISTS_SUBJECT: &str = "You already have an account";
 
 // --- helpers -------------------------------------------------------------------------------
 
-/// 64 random bits (the process-random `RandomState` keys over a counter and the time).
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::SeqCst));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    hasher.write_u128(nanos);
-    hasher.finish()
-}
-
 /// A fresh lower-case token for addresses and keys.
 fn unique() -> String {
     format!("{:016x}", random_u64())
@@ -57,17 +43,6 @@ fn unique() -> String {
 /// A fresh address `tag-<random>@example.com` (already normalised).
 fn address(tag: &str) -> String {
     format!("{tag}-{}@example.com", unique())
-}
-
-/// A fresh loopback address other than 127.0.0.1 (Linux routes all of 127/8 to lo).
-fn loopback_ip() -> IpAddr {
-    let r = random_u64();
-    IpAddr::V4(Ipv4Addr::new(
-        127,
-        1 + (r % 254) as u8,
-        ((r >> 8) % 256) as u8,
-        1 + ((r >> 16) % 254) as u8,
-    ))
 }
 
 /// What came back.

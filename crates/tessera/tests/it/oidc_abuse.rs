@@ -12,9 +12,6 @@
 //! would otherwise carry over.
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,7 +25,9 @@ use tessera_idp::clock::Clock;
 use tessera_store::durable::{
     AuditQuery, AuditStore, ClientRecord, ClusterStore, OidcStore, OutboxRecord, SessionStore,
 };
-use tessera_testkit::{backend_tests, pkce_pair, spawn, Backend, Page, TestClient, TestNode};
+use tessera_testkit::{
+    backend_tests, loopback_ip, pkce_pair, random_u64, spawn, Backend, Page, TestClient, TestNode,
+};
 
 backend_tests!(
     unregistered_redirect_uris_get_an_error_page_never_a_redirect,
@@ -92,30 +91,6 @@ const BACKCHANNEL_EVENT: &str = "http://schemas.openid.net/event/backchannel-log
 const HOSTILE_STATE: &str = "<script>alert(1)</script>\r\nSet-Cookie: pwned=1; \"'>";
 
 // --- fresh names ---------------------------------------------------------------------------
-
-/// 64 random bits (the process-random `RandomState` keys over a counter and the time).
-fn random_u64() -> u64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(COUNTER.fetch_add(1, Ordering::SeqCst));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    hasher.write_u128(nanos);
-    hasher.finish()
-}
-
-/// A fresh loopback address other than 127.0.0.1 (Linux routes all of 127/8 to lo), so
-/// that failed logins of one test never count against another's address.
-fn loopback_ip() -> IpAddr {
-    let r = random_u64();
-    IpAddr::V4(Ipv4Addr::new(
-        127,
-        1 + (r % 254) as u8,
-        ((r >> 8) % 256) as u8,
-        1 + ((r >> 16) % 254) as u8,
-    ))
-}
 
 struct Person {
     email: String,
