@@ -15,8 +15,11 @@ use crate::tokens::opaque::random_id;
 
 /// Seconds between heartbeats.
 pub const HEARTBEAT_SECS: u64 = 5;
-/// A node not heard from for this long is not counted as alive.
-const ALIVE_WITHIN_SECS: i64 = 3 * HEARTBEAT_SECS as i64;
+/// A node not heard from for this long is not counted as alive. Generous on purpose: the
+/// count divides login limits while Redis is down, so counting a node that just died is
+/// the safe error (stricter for a minute), and missing a live one whose heartbeat was late
+/// under load is the unsafe one (looser).
+const ALIVE_WITHIN_SECS: i64 = 60;
 /// Seconds a lease lasts without renewal: how long a job waits before another node takes
 /// it over from a node that died.
 pub const LEASE_SECS: i64 = 30;
@@ -30,6 +33,8 @@ pub struct Cluster {
     store: Arc<dyn ClusterStore>,
     clock: Arc<dyn Clock>,
     live_nodes: AtomicU32,
+    /// When [`Cluster::live_nodes`] was last read from the database.
+    counted_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Cluster {
@@ -40,6 +45,7 @@ impl Cluster {
             store,
             clock,
             live_nodes: AtomicU32::new(1),
+            counted_at: std::sync::Mutex::new(None),
         }
     }
 
@@ -63,7 +69,25 @@ impl Cluster {
             .heartbeat(&self.node_id, self.started_at, now, now - ALIVE_WITHIN_SECS)
             .await?;
         self.live_nodes.store(n.max(1), Ordering::Relaxed);
+        *self.counted_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
         Ok(n)
+    }
+
+    /// [`Cluster::live_nodes`], counted again (with a heartbeat) if the last count is older
+    /// than `max_age`: for decisions that must not use a count from before nodes joined.
+    /// On a database error the last known count is used.
+    pub async fn live_nodes_fresh(&self, max_age: Duration) -> u32 {
+        let stale = self
+            .counted_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|at| at.elapsed() >= max_age);
+        if stale {
+            if let Err(err) = self.heartbeat().await {
+                tracing::debug!(error = %err, "cannot count the live nodes; using the last count");
+            }
+        }
+        self.live_nodes()
     }
 
     /// Leaves the cluster (shutdown): the node stops counting and its leases are free.

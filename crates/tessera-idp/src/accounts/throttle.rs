@@ -58,6 +58,8 @@ impl Refusal {
 pub struct Attempt {
     account: String,
     ip: Option<String>,
+    /// The account's failure limit when the attempt was admitted.
+    max_failures: u32,
     /// This attempt's number in the window (1-based).
     pub number: u64,
 }
@@ -77,18 +79,16 @@ impl Throttle {
         }
     }
 
-    /// `limit` as it applies on this node now: divided among the live nodes while the
-    /// store counts per node.
-    fn effective(&self, limit: u32) -> u32 {
-        if self.store.degraded() {
-            (limit / self.cluster.live_nodes()).max(1)
-        } else {
-            limit
+    /// `(max_failures, max_failures_per_ip)` as they apply on this node now: divided among
+    /// the live nodes while the store counts per node (with a cluster size at most a
+    /// second old, so nodes that just started or just died count at once).
+    async fn limits(&self) -> (u32, u32) {
+        let (account, ip) = (self.config.max_failures, self.config.max_failures_per_ip);
+        if !self.store.degraded() {
+            return (account, ip);
         }
-    }
-
-    fn max_failures(&self) -> u32 {
-        self.effective(self.config.max_failures)
+        let nodes = self.cluster.live_nodes_fresh(Duration::from_secs(1)).await;
+        ((account / nodes).max(1), (ip / nodes).max(1))
     }
 
     fn window(&self) -> Duration {
@@ -107,10 +107,11 @@ impl Throttle {
         if let Some(left) = self.store.ttl(&format!("login:lock:{account}")).await? {
             return Ok(Err(Refusal::Locked(whole_secs(left))));
         }
+        let (max_failures, max_failures_per_ip) = self.limits().await;
         if let Some(ip) = ip {
             let key = format!("login:ip:{ip}");
             let n = self.store.add(&key, 1, self.window()).await?;
-            if n > i64::from(self.effective(self.config.max_failures_per_ip)) {
+            if n > i64::from(max_failures_per_ip) {
                 self.store.add(&key, -1, self.window()).await?;
                 let left = self.store.ttl(&key).await?.unwrap_or(self.window());
                 return Ok(Err(Refusal::RetryAfter(whole_secs(left))));
@@ -120,7 +121,7 @@ impl Throttle {
             .store
             .incr(&format!("login:attempts:{account}"), self.window())
             .await?;
-        if number > u64::from(self.max_failures()) {
+        if number > u64::from(max_failures) {
             // The limit's worth of attempts is in flight or failed: refuse without checking.
             self.give_back_ip(ip).await?;
             let left = match self.store.ttl(&format!("login:lock:{account}")).await? {
@@ -136,6 +137,7 @@ impl Throttle {
         Ok(Ok(Attempt {
             account,
             ip: ip.map(str::to_owned),
+            max_failures,
             number,
         }))
     }
@@ -161,7 +163,7 @@ impl Throttle {
     /// The password was wrong (the attempt stays counted against account and IP). Returns
     /// the lockout now in force, if this failure caused one.
     pub async fn failed(&self, attempt: &Attempt) -> Result<Option<u64>, StoreError> {
-        if attempt.number < u64::from(self.max_failures()) {
+        if attempt.number < u64::from(attempt.max_failures) {
             return Ok(None);
         }
         let lockouts = self
