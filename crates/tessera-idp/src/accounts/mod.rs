@@ -326,8 +326,12 @@ impl Accounts {
         password: &str,
         context: &RequestContext,
     ) -> Result<UserRecord, AccountError> {
-        // An implausible address cannot have an account; it gets the same answer.
-        let email = email::normalize(raw_email).unwrap_or_else(|| raw_email.trim().to_lowercase());
+        // An implausible address cannot have an account (every way in normalises it): it gets
+        // the same answer and the same throttling, without a lookup.
+        let normalized = email::normalize(raw_email);
+        let email = normalized
+            .clone()
+            .unwrap_or_else(|| raw_email.trim().to_lowercase());
         let attempt = match self.throttle.admit(&email, context.ip.as_deref()).await? {
             Ok(attempt) => attempt,
             Err(refusal) => {
@@ -342,7 +346,10 @@ impl Accounts {
                 });
             }
         };
-        let user = self.users.user_by_email(&email).await?;
+        let user = match &normalized {
+            Some(email) => self.users.user_by_email(email).await?,
+            None => None,
+        };
         let stored = user.as_ref().and_then(|u| u.password_hash.clone());
         let verification = match stored.clone() {
             Some(hash) => Some(self.hasher.verify_async(password.to_owned(), hash).await?),
