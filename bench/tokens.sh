@@ -10,6 +10,6 @@ if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   createdb -h 127.0.0.1 -U postgres tessera_bench
   export TESSERA_BENCH_DATABASE_URL="postgres://postgres@127.0.0.1:5432/tessera_bench"
 fi
-cargo build --release -q -p tessera-idp --example bench_tokens
+cargo build --release -q -p tessera --example bench_tokens
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m)"
 ./target/release/examples/bench_tokens

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::http::{header, HeaderMap};
 use base64::Engine as _;
+use http::{header, HeaderMap};
 use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{ClientRecord, ClientStore};
 

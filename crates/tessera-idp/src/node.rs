@@ -1,8 +1,7 @@
 //! Starting and stopping a node: data directory, master key, stores, migrations, keys,
-//! the metrics recorder, background work, and the HTTP server with a graceful drain on
-//! shutdown.
+//! the metrics recorder and background work. Serving HTTP is `tessera-web`'s: it takes a
+//! started [`Node`], serves its [`AppState`], and calls [`Node::stop`] after the drain.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,7 +12,6 @@ use futures_util::StreamExt;
 use tessera_store::durable::{ConnectSettings, KeyStore, Maintenance, SqlStore};
 use tessera_store::ephemeral::{EphemeralStore, FailoverStore, MemoryStore};
 use tessera_store::StoreError;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::accounts::throttle::Throttle;
@@ -26,6 +24,7 @@ use crate::config::{decode_master_key, Config, ConfigError};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
 use crate::mail::Mailer;
 use crate::oidc::{Provider, ProviderParts};
+use crate::outbound::Outbound;
 use crate::passwords::PasswordHasher;
 use crate::state::AppState;
 use crate::tokens::opaque::SuccessorKey;
@@ -57,6 +56,8 @@ pub enum StartError {
     Passwords(String),
     #[error("cannot set up e-mail: {0}")]
     Mail(String),
+    #[error("cannot set up the outbound HTTP client: {0}")]
+    Outbound(String),
     #[error("cannot listen on {addr}: {reason}")]
     Bind { addr: SocketAddr, reason: String },
 }
@@ -155,13 +156,18 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node on the system clock.
-    pub async fn start(config: Config) -> Result<Node, StartError> {
-        Node::start_with_clock(config, Arc::new(SystemClock)).await
+    /// Starts a node on the system clock, sending its outbound HTTP (back-channel logout,
+    /// the alerts webhook) through `outbound`.
+    pub async fn start(config: Config, outbound: Arc<dyn Outbound>) -> Result<Node, StartError> {
+        Node::start_with_clock(config, Arc::new(SystemClock), outbound).await
     }
 
     /// Starts a node whose notion of time is `clock` (tests move it by hand).
-    pub async fn start_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Node, StartError> {
+    pub async fn start_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        outbound: Arc<dyn Outbound>,
+    ) -> Result<Node, StartError> {
         config.validate()?;
         if config.metrics.enabled {
             // Once per process; later nodes (tests start many) share the recorder.
@@ -210,6 +216,7 @@ impl Node {
             mailer: mailer.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
+            outbound: outbound.clone(),
         }));
         let accounts = Arc::new(Accounts::new(AccountsParts {
             config: config.clone(),
@@ -241,6 +248,7 @@ impl Node {
             outbox: shared.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
+            outbound,
         }));
         let state = AppState {
             issuer: config.issuer().into(),
@@ -280,49 +288,11 @@ impl Node {
         &self.state
     }
 
-    /// The HTTP application of this node.
-    pub fn router(&self) -> axum::Router {
-        crate::http::router(self.state.clone())
-    }
-
-    /// Binds the configured listen address.
-    pub async fn bind(&self) -> Result<TcpListener, StartError> {
-        let addr = self.state.config.listen;
-        TcpListener::bind(addr).await.map_err(|e| StartError::Bind {
-            addr,
-            reason: e.to_string(),
-        })
-    }
-
-    /// Serves HTTP on `listener` until `shutdown` resolves, then stops accepting, lets
-    /// in-flight requests finish for at most `http.shutdown_grace_secs`, and returns.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let grace = Duration::from_secs(self.state.config.http.shutdown_grace_secs);
-        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-        let app = self.router().into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: draining in-flight requests");
-            let _ = stopping_tx.send(true);
-        });
-        let deadline = async move {
-            let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-            tokio::time::sleep(grace).await;
-        };
-        let result = tokio::select! {
-            result = server => result,
-            () = deadline => {
-                tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period");
-                Ok(())
-            }
-        };
+    /// Leaves the cluster (releasing this node's leases at once) and closes the database
+    /// pool: the end of a graceful stop, after the last request was answered.
+    pub async fn stop(self) {
         self.state.cluster.leave(LEASES).await;
         self.state.db.close().await;
-        result
     }
 }
 

@@ -17,12 +17,8 @@
 //! dashboard and the alert rules are checked against it.
 
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tessera_store::durable::SessionStore;
 
@@ -306,6 +302,37 @@ impl Readiness {
     }
 }
 
+/// Runs one store check within [`CHECK_TIMEOUT`]: whether it answered, and how long it took.
+async fn timed<E>(check: impl std::future::Future<Output = Result<(), E>>) -> (bool, Duration) {
+    let started = std::time::Instant::now();
+    let answer = tokio::time::timeout(CHECK_TIMEOUT, check).await;
+    (matches!(answer, Ok(Ok(()))), started.elapsed())
+}
+
+/// Checks what readiness depends on: the database answers and every algorithm has an
+/// active signing key; and whether Redis (when configured) answers.
+pub async fn check_readiness(state: &AppState) -> Readiness {
+    let ((database, database_took), (_, ephemeral_took)) = tokio::join!(
+        timed(state.db.ping()),
+        // Lets the ephemeral store notice an outage (or the end of one) now.
+        timed(state.ephemeral.ping()),
+    );
+    let now = state.clock.now();
+    let keys = state.keys.snapshot();
+    let redis = state.ephemeral.kind() == "redis";
+    let redis_up = !state.ephemeral.degraded();
+    Readiness {
+        database,
+        database_round_trip: database.then_some(database_took),
+        redis_round_trip: (redis && redis_up).then_some(ephemeral_took),
+        keys: ALGORITHMS
+            .iter()
+            .all(|alg| keys.iter().any(|k| k.alg == *alg && k.is_active(now))),
+        redis,
+        redis_up,
+    }
+}
+
 /// Sets `tessera_ready` and, when Redis is the ephemeral store, `tessera_redis_up`; observes
 /// the round trips the check measured.
 pub fn record_readiness(readiness: &Readiness) {
@@ -324,7 +351,7 @@ pub fn record_readiness(readiness: &Readiness) {
 /// Refreshes every gauge from the node's stores and key ring: readiness and Redis, the
 /// count of alive sessions, the age of each active signing key.
 pub async fn refresh_gauges(state: &AppState) {
-    let readiness = crate::http::health::check(state).await;
+    let readiness = check_readiness(state).await;
     record_readiness(&readiness);
     let now = state.clock.now();
     match tokio::time::timeout(CHECK_TIMEOUT, state.db.count_alive_sessions(now)).await {
@@ -350,37 +377,6 @@ pub async fn refresh_gauges_periodically(state: AppState) {
         if let Some(handle) = handle() {
             handle.run_upkeep();
         }
-    }
-}
-
-/// Middleware: counts and times every request by route template, method and status.
-pub async fn track_requests(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let status = response.status().as_str().to_owned();
-    metrics::counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!(HTTP_DURATION, "route" => route).record(elapsed);
-    response
-}
-
-/// A method as a label: the standard ones by name, anything else as `OTHER`.
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "OTHER",
     }
 }
 
@@ -535,11 +531,5 @@ mod tests {
                 "docs/operations.md names {name}, which nothing emits"
             );
         }
-    }
-
-    #[test]
-    fn unknown_methods_are_one_label() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::from_bytes(b"BREW").unwrap()), "OTHER");
     }
 }

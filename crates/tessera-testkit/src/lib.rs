@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tempfile::TempDir;
 use tessera_idp::clock::ManualClock;
 use tessera_idp::state::AppState;
-use tessera_idp::{Config, Node};
+use tessera_idp::Config;
 use tokio::task::JoinHandle;
 
 pub use browser::{Browser, Page};
@@ -126,12 +126,12 @@ pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> O
     config.issuer = Some(url.clone());
     adjust(&mut config);
     let clock = Arc::new(ManualClock::starting_now());
-    let node = Node::start_with_clock(config.clone(), clock.clone())
+    let node = tessera_web::start_with_clock(config.clone(), clock.clone())
         .await
         .expect("test node failed to start");
     let state = node.state().clone();
     let server = tokio::spawn(async move {
-        let _ = node.serve(listener, std::future::pending()).await;
+        let _ = tessera_web::serve(node, listener, std::future::pending()).await;
     });
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -14,7 +14,7 @@ use tessera_idp::keys::{algorithms, list_keys, rotate_keys};
 use tessera_idp::node::{open_database, open_ephemeral, open_keys};
 use tessera_idp::registry::{ClientPatch, ClientRegistry, ClientSpec, ClientView, RegistryError};
 use tessera_idp::tokens::SessionView;
-use tessera_idp::{Config, Node};
+use tessera_idp::Config;
 use tessera_store::durable::{AuditQuery, AuditRecord, AuditStore};
 
 #[derive(Parser)]
@@ -407,8 +407,8 @@ fn init_logging(config: &Config) {
 }
 
 async fn serve(config: Config) -> CmdResult {
-    let node = Node::start(config).await?;
-    let listener = node.bind().await?;
+    let node = tessera_web::start(config).await?;
+    let listener = tessera_web::bind(&node).await?;
     let state = node.state();
     tracing::info!(
         listen = %listener.local_addr()?,
@@ -417,7 +417,7 @@ async fn serve(config: Config) -> CmdResult {
         ephemeral = state.ephemeral.kind(),
         "tessera is serving"
     );
-    node.serve(listener, shutdown_signal()).await?;
+    tessera_web::serve(node, listener, shutdown_signal()).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -519,7 +519,7 @@ async fn keys_rotate(config: Config, alg: Option<String>) -> CmdResult {
 }
 
 async fn sessions_list(config: Config, subject: String, json: bool) -> CmdResult {
-    let node = Node::start(config).await?;
+    let node = tessera_web::start(config).await?;
     let sessions = node.state().tokens.sessions_of(&subject).await?;
     if json {
         let rows: Vec<SessionView> = sessions.iter().map(SessionView::from).collect();
@@ -545,7 +545,7 @@ async fn sessions_list(config: Config, subject: String, json: bool) -> CmdResult
 }
 
 async fn sessions_revoke(config: Config, subject: Option<String>, id: Option<String>) -> CmdResult {
-    let node = Node::start(config).await?;
+    let node = tessera_web::start(config).await?;
     let tokens = &node.state().tokens;
     let context = tessera_idp::audit::RequestContext::default();
     let ended = match (subject, id) {
@@ -566,7 +566,7 @@ async fn sessions_revoke(config: Config, subject: Option<String>, id: Option<Str
 }
 
 async fn user(config: Config, command: UserCommand) -> CmdResult {
-    let node = Node::start(config).await?;
+    let node = tessera_web::start(config).await?;
     let accounts = &node.state().accounts;
     let context = tessera_idp::audit::RequestContext::default();
     match command {

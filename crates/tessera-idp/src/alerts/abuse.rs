@@ -21,6 +21,7 @@ use tessera_store::StoreError;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::{rfc3339, Clock};
 use crate::config::Config;
+use crate::outbound::{is_success, Outbound, Post};
 use crate::tokens::opaque::{random_id, sha256_b64};
 
 /// The header carrying the webhook body's signature: `sha256=<hex HMAC-SHA256>`.
@@ -67,7 +68,7 @@ pub struct AbuseDetector {
     store: Arc<dyn EphemeralStore>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
-    http: reqwest::Client,
+    outbound: Arc<dyn Outbound>,
 }
 
 impl AbuseDetector {
@@ -77,12 +78,8 @@ impl AbuseDetector {
         store: Arc<dyn EphemeralStore>,
         audit: Auditor,
         clock: Arc<dyn Clock>,
+        outbound: Arc<dyn Outbound>,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         AbuseDetector {
             issuer: config.issuer(),
             config,
@@ -90,7 +87,7 @@ impl AbuseDetector {
             store,
             audit,
             clock,
-            http,
+            outbound,
         }
     }
 
@@ -220,25 +217,27 @@ impl AbuseDetector {
             .webhook_secret
             .as_ref()
             .map(|secret| sign(secret.expose().as_bytes(), body.as_bytes()));
-        let http = self.http.clone();
+        let outbound = self.outbound.clone();
         let audit = self.audit.clone();
         let context = context.clone();
         tokio::spawn(async move {
             let mut pause = Duration::from_secs(1);
             let mut last_error = String::new();
             for attempt in 1..=WEBHOOK_ATTEMPTS {
-                let mut request = http
-                    .post(&url)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .header(EVENT_HEADER, kind.event())
-                    .body(body.clone());
+                let mut post = Post {
+                    url: url.clone(),
+                    content_type: "application/json",
+                    headers: vec![(EVENT_HEADER, kind.event().to_owned())],
+                    body: body.clone().into_bytes(),
+                    timeout: WEBHOOK_TIMEOUT,
+                };
                 if let Some(signature) = &signature {
-                    request = request.header(SIGNATURE_HEADER, signature.as_str());
+                    post = post.header(SIGNATURE_HEADER, signature.as_str());
                 }
-                match request.send().await {
-                    Ok(response) if response.status().is_success() => return,
-                    Ok(response) => last_error = format!("status {}", response.status()),
-                    Err(err) => last_error = err.without_url().to_string(),
+                match outbound.post(post).await {
+                    Ok(status) if is_success(status) => return,
+                    Ok(status) => last_error = format!("status {status}"),
+                    Err(err) => last_error = err.to_string(),
                 }
                 if attempt < WEBHOOK_ATTEMPTS {
                     tokio::time::sleep(pause).await;

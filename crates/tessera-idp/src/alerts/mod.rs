@@ -33,6 +33,7 @@ use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::{rfc3339, Clock};
 use crate::config::Config;
 use crate::mail::{self, Locale, Mailer, Outgoing};
+use crate::outbound::Outbound;
 use crate::tokens::opaque::{random_b64, sha256_b64};
 
 /// The long-lived cookie that recognises a browser.
@@ -164,6 +165,8 @@ pub struct AlertsParts {
     pub mailer: Mailer,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
+    /// Where abuse signals are posted to the alerts webhook.
+    pub outbound: Arc<dyn Outbound>,
 }
 
 impl Alerts {
@@ -174,6 +177,7 @@ impl Alerts {
             parts.ephemeral.clone(),
             parts.audit.clone(),
             parts.clock.clone(),
+            parts.outbound,
         );
         Alerts {
             issuer: parts.config.issuer().into(),

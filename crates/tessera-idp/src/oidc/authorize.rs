@@ -10,7 +10,7 @@ use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{ClientRecord, ClientStore};
 use tessera_store::StoreError;
 
-use crate::pages::ErrorKind;
+use crate::error::ErrorKind;
 
 /// The `prompt` values we support (OIDC Core §3.1.2.1).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

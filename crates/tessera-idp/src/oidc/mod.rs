@@ -30,6 +30,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::OAuthFailure;
 use crate::keys::KeyRing;
+use crate::outbound::{is_success, Outbound, Post};
 use crate::tokens::opaque::{hashes_equal, random_b64, random_id, sha256_b64};
 use crate::tokens::{Issued, Login, TokenError, TokenService};
 
@@ -41,6 +42,8 @@ pub const ID_TOKEN_TTL_SECS: i64 = 3600;
 const LOGOUT_TOKEN_TTL_SECS: i64 = 120;
 /// Delivery attempts of a back-channel logout, with doubling pauses from one second.
 const LOGOUT_ATTEMPTS: i64 = 3;
+/// How long one back-channel logout delivery may take.
+const BACKCHANNEL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Seconds a back-channel delivery is claimed for while one node attempts it; if that node
 /// dies, another retries it after this.
 const LOGOUT_CLAIM_SECS: i64 = 30;
@@ -81,7 +84,7 @@ pub struct Provider {
     outbox: Arc<dyn ClusterStore>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
-    http: reqwest::Client,
+    outbound: Arc<dyn Outbound>,
 }
 
 pub struct ProviderParts {
@@ -97,6 +100,8 @@ pub struct ProviderParts {
     pub outbox: Arc<dyn ClusterStore>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
+    /// Where back-channel logout tokens are posted.
+    pub outbound: Arc<dyn Outbound>,
 }
 
 fn redirect_error(
@@ -118,11 +123,6 @@ fn redirect_error(
 
 impl Provider {
     pub fn new(parts: ProviderParts) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         Provider {
             issuer: parts.config.issuer().into(),
             config: parts.config,
@@ -135,7 +135,7 @@ impl Provider {
             outbox: parts.outbox,
             audit: parts.audit,
             clock: parts.clock,
-            http,
+            outbound: parts.outbound,
         }
     }
 
@@ -736,16 +736,15 @@ impl Provider {
             tracing::error!(error = %err, "cannot sign a logout token");
             "cannot sign a logout token".to_owned()
         })?;
-        match self
-            .http
-            .post(&record.uri)
-            .form(&[("logout_token", token.as_str())])
-            .send()
-            .await
-        {
-            Ok(response) if response.status().is_success() => Ok(()),
-            Ok(response) => Err(format!("status {}", response.status())),
-            Err(err) => Err(err.without_url().to_string()),
+        let post = Post::form(
+            &record.uri,
+            &[("logout_token", token.as_str())],
+            BACKCHANNEL_TIMEOUT,
+        );
+        match self.outbound.post(post).await {
+            Ok(status) if is_success(status) => Ok(()),
+            Ok(status) => Err(format!("status {status}")),
+            Err(err) => Err(err.to_string()),
         }
     }
 

@@ -8,6 +8,7 @@ mod accounts;
 mod accounts_abuse;
 mod admin_api;
 mod alerts;
+mod architecture;
 mod cli;
 mod clients;
 mod cluster;

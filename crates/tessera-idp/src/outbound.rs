@@ -1,0 +1,70 @@
+//! Outbound HTTP: what the provider sends to other systems — back-channel logout tokens to
+//! relying parties, abuse signals to the alerts webhook. The domain decides what to send
+//! and when to retry; the client that sends it is handed to the node at start-up
+//! (`tessera-web` has one on reqwest), so this crate carries no HTTP stack of its own.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// One POST request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Post {
+    pub url: String,
+    /// The `Content-Type` of `body`.
+    pub content_type: &'static str,
+    /// Further headers (names in lower case).
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// The whole exchange gives up after this.
+    pub timeout: Duration,
+}
+
+impl Post {
+    /// `application/x-www-form-urlencoded` of `fields`.
+    pub fn form(url: &str, fields: &[(&str, &str)], timeout: Duration) -> Post {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(fields)
+            .finish();
+        Post {
+            url: url.to_owned(),
+            content_type: "application/x-www-form-urlencoded",
+            headers: Vec::new(),
+            body: body.into_bytes(),
+            timeout,
+        }
+    }
+
+    /// `application/json` of `value`.
+    pub fn json(url: &str, value: &serde_json::Value, timeout: Duration) -> Post {
+        Post {
+            url: url.to_owned(),
+            content_type: "application/json",
+            headers: Vec::new(),
+            body: value.to_string().into_bytes(),
+            timeout,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Post {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// Why a request got no answer. The text never carries the URL (it may hold a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct OutboundError(pub String);
+
+/// Sends outbound requests. Redirects are never followed: a receiver answers itself.
+#[async_trait]
+pub trait Outbound: Send + Sync {
+    /// Sends `post`; the response's status code, whatever it is.
+    async fn post(&self, post: Post) -> Result<u16, OutboundError>;
+}
+
+/// Whether `status` is a 2xx.
+pub fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
+}

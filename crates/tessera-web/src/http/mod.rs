@@ -1,0 +1,299 @@
+//! The HTTP surface: routes, and the middleware every request passes through (request id,
+//! trace span, panic guard, security headers, timeout, body limit, and — with
+//! `metrics.enabled` — request metrics by route template).
+
+mod accounts;
+mod admin;
+mod admin_keys;
+mod admin_users;
+mod alerts;
+mod audit;
+mod cors;
+pub(crate) mod health;
+mod idempotency;
+mod oauth;
+mod oidc;
+pub mod openapi;
+mod paging;
+mod request;
+mod sessions;
+mod wellknown;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::{header, HeaderName, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, patch, post, MethodRouter};
+use axum::Router;
+use tessera_proto::paths;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::error::ApiError;
+use tessera_idp::state::AppState;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The node's whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let http = &state.config.http;
+    let middleware = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(REQUEST_ID, RandomRequestId))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request
+                        .headers()
+                        .get(REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    // The path only: query strings can carry secrets (tokens, codes).
+                    tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(CatchPanicLayer::custom(|_| ApiError::internal().caused_by("handler panicked").into_response()))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        ;
+    // Inside: limits whose bare answers `problem_for_bare_errors` turns into problem JSON.
+    let limits = ServiceBuilder::new()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(http.request_timeout_secs),
+        ))
+        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
+        .layer(DefaultBodyLimit::max(http.max_body_bytes));
+
+    // Read by anyone, from anywhere.
+    let public = Router::new()
+        .route(paths::DISCOVERY, get(wellknown::discovery).options(preflight))
+        .route(paths::JWKS, get(wellknown::jwks).options(preflight))
+        .layer(cors::public());
+    // Called by browser apps from their registered origins.
+    let client_facing = Router::new()
+        // OPTIONS routes exist so preflights reach the CORS layer, which answers them (the
+        // router's own 405 would come first otherwise).
+        .route(paths::TOKEN, post(oauth::token).options(preflight))
+        .route(
+            paths::USERINFO,
+            get(oidc::userinfo).post(oidc::userinfo).options(preflight),
+        )
+        .route(paths::REVOKE, post(oauth::revoke).options(preflight))
+        .route(paths::INTROSPECT, post(oauth::introspect).options(preflight))
+        .layer(cors::registered(state.clients.clone()));
+    let router = Router::new()
+        .merge(public)
+        .merge(client_facing)
+        .route(paths::HEALTHZ, get(health::healthz))
+        .route(paths::READYZ, get(health::readyz))
+        .route(paths::AUTHORIZE, get(oidc::authorize).post(oidc::authorize))
+        .route(paths::AUTHORIZE_LOGIN, post(oidc::login))
+        .route(paths::AUTHORIZE_CONSENT, post(oidc::consent))
+        .route(paths::END_SESSION, get(oidc::end_session).post(oidc::end_session))
+        .route(paths::LOGOUT_CONFIRM, post(oidc::confirm_logout))
+        .route(paths::REVOCATIONS, get(oauth::revocations))
+        .route(paths::SESSIONS, get(sessions::list))
+        .route(paths::SESSION, delete(sessions::end_one))
+        .route(paths::LOGOUT, post(sessions::logout))
+        .route(paths::SESSION_EXTEND, post(sessions::extend))
+        .route(paths::SIGNUP, post(accounts::signup))
+        .route(paths::VERIFY_EMAIL, get(accounts::verify_email))
+        .route(paths::LOGIN, post(accounts::login))
+        .route(paths::REISSUE, post(accounts::reissue))
+        .route(paths::ME, get(accounts::me))
+        .route(paths::MEMBER_ME, get(accounts::member_me))
+        .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
+        .route(paths::PASSWORD_RESET, post(accounts::reset_password))
+        .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
+        .route(paths::END_SIGN_IN, get(alerts::confirm).post(alerts::end))
+        .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet));
+    let router = admin_routes()
+        .into_iter()
+        .fold(router, |router, route| router.route(route.path, route.handler));
+    let router = if state.config.metrics.enabled {
+        router.route(paths::METRICS, get(health::metrics))
+    } else {
+        router
+    };
+    // Validated at start; an entry that does not parse cannot get here.
+    let trusted: std::sync::Arc<[tessera_proto::net::Cidr]> = http
+        .trusted_proxies
+        .iter()
+        .filter_map(|entry| tessera_proto::net::Cidr::parse(entry).ok())
+        .collect();
+    let router = router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            trusted,
+            request::resolve_client_ip,
+        ))
+        .layer(limits)
+        .layer(axum::middleware::map_response(problem_for_bare_errors))
+        .layer(middleware);
+    // Outermost, so it sees the status every other layer settled on; after routing (a
+    // `Router::layer`), so the matched route template is known.
+    let router = if state.config.metrics.enabled {
+        router.layer(axum::middleware::from_fn(crate::metrics::track_requests))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// An HTTP method of the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+// Read by the test that holds the OpenAPI document to these routes.
+#[cfg_attr(not(test), allow(dead_code))]
+impl Verb {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "GET",
+            Verb::Post => "POST",
+            Verb::Patch => "PATCH",
+            Verb::Delete => "DELETE",
+        }
+    }
+}
+
+/// One route of the admin API.
+pub(crate) struct AdminRoute {
+    pub(crate) path: &'static str,
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) verb: Verb,
+    handler: MethodRouter<AppState>,
+}
+
+fn at<H, T>(path: &'static str, verb: Verb, handler: H) -> AdminRoute
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let handler = match verb {
+        Verb::Get => get(handler),
+        Verb::Post => post(handler),
+        Verb::Patch => patch(handler),
+        Verb::Delete => delete(handler),
+    };
+    AdminRoute { path, verb, handler }
+}
+
+/// Every route under `/admin`: the router serves exactly these, and a test holds the OpenAPI
+/// document (`openapi.rs`) to exactly these.
+pub(crate) fn admin_routes() -> Vec<AdminRoute> {
+    use Verb::{Delete, Get, Patch, Post};
+    vec![
+        at(paths::ADMIN_OPENAPI, Get, openapi::document),
+        at(paths::ADMIN_CLIENTS, Get, admin::list),
+        at(paths::ADMIN_CLIENTS, Post, admin::create),
+        at(paths::ADMIN_CLIENT, Get, admin::show),
+        at(paths::ADMIN_CLIENT, Patch, admin::update),
+        at(paths::ADMIN_CLIENT, Delete, admin::remove),
+        at(paths::ADMIN_CLIENT_SECRET, Post, admin::rotate_secret),
+        at(paths::ADMIN_AUDIT, Get, audit::list),
+        at(paths::ADMIN_USERS, Get, admin_users::list),
+        at(paths::ADMIN_USERS, Post, admin_users::create),
+        at(paths::ADMIN_USER, Get, admin_users::show),
+        at(paths::ADMIN_USER, Delete, admin_users::remove),
+        at(paths::ADMIN_USER_DISABLE, Post, admin_users::disable),
+        at(paths::ADMIN_USER_ENABLE, Post, admin_users::enable),
+        at(paths::ADMIN_USER_SESSIONS, Get, admin_users::sessions),
+        at(paths::ADMIN_USER_SESSIONS, Delete, admin_users::end_sessions),
+        at(paths::ADMIN_SESSION, Delete, admin_users::end_session),
+        at(paths::ADMIN_KEYS, Get, admin_keys::list),
+        at(paths::ADMIN_KEYS_ROTATE, Post, admin_keys::rotate),
+    ]
+}
+
+/// The body limit and the timeout answer in plain text or with no body; clients of every
+/// endpoint get problem JSON instead. After a refused oversized body the connection closes
+/// (the rest of the body was not read), and the response says so.
+async fn problem_for_bare_errors(response: Response) -> Response {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("json") || v.starts_with("text/html"));
+    // JSON and hosted pages already explain themselves.
+    if is_json {
+        return response;
+    }
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            let mut response = ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload Too Large",
+            )
+            .detail("the request body is larger than this server accepts")
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        StatusCode::SERVICE_UNAVAILABLE => ApiError::unavailable()
+            .detail("the request took too long")
+            .into_response(),
+        _ => response,
+    }
+}
+
+/// An OPTIONS request the CORS layer did not answer (not a preflight, or an origin that is
+/// not allowed): nothing to say.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn not_found() -> Response {
+    ApiError::not_found().detail("no such endpoint").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method Not Allowed",
+    )
+    .into_response()
+}
+
+/// Request ids: 64 random bits in hex, unless a trusted proxy already set one.
+#[derive(Clone, Copy)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let mut bytes = [0u8; 8];
+        aws_lc_rs::rand::fill(&mut bytes).ok()?;
+        let text: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        HeaderValue::from_str(&text).ok().map(RequestId::new)
+    }
+}
