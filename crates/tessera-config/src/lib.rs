@@ -11,15 +11,18 @@
 //! - [`ConfigError`]: the one error type, with [`Layers::attribute`] adding "(from VAR)"
 //!   when an invalid value came from the environment;
 //! - [`Secret`]: a value that never appears in `Debug` or serialised output;
+//! - [`LogConfig`]: the `[log]` section both share;
 //! - [`check`]: the keys-and-docs-in-step checks each crate runs in its tests.
 
 pub mod check;
+mod log;
 mod secret;
 
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+pub use log::{LogConfig, LogFormat};
 pub use secret::Secret;
 
 /// How an environment variable's text becomes a TOML value.

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tessera_idp::accounts::{UserView, OPERATOR};
 use tessera_idp::audit::Auditor;
 use tessera_idp::clock::{rfc3339, Clock, SystemClock};
-use tessera_idp::config::LogFormat;
+use tessera_idp::config::{LogConfig, LogFormat};
 use tessera_idp::keys::{algorithms, list_keys, rotate_keys};
 use tessera_idp::node::{open_database, open_ephemeral, open_keys};
 use tessera_idp::registry::{ClientPatch, ClientRegistry, ClientSpec, ClientView, RegistryError};
@@ -300,12 +300,9 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err),
     };
     if let Some(format) = cli.log_format {
-        config.log.format = match format {
-            LogFormatArg::Text => LogFormat::Text,
-            LogFormatArg::Json => LogFormat::Json,
-        };
+        config.log.format = format.into();
     }
-    init_logging(&config);
+    init_logging(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return fail(&err),
@@ -359,26 +356,11 @@ fn gateway(file: Option<&std::path::Path>, log_format: Option<LogFormatArg>) -> 
         Ok(config) => config,
         Err(err) => return fail(&err),
     };
-    let json = match log_format {
-        Some(LogFormatArg::Json) => true,
-        Some(LogFormatArg::Text) => false,
-        None => config.log.format == tessera_gateway::LogFormat::Json,
-    };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if json {
-        builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        builder.init();
+    let mut log = config.log.clone();
+    if let Some(format) = log_format {
+        log.format = format.into();
     }
+    init_logging(&log);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return fail(&err),
@@ -389,14 +371,24 @@ fn gateway(file: Option<&std::path::Path>, log_format: Option<LogFormatArg>) -> 
     }
 }
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+impl From<LogFormatArg> for LogFormat {
+    fn from(format: LogFormatArg) -> Self {
+        match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        }
+    }
+}
+
+/// Logging to stderr as `[log]` says (the provider's and the gateway's section alike).
+fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
-    match config.log.format {
+    match log.format {
         LogFormat::Json => builder
             .json()
             .with_current_span(true)

@@ -19,7 +19,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tessera_config::{one_line, Layers};
-pub use tessera_config::{ConfigError, ValueKind};
+pub use tessera_config::{ConfigError, LogConfig, LogFormat, ValueKind};
 
 pub use keys::{FILE_ONLY_KEYS, KEYS};
 pub(crate) use routes::{normalize_prefix, parse_upstream};
@@ -69,23 +69,6 @@ pub struct AuthCacheConfig {
     pub capacity: usize,
 }
 
-/// `[log]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `text` or `json`.
-    pub format: LogFormat,
-    /// A tracing filter, e.g. `info` or `info,tessera_gateway=debug`.
-    pub level: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
 impl Default for GatewayConfig {
     fn default() -> Self {
         GatewayConfig {
@@ -110,15 +93,6 @@ impl Default for AuthCacheConfig {
         AuthCacheConfig {
             enabled: true,
             capacity: 10_000,
-        }
-    }
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
         }
     }
 }
@@ -235,9 +209,7 @@ impl GatewayConfig {
                 "must be greater than 0 (set auth_cache.enabled = false to turn the cache off)",
             ));
         }
-        if self.log.level.trim().is_empty() {
-            return Err(invalid("log.level", "must not be empty"));
-        }
+        self.log.validate()?;
         if self.routes.is_empty() {
             return Err(invalid("routes", "needs at least one [[routes]] table"));
         }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::Secret;
+pub use tessera_config::{LogConfig, LogFormat};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -219,22 +220,6 @@ pub struct HttpConfig {
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// `text` (human-readable) or `json` (one object per line).
-    pub format: LogFormat,
-    /// A tracing filter, e.g. `info` or `info,tessera_idp=debug`.
-    pub level: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Record Prometheus metrics and serve them, unauthenticated, at `GET /metrics`. Keep
     /// that path off the internet (scrape nodes directly, or block it at the proxy).
@@ -371,15 +356,6 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             shutdown_grace_secs: 30,
             trusted_proxies: Vec::new(),
-        }
-    }
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Text,
-            level: "info".to_owned(),
         }
     }
 }

@@ -58,7 +58,7 @@ impl Config {
                 reason: "must be at least 1024".to_owned(),
             });
         }
-        tracing_level_is_plausible(&self.log.level)?;
+        self.log.validate()?;
         for entry in &self.http.trusted_proxies {
             tessera_proto::net::Cidr::parse(entry).map_err(|reason| ConfigError::Invalid {
                 key: "http.trusted_proxies".into(),
@@ -291,16 +291,6 @@ fn check_smtp_url(text: &str) -> Result<(), ConfigError> {
 fn positive(key: &'static str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
         return Err(ConfigError::invalid(key, "must be greater than 0"));
-    }
-    Ok(())
-}
-
-fn tracing_level_is_plausible(level: &str) -> Result<(), ConfigError> {
-    if level.trim().is_empty() {
-        return Err(ConfigError::Invalid {
-            key: "log.level".into(),
-            reason: "must not be empty".to_owned(),
-        });
     }
     Ok(())
 }
