@@ -16,6 +16,14 @@ use tessera_store::durable::{
 };
 use tessera_store::StoreError;
 
+#[path = "durable/mfa.rs"]
+mod mfa;
+use mfa::{
+    recovery_codes_are_single_use_and_replaced_as_a_set,
+    removing_the_last_factor_voids_the_codes_and_users_take_theirs_along,
+    totp_steps_are_accepted_once_and_confirm_the_factor,
+};
+
 /// A store on a fresh database, and what keeps that database alive.
 struct Fresh {
     store: SqlStore,
@@ -164,6 +172,9 @@ suite!(
     concurrent_outbox_claims_never_share_a_row,
     known_devices_are_upserted_bounded_and_purged,
     one_time_tokens_keep_their_session,
+    totp_steps_are_accepted_once_and_confirm_the_factor,
+    recovery_codes_are_single_use_and_replaced_as_a_set,
+    removing_the_last_factor_voids_the_codes_and_users_take_theirs_along,
 );
 
 async fn heartbeats_count_the_nodes_alive(backend: &str) {

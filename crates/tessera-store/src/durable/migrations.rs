@@ -47,6 +47,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0006_known_devices.sql"),
         include_str!("../../migrations/postgres/0006_known_devices.sql"),
     ),
+    (
+        7,
+        "mfa",
+        include_str!("../../migrations/sqlite/0007_mfa.sql"),
+        include_str!("../../migrations/postgres/0007_mfa.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -10,6 +10,7 @@ mod clients;
 mod cluster;
 mod devices;
 mod keys;
+mod mfa;
 mod migrations;
 mod oidc;
 mod revocations;
@@ -27,6 +28,7 @@ pub use self::clients::{ClientRecord, ClientStore};
 pub use self::cluster::{ClusterStore, OutboxRecord};
 pub use self::devices::{DeviceStore, KnownDeviceRecord};
 pub use self::keys::{KeyStore, StoredKey};
+pub use self::mfa::{MfaFactorRecord, MfaStore};
 pub use self::oidc::{AuthorizationCodeRecord, CodeRedemption, OidcStore, SsoSessionRecord};
 pub use self::revocations::{RevocationRecord, RevocationStore, RevokedKind};
 pub use self::sessions::{
