@@ -55,7 +55,9 @@ impl MasterKey {
             .map_err(|_| KeyError::Crypto("cannot create AES-256-GCM key".to_owned()))
     }
 
-    fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
+    /// Seals `plaintext` bound to `kid` (the associated data: a row id, so a ciphertext
+    /// cannot be moved to another row).
+    pub(crate) fn seal(&self, kid: &str, plaintext: &[u8]) -> Result<Vec<u8>, KeyError> {
         let mut in_out = plaintext.to_vec();
         let nonce = self
             .0
@@ -68,7 +70,8 @@ impl MasterKey {
         Ok(sealed)
     }
 
-    fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
+    /// Opens what [`MasterKey::seal`] sealed for `kid`.
+    pub(crate) fn open(&self, kid: &str, sealed: &[u8]) -> Result<Vec<u8>, KeyError> {
         let wrong = || KeyError::WrongMasterKey { kid: kid.to_owned() };
         let (&version, rest) = sealed.split_first().ok_or_else(wrong)?;
         if version != SEALED_V1 || rest.len() < NONCE_LEN {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod keys;
 pub mod mail;
+pub mod mfa;
 pub mod node;
 pub mod oidc;
 pub mod outbound;

@@ -23,6 +23,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::{decode_master_key, Config, ConfigError};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
 use crate::mail::Mailer;
+use crate::mfa::{Mfa, MfaParts};
 use crate::oidc::{Provider, ProviderParts};
 use crate::outbound::Outbound;
 use crate::passwords::PasswordHasher;
@@ -218,6 +219,18 @@ impl Node {
             clock: clock.clone(),
             outbound: outbound.clone(),
         }));
+        let throttle = Throttle::new(ephemeral.clone(), config.login.clone(), cluster.clone());
+        let mfa = Arc::new(Mfa::new(MfaParts {
+            config: config.clone(),
+            users: shared.clone(),
+            store: shared.clone(),
+            ephemeral: ephemeral.clone(),
+            master_key: MasterKey::new(&master)?,
+            throttle: throttle.clone(),
+            mailer: mailer.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+        }));
         let accounts = Arc::new(Accounts::new(AccountsParts {
             config: config.clone(),
             users: shared.clone(),
@@ -225,8 +238,9 @@ impl Node {
             hasher,
             mailer,
             tokens: tokens.clone(),
-            throttle: Throttle::new(ephemeral.clone(), config.login.clone(), cluster.clone()),
+            throttle,
             alerts: alerts.clone(),
+            mfa: mfa.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
         }));
@@ -262,6 +276,7 @@ impl Node {
             tokens,
             accounts,
             alerts,
+            mfa,
             provider,
             audit,
             cluster: cluster.clone(),

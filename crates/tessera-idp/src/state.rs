@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::keys::KeyRing;
+use crate::mfa::Mfa;
 use crate::oidc::Provider;
 use crate::tokens::TokenService;
 
@@ -29,6 +30,7 @@ pub struct AppState {
     pub tokens: Arc<TokenService>,
     pub accounts: Arc<Accounts>,
     pub alerts: Arc<Alerts>,
+    pub mfa: Arc<Mfa>,
     pub provider: Arc<Provider>,
     pub audit: Auditor,
     /// This node among the others (heartbeat, leases).

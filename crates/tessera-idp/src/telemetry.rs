@@ -40,6 +40,7 @@ pub const SIGNING_KEY_AGE: &str = "tessera_signing_key_age_seconds";
 pub const ACTIVE_SESSIONS: &str = "tessera_active_sessions";
 pub const AUDIT_EVENTS: &str = "tessera_audit_events_total";
 pub const ABUSE_SIGNALS: &str = "tessera_abuse_signals_total";
+pub const MFA_EVENTS: &str = "tessera_mfa_events_total";
 
 /// What kind of series a metric is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +142,18 @@ pub const METRICS: &[(&str, Kind, &[&str], &str)] = &[
         &["kind"],
         "Abuse signals raised: distributed_failures (one account, many IPs), many_accounts_from_ip.",
     ),
+    (
+        MFA_EVENTS,
+        Kind::Counter,
+        &["event", "method"],
+        "Second-factor events: enrolled, used, failed, removed; by method: totp, recovery_code.",
+    ),
 ];
+
+/// The events of `tessera_mfa_events_total{event}`.
+pub const MFA_EVENT_NAMES: &[&str] = &["enrolled", "used", "failed", "removed"];
+/// The methods of `tessera_mfa_events_total{method}`.
+pub const MFA_METHODS: &[&str] = &["totp", "recovery_code"];
 
 /// The outcomes of a password login (`tessera_logins_total{outcome}`).
 pub const LOGIN_OUTCOMES: &[&str] = &[
@@ -231,6 +243,11 @@ fn describe_and_register() {
     for store in ["database", "redis"] {
         metrics::counter!(STORE_ERRORS, "store" => store).increment(0);
     }
+    for event in MFA_EVENT_NAMES {
+        for method in MFA_METHODS {
+            metrics::counter!(MFA_EVENTS, "event" => *event, "method" => *method).increment(0);
+        }
+    }
     for kind in crate::alerts::abuse::SignalKind::ALL {
         metrics::counter!(ABUSE_SIGNALS, "kind" => kind.label()).increment(0);
     }
@@ -256,6 +273,11 @@ pub fn token_issued(grant_type: &'static str) {
 /// An abuse signal of `kind` (a [`crate::alerts::abuse::SignalKind`] label) was raised.
 pub fn abuse_signal(kind: &'static str) {
     metrics::counter!(ABUSE_SIGNALS, "kind" => kind).increment(1);
+}
+
+/// A second-factor `event` (one of [`MFA_EVENT_NAMES`]) with `method` (one of [`MFA_METHODS`]).
+pub fn mfa_event(event: &'static str, method: &'static str) {
+    metrics::counter!(MFA_EVENTS, "event" => event, "method" => method).increment(1);
 }
 
 /// One password hash or verification took `elapsed`.

@@ -24,9 +24,19 @@ pub const PASSWORD_RESET: &str = "/auth/password/reset";
 pub const PASSWORD_CHANGE: &str = "/auth/password/change";
 /// The "end that session" link of a new sign-in e-mail: `GET` shows a confirmation, `POST` ends it.
 pub const END_SIGN_IN: &str = "/auth/sign-in/end";
+/// The second step of a login that answered `mfa_required`.
+pub const MFA_VERIFY: &str = "/auth/mfa/verify";
+/// The signed-in user's second factors.
+pub const MFA: &str = "/auth/mfa";
+pub const MFA_FACTOR: &str = "/auth/mfa/{id}";
+pub const MFA_TOTP: &str = "/auth/mfa/totp";
+pub const MFA_TOTP_CONFIRM: &str = "/auth/mfa/totp/confirm";
+pub const MFA_RECOVERY_CODES: &str = "/auth/mfa/recovery-codes";
 pub const AUTHORIZE: &str = "/oauth2/authorize";
 pub const AUTHORIZE_LOGIN: &str = "/oauth2/authorize/login";
 pub const AUTHORIZE_CONSENT: &str = "/oauth2/authorize/consent";
+/// The hosted second-factor form that follows the login form.
+pub const AUTHORIZE_MFA: &str = "/oauth2/authorize/mfa";
 pub const USERINFO: &str = "/oauth2/userinfo";
 pub const END_SESSION: &str = "/oauth2/logout";
 pub const LOGOUT_CONFIRM: &str = "/oauth2/logout/confirm";
@@ -39,6 +49,7 @@ pub const ADMIN_USER: &str = "/admin/users/{id}";
 pub const ADMIN_USER_DISABLE: &str = "/admin/users/{id}/disable";
 pub const ADMIN_USER_ENABLE: &str = "/admin/users/{id}/enable";
 pub const ADMIN_USER_SESSIONS: &str = "/admin/users/{id}/sessions";
+pub const ADMIN_USER_MFA: &str = "/admin/users/{id}/mfa";
 pub const ADMIN_SESSION: &str = "/admin/sessions/{sid}";
 pub const ADMIN_KEYS: &str = "/admin/keys";
 pub const ADMIN_KEYS_ROTATE: &str = "/admin/keys/rotate";

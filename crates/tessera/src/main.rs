@@ -240,6 +240,22 @@ enum UserCommand {
     /// Import users from JSON Lines: {email, password_hash, email_verified?, roles?} with
     /// bcrypt ($2a$/$2b$/$2y$), PBKDF2-SHA256 (PHC) or Argon2 (PHC) hashes.
     Import { file: PathBuf },
+    /// A user's second factors.
+    #[command(subcommand)]
+    Mfa(MfaCommand),
+}
+
+#[derive(Subcommand)]
+enum MfaCommand {
+    /// List a user's factors (never their secrets).
+    List {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every factor and recovery code of a user who lost them (the user signs in
+    /// with the password alone again, and should enrol anew).
+    Reset { email: String },
 }
 
 #[derive(Subcommand)]
@@ -595,6 +611,40 @@ async fn user(config: Config, command: UserCommand) -> CmdResult {
         UserCommand::Delete { email } => {
             accounts.delete(&email, &context).await?;
             println!("deleted");
+        }
+        UserCommand::Mfa(MfaCommand::List { email, json }) => {
+            let user = accounts.user_by_email(&email).await?.ok_or("no such user")?;
+            let factors = node.state().mfa.factors(&user.id).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&factors)?);
+            } else if factors.is_empty() {
+                println!("no factors");
+            } else {
+                println!(
+                    "{:<24} {:<6} {:<10} {:<12} NAME",
+                    "ID", "KIND", "CONFIRMED", "LAST USED"
+                );
+                for factor in factors {
+                    let used = factor.last_used_at.map_or("-".to_owned(), |t| t.to_string());
+                    println!(
+                        "{:<24} {:<6} {:<10} {:<12} {}",
+                        factor.id,
+                        factor.kind,
+                        if factor.confirmed { "yes" } else { "no" },
+                        used,
+                        factor.name
+                    );
+                }
+            }
+        }
+        UserCommand::Mfa(MfaCommand::Reset { email }) => {
+            let user = accounts.user_by_email(&email).await?.ok_or("no such user")?;
+            let removed = node
+                .state()
+                .mfa
+                .reset(&user.id, tessera_idp::accounts::OPERATOR, &context)
+                .await?;
+            println!("removed {removed} factor(s) and the recovery codes");
         }
         UserCommand::Import { file } => {
             let reader = std::io::BufReader::new(

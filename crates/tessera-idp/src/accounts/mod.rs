@@ -4,23 +4,24 @@
 
 pub mod email;
 pub mod import;
+mod login;
 pub mod throttle;
 
 use std::sync::Arc;
 
-use serde_json::json;
 use tessera_store::durable::{ClientRecord, ClientStore, OneTimeTokenRecord, UserRecord, UserStore};
 use tessera_store::StoreError;
 
-use self::throttle::{Refusal, Throttle};
+use self::throttle::Throttle;
 use crate::alerts::Alerts;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::mail::{self, Locale, Mailer, Outgoing};
+use crate::mfa::{Challenge, Mfa, MfaError};
 use crate::passwords::{self, PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation};
 use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
-use crate::tokens::{Issued, Login, TokenError, TokenService};
+use crate::tokens::{Issued, TokenError, TokenService};
 
 /// The client of the first-party JSON API (`/auth/login`, `/auth/reissue`), created at
 /// start-up if missing.
@@ -65,6 +66,15 @@ pub enum AccountError {
     Store(#[from] StoreError),
     #[error("password hashing failed: {0}")]
     Password(#[from] PasswordError),
+    /// The password was right and the account has a second factor: the sign-in goes on
+    /// with the challenge (no tokens yet).
+    #[error("a second factor is required")]
+    MfaRequired(Challenge),
+    /// The account has a second factor and this way of signing in cannot ask for it.
+    #[error("this account signs in with a second factor")]
+    MfaRequiredElsewhere,
+    #[error(transparent)]
+    Mfa(#[from] MfaError),
 }
 
 /// What signup, reset and change are handed.
@@ -79,6 +89,7 @@ pub struct Accounts {
     tokens: Arc<TokenService>,
     throttle: Throttle,
     alerts: Arc<Alerts>,
+    mfa: Arc<Mfa>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
 }
@@ -93,6 +104,8 @@ pub struct AccountsParts {
     pub throttle: Throttle,
     /// Told of every failed password check (abuse signals).
     pub alerts: Arc<Alerts>,
+    /// Asked at every password sign-in whether a second factor must follow.
+    pub mfa: Arc<Mfa>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -110,6 +123,7 @@ impl Accounts {
             tokens: parts.tokens,
             throttle: parts.throttle,
             alerts: parts.alerts,
+            mfa: parts.mfa,
             audit: parts.audit,
             clock: parts.clock,
         }
@@ -314,155 +328,6 @@ impl Accounts {
             )
             .await;
         Ok(used.email)
-    }
-
-    /// Checks an e-mail and password under brute-force protection, upgrading an old hash on
-    /// success; a disabled or (when required) unverified account is refused only after the
-    /// password is proven. Every password login — JSON API, hosted page, password grant —
-    /// goes through here.
-    pub async fn authenticate(
-        &self,
-        raw_email: &str,
-        password: &str,
-        context: &RequestContext,
-    ) -> Result<UserRecord, AccountError> {
-        // An implausible address cannot have an account (every way in normalises it): it gets
-        // the same answer and the same throttling, without a lookup.
-        let normalized = email::normalize(raw_email);
-        let email = normalized
-            .clone()
-            .unwrap_or_else(|| raw_email.trim().to_lowercase());
-        let attempt = match self.throttle.admit(&email, context.ip.as_deref()).await? {
-            Ok(attempt) => attempt,
-            Err(refusal) => {
-                let reason = match refusal {
-                    Refusal::Locked(_) => "locked",
-                    Refusal::RetryAfter(_) => "throttled",
-                };
-                self.audit_login_failure(None, reason, context).await;
-                self.alerts.abuse().login_failed(&email, context).await;
-                return Err(AccountError::Throttled {
-                    retry_after: refusal.retry_after(),
-                });
-            }
-        };
-        let user = match &normalized {
-            Some(email) => self.users.user_by_email(email).await?,
-            None => None,
-        };
-        let stored = user.as_ref().and_then(|u| u.password_hash.clone());
-        let verification = match stored.clone() {
-            Some(hash) => Some(self.hasher.verify_async(password.to_owned(), hash).await?),
-            None => {
-                // Same Argon2 work as a real check: timing does not reveal unknown accounts.
-                self.hasher.verify_dummy_async(password.to_owned()).await;
-                None
-            }
-        };
-        let (Some(user), Some(verification)) = (user, verification.filter(|v| v.matches)) else {
-            let captcha_required = self.throttle.captcha_required(&attempt);
-            let locked = self.throttle.failed(&attempt).await?;
-            self.audit_login_failure(None, "invalid_credentials", context)
-                .await;
-            self.alerts.abuse().login_failed(&email, context).await;
-            if let Some(secs) = locked {
-                self.audit
-                    .record(
-                        context,
-                        AuditEvent::new("login.locked", "failure").detail(json!({ "lockout_secs": secs })),
-                    )
-                    .await;
-            }
-            return Err(AccountError::InvalidCredentials { captcha_required });
-        };
-        self.throttle.succeeded(attempt).await?;
-        if user.disabled_at.is_some() {
-            self.audit_login_failure(Some(&user.id), "disabled", context)
-                .await;
-            return Err(AccountError::Disabled);
-        }
-        if self.config.accounts.require_verified_email && user.email_verified_at.is_none() {
-            self.audit_login_failure(Some(&user.id), "email_not_verified", context)
-                .await;
-            return Err(AccountError::EmailNotVerified);
-        }
-        if verification.needs_upgrade {
-            if let Some(old) = stored {
-                let new = self.hasher.hash_async(password.to_owned()).await?;
-                if self
-                    .users
-                    .upgrade_password_hash(&user.id, &old, &new, self.clock.now())
-                    .await?
-                {
-                    self.audit
-                        .record(
-                            context,
-                            AuditEvent::new("password.upgraded", "success")
-                                .subject(&user.id)
-                                .detail(json!({ "from": verification.scheme.name() })),
-                        )
-                        .await;
-                }
-            }
-        }
-        crate::telemetry::login("success");
-        Ok(user)
-    }
-
-    /// `POST /auth/login`: authenticates and starts a session of the first-party client on
-    /// `channel` (the client's channel when `None`).
-    pub async fn login(
-        &self,
-        raw_email: &str,
-        password: &str,
-        channel: Option<&str>,
-        context: &RequestContext,
-    ) -> Result<Issued, AccountError> {
-        let user = self.authenticate(raw_email, password, context).await?;
-        let client = self.first_party().await?;
-        let issued = self
-            .tokens
-            .start_session(
-                Login {
-                    subject: &user.id,
-                    client: &client,
-                    channel,
-                    scope: "openid profile email",
-                    roles: &user.roles,
-                    amr: &["pwd"],
-                    auth_time: self.clock.now(),
-                    sso_session_id: None,
-                },
-                context,
-            )
-            .await?;
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("login.succeeded", "success")
-                    .actor(format!("user:{}", user.id))
-                    .subject(&user.id)
-                    .session(&issued.session.id)
-                    .client(&client.client_id),
-            )
-            .await;
-        Ok(issued)
-    }
-
-    /// Records a refused password login: `reason` is one of `invalid_credentials`,
-    /// `throttled`, `locked`, `disabled`, `email_not_verified` (also its metrics outcome).
-    async fn audit_login_failure(
-        &self,
-        user_id: Option<&str>,
-        reason: &'static str,
-        context: &RequestContext,
-    ) {
-        crate::telemetry::login(reason);
-        let mut event = AuditEvent::new("login.failed", "failure").detail(json!({ "reason": reason }));
-        if let Some(id) = user_id {
-            event = event.subject(id);
-        }
-        self.audit.record(context, event).await;
     }
 
     /// `POST /auth/reissue`: a new pair from a refresh token of the first-party client. The

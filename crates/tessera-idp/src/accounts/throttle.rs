@@ -64,6 +64,8 @@ pub struct Attempt {
     pub number: u64,
 }
 
+/// Cheap to clone: the MFA verification counts wrong codes on the same counters.
+#[derive(Clone)]
 pub struct Throttle {
     store: Arc<dyn EphemeralStore>,
     config: LoginConfig,

@@ -250,4 +250,10 @@ pub const KEYS: &[EnvKey] = &[
         "TESSERA_METRICS__REFRESH_SECS",
         ValueKind::Int,
     ),
+    ("mfa.totp_issuer", "TESSERA_MFA__TOTP_ISSUER", ValueKind::Str),
+    (
+        "mfa.challenge_ttl_secs",
+        "TESSERA_MFA__CHALLENGE_TTL_SECS",
+        ValueKind::Int,
+    ),
 ];

@@ -368,3 +368,22 @@ impl Default for MetricsConfig {
         }
     }
 }
+
+/// `[mfa]`: second factors.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// The name authenticator apps show beside the account (the `issuer` of the otpauth URI).
+    pub totp_issuer: String,
+    /// Seconds a sign-in waits for its second factor (the mfaToken's lifetime).
+    pub challenge_ttl_secs: u64,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        MfaConfig {
+            totp_issuer: "Tessera".to_owned(),
+            challenge_ttl_secs: 300,
+        }
+    }
+}

@@ -72,6 +72,24 @@ impl Config {
                 reason: "must be 0 (off), or at least 3600 and longer than keys.prepublish_secs".to_owned(),
             });
         }
+        let mfa = &self.mfa;
+        if !(30..=900).contains(&mfa.challenge_ttl_secs) {
+            return Err(ConfigError::invalid(
+                "mfa.challenge_ttl_secs",
+                "must be between 30 and 900",
+            ));
+        }
+        let issuer = mfa.totp_issuer.trim();
+        if issuer.is_empty()
+            || issuer.len() > 64
+            || issuer.contains(':')
+            || issuer.chars().any(char::is_control)
+        {
+            return Err(ConfigError::invalid(
+                "mfa.totp_issuer",
+                "must be 1-64 printable characters without `:`",
+            ));
+        }
         self.validate_tokens_and_sessions()
     }
 

@@ -172,6 +172,47 @@ pub fn password_changed_email(locale: Locale) -> (String, String, String) {
     t.render()
 }
 
+/// A notice that a recovery code was used to sign in, with how many are left (no link):
+/// `(subject, text, html)`.
+pub fn recovery_code_used_email(locale: Locale, left: u64) -> (String, String, String) {
+    let t = match locale {
+        Locale::En => Template {
+            locale,
+            subject: "A recovery code was used to sign in".to_owned(),
+            before: vec![
+                "Hello,".to_owned(),
+                "One of your recovery codes was just used to sign in to your account instead of your \
+                 authenticator app."
+                    .to_owned(),
+                format!(
+                    "You have {} left. If this was not you, sign in, create new recovery codes and change \
+                     your password right away.",
+                    plural(left, "unused code", "unused codes")
+                ),
+            ],
+            details: Vec::new(),
+            action: None,
+            after: Vec::new(),
+        },
+        Locale::Ko => Template {
+            locale,
+            subject: "복구 코드로 로그인했습니다".to_owned(),
+            before: vec![
+                "안녕하세요.".to_owned(),
+                "방금 인증 앱 대신 복구 코드 하나로 계정에 로그인했습니다.".to_owned(),
+                format!(
+                    "사용하지 않은 복구 코드가 {left}개 남았습니다. 본인이 아니라면 즉시 로그인하여 복구 코드를 \
+                     새로 만들고 비밀번호를 변경해 주세요."
+                ),
+            ],
+            details: Vec::new(),
+            action: None,
+            after: Vec::new(),
+        },
+    };
+    t.render()
+}
+
 /// A notice of a new sign-in, with a link that ends that session: `(subject, text, html)`.
 /// `when`, `ip` and `user_agent` are shown as given (escaped, on one line, shortened).
 pub fn new_sign_in_email(
@@ -418,6 +459,19 @@ mod tests {
             assert!(!subject.is_empty());
             assert!(!text.contains("http"), "{text}");
             assert!(!html.contains("href"), "{html}");
+        }
+    }
+
+    #[test]
+    fn recovery_code_notices_say_how_many_are_left_and_have_no_link() {
+        let (_, text, html) = recovery_code_used_email(Locale::En, 1);
+        assert!(text.contains("You have 1 unused code left"), "{text}");
+        let (_, text, _) = recovery_code_used_email(Locale::En, 9);
+        assert!(text.contains("9 unused codes"), "{text}");
+        let (subject, text, html_ko) = recovery_code_used_email(Locale::Ko, 9);
+        assert!(subject.contains("복구 코드") && text.contains("9개"), "{text}");
+        for part in [&html, &html_ko] {
+            assert!(!part.contains("href"), "{part}");
         }
     }
 

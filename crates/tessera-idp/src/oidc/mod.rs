@@ -24,7 +24,7 @@ use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
 use self::authorize::{is_code_verifier, redirect_with, AuthorizeRequest};
-use self::id_token::{IdTokenClaims, LogoutTokenClaims, ACR_PASSWORD, BACKCHANNEL_LOGOUT_EVENT};
+use self::id_token::{acr_of, IdTokenClaims, LogoutTokenClaims, BACKCHANNEL_LOGOUT_EVENT};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -537,7 +537,7 @@ impl Provider {
             iat: now,
             auth_time,
             nonce,
-            acr: ACR_PASSWORD.to_owned(),
+            acr: acr_of(amr).to_owned(),
             amr: amr.iter().map(|s| s.to_string()).collect(),
             sid: sso.id.clone(),
             at_hash: Some(id_token::at_hash(access_token)),

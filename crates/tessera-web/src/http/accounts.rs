@@ -85,6 +85,21 @@ impl From<AccountError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "unchanged", "Nothing to change")
                     .detail(format!("the user is already {state}"))
             }
+            AccountError::MfaRequired(challenge) => code(
+                ApiError::new(StatusCode::UNAUTHORIZED, "mfa-required", "Second factor required")
+                    .detail("pass a second factor with POST /auth/mfa/verify"),
+                "mfa_required",
+            )
+            .extension("error", Value::from("mfa_required"))
+            .extension("mfaToken", Value::from(challenge.token))
+            .extension("methods", json!(challenge.methods)),
+            AccountError::MfaRequiredElsewhere => code(
+                ApiError::new(StatusCode::FORBIDDEN, "mfa-required", "Second factor required").detail(
+                    "this account signs in with a second factor, which this way of signing in cannot ask for",
+                ),
+                "mfa_required",
+            ),
+            AccountError::Mfa(err) => err.into(),
             AccountError::Token(err) => err.into(),
             AccountError::Store(err) => err.into(),
             AccountError::Password(err) => ApiError::internal().caused_by(err),
@@ -155,12 +170,12 @@ pub struct LoginRequest {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Delivery {
+pub(super) enum Delivery {
     Body,
     Cookie,
 }
 
-fn delivery(requested: Option<&str>) -> Result<Delivery, ApiError> {
+pub(super) fn delivery(requested: Option<&str>) -> Result<Delivery, ApiError> {
     match requested {
         None | Some("body") => Ok(Delivery::Body),
         Some("cookie") => Ok(Delivery::Cookie),
@@ -220,6 +235,18 @@ pub async fn login(
             &context,
         )
         .await?;
+    Ok(signed_in(&state, issued, delivery, presented.as_deref(), &context).await)
+}
+
+/// The answer to a login that started a session (with or without a second factor): the
+/// token pair, after the new-sign-in check of the device.
+pub(super) async fn signed_in(
+    state: &AppState,
+    issued: Issued,
+    delivery: Delivery,
+    presented_device: Option<&str>,
+    context: &tessera_idp::audit::RequestContext,
+) -> Response {
     tessera_idp::telemetry::token_issued("login");
     let device = match state.accounts.user(&issued.session.subject).await {
         Ok(Some(user)) => {
@@ -229,7 +256,7 @@ pub async fn login(
             };
             state
                 .alerts
-                .signed_in(&user, &session, presented.as_deref(), &context)
+                .signed_in(&user, &session, presented_device, context)
                 .await
         }
         Ok(None) => None,
@@ -238,11 +265,11 @@ pub async fn login(
             None
         }
     };
-    let mut response = token_pair(&state, issued, delivery);
+    let mut response = token_pair(state, issued, delivery);
     if let Some(device) = device {
-        super::alerts::set_device_cookie(&state, &mut response, &device);
+        super::alerts::set_device_cookie(state, &mut response, &device);
     }
-    Ok(response)
+    response
 }
 
 #[derive(Deserialize)]

@@ -19,6 +19,7 @@ use super::paging::{invalid, next_page, parameters, PageSize};
 use super::request::{json_body, Context};
 use crate::error::ApiError;
 use tessera_idp::accounts::{AccountError, UserView};
+use tessera_idp::mfa::{FactorView, MfaError};
 use tessera_idp::state::AppState;
 use tessera_idp::tokens::SessionView;
 
@@ -373,6 +374,82 @@ pub async fn end_sessions(
         StatusCode::OK,
         SessionsEnded {
             sessions_ended: count(ended),
+        },
+    ))
+}
+
+/// The second factors of a user.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FactorList {
+    pub factors: Vec<FactorView>,
+}
+
+/// How many factors an operator's reset removed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FactorsRemoved {
+    pub factors_removed: u64,
+}
+
+impl From<MfaError> for AdminError {
+    fn from(err: MfaError) -> Self {
+        ApiError::from(err).into()
+    }
+}
+
+/// `GET /admin/users/{id}/mfa`
+#[utoipa::path(
+    get,
+    path = "/admin/users/{id}/mfa",
+    tag = "users",
+    summary = "List a user's second factors",
+    operation_id = "listUserFactors",
+    description = "As `tessera user mfa list`: each factor's kind, name and use, never its secret.",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The factors", body = FactorList),
+        (status = 404, description = "No such user"),
+    ),
+)]
+pub async fn factors(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    admin(&state, &headers).await?;
+    let id = path_id(path, "user")?;
+    let user = state.accounts.user(&id).await?.ok_or(AccountError::NoSuchUser)?;
+    let factors = state.mfa.factors(&user.id).await?;
+    Ok(no_store(StatusCode::OK, FactorList { factors }))
+}
+
+/// `DELETE /admin/users/{id}/mfa`
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{id}/mfa",
+    tag = "users",
+    summary = "Reset a user's second factors",
+    operation_id = "resetUserFactors",
+    description = "As `tessera user mfa reset`: every factor and recovery code of the user is removed, for a user who lost them. Audited as `mfa.reset`.",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "How many factors were removed", body = FactorsRemoved),
+        (status = 404, description = "No such user"),
+    ),
+)]
+pub async fn reset_factors(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    let claims = admin(&state, &headers).await?;
+    let id = path_id(path, "user")?;
+    let user = state.accounts.user(&id).await?.ok_or(AccountError::NoSuchUser)?;
+    let removed = state.mfa.reset(&user.id, &actor(&claims), &context).await?;
+    Ok(no_store(
+        StatusCode::OK,
+        FactorsRemoved {
+            factors_removed: removed,
         },
     ))
 }

@@ -11,6 +11,7 @@ mod audit;
 mod cors;
 pub(crate) mod health;
 mod idempotency;
+mod mfa;
 mod oauth;
 mod oidc;
 pub mod openapi;
@@ -109,6 +110,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(oidc::authorize).post(oidc::authorize))
         .route(paths::AUTHORIZE_LOGIN, post(oidc::login))
         .route(paths::AUTHORIZE_CONSENT, post(oidc::consent))
+        .route(paths::AUTHORIZE_MFA, post(oidc::mfa))
         .route(paths::END_SESSION, get(oidc::end_session).post(oidc::end_session))
         .route(paths::LOGOUT_CONFIRM, post(oidc::confirm_logout))
         .route(paths::REVOCATIONS, get(oauth::revocations))
@@ -126,6 +128,12 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PASSWORD_RESET, post(accounts::reset_password))
         .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
         .route(paths::END_SIGN_IN, get(alerts::confirm).post(alerts::end))
+        .route(paths::MFA_VERIFY, post(mfa::verify))
+        .route(paths::MFA, get(mfa::list))
+        .route(paths::MFA_TOTP, post(mfa::enrol_totp))
+        .route(paths::MFA_TOTP_CONFIRM, post(mfa::confirm_totp))
+        .route(paths::MFA_RECOVERY_CODES, post(mfa::regenerate))
+        .route(paths::MFA_FACTOR, delete(mfa::remove).patch(mfa::rename))
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet));
     let router = admin_routes()
         .into_iter()
@@ -226,6 +234,8 @@ pub(crate) fn admin_routes() -> Vec<AdminRoute> {
         at(paths::ADMIN_USER_ENABLE, Post, admin_users::enable),
         at(paths::ADMIN_USER_SESSIONS, Get, admin_users::sessions),
         at(paths::ADMIN_USER_SESSIONS, Delete, admin_users::end_sessions),
+        at(paths::ADMIN_USER_MFA, Get, admin_users::factors),
+        at(paths::ADMIN_USER_MFA, Delete, admin_users::reset_factors),
         at(paths::ADMIN_SESSION, Delete, admin_users::end_session),
         at(paths::ADMIN_KEYS, Get, admin_keys::list),
         at(paths::ADMIN_KEYS_ROTATE, Post, admin_keys::rotate),

@@ -160,7 +160,7 @@ pub async fn token(
         _ => {
             let user = state
                 .accounts
-                .authenticate(
+                .authenticate_without_factor(
                     required(&form, "username")?,
                     required(&form, "password")?,
                     &context,
@@ -173,6 +173,10 @@ pub async fn token(
                     )
                     .caused_by(format!("throttled for {retry_after} s")),
                     tessera_idp::accounts::AccountError::Store(err) => err.into(),
+                    tessera_idp::accounts::AccountError::MfaRequiredElsewhere => OAuthFailure::new(
+                        OAuthErrorCode::InvalidGrant,
+                        "this account signs in with a second factor: use the authorization code flow",
+                    ),
                     other => OAuthFailure::new(OAuthErrorCode::InvalidGrant, "the credentials are invalid")
                         .caused_by(other),
                 })?;

@@ -9,16 +9,20 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tessera_proto::{paths, OAuthErrorCode};
+use tessera_store::durable::UserRecord;
 use tessera_store::StoreError;
 
 use super::request::{cookie, Context};
 use crate::error::OAuthReply;
-use crate::pages::{self, ConsentView, ErrorKind, Hidden, LoginError, LoginView, LogoutView};
+use crate::pages::{
+    self, ConsentView, ErrorKind, Hidden, LoginError, LoginView, LogoutView, MfaPageError, MfaView,
+};
 use tessera_idp::accounts::AccountError;
 use tessera_idp::alerts::{SignInSession, DEVICE_COOKIE};
 use tessera_idp::audit::RequestContext;
 use tessera_idp::error::OAuthFailure;
 use tessera_idp::mail::Locale;
+use tessera_idp::mfa::{self, MfaError, Purpose};
 use tessera_idp::oidc::authorize::{self, AuthorizeError, AuthorizeRequest};
 use tessera_idp::oidc::Next;
 use tessera_idp::state::AppState;
@@ -278,7 +282,12 @@ pub async fn authorize(
 /// fields).
 fn carried(form: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     form.iter()
-        .filter(|(k, _)| !matches!(k.as_str(), "csrf" | "username" | "password" | "decision"))
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "csrf" | "username" | "password" | "decision" | "mfa_token" | "code"
+            )
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -331,9 +340,27 @@ pub async fn login(
             return login_page_with(&state, &headers, &request, Some(error), Some(username.as_str()));
         }
     };
-    let (sso, secret) = match state.provider.start_sso(&user, &["pwd"], &context).await {
+    match state.mfa.challenge(&user, Purpose::Authorize).await {
+        Ok(Some(challenge)) => mfa_page(&state, &headers, &request, &challenge.token, None),
+        Ok(None) => signed_in(&state, &headers, &request, user, &["pwd"], &context).await,
+        Err(MfaError::Store(err)) => authorize_error(&state, &headers, AuthorizeError::Store(err)),
+        Err(err) => server_error(&headers, &request, err),
+    }
+}
+
+/// After the password (and the second factor, when the user has one): the SSO session,
+/// the new-sign-in check, then on to consent or the client.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizeRequest,
+    user: UserRecord,
+    amr: &[&str],
+    context: &RequestContext,
+) -> Response {
+    let (sso, secret) = match state.provider.start_sso(&user, amr, context).await {
         Ok(started) => started,
-        Err(err) => return authorize_error(&state, &headers, AuthorizeError::Store(err)),
+        Err(err) => return authorize_error(state, headers, AuthorizeError::Store(err)),
     };
     let device = state
         .alerts
@@ -343,32 +370,114 @@ pub async fn login(
                 id: sso.id.clone(),
                 expires_at: sso.expires_at,
             },
-            cookie(&headers, DEVICE_COOKIE).as_deref(),
-            &context,
+            cookie(headers, DEVICE_COOKIE).as_deref(),
+            context,
         )
         .await;
-    let mut response = proceed(
-        &state,
-        &headers,
-        &request,
-        Some(&(sso, user)),
-        true,
-        true,
-        &context,
-    )
-    .await;
+    let mut response = proceed(state, headers, request, Some(&(sso, user)), true, true, context).await;
     set_cookie(
         &mut response,
         format!(
             "{SSO_COOKIE}={secret}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
             state.provider.sso_ttl(),
-            secure_attr(&state)
+            secure_attr(state)
         ),
     );
     if let Some(device) = device {
-        super::alerts::set_device_cookie(&state, &mut response, &device);
+        super::alerts::set_device_cookie(state, &mut response, &device);
     }
     response
+}
+
+/// The second-factor form for the sign-in `mfa_token`.
+fn mfa_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizeRequest,
+    mfa_token: &str,
+    error: Option<MfaPageError>,
+) -> Response {
+    let hidden = hidden_pairs(&request.params);
+    let mut response = with_csrf(state, |csrf| {
+        pages::mfa_page(
+            locale(Some(request), headers),
+            &MfaView {
+                action: paths::AUTHORIZE_MFA,
+                csrf,
+                mfa_token,
+                client_name: &request.client.name,
+                error,
+                hidden: Hidden(&hidden),
+            },
+        )
+    });
+    if let Some(MfaPageError::TooManyAttempts { retry_after_secs }) = error {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    }
+    response
+}
+
+fn server_error(headers: &HeaderMap, request: &AuthorizeRequest, err: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "the second factor could not be checked");
+    pages::error_page(
+        locale(Some(request), headers),
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorKind::ServerError,
+    )
+    .into_response()
+}
+
+/// `POST /oauth2/authorize/mfa`: the code of the second-factor form (an authenticator's
+/// six digits, or a recovery code).
+pub async fn mfa(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = form_of(&body);
+    if !csrf_ok(&headers, &form) {
+        return forged(&headers);
+    }
+    let request = match authorize::validate(carried(&form), false, state.provider.clients().as_ref()).await {
+        Ok(request) => request,
+        Err(err) => return authorize_error(&state, &headers, err),
+    };
+    let (Some(token), Some(code)) = (form.get("mfa_token"), form.get("code")) else {
+        return login_page(&state, &headers, &request, Some(LoginError::SignInExpired));
+    };
+    let digits = code.trim().len() == 6 && code.trim().bytes().all(|b| b.is_ascii_digit());
+    let method = if digits { mfa::TOTP } else { mfa::RECOVERY_CODE };
+    let is_authorize = |purpose: &Purpose| *purpose == Purpose::Authorize;
+    match state
+        .mfa
+        .complete(token, is_authorize, method, code, &context)
+        .await
+    {
+        Ok(passed) => {
+            let amr = passed.amr();
+            signed_in(&state, &headers, &request, passed.user, amr, &context).await
+        }
+        Err(MfaError::InvalidCode) => {
+            mfa_page(&state, &headers, &request, token, Some(MfaPageError::InvalidCode))
+        }
+        Err(MfaError::Throttled { retry_after }) => mfa_page(
+            &state,
+            &headers,
+            &request,
+            token,
+            Some(MfaPageError::TooManyAttempts {
+                retry_after_secs: retry_after,
+            }),
+        ),
+        Err(MfaError::InvalidChallenge) => {
+            login_page(&state, &headers, &request, Some(LoginError::SignInExpired))
+        }
+        Err(MfaError::Store(err)) => authorize_error(&state, &headers, AuthorizeError::Store(err)),
+        Err(err) => server_error(&headers, &request, err),
+    }
 }
 
 /// `POST /oauth2/authorize/consent`: the user's decision.

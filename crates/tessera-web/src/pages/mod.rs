@@ -25,9 +25,9 @@ use tessera_idp::mail::{escape, Locale};
 
 pub use tessera_idp::error::ErrorKind;
 pub use views::{
-    consent_page, end_sign_in_page, error_page, logged_out_page, login_page, logout_confirm_page,
+    consent_page, end_sign_in_page, error_page, logged_out_page, login_page, logout_confirm_page, mfa_page,
     sign_in_ended_page, sign_in_kept_page, still_signed_in_page, ConsentView, EndSignInView, LoginError,
-    LoginView, LogoutView,
+    LoginView, LogoutView, MfaPageError, MfaView,
 };
 
 /// Where [`stylesheet`] is served.
@@ -97,7 +97,7 @@ pub fn locale_for(ui_locales: Option<&str>, accept_language: Option<&str>) -> Lo
 pub struct Hidden<'a>(pub &'a [(&'a str, &'a str)]);
 
 /// Field names of the pages' forms, never taken from [`Hidden`].
-const RESERVED_FIELDS: [&str; 4] = ["csrf", "decision", "username", "password"];
+const RESERVED_FIELDS: [&str; 6] = ["csrf", "decision", "username", "password", "mfa_token", "code"];
 
 impl Hidden<'_> {
     /// The `csrf` field and the hidden fields.

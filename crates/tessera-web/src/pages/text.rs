@@ -25,6 +25,14 @@ pub(super) enum Key {
     AccountDisabled,
     SessionLimit,
 
+    MfaTitle,
+    MfaLede,
+    MfaCode,
+    MfaRecoveryHint,
+    MfaInvalidCode,
+    MfaExpired,
+    Verify,
+
     ConsentTitle,
     /// `{client}`
     ConsentHeading,
@@ -108,6 +116,14 @@ fn en(key: Key) -> &'static str {
         Key::SessionLimit => {
             "You are signed in on too many devices. Sign out on another device, then try again."
         }
+
+        Key::MfaTitle => "Two-step verification",
+        Key::MfaLede => "Enter the 6-digit code from your authenticator app.",
+        Key::MfaCode => "Verification code",
+        Key::MfaRecoveryHint => "No access to your app? Enter one of your recovery codes instead.",
+        Key::MfaInvalidCode => "The code is incorrect, expired or was already used.",
+        Key::MfaExpired => "The sign-in took too long. Sign in again.",
+        Key::Verify => "Verify",
 
         Key::ConsentTitle => "Allow access",
         Key::ConsentHeading => "{client} wants to access your Tessera account",
@@ -193,6 +209,14 @@ fn ko(key: Key) -> &'static str {
         }
         Key::AccountDisabled => "사용이 중지된 계정입니다. 잘못된 경우 고객 지원에 문의하세요.",
         Key::SessionLimit => "로그인된 기기가 너무 많습니다. 다른 기기에서 로그아웃한 다음 다시 시도하세요.",
+
+        Key::MfaTitle => "2단계 인증",
+        Key::MfaLede => "인증 앱에 표시된 6자리 코드를 입력하세요.",
+        Key::MfaCode => "인증 코드",
+        Key::MfaRecoveryHint => "앱을 사용할 수 없나요? 대신 복구 코드 중 하나를 입력하세요.",
+        Key::MfaInvalidCode => "코드가 올바르지 않거나, 만료되었거나, 이미 사용되었습니다.",
+        Key::MfaExpired => "로그인 시간이 초과되었습니다. 다시 로그인하세요.",
+        Key::Verify => "확인",
 
         Key::ConsentTitle => "접근 허용",
         Key::ConsentHeading => "{client}에서 Tessera 계정에 대한 접근을 요청합니다",

@@ -36,10 +36,14 @@ pub struct LoginView<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginError {
     InvalidCredentials,
-    TooManyAttempts { retry_after_secs: u64 },
+    TooManyAttempts {
+        retry_after_secs: u64,
+    },
     EmailNotVerified,
     AccountDisabled,
     SessionLimit,
+    /// The second factor did not come in time (or its sign-in was used up): start again.
+    SignInExpired,
 }
 
 impl LoginError {
@@ -51,6 +55,7 @@ impl LoginError {
             LoginError::EmailNotVerified | LoginError::AccountDisabled | LoginError::SessionLimit => {
                 StatusCode::FORBIDDEN
             }
+            LoginError::SignInExpired => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -68,6 +73,7 @@ impl LoginError {
             LoginError::EmailNotVerified => escape(t(locale, Key::EmailNotVerified)),
             LoginError::AccountDisabled => escape(t(locale, Key::AccountDisabled)),
             LoginError::SessionLimit => escape(t(locale, Key::SessionLimit)),
+            LoginError::SignInExpired => escape(t(locale, Key::MfaExpired)),
         }
     }
 }
@@ -136,6 +142,96 @@ pub fn login_page(locale: Locale, view: &LoginView<'_>) -> Page {
     let title = page_title(locale, t(locale, Key::LoginTitle), view.error.is_some());
     Page {
         status: view.error.map_or(StatusCode::OK, LoginError::status),
+        html: document(locale, &title, &body),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Second factor
+// ---------------------------------------------------------------------------------------
+
+/// What the second-factor page shows.
+#[derive(Debug, Clone, Copy)]
+pub struct MfaView<'a> {
+    /// Where the form posts.
+    pub action: &'a str,
+    pub csrf: &'a str,
+    /// The sign-in waiting for its factor (a hidden field).
+    pub mfa_token: &'a str,
+    pub client_name: &'a str,
+    /// Why the previous code was refused.
+    pub error: Option<MfaPageError>,
+    pub hidden: Hidden<'a>,
+}
+
+/// Why a second factor was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaPageError {
+    InvalidCode,
+    TooManyAttempts { retry_after_secs: u64 },
+}
+
+/// The form for the code of an authenticator app or a recovery code, after the password.
+pub fn mfa_page(locale: Locale, view: &MfaView<'_>) -> Page {
+    let mut body = String::with_capacity(2048);
+    body.push_str(&format!(
+        "<h1 id=\"page-title\">{}</h1>\n",
+        escape(t(locale, Key::MfaTitle))
+    ));
+    if !view.client_name.trim().is_empty() {
+        let client = strong(view.client_name);
+        body.push_str(&format!(
+            "<p class=\"lede\">{}</p>\n",
+            fill(t(locale, Key::LoginLede), &[("client", &client)])
+        ));
+    }
+    let mut described_by = " aria-describedby=\"code-hint\"".to_owned();
+    let mut invalid = "";
+    let mut status = StatusCode::OK;
+    match view.error {
+        Some(MfaPageError::InvalidCode) => {
+            body.push_str(&alert(&escape(t(locale, Key::MfaInvalidCode))));
+            described_by = format!(" aria-describedby=\"{ERROR_ID} code-hint\"");
+            invalid = " aria-invalid=\"true\"";
+            status = StatusCode::UNAUTHORIZED;
+        }
+        Some(MfaPageError::TooManyAttempts { retry_after_secs }) => {
+            body.push_str(&alert(
+                &LoginError::TooManyAttempts { retry_after_secs }.message(locale),
+            ));
+            described_by = format!(" aria-describedby=\"{ERROR_ID} code-hint\"");
+            status = StatusCode::TOO_MANY_REQUESTS;
+        }
+        None => {}
+    }
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"{}\">\n",
+        escape(view.action)
+    ));
+    view.hidden.render(view.csrf, &mut body);
+    body.push_str(&format!(
+        "<input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\n",
+        escape(view.mfa_token)
+    ));
+    body.push_str(&format!(
+        "<div class=\"field\">\n\
+         <label for=\"code\">{label}</label>\n\
+         <p class=\"muted\" id=\"code-hint\">{lede} {hint}</p>\n\
+         <input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" \
+         autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"32\" \
+         required autofocus{described_by}{invalid}>\n\
+         </div>\n",
+        label = escape(t(locale, Key::MfaCode)),
+        lede = escape(t(locale, Key::MfaLede)),
+        hint = escape(t(locale, Key::MfaRecoveryHint)),
+    ));
+    body.push_str(&format!(
+        "<button type=\"submit\" class=\"button primary\">{}</button>\n</form>\n",
+        escape(t(locale, Key::Verify))
+    ));
+    let title = page_title(locale, t(locale, Key::MfaTitle), view.error.is_some());
+    Page {
+        status,
         html: document(locale, &title, &body),
     }
 }

@@ -18,6 +18,7 @@ mod foundation;
 mod gateway_outage;
 mod interop;
 mod mail;
+mod mfa;
 mod oidc;
 mod oidc_abuse;
 mod operability;

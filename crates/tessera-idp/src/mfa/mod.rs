@@ -1,0 +1,695 @@
+//! Second factors (R11): TOTP authenticators and recovery codes — enrolment, listing,
+//! renaming and removal by the user, reset by an operator — and the check of a second
+//! factor that a sign-in must pass when the user has one.
+//!
+//! A sign-in that passed the password and must pass a factor gets a [`Challenge`]: a
+//! random token, stored only as a hash in the ephemeral store for five minutes, bound to
+//! the user and to the flow it continues ([`Purpose`]). [`Mfa::complete`] checks a code
+//! under the same throttle as passwords (a wrong code counts as a failed login of the
+//! account), uses the token up, and says which factor passed. A TOTP code is accepted once
+//! (the store refuses a time step used before, across nodes); a recovery code is used once.
+
+mod totp;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tessera_store::durable::{MfaFactorRecord, MfaStore, UserRecord};
+use tessera_store::ephemeral::EphemeralStore;
+use tessera_store::StoreError;
+
+pub use self::totp::{qr_svg, TotpKey};
+use crate::accounts::throttle::{Refusal, Throttle};
+use crate::audit::{AuditEvent, Auditor, RequestContext};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::keys::MasterKey;
+use crate::mail::{self, Locale, Mailer, Outgoing};
+use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
+
+/// The kinds of factor a user can enrol.
+pub const TOTP: &str = "totp";
+/// The method name of a recovery code (not a factor of its own: codes come with one).
+pub const RECOVERY_CODE: &str = "recovery_code";
+
+/// Recovery codes per set.
+const RECOVERY_CODES: usize = 10;
+/// Factors a user may hold (enrolling ones included).
+const MAX_FACTORS: usize = 10;
+/// Longest factor name.
+const MAX_NAME: usize = 64;
+
+/// Why a second-factor operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    /// The challenge token is unknown, used, expired, or for another flow.
+    #[error("the sign-in to continue is unknown or has expired")]
+    InvalidChallenge,
+    /// A wrong, reused or malformed code (or a method the user does not have).
+    #[error("the code is wrong")]
+    InvalidCode,
+    #[error("too many attempts")]
+    Throttled { retry_after: u64 },
+    #[error("no such factor")]
+    NoSuchFactor,
+    #[error("{0}")]
+    Invalid(&'static str),
+    /// Removing the last factor needs a sign-in of the last few minutes.
+    #[error("a fresh sign-in is required")]
+    FreshSignInRequired,
+    #[error("cannot seal or open a factor's secret: {0}")]
+    Crypto(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A factor as its owner and operators see it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FactorView {
+    pub id: String,
+    /// `totp`.
+    pub kind: String,
+    pub name: String,
+    pub created_at: i64,
+    /// `false` until the first correct code; only confirmed factors are asked for.
+    pub confirmed: bool,
+    pub last_used_at: Option<i64>,
+}
+
+impl From<&MfaFactorRecord> for FactorView {
+    fn from(record: &MfaFactorRecord) -> Self {
+        FactorView {
+            id: record.id.clone(),
+            kind: record.kind.clone(),
+            name: record.name.clone(),
+            created_at: record.created_at,
+            confirmed: record.confirmed_at.is_some(),
+            last_used_at: record.last_used_at,
+        }
+    }
+}
+
+/// A TOTP factor being enrolled: what the user's app needs, shown once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpEnrolment {
+    pub factor_id: String,
+    /// Base32, for typing into an app.
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_svg: String,
+}
+
+/// The flow a challenge continues; a token of one flow is refused by the other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "flow", rename_all = "snake_case")]
+pub enum Purpose {
+    /// `POST /auth/login` of the first-party client, on this channel.
+    Login { channel: Option<String> },
+    /// The hosted login page of `/oauth2/authorize`.
+    Authorize,
+}
+
+/// What the ephemeral store keeps for a pending challenge.
+#[derive(Debug, Serialize, Deserialize)]
+struct Pending {
+    user_id: String,
+    purpose: Purpose,
+}
+
+/// A sign-in waiting for its second factor.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// Shown once; single use.
+    pub token: String,
+    /// The methods the user can pass it with: `totp`, `recovery_code`.
+    pub methods: Vec<&'static str>,
+}
+
+impl std::fmt::Debug for Challenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenge")
+            .field("token", &"<redacted>")
+            .field("methods", &self.methods)
+            .finish()
+    }
+}
+
+/// A passed second factor.
+#[derive(Debug, Clone)]
+pub struct Passed {
+    pub user: UserRecord,
+    pub purpose: Purpose,
+    /// `totp` or `recovery_code`.
+    pub method: &'static str,
+}
+
+impl Passed {
+    /// The RFC 8176 methods of the whole sign-in: the password, a one-time password, and
+    /// so more than one factor.
+    pub fn amr(&self) -> &'static [&'static str] {
+        &["pwd", "otp", "mfa"]
+    }
+}
+
+pub struct MfaParts {
+    pub config: Arc<Config>,
+    pub users: Arc<dyn tessera_store::durable::UserStore>,
+    pub store: Arc<dyn MfaStore>,
+    pub ephemeral: Arc<dyn EphemeralStore>,
+    pub master_key: MasterKey,
+    pub throttle: Throttle,
+    pub mailer: Mailer,
+    pub audit: Auditor,
+    pub clock: Arc<dyn Clock>,
+}
+
+pub struct Mfa {
+    config: Arc<Config>,
+    users: Arc<dyn tessera_store::durable::UserStore>,
+    store: Arc<dyn MfaStore>,
+    ephemeral: Arc<dyn EphemeralStore>,
+    master_key: MasterKey,
+    throttle: Throttle,
+    mailer: Mailer,
+    audit: Auditor,
+    clock: Arc<dyn Clock>,
+}
+
+fn challenge_key(token: &str) -> String {
+    format!("mfa-challenge:{}", sha256_b64(token))
+}
+
+/// The associated data a TOTP secret is sealed with: its factor's id.
+fn sealing_label(factor_id: &str) -> String {
+    format!("mfa-totp:{factor_id}")
+}
+
+impl Mfa {
+    pub fn new(parts: MfaParts) -> Self {
+        Mfa {
+            config: parts.config,
+            users: parts.users,
+            store: parts.store,
+            ephemeral: parts.ephemeral,
+            master_key: parts.master_key,
+            throttle: parts.throttle,
+            mailer: parts.mailer,
+            audit: parts.audit,
+            clock: parts.clock,
+        }
+    }
+
+    /// The factors of `user_id`, oldest first.
+    pub async fn factors(&self, user_id: &str) -> Result<Vec<FactorView>, MfaError> {
+        Ok(self
+            .store
+            .factors(user_id)
+            .await?
+            .iter()
+            .map(FactorView::from)
+            .collect())
+    }
+
+    /// The methods that can pass a challenge for `user_id`: empty when the user has no
+    /// confirmed factor (then no second factor is asked for).
+    pub async fn methods(&self, user_id: &str) -> Result<Vec<&'static str>, MfaError> {
+        let factors = self.store.factors(user_id).await?;
+        if !factors.iter().any(|f| f.confirmed_at.is_some()) {
+            return Ok(Vec::new());
+        }
+        let mut methods = vec![TOTP];
+        if self.store.recovery_codes_left(user_id).await? > 0 {
+            methods.push(RECOVERY_CODE);
+        }
+        Ok(methods)
+    }
+
+    /// Starts enrolling a TOTP authenticator named `name`: the factor is stored sealed and
+    /// unconfirmed; [`Mfa::confirm_totp`] with its first code activates it.
+    pub async fn enrol_totp(
+        &self,
+        user: &UserRecord,
+        name: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<TotpEnrolment, MfaError> {
+        let name = factor_name(name.unwrap_or("Authenticator app"))?;
+        let existing = self.store.factors(&user.id).await?;
+        if existing.len() >= MAX_FACTORS {
+            return Err(MfaError::Invalid(
+                "the account has the most factors it may hold; remove one first",
+            ));
+        }
+        let key = TotpKey::generate(&self.config.mfa.totp_issuer, &user.email).map_err(MfaError::Crypto)?;
+        let id = random_id();
+        let sealed = self
+            .master_key
+            .seal(&sealing_label(&id), key.bytes())
+            .map_err(|e| MfaError::Crypto(e.to_string()))?;
+        let now = self.clock.now();
+        self.store
+            .create_factor(&MfaFactorRecord {
+                id: id.clone(),
+                user_id: user.id.clone(),
+                kind: TOTP.to_owned(),
+                name,
+                secret: Some(sealed),
+                created_at: now,
+                confirmed_at: None,
+                last_used_at: None,
+                last_step: None,
+            })
+            .await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.enrolment_started", "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .detail(json!({ "factor": id, "kind": TOTP })),
+            )
+            .await;
+        let uri = key.uri().map_err(MfaError::Crypto)?;
+        Ok(TotpEnrolment {
+            factor_id: id,
+            secret: key.base32(),
+            qr_svg: qr_svg(&uri).map_err(MfaError::Crypto)?,
+            otpauth_uri: uri,
+        })
+    }
+
+    /// Confirms an enrolling TOTP factor with a code from the app (the newest unconfirmed
+    /// factor when `factor_id` is `None`). The first confirmed factor of the account brings
+    /// a set of recovery codes, returned once; later ones return none.
+    pub async fn confirm_totp(
+        &self,
+        user: &UserRecord,
+        factor_id: Option<&str>,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<Vec<String>, MfaError> {
+        let factors = self.store.factors(&user.id).await?;
+        let had_confirmed = factors.iter().any(|f| f.confirmed_at.is_some());
+        let factor = factors
+            .iter()
+            .rfind(|f| f.kind == TOTP && f.confirmed_at.is_none() && factor_id.is_none_or(|id| f.id == id))
+            .ok_or(MfaError::NoSuchFactor)?;
+        if !self.accept_totp(factor, code).await? {
+            self.audit
+                .record(
+                    context,
+                    AuditEvent::new("mfa.enrolment_failed", "failure")
+                        .actor(format!("user:{}", user.id))
+                        .subject(&user.id)
+                        .detail(json!({ "factor": factor.id, "kind": TOTP })),
+                )
+                .await;
+            return Err(MfaError::InvalidCode);
+        }
+        crate::telemetry::mfa_event("enrolled", TOTP);
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.enrolled", "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .detail(json!({ "factor": factor.id, "kind": TOTP })),
+            )
+            .await;
+        if had_confirmed && self.store.recovery_codes_left(&user.id).await? > 0 {
+            return Ok(Vec::new());
+        }
+        self.new_recovery_codes(user, context).await
+    }
+
+    /// A new set of recovery codes (the old set stops working), shown once. Only for an
+    /// account with a confirmed factor.
+    pub async fn regenerate_recovery_codes(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+    ) -> Result<Vec<String>, MfaError> {
+        if self.methods(&user.id).await?.is_empty() {
+            return Err(MfaError::Invalid(
+                "recovery codes come with a confirmed factor; enrol one first",
+            ));
+        }
+        self.new_recovery_codes(user, context).await
+    }
+
+    async fn new_recovery_codes(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+    ) -> Result<Vec<String>, MfaError> {
+        let codes = (0..RECOVERY_CODES)
+            .map(|_| recovery_code())
+            .collect::<Result<Vec<String>, MfaError>>()?;
+        let hashes: Vec<String> = codes
+            .iter()
+            .map(|c| sha256_b64(&normalize_recovery_code(c)))
+            .collect();
+        self.store
+            .replace_recovery_codes(&user.id, &hashes, self.clock.now())
+            .await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.recovery_codes_generated", "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .detail(json!({ "count": RECOVERY_CODES })),
+            )
+            .await;
+        Ok(codes)
+    }
+
+    /// Renames factor `id` of `user_id`.
+    pub async fn rename(&self, user_id: &str, id: &str, name: &str) -> Result<(), MfaError> {
+        let name = factor_name(name)?;
+        match self.store.rename_factor(id, user_id, &name).await? {
+            true => Ok(()),
+            false => Err(MfaError::NoSuchFactor),
+        }
+    }
+
+    /// Removes factor `id` of `user_id`. The last confirmed factor (after which no second
+    /// factor protects the account) only with `fresh`: a sign-in of the last few minutes.
+    pub async fn remove(
+        &self,
+        user_id: &str,
+        id: &str,
+        fresh: bool,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<(), MfaError> {
+        let factors = self.store.factors(user_id).await?;
+        let factor = factors
+            .iter()
+            .find(|f| f.id == id)
+            .ok_or(MfaError::NoSuchFactor)?;
+        let confirmed_others = factors
+            .iter()
+            .filter(|f| f.id != id && f.confirmed_at.is_some())
+            .count();
+        if factor.confirmed_at.is_some() && confirmed_others == 0 && !fresh {
+            return Err(MfaError::FreshSignInRequired);
+        }
+        if !self.store.delete_factor(id, user_id).await? {
+            return Err(MfaError::NoSuchFactor);
+        }
+        crate::telemetry::mfa_event("removed", TOTP);
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.removed", "success")
+                    .actor(actor)
+                    .subject(user_id)
+                    .detail(json!({ "factor": id, "kind": factor.kind })),
+            )
+            .await;
+        Ok(())
+    }
+
+    /// Removes every factor and recovery code of `user_id` (an operator's reset, for a user
+    /// who lost them all). Returns how many factors there were.
+    pub async fn reset(&self, user_id: &str, actor: &str, context: &RequestContext) -> Result<u64, MfaError> {
+        let removed = self.store.reset_factors(user_id).await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.reset", "success")
+                    .actor(actor)
+                    .subject(user_id)
+                    .detail(json!({ "factors": removed })),
+            )
+            .await;
+        Ok(removed)
+    }
+
+    /// A challenge for `user` when the user has a confirmed factor; `None` otherwise.
+    pub async fn challenge(
+        &self,
+        user: &UserRecord,
+        purpose: Purpose,
+    ) -> Result<Option<Challenge>, MfaError> {
+        let methods = self.methods(&user.id).await?;
+        if methods.is_empty() {
+            return Ok(None);
+        }
+        let token = format!("tsm_{}", random_b64(32));
+        let pending = Pending {
+            user_id: user.id.clone(),
+            purpose,
+        };
+        let value = serde_json::to_vec(&pending).map_err(|e| MfaError::Crypto(e.to_string()))?;
+        let ttl = Duration::from_secs(self.config.mfa.challenge_ttl_secs);
+        self.ephemeral.set(&challenge_key(&token), &value, ttl).await?;
+        Ok(Some(Challenge { token, methods }))
+    }
+
+    /// Checks `code` for the challenge `token` of a flow `accepts`; uses the token up on
+    /// success. A wrong code counts against the account's login throttle.
+    pub async fn complete(
+        &self,
+        token: &str,
+        accepts: impl Fn(&Purpose) -> bool,
+        method: &str,
+        code: &str,
+        context: &RequestContext,
+    ) -> Result<Passed, MfaError> {
+        let key = challenge_key(token);
+        let pending: Pending = match self.ephemeral.get(&key).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| MfaError::InvalidChallenge)?,
+            None => return Err(MfaError::InvalidChallenge),
+        };
+        if !accepts(&pending.purpose) {
+            return Err(MfaError::InvalidChallenge);
+        }
+        let Some(user) = self.users.user(&pending.user_id).await? else {
+            return Err(MfaError::InvalidChallenge);
+        };
+        if user.disabled_at.is_some() {
+            let _ = self.ephemeral.delete(&key).await;
+            return Err(MfaError::InvalidChallenge);
+        }
+        let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
+            Ok(attempt) => attempt,
+            Err(refusal) => {
+                self.audit_failure(&user, method, "throttled", context).await;
+                return Err(MfaError::Throttled {
+                    retry_after: Refusal::retry_after(refusal),
+                });
+            }
+        };
+        let method = match method {
+            TOTP => Some(TOTP),
+            RECOVERY_CODE => Some(RECOVERY_CODE),
+            _ => None,
+        };
+        let passed = match method {
+            Some(TOTP) => self.check_totp(&user.id, code).await?,
+            Some(_) => {
+                let hash = sha256_b64(&normalize_recovery_code(code));
+                self.store
+                    .use_recovery_code(&user.id, &hash, self.clock.now())
+                    .await?
+            }
+            None => false,
+        };
+        let (true, Some(method)) = (passed, method) else {
+            let locked = self.throttle.failed(&attempt).await?;
+            self.audit_failure(&user, method.unwrap_or("unknown"), "invalid_code", context)
+                .await;
+            if let Some(secs) = locked {
+                self.audit
+                    .record(
+                        context,
+                        AuditEvent::new("login.locked", "failure")
+                            .subject(&user.id)
+                            .detail(json!({ "lockout_secs": secs, "after": "mfa" })),
+                    )
+                    .await;
+            }
+            return Err(MfaError::InvalidCode);
+        };
+        self.throttle.succeeded(attempt).await?;
+        // Single use: of two requests that passed a code for one token, one continues.
+        if !self.ephemeral.delete(&key).await? {
+            return Err(MfaError::InvalidChallenge);
+        }
+        crate::telemetry::mfa_event("used", method);
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.used", "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .detail(json!({ "method": method })),
+            )
+            .await;
+        if method == RECOVERY_CODE {
+            self.recovery_code_used(&user, context).await?;
+        }
+        Ok(Passed {
+            user,
+            purpose: pending.purpose,
+            method,
+        })
+    }
+
+    async fn audit_failure(
+        &self,
+        user: &UserRecord,
+        method: &str,
+        reason: &'static str,
+        context: &RequestContext,
+    ) {
+        crate::telemetry::mfa_event(
+            "failed",
+            if method == RECOVERY_CODE {
+                RECOVERY_CODE
+            } else {
+                TOTP
+            },
+        );
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.failed", "failure")
+                    .subject(&user.id)
+                    .detail(json!({ "method": method, "reason": reason })),
+            )
+            .await;
+    }
+
+    /// A recovery code was used: the user hears of it by e-mail (it may not have been them).
+    async fn recovery_code_used(&self, user: &UserRecord, context: &RequestContext) -> Result<(), MfaError> {
+        let left = self.store.recovery_codes_left(&user.id).await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.recovery_code_used", "success")
+                    .subject(&user.id)
+                    .detail(json!({ "left": left })),
+            )
+            .await;
+        let locale = user
+            .locale
+            .as_deref()
+            .map_or(Locale::En, Locale::from_accept_language);
+        let message =
+            Outgoing::from_template(user.email.clone(), mail::recovery_code_used_email(locale, left));
+        let mailer = self.mailer.clone();
+        tokio::spawn(async move {
+            if let Err(err) = mailer.send(message).await {
+                tracing::error!(error = %err, "sending e-mail failed");
+            }
+        });
+        Ok(())
+    }
+
+    /// Whether `code` is the current code of one of the user's confirmed TOTP factors, and
+    /// its step was not used before (then it is used now).
+    async fn check_totp(&self, user_id: &str, code: &str) -> Result<bool, MfaError> {
+        for factor in self.store.factors(user_id).await? {
+            if factor.kind == TOTP && factor.confirmed_at.is_some() && self.accept_totp(&factor, code).await?
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn accept_totp(&self, factor: &MfaFactorRecord, code: &str) -> Result<bool, MfaError> {
+        let Some(sealed) = &factor.secret else {
+            return Ok(false);
+        };
+        let bytes = self
+            .master_key
+            .open(&sealing_label(&factor.id), sealed)
+            .map_err(|e| MfaError::Crypto(e.to_string()))?;
+        let key = TotpKey::from_bytes(&bytes, &self.config.mfa.totp_issuer, "").map_err(MfaError::Crypto)?;
+        let now = self.clock.now();
+        match key.matching_step(code, now) {
+            Some(step) => Ok(self
+                .store
+                .accept_step(&factor.id, &factor.user_id, step, now)
+                .await?),
+            None => Ok(false),
+        }
+    }
+}
+
+/// 1–64 printable characters, trimmed.
+fn factor_name(name: &str) -> Result<String, MfaError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(MfaError::Invalid("a factor's name is 1-64 printable characters"));
+    }
+    Ok(name.to_owned())
+}
+
+/// A recovery code: 10 characters of a 32-letter alphabet without `l` and `o` (50 bits),
+/// shown as `xxxxx-xxxxx`.
+fn recovery_code() -> Result<String, MfaError> {
+    const ALPHABET: &[u8; 32] = b"abcdefghijkmnpqrstuvwxyz23456789";
+    let mut bytes = [0u8; 10];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| MfaError::Crypto("no randomness".to_owned()))?;
+    let text: String = bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(b % 32)]))
+        .collect();
+    Ok(format!("{}-{}", &text[..5], &text[5..]))
+}
+
+/// A recovery code as typed: case, spaces and dashes do not matter.
+fn normalize_recovery_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_codes_are_long_distinct_and_forgiving_to_type() {
+        let codes: Vec<String> = (0..200).map(|_| recovery_code().unwrap()).collect();
+        let distinct: std::collections::BTreeSet<&String> = codes.iter().collect();
+        assert_eq!(distinct.len(), codes.len());
+        for code in &codes {
+            assert_eq!(code.len(), 11, "{code}");
+            assert_eq!(&code[5..6], "-");
+        }
+        assert_eq!(normalize_recovery_code(" AbCde-fGh23 "), "abcdefgh23");
+        assert_eq!(normalize_recovery_code("abcde fgh23"), "abcdefgh23");
+    }
+
+    #[test]
+    fn factor_names_are_bounded() {
+        assert_eq!(factor_name("  phone ").unwrap(), "phone");
+        assert!(factor_name("").is_err());
+        assert!(factor_name(&"x".repeat(65)).is_err());
+        assert!(factor_name("a\nb").is_err());
+    }
+
+    #[test]
+    fn challenges_of_one_flow_are_not_of_another() {
+        let login = Purpose::Login {
+            channel: Some("web".into()),
+        };
+        let text = serde_json::to_string(&Pending {
+            user_id: "u".into(),
+            purpose: login.clone(),
+        })
+        .unwrap();
+        let back: Pending = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.purpose, login);
+        assert_ne!(back.purpose, Purpose::Authorize);
+    }
+}

@@ -1,0 +1,613 @@
+//! Second factors (issue 12): TOTP enrolment and sign-in through the first-party JSON API
+//! and the hosted login page, recovery codes, operator reset — and their abuse. TOTP codes
+//! are computed by an independent implementation, Python `pyotp`, at the node's clock.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{json, Value};
+use tessera_testkit::{backend_tests, pkce_pair, spawn, spawn_with, Backend, Browser, TestNode};
+
+backend_tests!(
+    totp_enrolment_sign_in_and_recovery_codes,
+    codes_work_once_and_belong_to_their_user,
+    wrong_codes_lock_the_account_like_wrong_passwords,
+    mfa_tokens_are_single_use_bound_and_unforgeable,
+    the_last_factor_goes_only_with_the_password,
+    the_hosted_login_asks_for_the_factor_and_amr_shows_it,
+    operators_list_and_reset_factors,
+);
+
+const PASSWORD: &str = "correct horse battery staple 42";
+const REDIRECT: &str = "https://shop.example/cb";
+
+/// Whether pyotp is importable; without it the test is skipped, or fails under
+/// `TESSERA_REQUIRE_INTEROP=1`.
+fn pyotp_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import pyotp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        assert!(
+            std::env::var("TESSERA_REQUIRE_INTEROP").map_or(true, |v| v != "1"),
+            "pyotp is not installed (pip install -r tests/interop/requirements.txt)"
+        );
+        eprintln!("skipped: pyotp not installed in tests/interop");
+    }
+    ok
+}
+
+/// The code pyotp computes for `otpauth_uri` at unix time `at` (it parses the URI itself).
+fn pyotp_code(otpauth_uri: &str, at: i64) -> String {
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, pyotp; print(pyotp.parse_uri(sys.argv[1]).at(int(sys.argv[2])))",
+            otpauth_uri,
+            &at.to_string(),
+        ])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+fn now(node: &TestNode) -> i64 {
+    tessera_idp::clock::Clock::now(node.clock.as_ref())
+}
+
+async fn login(node: &TestNode, email: &str, password: &str) -> (u16, Value) {
+    let (status, _, body) = node
+        .post_json(
+            "/auth/login",
+            &json!({ "email": email, "password": password }),
+            None,
+        )
+        .await;
+    (status, body)
+}
+
+async fn access_token(node: &TestNode, email: &str) -> String {
+    let (status, body) = login(node, email, PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    body["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// Enrols and confirms a TOTP factor for `email` (who has none yet); returns the otpauth
+/// URI and the recovery codes. Moves the clock to the next step afterwards, so the step
+/// used by the confirmation is behind.
+async fn enrol(node: &TestNode, email: &str) -> (String, Vec<String>) {
+    let token = access_token(node, email).await;
+    let (status, _, enrolment) = node
+        .post_json("/auth/mfa/totp", &json!({ "name": "phone" }), Some(&token))
+        .await;
+    assert_eq!(status, 201, "{enrolment}");
+    let uri = enrolment["otpauthUri"].as_str().unwrap().to_owned();
+    let code = pyotp_code(&uri, now(node));
+    let (status, _, confirmed) = node
+        .post_json("/auth/mfa/totp/confirm", &json!({ "code": code }), Some(&token))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let codes: Vec<String> = confirmed["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    node.clock.advance(30);
+    (uri, codes)
+}
+
+/// A login of `email` that must go on with a factor: its mfaToken.
+async fn challenged(node: &TestNode, email: &str) -> String {
+    let (status, body) = login(node, email, PASSWORD).await;
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "mfa_required", "{body}");
+    assert!(
+        body.get("accessToken").is_none() && body.get("refreshToken").is_none(),
+        "{body}"
+    );
+    body["mfaToken"].as_str().unwrap().to_owned()
+}
+
+async fn verify(node: &TestNode, mfa_token: &str, method: &str, code: &str) -> (u16, Value) {
+    let (status, _, body) = node
+        .post_json(
+            "/auth/mfa/verify",
+            &json!({ "mfaToken": mfa_token, "method": method, "code": code }),
+            None,
+        )
+        .await;
+    (status, body)
+}
+
+async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    node.create_user("kim@example.com", PASSWORD).await;
+    let token = access_token(&node, "kim@example.com").await;
+
+    // Enrolment: the URI names the account and issuer and carries the secret; the factor
+    // does nothing until confirmed.
+    let (status, _, enrolment) = node
+        .post_json("/auth/mfa/totp", &json!({ "name": "phone" }), Some(&token))
+        .await;
+    assert_eq!(status, 201, "{enrolment}");
+    let uri = enrolment["otpauthUri"].as_str().unwrap();
+    assert!(
+        uri.starts_with("otpauth://totp/Tessera:kim%40example.com?"),
+        "{uri}"
+    );
+    assert!(uri.contains(&format!("secret={}", enrolment["secret"].as_str().unwrap())));
+    assert!(
+        enrolment["qrSvg"].as_str().unwrap().starts_with("<?xml")
+            || enrolment["qrSvg"].as_str().unwrap().contains("<svg")
+    );
+    let (status, body) = login(&node, "kim@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "an unconfirmed factor is not asked for: {body}");
+    let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
+    assert_eq!(listed["factors"][0]["confirmed"], false, "{listed}");
+    assert_eq!(listed["methods"], json!([]));
+
+    // A wrong code does not confirm; pyotp's code does, and brings ten recovery codes.
+    let (status, _, body) = node
+        .post_json(
+            "/auth/mfa/totp/confirm",
+            &json!({ "code": "000000" }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_code")),
+        "{body}"
+    );
+    let code = pyotp_code(uri, now(&node));
+    let (status, _, confirmed) = node
+        .post_json("/auth/mfa/totp/confirm", &json!({ "code": code }), Some(&token))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let recovery: Vec<String> = confirmed["recoveryCodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(recovery.len(), 10);
+    let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
+    assert_eq!(listed["factors"][0]["confirmed"], true, "{listed}");
+    assert_eq!(listed["factors"][0]["name"], "phone");
+    assert_eq!(listed["methods"], json!(["totp", "recovery_code"]));
+    assert!(
+        !listed.to_string().contains(enrolment["secret"].as_str().unwrap()),
+        "the secret is shown once"
+    );
+
+    // Now the password alone gets no tokens; the factor does.
+    let mfa_token = challenged(&node, "kim@example.com").await;
+    assert_eq!(
+        login(&node, "kim@example.com", PASSWORD).await.1["methods"],
+        json!(["totp", "recovery_code"])
+    );
+    node.clock.advance(30);
+    let (status, tokens) = verify(&node, &mfa_token, "totp", &pyotp_code(uri, now(&node))).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["grantType"], "Bearer");
+    let (status, me) = node
+        .get_bearer("/auth/me", tokens["accessToken"].as_str().unwrap())
+        .await;
+    assert_eq!(status, 200, "{me}");
+
+    // A recovery code signs in once, typed in any case and with spaces.
+    let mfa_token = challenged(&node, "kim@example.com").await;
+    let typed = format!(" {} ", recovery[3].to_uppercase());
+    let (status, tokens) = verify(&node, &mfa_token, "recovery_code", &typed).await;
+    assert_eq!(status, 200, "{tokens}");
+    let mfa_token = challenged(&node, "kim@example.com").await;
+    let (status, body) = verify(&node, &mfa_token, "recovery_code", &recovery[3]).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_code")),
+        "{body}"
+    );
+
+    // New codes void the old ones.
+    let (status, _, fresh) = node
+        .post_json("/auth/mfa/recovery-codes", &json!({}), Some(&token))
+        .await;
+    assert_eq!(status, 200, "{fresh}");
+    let (status, _) = verify(&node, &mfa_token, "recovery_code", &recovery[4]).await;
+    assert_eq!(status, 401);
+    let (status, _) = verify(
+        &node,
+        &mfa_token,
+        "recovery_code",
+        fresh["recoveryCodes"][0].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // The legacy password grant cannot ask for a factor, so it refuses such an account.
+    let legacy = node.create_client("legacy-app", false, "web").await;
+    let patch = tessera_idp::registry::ClientPatch {
+        grant_types: Some(vec!["password".into(), "refresh_token".into()]),
+        ..Default::default()
+    };
+    tessera_idp::registry::ClientRegistry::new(&node.state)
+        .acting_as("operator", tessera_idp::audit::RequestContext::default())
+        .update(&legacy.client_id, patch)
+        .await
+        .unwrap();
+    let response = node
+        .post_form(
+            "/oauth2/token",
+            &legacy,
+            &[
+                ("grant_type", "password"),
+                ("username", "kim@example.com"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("second factor"),
+        "{body}"
+    );
+}
+
+async fn codes_work_once_and_belong_to_their_user(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    // Room for the wrong codes below before the account locks (that is tested apart).
+    let Some(node) = spawn_with(backend, |config| config.login.max_failures = 20).await else {
+        return;
+    };
+    node.create_user("a@example.com", PASSWORD).await;
+    node.create_user("b@example.com", PASSWORD).await;
+    let (uri_a, _) = enrol(&node, "a@example.com").await;
+    let (uri_b, _) = enrol(&node, "b@example.com").await;
+
+    // The code of this step works once: a second login presenting it again is refused,
+    // also when the two come at the same moment.
+    let code = pyotp_code(&uri_a, now(&node));
+    let first = challenged(&node, "a@example.com").await;
+    let second = challenged(&node, "a@example.com").await;
+    let (one, two) = tokio::join!(
+        verify(&node, &first, "totp", &code),
+        verify(&node, &second, "totp", &code)
+    );
+    let mut statuses = [one.0, two.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 401], "{one:?} {two:?}");
+
+    // B's code is not A's, and the step before the one used is not accepted either.
+    node.clock.advance(30);
+    let token = challenged(&node, "a@example.com").await;
+    let (status, body) = verify(&node, &token, "totp", &pyotp_code(&uri_b, now(&node))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_code")),
+        "{body}"
+    );
+    let (status, _) = verify(&node, &token, "totp", &pyotp_code(&uri_a, now(&node) - 30)).await;
+    assert_eq!(status, 401, "an older step than the last used one");
+    // Malformed codes and methods are a wrong code, never a 500.
+    for (method, code) in [
+        ("totp", "12345"),
+        ("totp", "abcdef"),
+        ("sms", "123456"),
+        ("totp", &"9".repeat(5000)),
+    ] {
+        let (status, body) = verify(&node, &token, method, code).await;
+        assert!(status == 401 || status == 413, "{method} {status} {body}");
+    }
+    let (status, _) = verify(&node, &token, "totp", &pyotp_code(&uri_a, now(&node))).await;
+    assert_eq!(
+        status, 200,
+        "the right code still works after wrong ones below the limit"
+    );
+}
+
+async fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    node.create_user("c@example.com", PASSWORD).await;
+    let (uri, _) = enrol(&node, "c@example.com").await;
+    let limit = node.config.login.max_failures;
+    let token = challenged(&node, "c@example.com").await;
+    let mut last = (0, Value::Null);
+    for _ in 0..limit + 1 {
+        last = verify(&node, &token, "totp", "000000").await;
+    }
+    assert_eq!(last.0, 429, "{:?}", last.1);
+    assert_eq!(last.1["code"], "too_many_attempts");
+    // Locked: the right code is refused, and so is the password.
+    let (status, _) = verify(&node, &token, "totp", &pyotp_code(&uri, now(&node))).await;
+    assert_eq!(status, 429);
+    let (status, body) = login(&node, "c@example.com", PASSWORD).await;
+    assert_eq!(status, 429, "{body}");
+}
+
+async fn mfa_tokens_are_single_use_bound_and_unforgeable(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn_with(backend, |config| config.mfa.challenge_ttl_secs = 30).await else {
+        return;
+    };
+    node.create_user("d@example.com", PASSWORD).await;
+    let (uri, _) = enrol(&node, "d@example.com").await;
+    let token = challenged(&node, "d@example.com").await;
+    // Tampered and made-up tokens.
+    let mut tampered = token.clone();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    for forged in [tampered.as_str(), "tsm_", "", "x"] {
+        let (status, body) = verify(&node, forged, "totp", &pyotp_code(&uri, now(&node))).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (401, Some("invalid_mfa_token")),
+            "{forged:?} {body}"
+        );
+    }
+    // Used once, then never again.
+    let (status, _) = verify(&node, &token, "totp", &pyotp_code(&uri, now(&node))).await;
+    assert_eq!(status, 200);
+    node.clock.advance(30);
+    let (status, body) = verify(&node, &token, "totp", &pyotp_code(&uri, now(&node))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_mfa_token")),
+        "{body}"
+    );
+    // Malformed requests change nothing.
+    for bad in [
+        json!({}),
+        json!({ "mfaToken": token }),
+        json!({ "mfaToken": 1, "method": "totp", "code": "1" }),
+    ] {
+        let (status, _, body) = node.post_json("/auth/mfa/verify", &bad, None).await;
+        assert_eq!(status, 400, "{bad} {body}");
+    }
+    // Expired: the store forgets a token after mfa.challenge_ttl_secs (real time).
+    let token = challenged(&node, "d@example.com").await;
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    node.clock.advance(30);
+    let (status, body) = verify(&node, &token, "totp", &pyotp_code(&uri, now(&node))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_mfa_token")),
+        "{body}"
+    );
+    // Enumeration: a wrong password is answered the same with or without a factor.
+    node.create_user("plain@example.com", PASSWORD).await;
+    let (s1, with_factor) = login(&node, "d@example.com", "wrong password here").await;
+    let (s2, without) = login(&node, "plain@example.com", "wrong password here").await;
+    assert_eq!((s1, s2), (401, 401));
+    assert_eq!(with_factor, without);
+}
+
+async fn the_last_factor_goes_only_with_the_password(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    node.create_user("e@example.com", PASSWORD).await;
+    let (uri, _) = enrol(&node, "e@example.com").await;
+    let mfa_token = challenged(&node, "e@example.com").await;
+    let (_, tokens) = verify(&node, &mfa_token, "totp", &pyotp_code(&uri, now(&node))).await;
+    let token = tokens["accessToken"].as_str().unwrap().to_owned();
+    let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
+    let id = listed["factors"][0]["id"].as_str().unwrap().to_owned();
+    let remove = |body: Value| {
+        let node = &node;
+        let token = token.clone();
+        let id = id.clone();
+        async move {
+            let response = node
+                .client
+                .delete(node.at(&format!("/auth/mfa/{id}")))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, body) = remove(json!({})).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("reauthentication_required")),
+        "{body}"
+    );
+    let (status, body) = remove(json!({ "password": "not the password" })).await;
+    assert_eq!(status, 401, "{body}");
+    // Another user's token cannot touch it.
+    node.create_user("f@example.com", PASSWORD).await;
+    let other = access_token(&node, "f@example.com").await;
+    let response = node
+        .client
+        .delete(node.at(&format!("/auth/mfa/{id}")))
+        .bearer_auth(&other)
+        .json(&json!({ "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 404);
+    let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
+    assert_eq!(listed["factors"].as_array().unwrap().len(), 1, "nothing changed");
+    let (status, _) = remove(json!({ "password": PASSWORD })).await;
+    assert_eq!(status, 204);
+    let (status, body) = login(&node, "e@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "no factor left: {body}");
+    // No token, no factors.
+    let response = node.client.get(node.at("/auth/mfa")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+}
+
+async fn the_hosted_login_asks_for_the_factor_and_amr_shows_it(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    node.create_user("g@example.com", PASSWORD).await;
+    let (uri, _) = enrol(&node, "g@example.com").await;
+    let shop = node
+        .create_oidc_client("shop-mfa", false, REDIRECT, true, None)
+        .await;
+    let (verifier, challenge) = pkce_pair();
+    let mut url = reqwest::Url::parse(&node.at("/oauth2/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &shop.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid email")
+        .append_pair("state", "st-9")
+        .append_pair("nonce", "n-9")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("ui_locales", "ko");
+    let mut browser = Browser::new();
+    let page = browser.get(url.as_str()).await;
+    let mut form = page.form_fields();
+    form.insert("username".into(), "g@example.com".into());
+    form.insert("password".into(), PASSWORD.into());
+    let factor_page = browser
+        .post_form(&node.at("/oauth2/authorize/login"), &form)
+        .await;
+    assert_eq!(factor_page.status, 200, "{}", factor_page.body);
+    assert!(factor_page.body.contains("name=\"code\""), "{}", factor_page.body);
+    assert!(
+        factor_page.body.contains("2단계 인증"),
+        "in the requested language"
+    );
+    assert!(
+        browser.cookie("tessera_sso").is_none(),
+        "no SSO session before the factor"
+    );
+    let fields: BTreeMap<String, String> = factor_page.form_fields();
+    let mfa_token = fields["mfa_token"].clone();
+
+    // The page's token is not one of the JSON API's.
+    let (status, body) = verify(&node, &mfa_token, "totp", &pyotp_code(&uri, now(&node))).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_mfa_token")),
+        "{body}"
+    );
+
+    // A wrong code shows the form again; the right one continues to the client.
+    let mut wrong = fields.clone();
+    wrong.insert("code".into(), "000000".into());
+    let again = browser.post_form(&node.at("/oauth2/authorize/mfa"), &wrong).await;
+    assert_eq!(again.status, 401, "{}", again.body);
+    assert!(again.body.contains("role=\"alert\""), "{}", again.body);
+    // Without the CSRF cookie's twin the form is refused.
+    let mut forged = again.form_fields();
+    forged.insert("csrf".into(), "forged".into());
+    forged.insert("code".into(), pyotp_code(&uri, now(&node)));
+    assert_eq!(
+        browser
+            .post_form(&node.at("/oauth2/authorize/mfa"), &forged)
+            .await
+            .status,
+        403
+    );
+    let mut right = again.form_fields();
+    right.insert("code".into(), pyotp_code(&uri, now(&node)));
+    let done = browser.post_form(&node.at("/oauth2/authorize/mfa"), &right).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let params = done.location_params();
+    assert_eq!(params["state"], "st-9");
+    assert!(browser.cookie("tessera_sso").is_some());
+
+    let response = node
+        .post_form(
+            "/oauth2/token",
+            &shop,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &params["code"]),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(response.status().as_u16(), 200);
+    let tokens: Value = response.json().await.unwrap();
+    let id_token = tokens["id_token"].as_str().unwrap();
+    let jwks: JwkSet = node.get("/.well-known/jwks.json").await.json().await.unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    let key = DecodingKey::from_jwk(jwks.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&["shop-mfa"]);
+    validation.set_issuer(&[&node.url]);
+    let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation)
+        .unwrap()
+        .claims;
+    assert_eq!(claims["amr"], json!(["pwd", "otp", "mfa"]), "{claims}");
+    assert_eq!(claims["acr"], "urn:tessera:acr:mfa", "{claims}");
+}
+
+async fn operators_list_and_reset_factors(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    let user_id = node.create_user("h@example.com", PASSWORD).await;
+    enrol(&node, "h@example.com").await;
+    let (_, admin) = node.admin_token("mfa-ops").await;
+    let (status, listed) = node
+        .get_bearer(&format!("/admin/users/{user_id}/mfa"), &admin)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["factors"][0]["kind"], "totp");
+    assert!(listed["factors"][0].get("secret").is_none());
+    // A user's own token is not an admin's.
+    let user_token = {
+        let token = challenged(&node, "h@example.com").await;
+        assert!(!token.is_empty());
+        let (status, _) = node
+            .get_bearer(&format!("/admin/users/{user_id}/mfa"), "not-a-token")
+            .await;
+        assert_eq!(status, 401);
+        token
+    };
+    let response = node
+        .client
+        .delete(node.at(&format!("/admin/users/{user_id}/mfa")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["factors_removed"], 1);
+    let (status, body) = login(&node, "h@example.com", PASSWORD).await;
+    assert_eq!(status, 200, "after a reset the password signs in again: {body}");
+    // The pending sign-in's token no longer finds a factor to check.
+    let (status, _) = verify(&node, &user_token, "totp", "123456").await;
+    assert_eq!(status, 401);
+    let (status, _) = node.get_bearer("/admin/users/nobody/mfa", &admin).await;
+    assert_eq!(status, 404);
+}
