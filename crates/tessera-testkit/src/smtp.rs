@@ -36,6 +36,32 @@ pub struct ReceivedMail {
     pub raw: String,
 }
 
+/// Whether process `pid` holds the listening TCP socket on 127.0.0.1:`port` (Linux: the
+/// socket's inode in `/proc/net/tcp` among the process's descriptors). Elsewhere, `true`.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields.get(1)?.rsplit(':').next()?;
+            let listening = *fields.get(3)? == "0A";
+            (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+                .then(|| format!("socket:[{}]", fields.get(9).copied().unwrap_or_default()))
+        })
+        .collect();
+    let Ok(descriptors) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    descriptors.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
+}
+
 impl SmtpSink {
     /// Starts a sink, or `None` (after printing `skipped: aiosmtpd not installed`) when
     /// python3 or aiosmtpd is missing — unless `TESSERA_REQUIRE_INTEROP=1`, which makes that
@@ -89,7 +115,12 @@ impl SmtpSink {
             if let Ok(Some(status)) = sink.child.try_wait() {
                 return Err(format!("aiosmtpd exited ({status}): {}", sink.log()));
             }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            // The port was free when picked, but another process (a parallel test's sink or
+            // node) may have bound it since: only a listener of our own child counts, else
+            // this aiosmtpd fails to bind, exits, and the next attempt takes another port.
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                && listens_on(sink.child.id(), port)
+            {
                 return Ok(sink);
             }
             if Instant::now() > deadline {

@@ -59,6 +59,14 @@ fn pyotp_code(otpauth_uri: &str, at: i64) -> String {
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
+/// A per-run address for `name`: account throttles and lockouts live in the shared Redis of
+/// the PostgreSQL variants, across runs.
+fn who(name: &str) -> String {
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let run = RUN.get_or_init(tessera_testkit::random_u64);
+    format!("{name}-{run:x}@example.com")
+}
+
 fn now(node: &TestNode) -> i64 {
     tessera_idp::clock::Clock::now(node.clock.as_ref())
 }
@@ -72,6 +80,21 @@ async fn login(node: &TestNode, email: &str, password: &str) -> (u16, Value) {
         )
         .await;
     (status, body)
+}
+
+/// A login from a loopback address no other test uses.
+async fn login_from(node: &TestNode, email: &str, password: &str) -> (u16, Value) {
+    let client = reqwest::Client::builder()
+        .local_address(tessera_testkit::loopback_ip())
+        .build()
+        .unwrap();
+    let response = client
+        .post(node.at("/auth/login"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.json().await.unwrap())
 }
 
 async fn access_token(node: &TestNode, email: &str) -> String {
@@ -133,8 +156,8 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
         return;
     }
     let Some(node) = spawn(backend).await else { return };
-    node.create_user("kim@example.com", PASSWORD).await;
-    let token = access_token(&node, "kim@example.com").await;
+    node.create_user(&who("kim"), PASSWORD).await;
+    let token = access_token(&node, &who("kim")).await;
 
     // Enrolment: the URI names the account and issuer and carries the secret; the factor
     // does nothing until confirmed.
@@ -144,7 +167,10 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
     assert_eq!(status, 201, "{enrolment}");
     let uri = enrolment["otpauthUri"].as_str().unwrap();
     assert!(
-        uri.starts_with("otpauth://totp/Tessera:kim%40example.com?"),
+        uri.starts_with(&format!(
+            "otpauth://totp/Tessera:{}?",
+            who("kim").replace('@', "%40")
+        )),
         "{uri}"
     );
     assert!(uri.contains(&format!("secret={}", enrolment["secret"].as_str().unwrap())));
@@ -152,7 +178,7 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
         enrolment["qrSvg"].as_str().unwrap().starts_with("<?xml")
             || enrolment["qrSvg"].as_str().unwrap().contains("<svg")
     );
-    let (status, body) = login(&node, "kim@example.com", PASSWORD).await;
+    let (status, body) = login(&node, &who("kim"), PASSWORD).await;
     assert_eq!(status, 200, "an unconfirmed factor is not asked for: {body}");
     let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
     assert_eq!(listed["factors"][0]["confirmed"], false, "{listed}");
@@ -193,9 +219,9 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
     );
 
     // Now the password alone gets no tokens; the factor does.
-    let mfa_token = challenged(&node, "kim@example.com").await;
+    let mfa_token = challenged(&node, &who("kim")).await;
     assert_eq!(
-        login(&node, "kim@example.com", PASSWORD).await.1["methods"],
+        login(&node, &who("kim"), PASSWORD).await.1["methods"],
         json!(["totp", "recovery_code"])
     );
     node.clock.advance(30);
@@ -208,11 +234,11 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
     assert_eq!(status, 200, "{me}");
 
     // A recovery code signs in once, typed in any case and with spaces.
-    let mfa_token = challenged(&node, "kim@example.com").await;
+    let mfa_token = challenged(&node, &who("kim")).await;
     let typed = format!(" {} ", recovery[3].to_uppercase());
     let (status, tokens) = verify(&node, &mfa_token, "recovery_code", &typed).await;
     assert_eq!(status, 200, "{tokens}");
-    let mfa_token = challenged(&node, "kim@example.com").await;
+    let mfa_token = challenged(&node, &who("kim")).await;
     let (status, body) = verify(&node, &mfa_token, "recovery_code", &recovery[3]).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -253,7 +279,7 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
             &legacy,
             &[
                 ("grant_type", "password"),
-                ("username", "kim@example.com"),
+                ("username", &who("kim")),
                 ("password", PASSWORD),
             ],
         )
@@ -278,16 +304,16 @@ async fn codes_work_once_and_belong_to_their_user(backend: Backend) {
     let Some(node) = spawn_with(backend, |config| config.login.max_failures = 20).await else {
         return;
     };
-    node.create_user("a@example.com", PASSWORD).await;
-    node.create_user("b@example.com", PASSWORD).await;
-    let (uri_a, _) = enrol(&node, "a@example.com").await;
-    let (uri_b, _) = enrol(&node, "b@example.com").await;
+    node.create_user(&who("a"), PASSWORD).await;
+    node.create_user(&who("b"), PASSWORD).await;
+    let (uri_a, _) = enrol(&node, &who("a")).await;
+    let (uri_b, _) = enrol(&node, &who("b")).await;
 
     // The code of this step works once: a second login presenting it again is refused,
     // also when the two come at the same moment.
     let code = pyotp_code(&uri_a, now(&node));
-    let first = challenged(&node, "a@example.com").await;
-    let second = challenged(&node, "a@example.com").await;
+    let first = challenged(&node, &who("a")).await;
+    let second = challenged(&node, &who("a")).await;
     let (one, two) = tokio::join!(
         verify(&node, &first, "totp", &code),
         verify(&node, &second, "totp", &code)
@@ -298,7 +324,7 @@ async fn codes_work_once_and_belong_to_their_user(backend: Backend) {
 
     // B's code is not A's, and the step before the one used is not accepted either.
     node.clock.advance(30);
-    let token = challenged(&node, "a@example.com").await;
+    let token = challenged(&node, &who("a")).await;
     let (status, body) = verify(&node, &token, "totp", &pyotp_code(&uri_b, now(&node))).await;
     assert_eq!(
         (status, body["code"].as_str()),
@@ -329,10 +355,10 @@ async fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
         return;
     }
     let Some(node) = spawn(backend).await else { return };
-    node.create_user("c@example.com", PASSWORD).await;
-    let (uri, _) = enrol(&node, "c@example.com").await;
+    node.create_user(&who("c"), PASSWORD).await;
+    let (uri, _) = enrol(&node, &who("c")).await;
     let limit = node.config.login.max_failures;
-    let token = challenged(&node, "c@example.com").await;
+    let token = challenged(&node, &who("c")).await;
     let mut last = (0, Value::Null);
     for _ in 0..limit + 1 {
         last = verify(&node, &token, "totp", "000000").await;
@@ -342,7 +368,7 @@ async fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
     // Locked: the right code is refused, and so is the password.
     let (status, _) = verify(&node, &token, "totp", &pyotp_code(&uri, now(&node))).await;
     assert_eq!(status, 429);
-    let (status, body) = login(&node, "c@example.com", PASSWORD).await;
+    let (status, body) = login(&node, &who("c"), PASSWORD).await;
     assert_eq!(status, 429, "{body}");
 }
 
@@ -353,9 +379,9 @@ async fn mfa_tokens_are_single_use_bound_and_unforgeable(backend: Backend) {
     let Some(node) = spawn_with(backend, |config| config.mfa.challenge_ttl_secs = 30).await else {
         return;
     };
-    node.create_user("d@example.com", PASSWORD).await;
-    let (uri, _) = enrol(&node, "d@example.com").await;
-    let token = challenged(&node, "d@example.com").await;
+    node.create_user(&who("d"), PASSWORD).await;
+    let (uri, _) = enrol(&node, &who("d")).await;
+    let token = challenged(&node, &who("d")).await;
     // Tampered and made-up tokens.
     let mut tampered = token.clone();
     tampered.pop();
@@ -388,7 +414,7 @@ async fn mfa_tokens_are_single_use_bound_and_unforgeable(backend: Backend) {
         assert_eq!(status, 400, "{bad} {body}");
     }
     // Expired: the store forgets a token after mfa.challenge_ttl_secs (real time).
-    let token = challenged(&node, "d@example.com").await;
+    let token = challenged(&node, &who("d")).await;
     tokio::time::sleep(std::time::Duration::from_secs(31)).await;
     node.clock.advance(30);
     let (status, body) = verify(&node, &token, "totp", &pyotp_code(&uri, now(&node))).await;
@@ -397,10 +423,11 @@ async fn mfa_tokens_are_single_use_bound_and_unforgeable(backend: Backend) {
         (401, Some("invalid_mfa_token")),
         "{body}"
     );
-    // Enumeration: a wrong password is answered the same with or without a factor.
-    node.create_user("plain@example.com", PASSWORD).await;
-    let (s1, with_factor) = login(&node, "d@example.com", "wrong password here").await;
-    let (s2, without) = login(&node, "plain@example.com", "wrong password here").await;
+    // Enumeration: a wrong password is answered the same with or without a factor (each
+    // from an address of its own: the per-IP counter on a shared Redis carries other tests').
+    node.create_user(&who("plain"), PASSWORD).await;
+    let (s1, with_factor) = login_from(&node, &who("d"), "wrong password here").await;
+    let (s2, without) = login_from(&node, &who("plain"), "wrong password here").await;
     assert_eq!((s1, s2), (401, 401));
     assert_eq!(with_factor, without);
 }
@@ -410,9 +437,9 @@ async fn the_last_factor_goes_only_with_the_password(backend: Backend) {
         return;
     }
     let Some(node) = spawn(backend).await else { return };
-    node.create_user("e@example.com", PASSWORD).await;
-    let (uri, _) = enrol(&node, "e@example.com").await;
-    let mfa_token = challenged(&node, "e@example.com").await;
+    node.create_user(&who("e"), PASSWORD).await;
+    let (uri, _) = enrol(&node, &who("e")).await;
+    let mfa_token = challenged(&node, &who("e")).await;
     let (_, tokens) = verify(&node, &mfa_token, "totp", &pyotp_code(&uri, now(&node))).await;
     let token = tokens["accessToken"].as_str().unwrap().to_owned();
     let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
@@ -443,8 +470,8 @@ async fn the_last_factor_goes_only_with_the_password(backend: Backend) {
     let (status, body) = remove(json!({ "password": "not the password" })).await;
     assert_eq!(status, 401, "{body}");
     // Another user's token cannot touch it.
-    node.create_user("f@example.com", PASSWORD).await;
-    let other = access_token(&node, "f@example.com").await;
+    node.create_user(&who("f"), PASSWORD).await;
+    let other = access_token(&node, &who("f")).await;
     let response = node
         .client
         .delete(node.at(&format!("/auth/mfa/{id}")))
@@ -458,7 +485,7 @@ async fn the_last_factor_goes_only_with_the_password(backend: Backend) {
     assert_eq!(listed["factors"].as_array().unwrap().len(), 1, "nothing changed");
     let (status, _) = remove(json!({ "password": PASSWORD })).await;
     assert_eq!(status, 204);
-    let (status, body) = login(&node, "e@example.com", PASSWORD).await;
+    let (status, body) = login(&node, &who("e"), PASSWORD).await;
     assert_eq!(status, 200, "no factor left: {body}");
     // No token, no factors.
     let response = node.client.get(node.at("/auth/mfa")).send().await.unwrap();
@@ -470,8 +497,8 @@ async fn the_hosted_login_asks_for_the_factor_and_amr_shows_it(backend: Backend)
         return;
     }
     let Some(node) = spawn(backend).await else { return };
-    node.create_user("g@example.com", PASSWORD).await;
-    let (uri, _) = enrol(&node, "g@example.com").await;
+    node.create_user(&who("g"), PASSWORD).await;
+    let (uri, _) = enrol(&node, &who("g")).await;
     let shop = node
         .create_oidc_client("shop-mfa", false, REDIRECT, true, None)
         .await;
@@ -490,7 +517,7 @@ async fn the_hosted_login_asks_for_the_factor_and_amr_shows_it(backend: Backend)
     let mut browser = Browser::new();
     let page = browser.get(url.as_str()).await;
     let mut form = page.form_fields();
-    form.insert("username".into(), "g@example.com".into());
+    form.insert("username".into(), who("g"));
     form.insert("password".into(), PASSWORD.into());
     let factor_page = browser
         .post_form(&node.at("/oauth2/authorize/login"), &form)
@@ -574,8 +601,8 @@ async fn operators_list_and_reset_factors(backend: Backend) {
         return;
     }
     let Some(node) = spawn(backend).await else { return };
-    let user_id = node.create_user("h@example.com", PASSWORD).await;
-    enrol(&node, "h@example.com").await;
+    let user_id = node.create_user(&who("h"), PASSWORD).await;
+    enrol(&node, &who("h")).await;
     let (_, admin) = node.admin_token("mfa-ops").await;
     let (status, listed) = node
         .get_bearer(&format!("/admin/users/{user_id}/mfa"), &admin)
@@ -585,7 +612,7 @@ async fn operators_list_and_reset_factors(backend: Backend) {
     assert!(listed["factors"][0].get("secret").is_none());
     // A user's own token is not an admin's.
     let user_token = {
-        let token = challenged(&node, "h@example.com").await;
+        let token = challenged(&node, &who("h")).await;
         assert!(!token.is_empty());
         let (status, _) = node
             .get_bearer(&format!("/admin/users/{user_id}/mfa"), "not-a-token")
@@ -603,7 +630,7 @@ async fn operators_list_and_reset_factors(backend: Backend) {
     assert_eq!(response.status().as_u16(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["factors_removed"], 1);
-    let (status, body) = login(&node, "h@example.com", PASSWORD).await;
+    let (status, body) = login(&node, &who("h"), PASSWORD).await;
     assert_eq!(status, 200, "after a reset the password signs in again: {body}");
     // The pending sign-in's token no longer finds a factor to check.
     let (status, _) = verify(&node, &user_token, "totp", "123456").await;
