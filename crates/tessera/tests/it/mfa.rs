@@ -82,6 +82,18 @@ async fn login(node: &TestNode, email: &str, password: &str) -> (u16, Value) {
     (status, body)
 }
 
+/// `node` with its client on a loopback address of this test's own: wrong codes count on
+/// the per-IP login throttle, which the PostgreSQL variants share (one Redis) with every
+/// other test and run.
+fn from_own_address(mut node: TestNode) -> TestNode {
+    node.client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(tessera_testkit::loopback_ip())
+        .build()
+        .unwrap();
+    node
+}
+
 /// A login from a loopback address no other test uses.
 async fn login_from(node: &TestNode, email: &str, password: &str) -> (u16, Value) {
     let client = reqwest::Client::builder()
@@ -155,7 +167,9 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
     if !pyotp_available() {
         return;
     }
-    let Some(node) = spawn(backend).await else { return };
+    let Some(node) = spawn(backend).await.map(from_own_address) else {
+        return;
+    };
     node.create_user(&who("kim"), PASSWORD).await;
     let token = access_token(&node, &who("kim")).await;
 
@@ -301,7 +315,10 @@ async fn codes_work_once_and_belong_to_their_user(backend: Backend) {
         return;
     }
     // Room for the wrong codes below before the account locks (that is tested apart).
-    let Some(node) = spawn_with(backend, |config| config.login.max_failures = 20).await else {
+    let Some(node) = spawn_with(backend, |config| config.login.max_failures = 20)
+        .await
+        .map(from_own_address)
+    else {
         return;
     };
     node.create_user(&who("a"), PASSWORD).await;
@@ -354,7 +371,9 @@ async fn wrong_codes_lock_the_account_like_wrong_passwords(backend: Backend) {
     if !pyotp_available() {
         return;
     }
-    let Some(node) = spawn(backend).await else { return };
+    let Some(node) = spawn(backend).await.map(from_own_address) else {
+        return;
+    };
     node.create_user(&who("c"), PASSWORD).await;
     let (uri, _) = enrol(&node, &who("c")).await;
     let limit = node.config.login.max_failures;
@@ -376,7 +395,10 @@ async fn mfa_tokens_are_single_use_bound_and_unforgeable(backend: Backend) {
     if !pyotp_available() {
         return;
     }
-    let Some(node) = spawn_with(backend, |config| config.mfa.challenge_ttl_secs = 30).await else {
+    let Some(node) = spawn_with(backend, |config| config.mfa.challenge_ttl_secs = 30)
+        .await
+        .map(from_own_address)
+    else {
         return;
     };
     node.create_user(&who("d"), PASSWORD).await;
@@ -436,7 +458,9 @@ async fn the_last_factor_goes_only_with_the_password(backend: Backend) {
     if !pyotp_available() {
         return;
     }
-    let Some(node) = spawn(backend).await else { return };
+    let Some(node) = spawn(backend).await.map(from_own_address) else {
+        return;
+    };
     node.create_user(&who("e"), PASSWORD).await;
     let (uri, _) = enrol(&node, &who("e")).await;
     let mfa_token = challenged(&node, &who("e")).await;
@@ -496,7 +520,9 @@ async fn the_hosted_login_asks_for_the_factor_and_amr_shows_it(backend: Backend)
     if !pyotp_available() {
         return;
     }
-    let Some(node) = spawn(backend).await else { return };
+    let Some(node) = spawn(backend).await.map(from_own_address) else {
+        return;
+    };
     node.create_user(&who("g"), PASSWORD).await;
     let (uri, _) = enrol(&node, &who("g")).await;
     let shop = node
@@ -514,7 +540,7 @@ async fn the_hosted_login_asks_for_the_factor_and_amr_shows_it(backend: Backend)
         .append_pair("code_challenge", &challenge)
         .append_pair("code_challenge_method", "S256")
         .append_pair("ui_locales", "ko");
-    let mut browser = Browser::new();
+    let mut browser = Browser::from_address(tessera_testkit::loopback_ip());
     let page = browser.get(url.as_str()).await;
     let mut form = page.form_fields();
     form.insert("username".into(), who("g"));
@@ -600,7 +626,9 @@ async fn operators_list_and_reset_factors(backend: Backend) {
     if !pyotp_available() {
         return;
     }
-    let Some(node) = spawn(backend).await else { return };
+    let Some(node) = spawn(backend).await.map(from_own_address) else {
+        return;
+    };
     let user_id = node.create_user(&who("h"), PASSWORD).await;
     enrol(&node, &who("h")).await;
     let (_, admin) = node.admin_token("mfa-ops").await;
