@@ -32,6 +32,8 @@ pub(crate) enum Refused {
     Scope(String),
     /// None of the roles (the list).
     Role(String),
+    /// The sign-in is of none of these classes (space-separated `acr_values`).
+    Acr(String),
 }
 
 impl Refused {
@@ -44,6 +46,7 @@ impl Refused {
             Refused::Unavailable(_) => "unavailable",
             Refused::Scope(_) => "insufficient_scope",
             Refused::Role(_) => "insufficient_role",
+            Refused::Acr(_) => "insufficient_user_authentication",
         }
     }
 
@@ -86,6 +89,12 @@ impl Refused {
                 format!("one of the roles {roles} is required"),
                 None,
             ),
+            Refused::Acr(_) => (
+                StatusCode::UNAUTHORIZED,
+                Some("insufficient_user_authentication"),
+                "a stronger sign-in is required: sign in again with the acr_values given".to_owned(),
+                None,
+            ),
         };
         let extra: Vec<(&str, &str)> = error.map(|e| ("error", e)).into_iter().collect();
         let mut response = problem(status, &description, &extra);
@@ -102,6 +111,10 @@ impl Refused {
         }
         if let Some(scope) = scope {
             challenge.push_str(&format!(", scope=\"{}\"", quotable(scope)));
+        }
+        if let Refused::Acr(acr_values) = self {
+            // RFC 9470 §3: what the client should ask the identity provider for.
+            challenge.push_str(&format!(", acr_values=\"{}\"", quotable(acr_values)));
         }
         if let Ok(value) = HeaderValue::from_str(&challenge) {
             response.headers_mut().insert(WWW_AUTHENTICATE, value);

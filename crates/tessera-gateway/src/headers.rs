@@ -325,6 +325,9 @@ mod tests {
             jti: "j".into(),
             expires_at: 0,
             issued_at: 0,
+            acr: None,
+            amr: Vec::new(),
+            auth_time: None,
             raw: serde_json::Value::Null,
         };
         set_identity(&mut headers, &claims);

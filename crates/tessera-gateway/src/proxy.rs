@@ -276,6 +276,10 @@ async fn authorize(shared: &Shared, route: &Route, headers: &HeaderMap) -> Resul
         route.metrics.forbidden_role.increment(1);
         return Err(Refused::Role(route.roles.join(", ")));
     }
+    let acr_values: Vec<&str> = route.acr_values.iter().map(String::as_str).collect();
+    if !claims.meets_acr(&acr_values) {
+        return Err(Refused::Acr(route.acr_values.join(" ")));
+    }
     Ok(claims)
 }
 

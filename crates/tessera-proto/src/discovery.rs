@@ -90,7 +90,7 @@ impl ProviderMetadata {
                 "updated_at",
             ],
             ui_locales_supported: vec!["en", "ko"],
-            acr_values_supported: vec!["urn:tessera:acr:pwd"],
+            acr_values_supported: crate::acr::SUPPORTED.to_vec(),
             claims_parameter_supported: false,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,

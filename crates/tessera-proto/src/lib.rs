@@ -1,6 +1,7 @@
 //! OAuth 2.0 / OpenID Connect wire types and protocol rules for Tessera. Pure data and
 //! functions: no I/O, no HTTP framework.
 
+pub mod acr;
 pub mod discovery;
 pub mod error;
 pub mod net;

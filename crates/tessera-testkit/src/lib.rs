@@ -308,6 +308,18 @@ impl TestNode {
         client: &TestClient,
         channel: Option<&str>,
     ) -> Result<tessera_idp::tokens::Issued, tessera_idp::tokens::TokenError> {
+        self.login_with(subject, client, channel, &["pwd"]).await
+    }
+
+    /// Like [`TestNode::login_on`] for a sign-in with methods `amr` (`["pwd", "otp", "mfa"]`:
+    /// one that passed a second factor).
+    pub async fn login_with(
+        &self,
+        subject: &str,
+        client: &TestClient,
+        channel: Option<&str>,
+        amr: &[&str],
+    ) -> Result<tessera_idp::tokens::Issued, tessera_idp::tokens::TokenError> {
         let record = self
             .state
             .clients
@@ -323,7 +335,7 @@ impl TestNode {
             channel,
             scope: "openid profile",
             roles: &roles,
-            amr: &["pwd"],
+            amr,
             auth_time: now,
             sso_session_id: None,
         };

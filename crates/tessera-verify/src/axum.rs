@@ -82,6 +82,8 @@ enum RejectionKind {
     InvalidToken(VerifyError),
     Scope(Arc<str>),
     Role(Arc<str>),
+    /// The sign-in is not of a class asked for (space-separated `acr_values`): RFC 9470.
+    Acr(Arc<str>),
     Unavailable(VerifyError),
 }
 
@@ -96,7 +98,9 @@ impl AuthRejection {
     /// The HTTP status this rejection answers with.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            RejectionKind::Missing | RejectionKind::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            RejectionKind::Missing | RejectionKind::InvalidToken(_) | RejectionKind::Acr(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             RejectionKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             RejectionKind::Scope(_) | RejectionKind::Role(_) => StatusCode::FORBIDDEN,
             RejectionKind::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -139,6 +143,11 @@ impl AuthRejection {
                 Some(format!("the role {role} is required")),
                 None,
             ),
+            RejectionKind::Acr(_) => (
+                Some("insufficient_user_authentication"),
+                Some("a stronger sign-in is required: sign in again with the acr_values given".to_owned()),
+                None,
+            ),
         }
     }
 }
@@ -163,6 +172,10 @@ impl IntoResponse for AuthRejection {
         }
         if let Some(scope) = scope {
             challenge.push_str(&format!(", scope=\"{}\"", quotable(scope)));
+        }
+        if let RejectionKind::Acr(acr_values) = &self.kind {
+            // RFC 9470 §3: what the client should ask the authorization server for.
+            challenge.push_str(&format!(", acr_values=\"{}\"", quotable(acr_values)));
         }
         let body = match (error, &self.kind) {
             (_, RejectionKind::Unavailable(_)) => serde_json::json!({
@@ -328,6 +341,8 @@ where
 enum Requirement {
     Scope(Arc<str>),
     Role(Arc<str>),
+    /// Space-separated `acr` values, any of which will do.
+    Acr(Arc<str>),
 }
 
 impl Requirement {
@@ -350,6 +365,14 @@ impl Requirement {
             }
             Requirement::Role(role) if !claims.has_role(role) => {
                 Err(AuthRejection::new(RejectionKind::Role(role.clone()), &realm))
+            }
+            Requirement::Acr(values) => {
+                let wanted: Vec<&str> = values.split_ascii_whitespace().collect();
+                if claims.meets_acr(&wanted) {
+                    Ok(())
+                } else {
+                    Err(AuthRejection::new(RejectionKind::Acr(values.clone()), &realm))
+                }
             }
             _ => Ok(()),
         }
@@ -378,6 +401,30 @@ impl RequireRole {
     }
 }
 
+/// A guard (a tower layer, for `route_layer`) that lets through only callers whose sign-in
+/// is of one of the classes `acr_values` (or stronger); otherwise 401 with RFC 9470's
+/// `insufficient_user_authentication` and the `acr_values` to ask the identity provider for
+/// (`urn:tessera:acr:mfa`: a sign-in with a second factor). Apply [`VerifyLayer`] outside it.
+#[derive(Clone, Debug)]
+pub struct RequireAcr(Requirement);
+
+impl RequireAcr {
+    pub fn new(acr_values: &[&str]) -> Self {
+        RequireAcr(Requirement::Acr(Arc::from(acr_values.join(" "))))
+    }
+}
+
+impl<S> Layer<S> for RequireAcr {
+    type Service = GuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            inner,
+            requirement: self.0.clone(),
+        }
+    }
+}
+
 impl<S> Layer<S> for RequireScope {
     type Service = GuardService<S>;
 
@@ -400,7 +447,7 @@ impl<S> Layer<S> for RequireRole {
     }
 }
 
-/// The service of [`RequireScope`] and [`RequireRole`].
+/// The service of [`RequireScope`], [`RequireRole`] and [`RequireAcr`].
 #[derive(Clone, Debug)]
 pub struct GuardService<S> {
     inner: S,

@@ -23,6 +23,13 @@ pub struct Claims {
     pub expires_at: i64,
     /// `iat`, unix seconds (0 for an introspection answer without `iat`).
     pub issued_at: i64,
+    /// `acr`: the authentication context class of the user's sign-in
+    /// (`urn:tessera:acr:pwd` or `urn:tessera:acr:mfa`); absent for client tokens.
+    pub acr: Option<String>,
+    /// `amr`: the sign-in's methods (RFC 8176: `pwd`, `otp`, `mfa`).
+    pub amr: Vec<String>,
+    /// `auth_time`: when the user signed in, unix seconds.
+    pub auth_time: Option<i64>,
     /// Every claim as sent.
     pub raw: Value,
 }
@@ -36,6 +43,26 @@ impl Claims {
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the sign-in used method `amr` (`mfa`, `otp`, `pwd`).
+    pub fn has_amr(&self, amr: &str) -> bool {
+        self.amr.iter().any(|m| m == amr)
+    }
+
+    /// Whether the sign-in's `acr` is one of `acr_values` — or stronger: a sign-in with a
+    /// second factor (`urn:tessera:acr:mfa`) meets a requirement of the password class.
+    /// `true` when `acr_values` is empty.
+    pub fn meets_acr(&self, acr_values: &[&str]) -> bool {
+        const PASSWORD: &str = "urn:tessera:acr:pwd";
+        const MFA: &str = "urn:tessera:acr:mfa";
+        let Some(acr) = self.acr.as_deref() else {
+            return acr_values.is_empty();
+        };
+        acr_values.is_empty()
+            || acr_values
+                .iter()
+                .any(|wanted| *wanted == acr || (acr == MFA && *wanted == PASSWORD))
     }
 }
 
@@ -126,6 +153,12 @@ pub(crate) fn read(raw: Value) -> Result<Registered, VerifyError> {
         jti: string(&raw, "jti")?,
         expires_at: exp,
         issued_at: iat,
+        acr: optional_string(&raw, "acr")?,
+        amr: string_list(&raw, "amr")?,
+        auth_time: match raw.get("auth_time") {
+            None | Some(Value::Null) => None,
+            value => Some(numeric_date(value).ok_or(VerifyError::Claims("auth_time"))?),
+        },
         raw,
     };
     Ok(Registered {

@@ -359,6 +359,9 @@ impl Introspector {
             jti: text("jti").unwrap_or_default(),
             expires_at,
             issued_at: claims::numeric_date(raw.get("iat")).unwrap_or(0),
+            acr: text("acr"),
+            amr: claims::string_list(&raw, "amr").unwrap_or_default(),
+            auth_time: claims::numeric_date(raw.get("auth_time")),
             raw,
         })
     }

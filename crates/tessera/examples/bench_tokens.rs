@@ -188,6 +188,9 @@ async fn main() {
             scope: "openid profile email".into(),
             sid: Some("x1Vb3P4dBn2QdN2n3v7YWw".into()),
             roles: vec!["member".into()],
+            auth_time: Some(now),
+            acr: Some("urn:tessera:acr:pwd".into()),
+            amr: vec!["pwd".into()],
         };
         let ours = rate(|| {
             access::sign(&keys, alg, &claims).unwrap();

@@ -45,6 +45,7 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "routes.public",
     "routes.scopes",
     "routes.roles",
+    "routes.acr_values",
     "routes.strip_prefix",
     "routes.timeout_secs",
     "routes.unhealthy_secs",

@@ -28,6 +28,11 @@ pub struct RouteConfig {
     /// Roles of which the caller must hold at least one.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Authentication context classes of which the caller's sign-in must be one (or
+    /// stronger), e.g. `["urn:tessera:acr:mfa"]`: a second factor; otherwise 401
+    /// `insufficient_user_authentication` (RFC 9470) so the client steps up.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acr_values: Vec<String>,
     /// Remove `path_prefix` from the path before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
@@ -111,6 +116,7 @@ impl RouteConfig {
             public: false,
             scopes: Vec::new(),
             roles: Vec::new(),
+            acr_values: Vec::new(),
             strip_prefix: false,
             timeout_secs: default_timeout_secs(),
             unhealthy_secs: default_unhealthy_secs(),
@@ -220,7 +226,14 @@ pub(super) fn validate_route(index: usize, route: &RouteConfig) -> Result<(), Co
     if route.public && !route.roles.is_empty() {
         return Err(invalid(key("roles"), "must be empty on a public route"));
     }
-    for (field, list) in [("scopes", &route.scopes), ("roles", &route.roles)] {
+    if route.public && !route.acr_values.is_empty() {
+        return Err(invalid(key("acr_values"), "must be empty on a public route"));
+    }
+    for (field, list) in [
+        ("scopes", &route.scopes),
+        ("roles", &route.roles),
+        ("acr_values", &route.acr_values),
+    ] {
         if list.iter().any(|item| {
             item.is_empty()
                 || !item

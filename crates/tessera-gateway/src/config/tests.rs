@@ -139,6 +139,7 @@ fn everything() -> GatewayConfig {
     let mut route = RouteConfig::new("/a", &["http://127.0.0.1:1"]);
     route.name = Some("a".into());
     route.host = Some("api.example.com".into());
+    route.acr_values = vec!["urn:tessera:acr:mfa".into()];
     route.rate_limit = Some(RateLimitConfig {
         per_subject: Some(1),
         per_ip: Some(1),

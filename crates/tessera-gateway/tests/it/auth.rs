@@ -154,6 +154,42 @@ async fn scopes_are_all_required_and_roles_any() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_route_with_acr_values_asks_for_a_stronger_sign_in() {
+    let node = node().await;
+    let upstream = Upstream::start("svc");
+    let mfa_only = RouteConfig {
+        acr_values: vec!["urn:tessera:acr:mfa".into()],
+        ..route("/payouts", &[&upstream])
+    };
+    let gateway = TestGateway::start(config(&node.url, vec![mfa_only])).await;
+    let client = node.create_client("shop-web", true, "web").await;
+
+    // A password sign-in is told to step up (RFC 9470), and the upstream never sees it.
+    let token = login(&node, &client, "erin").await.token;
+    let (status, headers, body) = get(&gateway.at("/payouts"), Some(&token)).await;
+    assert_eq!(status, 401, "{body}");
+    let challenge = headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\"")
+            && challenge.contains("acr_values=\"urn:tessera:acr:mfa\""),
+        "{challenge}"
+    );
+    assert_eq!(upstream.hits(), 0);
+    // After a sign-in with a second factor it goes through.
+    let issued = node
+        .login_with("erin", &client, None, &["pwd", "otp", "mfa"])
+        .await
+        .unwrap();
+    let (status, _, body) = get(&gateway.at("/payouts"), Some(&issued.access_token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(upstream.hits(), 1);
+    // A client's own token names no sign-in at all.
+    let (_, client_token) = node.admin_token("payout-job").await;
+    let (status, _, _) = get(&gateway.at("/payouts"), Some(&client_token)).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limit_per_subject_answers_429_with_retry_after() {
     let node = node().await;
     let upstream = Upstream::start("svc");

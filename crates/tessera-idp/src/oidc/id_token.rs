@@ -14,18 +14,7 @@ use crate::keys::KeyRing;
 pub const ID_TOKEN_ALG: Algorithm = Algorithm::RS256;
 
 /// The authentication context class of a password login.
-pub const ACR_PASSWORD: &str = "urn:tessera:acr:pwd";
-/// The authentication context class of a login with a second factor.
-pub const ACR_MFA: &str = "urn:tessera:acr:mfa";
-
-/// The `acr` of a sign-in with methods `amr` (RFC 8176 values).
-pub fn acr_of(amr: &[&str]) -> &'static str {
-    if amr.contains(&"mfa") {
-        ACR_MFA
-    } else {
-        ACR_PASSWORD
-    }
-}
+pub const ACR_PASSWORD: &str = tessera_proto::acr::PASSWORD;
 
 /// The back-channel logout event member (OIDC Back-Channel Logout §2.4).
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";

@@ -24,7 +24,7 @@ use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
 use self::authorize::{is_code_verifier, redirect_with, AuthorizeRequest};
-use self::id_token::{acr_of, IdTokenClaims, LogoutTokenClaims, BACKCHANNEL_LOGOUT_EVENT};
+use self::id_token::{IdTokenClaims, LogoutTokenClaims, BACKCHANNEL_LOGOUT_EVENT};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -213,7 +213,11 @@ impl Provider {
         let needs_login = match sso {
             None => true,
             Some((session, _)) => {
-                !fresh && must_reauthenticate(request.prompt.login, request.max_age, session.auth_time, now)
+                // A sign-in without the class asked for (`acr_values`: step-up to MFA) is
+                // done again; right after a login the user gave what they have.
+                !fresh
+                    && (must_reauthenticate(request.prompt.login, request.max_age, session.auth_time, now)
+                        || !request.acr_met_by(&session.amr))
             }
         };
         if needs_login {
@@ -537,7 +541,7 @@ impl Provider {
             iat: now,
             auth_time,
             nonce,
-            acr: acr_of(amr).to_owned(),
+            acr: tessera_proto::acr::of(amr).to_owned(),
             amr: amr.iter().map(|s| s.to_string()).collect(),
             sid: sso.id.clone(),
             at_hash: Some(id_token::at_hash(access_token)),

@@ -26,6 +26,15 @@ pub struct AccessClaims {
     pub sid: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// When the user signed in (RFC 9068 §2.2.1); absent for client-credentials tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// The authentication context class of that sign-in (`urn:tessera:acr:pwd|mfa`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    /// Its methods (RFC 8176: `pwd`, `otp`, `mfa`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 /// Why a presented access token is not accepted. For logs; the client sees `invalid_token`.

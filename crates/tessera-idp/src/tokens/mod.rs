@@ -375,6 +375,9 @@ impl TokenService {
             scope: scope.to_owned(),
             sid: None,
             roles: Vec::new(),
+            auth_time: None,
+            acr: None,
+            amr: Vec::new(),
         };
         let token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         self.audit
@@ -782,6 +785,7 @@ impl TokenService {
     }
 
     fn claims_for(&self, session: &SessionRecord, scope: &str, now: i64, ttl: i64) -> AccessClaims {
+        let amr: Vec<String> = session.amr.split_ascii_whitespace().map(str::to_owned).collect();
         AccessClaims {
             iss: self.issuer.to_string(),
             sub: session.subject.clone(),
@@ -798,6 +802,9 @@ impl TokenService {
                 .split_ascii_whitespace()
                 .map(str::to_owned)
                 .collect(),
+            auth_time: Some(session.auth_time),
+            acr: Some(tessera_proto::acr::of(&amr).to_owned()),
+            amr,
         }
     }
 

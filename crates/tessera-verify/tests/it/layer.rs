@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use tessera_verify::axum::{Authenticated, RequireRole, RequireScope, VerifyLayer};
+use tessera_verify::axum::{Authenticated, RequireAcr, RequireRole, RequireScope, VerifyLayer};
 use tessera_verify::{Introspector, Verifier};
 
 use crate::common::*;
@@ -215,4 +215,68 @@ async fn the_layer_works_with_introspection() {
     let answer = get_with(&format!("{url}/me"), &[&format!("Bearer {token}")]).await;
     assert_eq!(answer.status, 503);
     assert!(answer.challenge.is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acr_guards_ask_for_a_stronger_sign_in_as_rfc_9470_says() {
+    let node = node().await;
+    let verifier = Arc::new(verifier(&node).await);
+    let mfa = Router::new()
+        .route("/mfa", get(me))
+        .route_layer(RequireAcr::new(&["urn:tessera:acr:mfa"]));
+    let pwd = Router::new()
+        .route("/pwd", get(me))
+        .route_layer(RequireAcr::new(&["urn:tessera:acr:pwd"]));
+    let url = serve(
+        Router::new()
+            .route("/me", get(me))
+            .merge(mfa)
+            .merge(pwd)
+            .layer(VerifyLayer::new(verifier).realm("shop")),
+    )
+    .await;
+
+    // A real password login: its token says acr pwd, amr pwd.
+    let (token, _, _) = login(&node, "user-1").await;
+    let answer = get_with(&format!("{url}/mfa"), &[&format!("Bearer {token}")]).await;
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    let challenge = answer.challenge.unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_user_authentication\"")
+            && challenge.contains("acr_values=\"urn:tessera:acr:mfa\""),
+        "{challenge}"
+    );
+    assert!(
+        answer.body.contains("insufficient_user_authentication"),
+        "{}",
+        answer.body
+    );
+    let answer = get_with(&format!("{url}/pwd"), &[&format!("Bearer {token}")]).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // A sign-in with a second factor meets both; a token without acr (a client's) neither.
+    let mut stepped_up = claims(&node);
+    stepped_up["acr"] = json!("urn:tessera:acr:mfa");
+    stepped_up["amr"] = json!(["pwd", "otp", "mfa"]);
+    stepped_up["auth_time"] = json!(now());
+    let stepped_up = sign(&node, &stepped_up);
+    for path in ["/mfa", "/pwd"] {
+        let answer = get_with(&format!("{url}{path}"), &[&format!("Bearer {stepped_up}")]).await;
+        assert_eq!((answer.status, answer.body.as_str()), (200, "user-1"), "{path}");
+    }
+    let no_acr = sign(&node, &claims(&node));
+    let answer = get_with(&format!("{url}/pwd"), &[&format!("Bearer {no_acr}")]).await;
+    assert_eq!(answer.status, 401);
+    // A claim of the wrong type is a bad token, not a weaker one.
+    for (claim, value) in [
+        ("auth_time", json!("yesterday")),
+        ("amr", json!("mfa")),
+        ("acr", json!(2)),
+    ] {
+        let mut bad = claims(&node);
+        bad[claim] = value;
+        let answer = get_with(&format!("{url}/me"), &[&format!("Bearer {}", sign(&node, &bad))]).await;
+        assert_eq!(answer.status, 401, "{claim}");
+        assert!(answer.challenge.unwrap().contains("invalid_token"), "{claim}");
+    }
 }

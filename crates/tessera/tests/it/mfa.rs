@@ -18,6 +18,7 @@ backend_tests!(
     the_last_factor_goes_only_with_the_password,
     the_hosted_login_asks_for_the_factor_and_amr_shows_it,
     operators_list_and_reset_factors,
+    acr_values_step_an_sso_sign_in_up_to_the_factor,
 );
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -65,6 +66,16 @@ fn who(name: &str) -> String {
     static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let run = RUN.get_or_init(tessera_testkit::random_u64);
     format!("{name}-{run:x}@example.com")
+}
+
+/// The claims of a JWT (unverified: the signature is tested elsewhere).
+fn payload(jwt: &str) -> Value {
+    use base64::Engine as _;
+    let part = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
 }
 
 fn now(node: &TestNode) -> i64 {
@@ -242,6 +253,10 @@ async fn totp_enrolment_sign_in_and_recovery_codes(backend: Backend) {
     let (status, tokens) = verify(&node, &mfa_token, "totp", &pyotp_code(uri, now(&node))).await;
     assert_eq!(status, 200, "{tokens}");
     assert_eq!(tokens["grantType"], "Bearer");
+    let access = payload(tokens["accessToken"].as_str().unwrap());
+    assert_eq!(access["amr"], json!(["pwd", "otp", "mfa"]), "{access}");
+    assert_eq!(access["acr"], "urn:tessera:acr:mfa", "{access}");
+    assert!(access["auth_time"].as_i64().is_some(), "{access}");
     let (status, me) = node
         .get_bearer("/auth/me", tokens["accessToken"].as_str().unwrap())
         .await;
@@ -665,4 +680,108 @@ async fn operators_list_and_reset_factors(backend: Backend) {
     assert_eq!(status, 401);
     let (status, _) = node.get_bearer("/admin/users/nobody/mfa", &admin).await;
     assert_eq!(status, 404);
+}
+
+async fn acr_values_step_an_sso_sign_in_up_to_the_factor(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await.map(from_own_address) else {
+        return;
+    };
+    let (_, discovery) = node.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(
+        discovery["acr_values_supported"],
+        json!(["urn:tessera:acr:pwd", "urn:tessera:acr:mfa"])
+    );
+    node.create_user(&who("step"), PASSWORD).await;
+    let shop = node
+        .create_oidc_client("shop-step", false, REDIRECT, true, None)
+        .await;
+    let authorize = |acr: Option<&str>, challenge: &str| {
+        let mut url = reqwest::Url::parse(&node.at("/oauth2/authorize")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &shop.client_id)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("scope", "openid")
+            .append_pair("state", "st")
+            .append_pair("nonce", "n")
+            .append_pair("code_challenge", challenge)
+            .append_pair("code_challenge_method", "S256");
+        if let Some(acr) = acr {
+            url.query_pairs_mut().append_pair("acr_values", acr);
+        }
+        url.to_string()
+    };
+    let mut browser = Browser::from_address(tessera_testkit::loopback_ip());
+    // A password sign-in at the provider before the user had a factor.
+    let (_, challenge) = pkce_pair();
+    let page = browser.get(&authorize(None, &challenge)).await;
+    let mut form = page.form_fields();
+    form.insert("username".into(), who("step"));
+    form.insert("password".into(), PASSWORD.into());
+    let done = browser
+        .post_form(&node.at("/oauth2/authorize/login"), &form)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let (uri, _) = enrol(&node, &who("step")).await;
+
+    // An unknown class is ignored; the password class is met by the SSO sign-in.
+    for acr in ["urn:example:unknown", "urn:tessera:acr:pwd"] {
+        let (_, challenge) = pkce_pair();
+        let answer = browser.get(&authorize(Some(acr), &challenge)).await;
+        assert!(
+            answer.status == 302 || answer.status == 303,
+            "{acr}: {}",
+            answer.body
+        );
+    }
+    // Asking for the MFA class signs the user in again, with the factor this time.
+    let (verifier, challenge) = pkce_pair();
+    let page = browser
+        .get(&authorize(Some("urn:tessera:acr:mfa"), &challenge))
+        .await;
+    assert_eq!(page.status, 200, "a login page, not a code: {:?}", page.location);
+    assert!(page.body.contains("name=\"password\""), "{}", page.body);
+    let mut form = page.form_fields();
+    form.insert("username".into(), who("step"));
+    form.insert("password".into(), PASSWORD.into());
+    let factor_page = browser
+        .post_form(&node.at("/oauth2/authorize/login"), &form)
+        .await;
+    assert!(factor_page.body.contains("name=\"code\""), "{}", factor_page.body);
+    let mut fields = factor_page.form_fields();
+    fields.insert("code".into(), pyotp_code(&uri, now(&node)));
+    let done = browser
+        .post_form(&node.at("/oauth2/authorize/mfa"), &fields)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let params = done.location_params();
+    let response = node
+        .post_form(
+            "/oauth2/token",
+            &shop,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &params["code"]),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    let tokens: Value = response.json().await.unwrap();
+    assert_eq!(
+        payload(tokens["id_token"].as_str().unwrap())["acr"],
+        "urn:tessera:acr:mfa"
+    );
+    let access = payload(tokens["access_token"].as_str().unwrap());
+    assert_eq!(access["acr"], "urn:tessera:acr:mfa", "{access}");
+    assert_eq!(access["amr"], json!(["pwd", "otp", "mfa"]), "{access}");
+    // Now the SSO sign-in has the factor: the MFA class is met without a new sign-in.
+    let (_, challenge) = pkce_pair();
+    let answer = browser
+        .get(&authorize(Some("urn:tessera:acr:mfa"), &challenge))
+        .await;
+    assert!(answer.status == 302 || answer.status == 303, "{}", answer.body);
 }
