@@ -32,6 +32,10 @@ pub const MFA_FACTOR: &str = "/auth/mfa/{id}";
 pub const MFA_TOTP: &str = "/auth/mfa/totp";
 pub const MFA_TOTP_CONFIRM: &str = "/auth/mfa/totp/confirm";
 pub const MFA_RECOVERY_CODES: &str = "/auth/mfa/recovery-codes";
+/// Sends the code of an e-mail factor for a pending sign-in.
+pub const MFA_CHALLENGE: &str = "/auth/mfa/challenge";
+pub const MFA_EMAIL: &str = "/auth/mfa/email";
+pub const MFA_EMAIL_CONFIRM: &str = "/auth/mfa/email/confirm";
 pub const AUTHORIZE: &str = "/oauth2/authorize";
 pub const AUTHORIZE_LOGIN: &str = "/oauth2/authorize/login";
 pub const AUTHORIZE_CONSENT: &str = "/oauth2/authorize/consent";

@@ -28,7 +28,7 @@ mod templates;
 pub use locale::Locale;
 pub use templates::{
     account_exists_email, escape, new_sign_in_email, password_changed_email, password_reset_email,
-    recovery_code_used_email, verification_email,
+    recovery_code_used_email, sign_in_code_email, verification_email,
 };
 
 /// Default timeout of connecting to the SMTP server. One whole `send` (connect, greeting,

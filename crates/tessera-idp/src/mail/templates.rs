@@ -172,6 +172,42 @@ pub fn password_changed_email(locale: Locale) -> (String, String, String) {
     t.render()
 }
 
+/// A one-time code to sign in (or to confirm the address as a factor), valid `minutes`:
+/// `(subject, text, html)`. No link: the code is typed where it was asked for.
+pub fn sign_in_code_email(locale: Locale, code: &str, minutes: u64) -> (String, String, String) {
+    let t = match locale {
+        Locale::En => Template {
+            locale,
+            subject: format!("Your sign-in code: {code}"),
+            before: vec![
+                "Hello,".to_owned(),
+                format!(
+                    "Your verification code is {code}. It works once, for {}.",
+                    plural(minutes, "minute", "minutes")
+                ),
+                "If you did not try to sign in, someone knows your password: change it right away.".to_owned(),
+            ],
+            details: Vec::new(),
+            action: None,
+            after: Vec::new(),
+        },
+        Locale::Ko => Template {
+            locale,
+            subject: format!("로그인 인증 코드: {code}"),
+            before: vec![
+                "안녕하세요.".to_owned(),
+                format!("인증 코드는 {code}입니다. {minutes}분 동안 한 번만 사용할 수 있습니다."),
+                "로그인을 시도하지 않으셨다면 다른 사람이 비밀번호를 알고 있는 것입니다. 즉시 비밀번호를 변경해 주세요."
+                    .to_owned(),
+            ],
+            details: Vec::new(),
+            action: None,
+            after: Vec::new(),
+        },
+    };
+    t.render()
+}
+
 /// A notice that a recovery code was used to sign in, with how many are left (no link):
 /// `(subject, text, html)`.
 pub fn recovery_code_used_email(locale: Locale, left: u64) -> (String, String, String) {

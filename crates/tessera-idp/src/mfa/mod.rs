@@ -9,6 +9,7 @@
 //! account), uses the token up, and says which factor passed. A TOTP code is accepted once
 //! (the store refuses a time step used before, across nodes); a recovery code is used once.
 
+mod email;
 mod totp;
 
 use std::sync::Arc;
@@ -31,6 +32,8 @@ use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
 
 /// The kinds of factor a user can enrol.
 pub const TOTP: &str = "totp";
+/// A one-time code e-mailed to the account's verified address.
+pub const EMAIL_OTP: &str = "email_otp";
 /// The method name of a recovery code (not a factor of its own: codes come with one).
 pub const RECOVERY_CODE: &str = "recovery_code";
 
@@ -217,10 +220,16 @@ impl Mfa {
     /// confirmed factor (then no second factor is asked for).
     pub async fn methods(&self, user_id: &str) -> Result<Vec<&'static str>, MfaError> {
         let factors = self.store.factors(user_id).await?;
-        if !factors.iter().any(|f| f.confirmed_at.is_some()) {
-            return Ok(Vec::new());
+        let confirmed = |kind: &str| factors.iter().any(|f| f.kind == kind && f.confirmed_at.is_some());
+        let mut methods = Vec::new();
+        for kind in [TOTP, EMAIL_OTP] {
+            if confirmed(kind) {
+                methods.push(kind);
+            }
         }
-        let mut methods = vec![TOTP];
+        if methods.is_empty() {
+            return Ok(methods);
+        }
         if self.store.recovery_codes_left(user_id).await? > 0 {
             methods.push(RECOVERY_CODE);
         }
@@ -400,7 +409,7 @@ impl Mfa {
         if !self.store.delete_factor(id, user_id).await? {
             return Err(MfaError::NoSuchFactor);
         }
-        crate::telemetry::mfa_event("removed", TOTP);
+        crate::telemetry::mfa_event("removed", if factor.kind == EMAIL_OTP { EMAIL_OTP } else { TOTP });
         self.audit
             .record(
                 context,
@@ -486,11 +495,13 @@ impl Mfa {
         };
         let method = match method {
             TOTP => Some(TOTP),
+            EMAIL_OTP => Some(EMAIL_OTP),
             RECOVERY_CODE => Some(RECOVERY_CODE),
             _ => None,
         };
         let passed = match method {
             Some(TOTP) => self.check_totp(&user.id, code).await?,
+            Some(EMAIL_OTP) => self.check_email_code(&user.id, &key, code).await?,
             Some(_) => {
                 let hash = sha256_b64(&normalize_recovery_code(code));
                 self.store

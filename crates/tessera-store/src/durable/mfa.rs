@@ -42,6 +42,10 @@ pub trait MfaStore: Send + Sync + 'static {
     /// exactly one gets `true`). Confirms the factor if it was not yet, and records the use.
     async fn accept_step(&self, id: &str, user_id: &str, step: i64, now: i64) -> Result<bool, StoreError>;
 
+    /// Records a use of factor `id` of `user_id` that the caller checked (an e-mailed code),
+    /// confirming the factor if it was not yet; `false` when there is no such factor.
+    async fn mark_used(&self, id: &str, user_id: &str, now: i64) -> Result<bool, StoreError>;
+
     /// Renames factor `id` of `user_id`; `false` when there is no such factor.
     async fn rename_factor(&self, id: &str, user_id: &str, name: &str) -> Result<bool, StoreError>;
 
@@ -121,6 +125,19 @@ impl MfaStore for SqlStore {
         .bind(id)
         .bind(user_id)
         .bind(step)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn mark_used(&self, id: &str, user_id: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mfa_factors SET last_used_at = $3, confirmed_at = COALESCE(confirmed_at, $3) \
+             WHERE id = $1 AND user_id = $2",
+        )
+        .bind(id)
+        .bind(user_id)
         .bind(now)
         .execute(&self.pool)
         .await?;

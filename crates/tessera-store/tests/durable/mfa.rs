@@ -54,6 +54,26 @@ pub async fn totp_steps_are_accepted_once_and_confirm_the_factor(backend: &str) 
         (Some(1_010), Some(1_040), Some(11))
     );
     assert!(s.rename_factor("f1", "u1", "work phone").await.unwrap());
+    // A use checked elsewhere (an e-mailed code) confirms and is recorded; not another's.
+    let mut email = totp("f9", "u1", 1_000);
+    email.kind = "email_otp".into();
+    email.secret = None;
+    s.create_factor(&email).await.unwrap();
+    assert!(!s.mark_used("f9", "u2", 1_050).await.unwrap());
+    assert!(s.mark_used("f9", "u1", 1_050).await.unwrap());
+    assert!(s.mark_used("f9", "u1", 1_060).await.unwrap());
+    let f9 = s
+        .factors("u1")
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|f| f.id == "f9")
+        .unwrap();
+    assert_eq!(
+        (f9.confirmed_at, f9.last_used_at, f9.secret),
+        (Some(1_050), Some(1_060), None)
+    );
+    assert!(s.delete_factor("f9", "u1").await.unwrap());
     assert_eq!(s.factors("u1").await.unwrap()[0].name, "work phone");
     // Of many nodes presenting one code at once, exactly one succeeds.
     let store = Arc::new(db.store.clone());

@@ -246,6 +246,60 @@ pub async fn rename(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChallengeRequest {
+    mfa_token: String,
+    method: String,
+}
+
+/// `POST /auth/mfa/challenge {mfaToken, method: "email_otp"}` → 202: the code is on its way
+/// to the account's address.
+pub async fn challenge(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: ChallengeRequest = json_body(&headers, &body)?;
+    state
+        .mfa
+        .send_challenge_code(&request.mfa_token, &request.method, &context)
+        .await?;
+    Ok(no_store(StatusCode::ACCEPTED, json!({ "sent": true })))
+}
+
+/// `POST /auth/mfa/email` → `201 {factorId}`: a code went to the account's verified address;
+/// `POST /auth/mfa/email/confirm {code}` activates the factor.
+pub async fn enrol_email(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let user = signed_in_user(&state, &headers).await?;
+    let factor_id = state.mfa.enrol_email(&user, &context).await?;
+    Ok(no_store(StatusCode::CREATED, json!({ "factorId": factor_id })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfirmRequest {
+    code: String,
+}
+
+/// `POST /auth/mfa/email/confirm {code}` → `{recoveryCodes: [...]}` (the first factor's).
+pub async fn confirm_email(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let user = signed_in_user(&state, &headers).await?;
+    let request: EmailConfirmRequest = json_body(&headers, &body)?;
+    let codes = state.mfa.confirm_email(&user, &request.code, &context).await?;
+    Ok(no_store(StatusCode::OK, json!({ "recoveryCodes": codes })))
+}
+
 /// `POST /auth/mfa/recovery-codes` → `{recoveryCodes: [...]}`; the old set stops working.
 pub async fn regenerate(
     State(state): State<AppState>,

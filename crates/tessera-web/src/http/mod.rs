@@ -133,6 +133,9 @@ pub fn router(state: AppState) -> Router {
         .route(paths::MFA_TOTP, post(mfa::enrol_totp))
         .route(paths::MFA_TOTP_CONFIRM, post(mfa::confirm_totp))
         .route(paths::MFA_RECOVERY_CODES, post(mfa::regenerate))
+        .route(paths::MFA_CHALLENGE, post(mfa::challenge))
+        .route(paths::MFA_EMAIL, post(mfa::enrol_email))
+        .route(paths::MFA_EMAIL_CONFIRM, post(mfa::confirm_email))
         .route(paths::MFA_FACTOR, delete(mfa::remove).patch(mfa::rename))
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet));
     let router = admin_routes()

@@ -285,7 +285,7 @@ fn carried(form: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "csrf" | "username" | "password" | "decision" | "mfa_token" | "code"
+                "csrf" | "username" | "password" | "decision" | "mfa_token" | "code" | "method"
             )
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -341,7 +341,27 @@ pub async fn login(
         }
     };
     match state.mfa.challenge(&user, Purpose::Authorize).await {
-        Ok(Some(challenge)) => mfa_page(&state, &headers, &request, &challenge.token, None),
+        Ok(Some(challenge)) => {
+            // An authenticator app when the user has one; else the e-mailed code, sent now.
+            let method = if challenge.methods.contains(&mfa::TOTP) {
+                mfa::TOTP
+            } else if challenge.methods.contains(&mfa::EMAIL_OTP) {
+                match state
+                    .mfa
+                    .send_challenge_code(&challenge.token, mfa::EMAIL_OTP, &context)
+                    .await
+                {
+                    Ok(()) => mfa::EMAIL_OTP,
+                    Err(MfaError::Store(err)) => {
+                        return authorize_error(&state, &headers, AuthorizeError::Store(err))
+                    }
+                    Err(err) => return server_error(&headers, &request, err),
+                }
+            } else {
+                mfa::RECOVERY_CODE
+            };
+            mfa_page(&state, &headers, &request, &challenge.token, method, None)
+        }
         Ok(None) => signed_in(&state, &headers, &request, user, &["pwd"], &context).await,
         Err(MfaError::Store(err)) => authorize_error(&state, &headers, AuthorizeError::Store(err)),
         Err(err) => server_error(&headers, &request, err),
@@ -395,6 +415,7 @@ fn mfa_page(
     headers: &HeaderMap,
     request: &AuthorizeRequest,
     mfa_token: &str,
+    method: &str,
     error: Option<MfaPageError>,
 ) -> Response {
     let hidden = hidden_pairs(&request.params);
@@ -405,6 +426,7 @@ fn mfa_page(
                 action: paths::AUTHORIZE_MFA,
                 csrf,
                 mfa_token,
+                method,
                 client_name: &request.client.name,
                 error,
                 hidden: Hidden(&hidden),
@@ -448,8 +470,14 @@ pub async fn mfa(
     let (Some(token), Some(code)) = (form.get("mfa_token"), form.get("code")) else {
         return login_page(&state, &headers, &request, Some(LoginError::SignInExpired));
     };
+    // Six digits are the code the page asked for (the app's, or the e-mailed one); anything
+    // else is taken for a recovery code.
+    let asked = match form.get("method").map(String::as_str) {
+        Some(mfa::EMAIL_OTP) => mfa::EMAIL_OTP,
+        _ => mfa::TOTP,
+    };
     let digits = code.trim().len() == 6 && code.trim().bytes().all(|b| b.is_ascii_digit());
-    let method = if digits { mfa::TOTP } else { mfa::RECOVERY_CODE };
+    let method = if digits { asked } else { mfa::RECOVERY_CODE };
     let is_authorize = |purpose: &Purpose| *purpose == Purpose::Authorize;
     match state
         .mfa
@@ -460,14 +488,20 @@ pub async fn mfa(
             let amr = passed.amr();
             signed_in(&state, &headers, &request, passed.user, amr, &context).await
         }
-        Err(MfaError::InvalidCode) => {
-            mfa_page(&state, &headers, &request, token, Some(MfaPageError::InvalidCode))
-        }
+        Err(MfaError::InvalidCode) => mfa_page(
+            &state,
+            &headers,
+            &request,
+            token,
+            asked,
+            Some(MfaPageError::InvalidCode),
+        ),
         Err(MfaError::Throttled { retry_after }) => mfa_page(
             &state,
             &headers,
             &request,
             token,
+            asked,
             Some(MfaPageError::TooManyAttempts {
                 retry_after_secs: retry_after,
             }),

@@ -97,7 +97,15 @@ pub fn locale_for(ui_locales: Option<&str>, accept_language: Option<&str>) -> Lo
 pub struct Hidden<'a>(pub &'a [(&'a str, &'a str)]);
 
 /// Field names of the pages' forms, never taken from [`Hidden`].
-const RESERVED_FIELDS: [&str; 6] = ["csrf", "decision", "username", "password", "mfa_token", "code"];
+const RESERVED_FIELDS: [&str; 7] = [
+    "csrf",
+    "decision",
+    "username",
+    "password",
+    "mfa_token",
+    "code",
+    "method",
+];
 
 impl Hidden<'_> {
     /// The `csrf` field and the hidden fields.

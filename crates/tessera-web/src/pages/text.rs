@@ -27,6 +27,7 @@ pub(super) enum Key {
 
     MfaTitle,
     MfaLede,
+    MfaLedeEmail,
     MfaCode,
     MfaRecoveryHint,
     MfaInvalidCode,
@@ -119,6 +120,7 @@ fn en(key: Key) -> &'static str {
 
         Key::MfaTitle => "Two-step verification",
         Key::MfaLede => "Enter the 6-digit code from your authenticator app.",
+        Key::MfaLedeEmail => "Enter the 6-digit code we just sent to your e-mail address.",
         Key::MfaCode => "Verification code",
         Key::MfaRecoveryHint => "No access to your app? Enter one of your recovery codes instead.",
         Key::MfaInvalidCode => "The code is incorrect, expired or was already used.",
@@ -212,6 +214,7 @@ fn ko(key: Key) -> &'static str {
 
         Key::MfaTitle => "2단계 인증",
         Key::MfaLede => "인증 앱에 표시된 6자리 코드를 입력하세요.",
+        Key::MfaLedeEmail => "방금 이메일로 보낸 6자리 코드를 입력하세요.",
         Key::MfaCode => "인증 코드",
         Key::MfaRecoveryHint => "앱을 사용할 수 없나요? 대신 복구 코드 중 하나를 입력하세요.",
         Key::MfaInvalidCode => "코드가 올바르지 않거나, 만료되었거나, 이미 사용되었습니다.",

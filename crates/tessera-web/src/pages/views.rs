@@ -158,6 +158,9 @@ pub struct MfaView<'a> {
     pub csrf: &'a str,
     /// The sign-in waiting for its factor (a hidden field).
     pub mfa_token: &'a str,
+    /// `totp` (an authenticator app) or `email_otp` (a code just e-mailed): what the page
+    /// asks for, and a hidden field of the form.
+    pub method: &'a str,
     pub client_name: &'a str,
     /// Why the previous code was refused.
     pub error: Option<MfaPageError>,
@@ -210,9 +213,16 @@ pub fn mfa_page(locale: Locale, view: &MfaView<'_>) -> Page {
     ));
     view.hidden.render(view.csrf, &mut body);
     body.push_str(&format!(
-        "<input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\n",
-        escape(view.mfa_token)
+        "<input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\n\
+         <input type=\"hidden\" name=\"method\" value=\"{}\">\n",
+        escape(view.mfa_token),
+        escape(view.method)
     ));
+    let lede = if view.method == "email_otp" {
+        Key::MfaLedeEmail
+    } else {
+        Key::MfaLede
+    };
     body.push_str(&format!(
         "<div class=\"field\">\n\
          <label for=\"code\">{label}</label>\n\
@@ -222,7 +232,7 @@ pub fn mfa_page(locale: Locale, view: &MfaView<'_>) -> Page {
          required autofocus{described_by}{invalid}>\n\
          </div>\n",
         label = escape(t(locale, Key::MfaCode)),
-        lede = escape(t(locale, Key::MfaLede)),
+        lede = escape(t(locale, lede)),
         hint = escape(t(locale, Key::MfaRecoveryHint)),
     ));
     body.push_str(&format!(

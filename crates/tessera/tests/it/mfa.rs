@@ -8,7 +8,9 @@ use std::process::Command;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{json, Value};
-use tessera_testkit::{backend_tests, pkce_pair, spawn, spawn_with, Backend, Browser, TestNode};
+use tessera_testkit::{
+    backend_tests, pkce_pair, spawn, spawn_with, spawn_with_mail, Backend, Browser, SmtpSink, TestNode,
+};
 
 backend_tests!(
     totp_enrolment_sign_in_and_recovery_codes,
@@ -19,6 +21,8 @@ backend_tests!(
     the_hosted_login_asks_for_the_factor_and_amr_shows_it,
     operators_list_and_reset_factors,
     acr_values_step_an_sso_sign_in_up_to_the_factor,
+    e_mailed_codes_are_a_factor_that_works_once,
+    the_hosted_login_e_mails_the_code_to_a_user_without_an_app,
 );
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -784,4 +788,188 @@ async fn acr_values_step_an_sso_sign_in_up_to_the_factor(backend: Backend) {
         .get(&authorize(Some("urn:tessera:acr:mfa"), &challenge))
         .await;
     assert!(answer.status == 302 || answer.status == 303, "{}", answer.body);
+}
+
+/// The six digits of the `n`-th (1-based) sign-in code mailed to `to`, once it arrived.
+async fn mailed_code(sink: &SmtpSink, to: &str, n: usize) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let codes: Vec<String> = sink
+            .messages()
+            .into_iter()
+            .filter(|m| m.to == to && m.subject.starts_with("Your sign-in code: "))
+            .map(|m| m.subject["Your sign-in code: ".len()..].trim().to_owned())
+            .collect();
+        if codes.len() >= n {
+            let code = codes[n - 1].clone();
+            assert!(
+                code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+                "{code}"
+            );
+            return code;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no code {n} for {to}: {:?}",
+            sink.messages()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn e_mailed_codes_are_a_factor_that_works_once(backend: Backend) {
+    let Some((node, sink)) = spawn_with_mail(backend).await else {
+        return;
+    };
+    let node = from_own_address(node);
+    let email = who("mail");
+    node.create_user(&email, PASSWORD).await;
+    let token = access_token(&node, &email).await;
+
+    // Enrolment proves the address receives codes; a wrong code does not confirm.
+    let (status, _, enrolled) = node.post_json("/auth/mfa/email", &json!({}), Some(&token)).await;
+    assert_eq!(status, 201, "{enrolled}");
+    let first = mailed_code(&sink, &email, 1).await;
+    let wrong = if first == "000000" { "111111" } else { "000000" };
+    let (status, _, body) = node
+        .post_json("/auth/mfa/email/confirm", &json!({ "code": wrong }), Some(&token))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_code")),
+        "{body}"
+    );
+    let (status, _, confirmed) = node
+        .post_json("/auth/mfa/email/confirm", &json!({ "code": first }), Some(&token))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    assert_eq!(confirmed["recoveryCodes"].as_array().unwrap().len(), 10);
+    let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
+    assert_eq!(
+        listed["methods"],
+        json!(["email_otp", "recovery_code"]),
+        "{listed}"
+    );
+    assert!(
+        !listed.to_string().contains(&email),
+        "the factor's name hides the address: {listed}"
+    );
+
+    // Sign-in: mfa_required, ask for a code, pass it; it works once.
+    let mfa_token = challenged(&node, &email).await;
+    let (status, _, body) = node
+        .post_json(
+            "/auth/mfa/challenge",
+            &json!({ "mfaToken": mfa_token, "method": "email_otp" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let code = mailed_code(&sink, &email, 2).await;
+    let (status, tokens) = verify(&node, &mfa_token, "email_otp", &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(
+        payload(tokens["accessToken"].as_str().unwrap())["acr"],
+        "urn:tessera:acr:mfa"
+    );
+    let again = challenged(&node, &email).await;
+    let (status, body) = verify(&node, &again, "email_otp", &code).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (401, Some("invalid_code")),
+        "a code works once: {body}"
+    );
+    // The code of one sign-in is not another's, and a TOTP method it does not have fails.
+    let (status, _, _) = node
+        .post_json(
+            "/auth/mfa/challenge",
+            &json!({ "mfaToken": again, "method": "email_otp" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202);
+    let code = mailed_code(&sink, &email, 3).await;
+    let other = challenged(&node, &email).await;
+    let (status, _) = verify(&node, &other, "email_otp", &code).await;
+    assert_eq!(status, 401, "the code belongs to the sign-in it was sent for");
+    let (status, _) = verify(&node, &again, "totp", &code).await;
+    assert_eq!(status, 401, "no authenticator app enrolled");
+    let (status, _) = verify(&node, &again, "email_otp", &code).await;
+    assert_eq!(status, 200);
+    // Sending is limited per user, and only for a pending sign-in with that method.
+    for bad in [
+        json!({ "mfaToken": "tsm_made_up", "method": "email_otp" }),
+        json!({ "mfaToken": other, "method": "totp" }),
+        json!({ "mfaToken": other }),
+    ] {
+        let (status, _, body) = node.post_json("/auth/mfa/challenge", &bad, None).await;
+        assert!(status == 401 || status == 400, "{bad} {status} {body}");
+    }
+    let mut last = 0;
+    for _ in 0..5 {
+        last = node
+            .post_json(
+                "/auth/mfa/challenge",
+                &json!({ "mfaToken": other, "method": "email_otp" }),
+                None,
+            )
+            .await
+            .0;
+    }
+    assert_eq!(
+        last, 429,
+        "five codes per user per window: three were sent, the sixth is refused"
+    );
+}
+
+async fn the_hosted_login_e_mails_the_code_to_a_user_without_an_app(backend: Backend) {
+    let Some((node, sink)) = spawn_with_mail(backend).await else {
+        return;
+    };
+    let node = from_own_address(node);
+    let email = who("hosted-mail");
+    node.create_user(&email, PASSWORD).await;
+    let token = access_token(&node, &email).await;
+    node.post_json("/auth/mfa/email", &json!({}), Some(&token)).await;
+    let code = mailed_code(&sink, &email, 1).await;
+    let (status, _, _) = node
+        .post_json("/auth/mfa/email/confirm", &json!({ "code": code }), Some(&token))
+        .await;
+    assert_eq!(status, 200);
+    let shop = node
+        .create_oidc_client("shop-mail", false, REDIRECT, true, None)
+        .await;
+    let (_, challenge) = pkce_pair();
+    let mut url = reqwest::Url::parse(&node.at("/oauth2/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &shop.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("state", "st")
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("method", "totp");
+    let mut browser = Browser::from_address(tessera_testkit::loopback_ip());
+    let page = browser.get(url.as_str()).await;
+    let mut form = page.form_fields();
+    form.insert("username".into(), email.clone());
+    form.insert("password".into(), PASSWORD.into());
+    let factor_page = browser
+        .post_form(&node.at("/oauth2/authorize/login"), &form)
+        .await;
+    assert!(
+        factor_page.body.contains("sent to your e-mail"),
+        "{}",
+        factor_page.body
+    );
+    let mut fields = factor_page.form_fields();
+    // The page's own method, not the one smuggled into the authorize request.
+    assert_eq!(fields["method"], "email_otp");
+    fields.insert("code".into(), mailed_code(&sink, &email, 2).await);
+    let done = browser
+        .post_form(&node.at("/oauth2/authorize/mfa"), &fields)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(done.location_params().contains_key("code"));
 }
