@@ -105,33 +105,14 @@ impl Mfa {
             .rfind(|f| f.kind == EMAIL_OTP && f.confirmed_at.is_none())
             .ok_or(MfaError::NoSuchFactor)?;
         if !self.take_code(&format!("enrol:{}", factor.id), code).await? {
-            self.audit
-                .record(
-                    context,
-                    AuditEvent::new("mfa.enrolment_failed", "failure")
-                        .subject(&user.id)
-                        .detail(json!({ "factor": factor.id, "kind": EMAIL_OTP })),
-                )
-                .await;
+            self.enrolment_failed(user, &factor.id, EMAIL_OTP, context).await;
             return Err(MfaError::InvalidCode);
         }
         self.store
             .mark_used(&factor.id, &user.id, self.clock.now())
             .await?;
-        crate::telemetry::mfa_event("enrolled", EMAIL_OTP);
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("mfa.enrolled", "success")
-                    .actor(format!("user:{}", user.id))
-                    .subject(&user.id)
-                    .detail(json!({ "factor": factor.id, "kind": EMAIL_OTP })),
-            )
-            .await;
-        if had_confirmed && self.store.recovery_codes_left(&user.id).await? > 0 {
-            return Ok(Vec::new());
-        }
-        self.new_recovery_codes(user, context).await
+        self.enrolled(user, &factor.id, EMAIL_OTP, had_confirmed, context)
+            .await
     }
 
     /// `POST /auth/mfa/challenge`: sends the code of the user's e-mail factor for the

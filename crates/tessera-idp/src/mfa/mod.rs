@@ -306,25 +306,50 @@ impl Mfa {
             .rfind(|f| f.kind == TOTP && f.confirmed_at.is_none() && factor_id.is_none_or(|id| f.id == id))
             .ok_or(MfaError::NoSuchFactor)?;
         if !self.accept_totp(factor, code).await? {
-            self.audit
-                .record(
-                    context,
-                    AuditEvent::new("mfa.enrolment_failed", "failure")
-                        .actor(format!("user:{}", user.id))
-                        .subject(&user.id)
-                        .detail(json!({ "factor": factor.id, "kind": TOTP })),
-                )
-                .await;
+            self.enrolment_failed(user, &factor.id, TOTP, context).await;
             return Err(MfaError::InvalidCode);
         }
-        crate::telemetry::mfa_event("enrolled", TOTP);
+        self.enrolled(user, &factor.id, TOTP, had_confirmed, context)
+            .await
+    }
+
+    /// A factor's first code was wrong.
+    async fn enrolment_failed(
+        &self,
+        user: &UserRecord,
+        factor_id: &str,
+        kind: &str,
+        context: &RequestContext,
+    ) {
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.enrolment_failed", "failure")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .detail(json!({ "factor": factor_id, "kind": kind })),
+            )
+            .await;
+    }
+
+    /// A factor was confirmed: audited and counted; the account's first factor brings a set
+    /// of recovery codes (returned once), later ones none while codes are left.
+    async fn enrolled(
+        &self,
+        user: &UserRecord,
+        factor_id: &str,
+        kind: &'static str,
+        had_confirmed: bool,
+        context: &RequestContext,
+    ) -> Result<Vec<String>, MfaError> {
+        crate::telemetry::mfa_event("enrolled", kind);
         self.audit
             .record(
                 context,
                 AuditEvent::new("mfa.enrolled", "success")
                     .actor(format!("user:{}", user.id))
                     .subject(&user.id)
-                    .detail(json!({ "factor": factor.id, "kind": TOTP })),
+                    .detail(json!({ "factor": factor_id, "kind": kind })),
             )
             .await;
         if had_confirmed && self.store.recovery_codes_left(&user.id).await? > 0 {
