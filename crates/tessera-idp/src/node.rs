@@ -23,7 +23,7 @@ use crate::cluster::{self, Cluster};
 use crate::config::{decode_master_key, Config, ConfigError};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
 use crate::mail::Mailer;
-use crate::mfa::{Mfa, MfaParts};
+use crate::mfa::{Mfa, MfaParts, SmsSender};
 use crate::oidc::{Provider, ProviderParts};
 use crate::outbound::Outbound;
 use crate::passwords::PasswordHasher;
@@ -228,6 +228,7 @@ impl Node {
             master_key: MasterKey::new(&master)?,
             throttle: throttle.clone(),
             mailer: mailer.clone(),
+            sms: SmsSender::from_config(&config, outbound.clone()),
             audit: audit.clone(),
             clock: clock.clone(),
         }));

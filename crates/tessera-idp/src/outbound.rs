@@ -64,6 +64,17 @@ pub trait Outbound: Send + Sync {
     async fn post(&self, post: Post) -> Result<u16, OutboundError>;
 }
 
+/// The header carrying a webhook body's signature: `sha256=<hex HMAC-SHA256>`.
+pub const SIGNATURE_HEADER: &str = "x-tessera-signature";
+
+/// `sha256=` and the lower-case hex HMAC-SHA256 of `body` under `secret`.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    let tag = aws_lc_rs::hmac::sign(&key, body);
+    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
 /// Whether `status` is a 2xx.
 pub fn is_success(status: u16) -> bool {
     (200..300).contains(&status)

@@ -146,14 +146,14 @@ pub const METRICS: &[(&str, Kind, &[&str], &str)] = &[
         MFA_EVENTS,
         Kind::Counter,
         &["event", "method"],
-        "Second-factor events: enrolled, used, failed, removed; by method: totp, email_otp, recovery_code.",
+        "Second-factor events: enrolled, used, failed, removed; by method: totp, email_otp, sms_otp, recovery_code.",
     ),
 ];
 
 /// The events of `tessera_mfa_events_total{event}`.
 pub const MFA_EVENT_NAMES: &[&str] = &["enrolled", "used", "failed", "removed"];
 /// The methods of `tessera_mfa_events_total{method}`.
-pub const MFA_METHODS: &[&str] = &["totp", "email_otp", "recovery_code"];
+pub const MFA_METHODS: &[&str] = &["totp", "email_otp", "sms_otp", "recovery_code"];
 
 /// The outcomes of a password login (`tessera_logins_total{outcome}`).
 pub const LOGIN_OUTCOMES: &[&str] = &[

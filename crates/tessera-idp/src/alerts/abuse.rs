@@ -24,8 +24,7 @@ use crate::config::Config;
 use crate::outbound::{is_success, Outbound, Post};
 use crate::tokens::opaque::{random_id, sha256_b64};
 
-/// The header carrying the webhook body's signature: `sha256=<hex HMAC-SHA256>`.
-pub const SIGNATURE_HEADER: &str = "x-tessera-signature";
+pub use crate::outbound::{sign, SIGNATURE_HEADER};
 /// The header naming the signal's event.
 pub const EVENT_HEADER: &str = "x-tessera-event";
 /// Delivery attempts of one webhook call, with doubling pauses from one second.
@@ -259,14 +258,6 @@ impl AbuseDetector {
                 .await;
         });
     }
-}
-
-/// `sha256=` and the lower-case hex HMAC-SHA256 of `body` under `secret`.
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
-    let tag = aws_lc_rs::hmac::sign(&key, body);
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
 }
 
 #[cfg(test)]

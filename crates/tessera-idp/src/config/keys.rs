@@ -256,4 +256,16 @@ pub const KEYS: &[EnvKey] = &[
         "TESSERA_MFA__CHALLENGE_TTL_SECS",
         ValueKind::Int,
     ),
+    ("mfa.sms_sender", "TESSERA_MFA__SMS_SENDER", ValueKind::Str),
+    ("mfa.sms_file_dir", "TESSERA_MFA__SMS_FILE_DIR", ValueKind::Str),
+    (
+        "mfa.sms_webhook_url",
+        "TESSERA_MFA__SMS_WEBHOOK_URL",
+        ValueKind::Str,
+    ),
+    (
+        "mfa.sms_webhook_secret",
+        "TESSERA_MFA__SMS_WEBHOOK_SECRET",
+        ValueKind::Str,
+    ),
 ];

@@ -130,6 +130,14 @@ impl Config {
         self.database_url.is_none()
     }
 
+    /// The directory of the `file` SMS sender.
+    pub fn sms_dir(&self) -> PathBuf {
+        self.mfa
+            .sms_file_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("sms"))
+    }
+
     /// The directory of the `file` mail transport.
     pub fn mail_dir(&self) -> PathBuf {
         self.mail

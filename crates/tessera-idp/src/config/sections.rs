@@ -377,6 +377,22 @@ pub struct MfaConfig {
     pub totp_issuer: String,
     /// Seconds a sign-in waits for its second factor (the mfaToken's lifetime).
     pub challenge_ttl_secs: u64,
+    /// How SMS codes leave: `file` (JSON files in `sms_file_dir`, for development) or
+    /// `webhook` (a signed JSON POST to the deployment's SMS gateway).
+    pub sms_sender: SmsSenderKind,
+    /// The directory of the `file` sender; defaults to `data_dir/sms`.
+    pub sms_file_dir: Option<PathBuf>,
+    /// The SMS gateway's URL (`webhook`).
+    pub sms_webhook_url: Option<String>,
+    /// The HMAC key of the webhook's `X-Tessera-Signature` (at least 16 characters).
+    pub sms_webhook_secret: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmsSenderKind {
+    File,
+    Webhook,
 }
 
 impl Default for MfaConfig {
@@ -384,6 +400,10 @@ impl Default for MfaConfig {
         MfaConfig {
             totp_issuer: "Tessera".to_owned(),
             challenge_ttl_secs: 300,
+            sms_sender: SmsSenderKind::File,
+            sms_file_dir: None,
+            sms_webhook_url: None,
+            sms_webhook_secret: None,
         }
     }
 }

@@ -189,6 +189,7 @@ fn sample_string(path: &str) -> &'static str {
         "sessions.on_limit" => "reject",
         "tokens.access_token_alg" => "RS256",
         "mail.from" => "a@b.c",
+        "mfa.sms_sender" => "file",
         _ => "x",
     }
 }

@@ -90,6 +90,32 @@ impl Config {
                 "must be 1-64 printable characters without `:`",
             ));
         }
+        if mfa.sms_sender == crate::config::SmsSenderKind::Webhook {
+            let url = mfa.sms_webhook_url.as_deref().ok_or_else(|| {
+                ConfigError::invalid(
+                    "mfa.sms_webhook_url",
+                    "is required when mfa.sms_sender = \"webhook\"",
+                )
+            })?;
+            let parsed = url::Url::parse(url.trim())
+                .map_err(|e| ConfigError::invalid("mfa.sms_webhook_url", format!("is not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host().is_none() {
+                return Err(ConfigError::invalid(
+                    "mfa.sms_webhook_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            if mfa
+                .sms_webhook_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().len() < 16)
+            {
+                return Err(ConfigError::invalid(
+                    "mfa.sms_webhook_secret",
+                    "is required with the webhook sender: at least 16 characters (32 random bytes recommended)",
+                ));
+            }
+        }
         self.validate_tokens_and_sessions()
     }
 

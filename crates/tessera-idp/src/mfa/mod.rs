@@ -9,7 +9,8 @@
 //! account), uses the token up, and says which factor passed. A TOTP code is accepted once
 //! (the store refuses a time step used before, across nodes); a recovery code is used once.
 
-mod email;
+mod codes;
+mod sms;
 mod totp;
 
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tessera_store::durable::{MfaFactorRecord, MfaStore, UserRecord};
 use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
+pub use self::sms::SmsSender;
 pub use self::totp::{qr_svg, TotpKey};
 use crate::accounts::throttle::{Refusal, Throttle};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
@@ -34,6 +36,8 @@ use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
 pub const TOTP: &str = "totp";
 /// A one-time code e-mailed to the account's verified address.
 pub const EMAIL_OTP: &str = "email_otp";
+/// A one-time code sent by SMS to an enrolled phone number.
+pub const SMS_OTP: &str = "sms_otp";
 /// The method name of a recovery code (not a factor of its own: codes come with one).
 pub const RECOVERY_CODE: &str = "recovery_code";
 
@@ -165,6 +169,7 @@ pub struct MfaParts {
     pub master_key: MasterKey,
     pub throttle: Throttle,
     pub mailer: Mailer,
+    pub sms: SmsSender,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -177,6 +182,7 @@ pub struct Mfa {
     master_key: MasterKey,
     throttle: Throttle,
     mailer: Mailer,
+    sms: SmsSender,
     audit: Auditor,
     clock: Arc<dyn Clock>,
 }
@@ -200,6 +206,7 @@ impl Mfa {
             master_key: parts.master_key,
             throttle: parts.throttle,
             mailer: parts.mailer,
+            sms: parts.sms,
             audit: parts.audit,
             clock: parts.clock,
         }
@@ -222,7 +229,7 @@ impl Mfa {
         let factors = self.store.factors(user_id).await?;
         let confirmed = |kind: &str| factors.iter().any(|f| f.kind == kind && f.confirmed_at.is_some());
         let mut methods = Vec::new();
-        for kind in [TOTP, EMAIL_OTP] {
+        for kind in [TOTP, EMAIL_OTP, SMS_OTP] {
             if confirmed(kind) {
                 methods.push(kind);
             }
@@ -434,7 +441,7 @@ impl Mfa {
         if !self.store.delete_factor(id, user_id).await? {
             return Err(MfaError::NoSuchFactor);
         }
-        crate::telemetry::mfa_event("removed", if factor.kind == EMAIL_OTP { EMAIL_OTP } else { TOTP });
+        crate::telemetry::mfa_event("removed", method_label(&factor.kind));
         self.audit
             .record(
                 context,
@@ -521,12 +528,13 @@ impl Mfa {
         let method = match method {
             TOTP => Some(TOTP),
             EMAIL_OTP => Some(EMAIL_OTP),
+            SMS_OTP => Some(SMS_OTP),
             RECOVERY_CODE => Some(RECOVERY_CODE),
             _ => None,
         };
         let passed = match method {
             Some(TOTP) => self.check_totp(&user.id, code).await?,
-            Some(EMAIL_OTP) => self.check_email_code(&user.id, &key, code).await?,
+            Some(kind @ (EMAIL_OTP | SMS_OTP)) => self.check_sent_code(&user.id, kind, &key, code).await?,
             Some(_) => {
                 let hash = sha256_b64(&normalize_recovery_code(code));
                 self.store
@@ -656,6 +664,16 @@ impl Mfa {
                 .await?),
             None => Ok(false),
         }
+    }
+}
+
+/// A method or factor kind as a metric label (a fixed set).
+fn method_label(method: &str) -> &'static str {
+    match method {
+        RECOVERY_CODE => RECOVERY_CODE,
+        EMAIL_OTP => EMAIL_OTP,
+        SMS_OTP => SMS_OTP,
+        _ => TOTP,
     }
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_idp::accounts::AccountError;
-use tessera_idp::mfa::MfaError;
+use tessera_idp::mfa::{self, MfaError};
 use tessera_idp::state::AppState;
 use tessera_store::durable::UserRecord;
 
@@ -283,7 +283,7 @@ pub async fn enrol_email(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EmailConfirmRequest {
+pub struct CodeConfirmRequest {
     code: String,
 }
 
@@ -295,8 +295,50 @@ pub async fn confirm_email(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = signed_in_user(&state, &headers).await?;
-    let request: EmailConfirmRequest = json_body(&headers, &body)?;
-    let codes = state.mfa.confirm_email(&user, &request.code, &context).await?;
+    let request: CodeConfirmRequest = json_body(&headers, &body)?;
+    let codes = state
+        .mfa
+        .confirm_code_factor(&user, mfa::EMAIL_OTP, &request.code, &context)
+        .await?;
+    Ok(no_store(StatusCode::OK, json!({ "recoveryCodes": codes })))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SmsEnrolRequest {
+    phone_number: String,
+}
+
+/// `POST /auth/mfa/sms {phoneNumber}` (E.164) → `201 {factorId}`: a code went to the number;
+/// `POST /auth/mfa/sms/confirm {code}` activates the factor.
+pub async fn enrol_sms(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let user = signed_in_user(&state, &headers).await?;
+    let request: SmsEnrolRequest = json_body(&headers, &body)?;
+    let factor_id = state
+        .mfa
+        .enrol_sms(&user, &request.phone_number, &context)
+        .await?;
+    Ok(no_store(StatusCode::CREATED, json!({ "factorId": factor_id })))
+}
+
+/// `POST /auth/mfa/sms/confirm {code}` → `{recoveryCodes: [...]}` (the first factor's).
+pub async fn confirm_sms(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let user = signed_in_user(&state, &headers).await?;
+    let request: CodeConfirmRequest = json_body(&headers, &body)?;
+    let codes = state
+        .mfa
+        .confirm_code_factor(&user, mfa::SMS_OTP, &request.code, &context)
+        .await?;
     Ok(no_store(StatusCode::OK, json!({ "recoveryCodes": codes })))
 }
 

@@ -136,6 +136,8 @@ pub fn router(state: AppState) -> Router {
         .route(paths::MFA_CHALLENGE, post(mfa::challenge))
         .route(paths::MFA_EMAIL, post(mfa::enrol_email))
         .route(paths::MFA_EMAIL_CONFIRM, post(mfa::confirm_email))
+        .route(paths::MFA_SMS, post(mfa::enrol_sms))
+        .route(paths::MFA_SMS_CONFIRM, post(mfa::confirm_sms))
         .route(paths::MFA_FACTOR, delete(mfa::remove).patch(mfa::rename))
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet));
     let router = admin_routes()

@@ -345,13 +345,16 @@ pub async fn login(
             // An authenticator app when the user has one; else the e-mailed code, sent now.
             let method = if challenge.methods.contains(&mfa::TOTP) {
                 mfa::TOTP
-            } else if challenge.methods.contains(&mfa::EMAIL_OTP) {
+            } else if let Some(sent) = [mfa::EMAIL_OTP, mfa::SMS_OTP]
+                .into_iter()
+                .find(|kind| challenge.methods.contains(kind))
+            {
                 match state
                     .mfa
-                    .send_challenge_code(&challenge.token, mfa::EMAIL_OTP, &context)
+                    .send_challenge_code(&challenge.token, sent, &context)
                     .await
                 {
-                    Ok(()) => mfa::EMAIL_OTP,
+                    Ok(()) => sent,
                     Err(MfaError::Store(err)) => {
                         return authorize_error(&state, &headers, AuthorizeError::Store(err))
                     }
@@ -474,6 +477,7 @@ pub async fn mfa(
     // else is taken for a recovery code.
     let asked = match form.get("method").map(String::as_str) {
         Some(mfa::EMAIL_OTP) => mfa::EMAIL_OTP,
+        Some(mfa::SMS_OTP) => mfa::SMS_OTP,
         _ => mfa::TOTP,
     };
     let digits = code.trim().len() == 6 && code.trim().bytes().all(|b| b.is_ascii_digit());

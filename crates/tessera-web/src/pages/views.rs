@@ -218,10 +218,10 @@ pub fn mfa_page(locale: Locale, view: &MfaView<'_>) -> Page {
         escape(view.mfa_token),
         escape(view.method)
     ));
-    let lede = if view.method == "email_otp" {
-        Key::MfaLedeEmail
-    } else {
-        Key::MfaLede
+    let lede = match view.method {
+        "email_otp" => Key::MfaLedeEmail,
+        "sms_otp" => Key::MfaLedeSms,
+        _ => Key::MfaLede,
     };
     body.push_str(&format!(
         "<div class=\"field\">\n\

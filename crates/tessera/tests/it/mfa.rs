@@ -23,6 +23,8 @@ backend_tests!(
     acr_values_step_an_sso_sign_in_up_to_the_factor,
     e_mailed_codes_are_a_factor_that_works_once,
     the_hosted_login_e_mails_the_code_to_a_user_without_an_app,
+    sms_codes_go_through_the_file_sender,
+    sms_codes_go_through_a_signed_webhook,
 );
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -972,4 +974,186 @@ async fn the_hosted_login_e_mails_the_code_to_a_user_without_an_app(backend: Bac
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(done.location_params().contains_key("code"));
+}
+
+/// The six digits in an SMS text.
+fn code_in(text: &str) -> String {
+    let digits: Vec<char> = text.chars().collect();
+    for window in digits.windows(6) {
+        if window.iter().all(char::is_ascii_digit) {
+            return window.iter().collect();
+        }
+    }
+    panic!("no code in {text:?}");
+}
+
+/// The messages the `file` SMS sender wrote, oldest first, once at least `n` are there.
+async fn sms_files(dir: &std::path::Path, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mut messages: Vec<(std::time::SystemTime, Value)> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .map(|e| {
+                        let modified = e.metadata().unwrap().modified().unwrap();
+                        let text = std::fs::read_to_string(e.path()).unwrap();
+                        (modified, serde_json::from_str(&text).unwrap())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if messages.len() >= n {
+            messages.sort_by_key(|(t, _)| *t);
+            return messages.into_iter().map(|(_, m)| m).collect();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "fewer than {n} SMS in {}",
+            dir.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn sms_codes_go_through_the_file_sender(backend: Backend) {
+    let Some(node) = spawn(backend).await.map(from_own_address) else {
+        return;
+    };
+    let dir = node.config.sms_dir();
+    let email = who("sms");
+    node.create_user(&email, PASSWORD).await;
+    let token = access_token(&node, &email).await;
+    for bad in ["01012345678", "+0123", "+82 10 abcd 5678"] {
+        let (status, _, body) = node
+            .post_json("/auth/mfa/sms", &json!({ "phoneNumber": bad }), Some(&token))
+            .await;
+        assert_eq!(status, 400, "{bad} {body}");
+    }
+    let (status, _, body) = node
+        .post_json(
+            "/auth/mfa/sms",
+            &json!({ "phoneNumber": "+82 10-1234-5678" }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let sent = sms_files(&dir, 1).await;
+    assert_eq!(sent[0]["to"], "+821012345678");
+    let code = code_in(sent[0]["text"].as_str().unwrap());
+    let (status, _, confirmed) = node
+        .post_json("/auth/mfa/sms/confirm", &json!({ "code": code }), Some(&token))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
+    let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
+    assert_eq!(listed["methods"], json!(["sms_otp", "recovery_code"]), "{listed}");
+    assert_eq!(listed["factors"][0]["name"], "+82********78", "{listed}");
+    assert!(
+        !listed.to_string().contains("1234"),
+        "the number is not shown: {listed}"
+    );
+
+    let mfa_token = challenged(&node, &email).await;
+    let (status, _, body) = node
+        .post_json(
+            "/auth/mfa/challenge",
+            &json!({ "mfaToken": mfa_token, "method": "sms_otp" }),
+            None,
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let sent = sms_files(&dir, 2).await;
+    let code = code_in(sent[1]["text"].as_str().unwrap());
+    // The SMS code is not an e-mail code (the user has no e-mail factor), then it works once.
+    let (status, _) = verify(&node, &mfa_token, "email_otp", &code).await;
+    assert_eq!(status, 401);
+    let (status, tokens) = verify(&node, &mfa_token, "sms_otp", &code).await;
+    assert_eq!(status, 200, "{tokens}");
+    let again = challenged(&node, &email).await;
+    let (status, _) = verify(&node, &again, "sms_otp", &code).await;
+    assert_eq!(status, 401, "a code works once");
+}
+
+async fn sms_codes_go_through_a_signed_webhook(backend: Backend) {
+    use std::sync::{Arc, Mutex};
+    const SECRET: &str = "a webhook secret of the test, 32+";
+    // The deployment's SMS gateway: answers 503 to the first message, 200 to the rest.
+    let received: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/sms", listener.local_addr().unwrap());
+    let store = received.clone();
+    let app = axum::Router::new().route(
+        "/sms",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let store = store.clone();
+            async move {
+                let signature = headers
+                    .get("x-tessera-signature")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut all = store.lock().unwrap();
+                all.push((signature, body));
+                if all.len() == 1 {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    axum::http::StatusCode::OK
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let Some(node) = spawn_with(backend, |config| {
+        config.mfa.sms_sender = tessera_idp::config::SmsSenderKind::Webhook;
+        config.mfa.sms_webhook_url = Some(url.clone());
+        config.mfa.sms_webhook_secret = Some(tessera_idp::secret::Secret::new(SECRET));
+    })
+    .await
+    .map(from_own_address) else {
+        return;
+    };
+    let email = who("webhook-sms");
+    node.create_user(&email, PASSWORD).await;
+    let token = access_token(&node, &email).await;
+    let (status, _, body) = node
+        .post_json(
+            "/auth/mfa/sms",
+            &json!({ "phoneNumber": "+14155550100" }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Retried after the 503 (one second later), with the same signed body.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while received.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the webhook was not retried"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (signature, body) = received.lock().unwrap()[1].clone();
+    assert_eq!(received.lock().unwrap()[0].1, body);
+    // The signature checks out by an independent HMAC (Python's hmac module).
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            "import hmac, hashlib, sys; print('sha256=' + hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())",
+            SECRET,
+            &body,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8(output.stdout).unwrap().trim(), signature);
+    let message: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(message["to"], "+14155550100");
+    assert_eq!(message["purpose"], "one_time_code");
+    let code = code_in(message["text"].as_str().unwrap());
+    let (status, _, confirmed) = node
+        .post_json("/auth/mfa/sms/confirm", &json!({ "code": code }), Some(&token))
+        .await;
+    assert_eq!(status, 200, "{confirmed}");
 }
