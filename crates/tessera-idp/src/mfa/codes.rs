@@ -11,7 +11,7 @@ use serde_json::json;
 use tessera_store::durable::{MfaFactorRecord, UserRecord};
 
 use super::sms::{e164, masked as masked_phone};
-use super::{challenge_key, Mfa, MfaError, Pending, EMAIL_OTP, SMS_OTP};
+use super::{Mfa, MfaError, EMAIL_OTP, SMS_OTP};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::mail::{self, Locale, Outgoing};
 use crate::tokens::opaque::{hashes_equal, random_id, sha256_b64};
@@ -70,7 +70,7 @@ fn masked(email: &str) -> String {
 
 impl Mfa {
     /// Enrols the account's verified e-mail address as a factor: a code goes there, and
-    /// [`Mfa::confirm_email`] with it activates the factor. Returns the factor's id.
+    /// [`Mfa::confirm_code_factor`] with it activates the factor. Returns the factor's id.
     pub async fn enrol_email(&self, user: &UserRecord, context: &RequestContext) -> Result<String, MfaError> {
         if user.email_verified_at.is_none() {
             return Err(MfaError::Invalid("verify the e-mail address first"));
@@ -82,36 +82,11 @@ impl Mfa {
         {
             return Err(MfaError::Invalid("the e-mail address is a factor already"));
         }
-        if factors.len() >= super::MAX_FACTORS {
-            return Err(MfaError::Invalid(
-                "the account has the most factors it may hold; remove one first",
-            ));
-        }
         let id = random_id();
-        self.store
-            .create_factor(&MfaFactorRecord {
-                id: id.clone(),
-                user_id: user.id.clone(),
-                kind: EMAIL_OTP.to_owned(),
-                name: masked(&user.email),
-                secret: None,
-                created_at: self.clock.now(),
-                confirmed_at: None,
-                last_used_at: None,
-                last_step: None,
-            })
+        self.add_factor(user, &id, EMAIL_OTP, masked(&user.email), None, context)
             .await?;
         self.send_code(user, &format!("enrol:{id}"), &Channel::Email, context)
             .await?;
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("mfa.enrolment_started", "success")
-                    .actor(format!("user:{}", user.id))
-                    .subject(&user.id)
-                    .detail(json!({ "factor": id, "kind": EMAIL_OTP })),
-            )
-            .await;
         Ok(id)
     }
 
@@ -126,41 +101,15 @@ impl Mfa {
         let phone = e164(phone).ok_or(MfaError::Invalid(
             "phoneNumber must be in E.164 form, e.g. +821012345678",
         ))?;
-        let factors = self.store.factors(&user.id).await?;
-        if factors.len() >= super::MAX_FACTORS {
-            return Err(MfaError::Invalid(
-                "the account has the most factors it may hold; remove one first",
-            ));
-        }
         let id = random_id();
         let sealed = self
             .master_key
             .seal(&phone_label(&id), phone.as_bytes())
             .map_err(|e| MfaError::Crypto(e.to_string()))?;
-        self.store
-            .create_factor(&MfaFactorRecord {
-                id: id.clone(),
-                user_id: user.id.clone(),
-                kind: SMS_OTP.to_owned(),
-                name: masked_phone(&phone),
-                secret: Some(sealed),
-                created_at: self.clock.now(),
-                confirmed_at: None,
-                last_used_at: None,
-                last_step: None,
-            })
+        self.add_factor(user, &id, SMS_OTP, masked_phone(&phone), Some(sealed), context)
             .await?;
         self.send_code(user, &format!("enrol:{id}"), &Channel::Sms(phone), context)
             .await?;
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("mfa.enrolment_started", "success")
-                    .actor(format!("user:{}", user.id))
-                    .subject(&user.id)
-                    .detail(json!({ "factor": id, "kind": SMS_OTP })),
-            )
-            .await;
         Ok(id)
     }
 
@@ -211,14 +160,7 @@ impl Mfa {
         method: &str,
         context: &RequestContext,
     ) -> Result<(), MfaError> {
-        let key = challenge_key(token);
-        let pending: Pending = match self.ephemeral.get(&key).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| MfaError::InvalidChallenge)?,
-            None => return Err(MfaError::InvalidChallenge),
-        };
-        let Some(user) = self.users.user(&pending.user_id).await? else {
-            return Err(MfaError::InvalidChallenge);
-        };
+        let (key, _, user) = self.pending_sign_in(token).await?;
         let factors = self.store.factors(&user.id).await?;
         let confirmed = |kind: &str| {
             factors

@@ -252,41 +252,14 @@ impl Mfa {
         context: &RequestContext,
     ) -> Result<TotpEnrolment, MfaError> {
         let name = factor_name(name.unwrap_or("Authenticator app"))?;
-        let existing = self.store.factors(&user.id).await?;
-        if existing.len() >= MAX_FACTORS {
-            return Err(MfaError::Invalid(
-                "the account has the most factors it may hold; remove one first",
-            ));
-        }
         let key = TotpKey::generate(&self.config.mfa.totp_issuer, &user.email).map_err(MfaError::Crypto)?;
         let id = random_id();
         let sealed = self
             .master_key
             .seal(&sealing_label(&id), key.bytes())
             .map_err(|e| MfaError::Crypto(e.to_string()))?;
-        let now = self.clock.now();
-        self.store
-            .create_factor(&MfaFactorRecord {
-                id: id.clone(),
-                user_id: user.id.clone(),
-                kind: TOTP.to_owned(),
-                name,
-                secret: Some(sealed),
-                created_at: now,
-                confirmed_at: None,
-                last_used_at: None,
-                last_step: None,
-            })
+        self.add_factor(user, &id, TOTP, name, Some(sealed), context)
             .await?;
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("mfa.enrolment_started", "success")
-                    .actor(format!("user:{}", user.id))
-                    .subject(&user.id)
-                    .detail(json!({ "factor": id, "kind": TOTP })),
-            )
-            .await;
         let uri = key.uri().map_err(MfaError::Crypto)?;
         Ok(TotpEnrolment {
             factor_id: id,
@@ -491,6 +464,66 @@ impl Mfa {
         Ok(Some(Challenge { token, methods }))
     }
 
+    /// The sign-in waiting under challenge `token`: its store key, what it continues, and
+    /// its user — unknown, expired, or of a user since deleted or disabled is
+    /// [`MfaError::InvalidChallenge`] (a disabled user's challenge is dropped).
+    async fn pending_sign_in(&self, token: &str) -> Result<(String, Pending, UserRecord), MfaError> {
+        let key = challenge_key(token);
+        let pending: Pending = match self.ephemeral.get(&key).await? {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| MfaError::InvalidChallenge)?,
+            None => return Err(MfaError::InvalidChallenge),
+        };
+        let Some(user) = self.users.user(&pending.user_id).await? else {
+            return Err(MfaError::InvalidChallenge);
+        };
+        if user.disabled_at.is_some() {
+            let _ = self.ephemeral.delete(&key).await;
+            return Err(MfaError::InvalidChallenge);
+        }
+        Ok((key, pending, user))
+    }
+
+    /// Stores a new, unconfirmed factor `id` of `kind` for `user` (within the most factors
+    /// an account may hold) and audits the start of its enrolment.
+    async fn add_factor(
+        &self,
+        user: &UserRecord,
+        id: &str,
+        kind: &'static str,
+        name: String,
+        secret: Option<Vec<u8>>,
+        context: &RequestContext,
+    ) -> Result<(), MfaError> {
+        if self.store.factors(&user.id).await?.len() >= MAX_FACTORS {
+            return Err(MfaError::Invalid(
+                "the account has the most factors it may hold; remove one first",
+            ));
+        }
+        self.store
+            .create_factor(&MfaFactorRecord {
+                id: id.to_owned(),
+                user_id: user.id.clone(),
+                kind: kind.to_owned(),
+                name,
+                secret,
+                created_at: self.clock.now(),
+                confirmed_at: None,
+                last_used_at: None,
+                last_step: None,
+            })
+            .await?;
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.enrolment_started", "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .detail(json!({ "factor": id, "kind": kind })),
+            )
+            .await;
+        Ok(())
+    }
+
     /// Checks `code` for the challenge `token` of a flow `accepts`; uses the token up on
     /// success. A wrong code counts against the account's login throttle.
     pub async fn complete(
@@ -501,19 +534,8 @@ impl Mfa {
         code: &str,
         context: &RequestContext,
     ) -> Result<Passed, MfaError> {
-        let key = challenge_key(token);
-        let pending: Pending = match self.ephemeral.get(&key).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|_| MfaError::InvalidChallenge)?,
-            None => return Err(MfaError::InvalidChallenge),
-        };
+        let (key, pending, user) = self.pending_sign_in(token).await?;
         if !accepts(&pending.purpose) {
-            return Err(MfaError::InvalidChallenge);
-        }
-        let Some(user) = self.users.user(&pending.user_id).await? else {
-            return Err(MfaError::InvalidChallenge);
-        };
-        if user.disabled_at.is_some() {
-            let _ = self.ephemeral.delete(&key).await;
             return Err(MfaError::InvalidChallenge);
         }
         let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
