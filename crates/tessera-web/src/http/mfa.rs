@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tessera_idp::accounts::AccountError;
+use tessera_idp::audit::RequestContext;
 use tessera_idp::mfa::{self, MfaError};
 use tessera_idp::state::AppState;
 use tessera_store::durable::UserRecord;
@@ -294,11 +295,22 @@ pub async fn confirm_email(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = signed_in_user(&state, &headers).await?;
-    let request: CodeConfirmRequest = json_body(&headers, &body)?;
+    confirm_sent_code(&state, &context, &headers, &body, mfa::EMAIL_OTP).await
+}
+
+/// Confirms the enrolling factor of `kind` (e-mail or SMS) with the code it was sent.
+async fn confirm_sent_code(
+    state: &AppState,
+    context: &RequestContext,
+    headers: &HeaderMap,
+    body: &[u8],
+    kind: &'static str,
+) -> Result<Response, ApiError> {
+    let user = signed_in_user(state, headers).await?;
+    let request: CodeConfirmRequest = json_body(headers, body)?;
     let codes = state
         .mfa
-        .confirm_code_factor(&user, mfa::EMAIL_OTP, &request.code, &context)
+        .confirm_code_factor(&user, kind, &request.code, context)
         .await?;
     Ok(no_store(StatusCode::OK, json!({ "recoveryCodes": codes })))
 }
@@ -333,13 +345,7 @@ pub async fn confirm_sms(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = signed_in_user(&state, &headers).await?;
-    let request: CodeConfirmRequest = json_body(&headers, &body)?;
-    let codes = state
-        .mfa
-        .confirm_code_factor(&user, mfa::SMS_OTP, &request.code, &context)
-        .await?;
-    Ok(no_store(StatusCode::OK, json!({ "recoveryCodes": codes })))
+    confirm_sent_code(&state, &context, &headers, &body, mfa::SMS_OTP).await
 }
 
 /// `POST /auth/mfa/recovery-codes` → `{recoveryCodes: [...]}`; the old set stops working.

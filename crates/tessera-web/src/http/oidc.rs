@@ -292,6 +292,24 @@ fn carried(form: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A form posted by one of the hosted authorize pages (login, factor, consent): its fields
+/// and the authorization request they carry, validated again — or the page that refuses
+/// it (a forged form, a request that no longer validates).
+async fn posted_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(BTreeMap<String, String>, AuthorizeRequest), Response> {
+    let form = form_of(body);
+    if !csrf_ok(headers, &form) {
+        return Err(forged(headers));
+    }
+    match authorize::validate(carried(&form), false, state.provider.clients().as_ref()).await {
+        Ok(request) => Ok((form, request)),
+        Err(err) => Err(authorize_error(state, headers, err)),
+    }
+}
+
 pub(super) fn form_of(body: &[u8]) -> BTreeMap<String, String> {
     authorize::parse_params(body).0
 }
@@ -312,13 +330,9 @@ pub async fn login(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = form_of(&body);
-    if !csrf_ok(&headers, &form) {
-        return forged(&headers);
-    }
-    let request = match authorize::validate(carried(&form), false, state.provider.clients().as_ref()).await {
-        Ok(request) => request,
-        Err(err) => return authorize_error(&state, &headers, err),
+    let (form, request) = match posted_form(&state, &headers, &body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
     let (Some(username), Some(password)) = (form.get("username"), form.get("password")) else {
         return login_page(&state, &headers, &request, Some(LoginError::InvalidCredentials));
@@ -462,13 +476,9 @@ pub async fn mfa(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = form_of(&body);
-    if !csrf_ok(&headers, &form) {
-        return forged(&headers);
-    }
-    let request = match authorize::validate(carried(&form), false, state.provider.clients().as_ref()).await {
-        Ok(request) => request,
-        Err(err) => return authorize_error(&state, &headers, err),
+    let (form, request) = match posted_form(&state, &headers, &body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
     let (Some(token), Some(code)) = (form.get("mfa_token"), form.get("code")) else {
         return login_page(&state, &headers, &request, Some(LoginError::SignInExpired));
@@ -525,13 +535,9 @@ pub async fn consent(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let form = form_of(&body);
-    if !csrf_ok(&headers, &form) {
-        return forged(&headers);
-    }
-    let request = match authorize::validate(carried(&form), false, state.provider.clients().as_ref()).await {
-        Ok(request) => request,
-        Err(err) => return authorize_error(&state, &headers, err),
+    let (form, request) = match posted_form(&state, &headers, &body).await {
+        Ok(posted) => posted,
+        Err(refused) => return refused,
     };
     let sso = match state
         .provider
