@@ -25,6 +25,7 @@ backend_tests!(
     the_hosted_login_e_mails_the_code_to_a_user_without_an_app,
     sms_codes_go_through_the_file_sender,
     sms_codes_go_through_a_signed_webhook,
+    factors_are_managed_by_their_owner_only,
 );
 
 const PASSWORD: &str = "correct horse battery staple 42";
@@ -1156,4 +1157,82 @@ async fn sms_codes_go_through_a_signed_webhook(backend: Backend) {
         .post_json("/auth/mfa/sms/confirm", &json!({ "code": code }), Some(&token))
         .await;
     assert_eq!(status, 200, "{confirmed}");
+}
+
+async fn factors_are_managed_by_their_owner_only(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn_with(backend, |config| config.accounts.require_verified_email = false)
+        .await
+        .map(from_own_address)
+    else {
+        return;
+    };
+    let owner = who("owner");
+    let owner_id = node.create_user(&owner, PASSWORD).await;
+    let token = access_token(&node, &owner).await;
+    // Without a factor there are no recovery codes to make.
+    let (status, _, body) = node
+        .post_json("/auth/mfa/recovery-codes", &json!({}), Some(&token))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    enrol(&node, &owner).await;
+    let (_, listed) = node.get_bearer("/auth/mfa", &token).await;
+    let id = listed["factors"][0]["id"].as_str().unwrap().to_owned();
+    let rename = |bearer: Option<String>, body: Value| {
+        let node = &node;
+        let id = id.clone();
+        async move {
+            let mut request = node.client.patch(node.at(&format!("/auth/mfa/{id}"))).json(&body);
+            if let Some(bearer) = bearer {
+                request = request.bearer_auth(bearer);
+            }
+            request.send().await.unwrap().status().as_u16()
+        }
+    };
+    assert_eq!(
+        rename(Some(token.clone()), json!({ "name": "work phone" })).await,
+        204
+    );
+    for bad in [
+        json!({ "name": "" }),
+        json!({ "name": "x".repeat(65) }),
+        json!({ "name": "a\nb" }),
+        json!({}),
+    ] {
+        assert_eq!(rename(Some(token.clone()), bad.clone()).await, 400, "{bad}");
+    }
+    assert_eq!(rename(None, json!({ "name": "x" })).await, 401);
+    // Another user's token finds no such factor, and changes nothing.
+    let other = who("other");
+    node.create_user(&other, PASSWORD).await;
+    let other_token = access_token(&node, &other).await;
+    assert_eq!(
+        rename(Some(other_token), json!({ "name": "mine now" })).await,
+        404
+    );
+    assert_eq!(
+        node.state.mfa.factors(&owner_id).await.unwrap()[0].name,
+        "work phone"
+    );
+
+    // An unverified address cannot become a factor.
+    let unverified = who("unverified");
+    node.state
+        .accounts
+        .create_user(
+            &unverified,
+            PASSWORD,
+            false,
+            &[],
+            &tessera_idp::audit::RequestContext::default(),
+        )
+        .await
+        .unwrap();
+    let unverified_token = access_token(&node, &unverified).await;
+    let (status, _, body) = node
+        .post_json("/auth/mfa/email", &json!({}), Some(&unverified_token))
+        .await;
+    assert_eq!(status, 400, "{body}");
 }
