@@ -153,7 +153,7 @@ pub const METRICS: &[(&str, Kind, &[&str], &str)] = &[
 /// The events of `tessera_mfa_events_total{event}`.
 pub const MFA_EVENT_NAMES: &[&str] = &["enrolled", "used", "failed", "removed"];
 /// The methods of `tessera_mfa_events_total{method}`.
-pub const MFA_METHODS: &[&str] = &["totp", "email_otp", "sms_otp", "recovery_code"];
+pub const MFA_METHODS: &[&str] = &["totp", "email_otp", "sms_otp", "recovery_code", "webauthn"];
 
 /// The outcomes of a password login (`tessera_logins_total{outcome}`).
 pub const LOGIN_OUTCOMES: &[&str] = &[

@@ -38,11 +38,19 @@ pub const MFA_EMAIL: &str = "/auth/mfa/email";
 pub const MFA_EMAIL_CONFIRM: &str = "/auth/mfa/email/confirm";
 pub const MFA_SMS: &str = "/auth/mfa/sms";
 pub const MFA_SMS_CONFIRM: &str = "/auth/mfa/sms/confirm";
+pub const MFA_WEBAUTHN: &str = "/auth/mfa/webauthn";
+pub const MFA_WEBAUTHN_CONFIRM: &str = "/auth/mfa/webauthn/confirm";
+/// Usernameless sign-in with a passkey: options, then the assertion.
+pub const PASSKEY_OPTIONS: &str = "/auth/passkey/options";
+pub const PASSKEY_LOGIN: &str = "/auth/passkey/login";
 pub const AUTHORIZE: &str = "/oauth2/authorize";
 pub const AUTHORIZE_LOGIN: &str = "/oauth2/authorize/login";
 pub const AUTHORIZE_CONSENT: &str = "/oauth2/authorize/consent";
 /// The hosted second-factor form that follows the login form.
 pub const AUTHORIZE_MFA: &str = "/oauth2/authorize/mfa";
+/// The hosted login's passkey button: options (JSON), then the signed form.
+pub const AUTHORIZE_PASSKEY_OPTIONS: &str = "/oauth2/authorize/passkey/options";
+pub const AUTHORIZE_PASSKEY: &str = "/oauth2/authorize/passkey";
 pub const USERINFO: &str = "/oauth2/userinfo";
 pub const END_SESSION: &str = "/oauth2/logout";
 pub const LOGOUT_CONFIRM: &str = "/oauth2/logout/confirm";

@@ -19,6 +19,7 @@ use tessera_store::StoreError;
 #[path = "durable/mfa.rs"]
 mod mfa;
 use mfa::{
+    passkeys_are_found_by_credential_unique_and_counted_once,
     recovery_codes_are_single_use_and_replaced_as_a_set,
     removing_the_last_factor_voids_the_codes_and_users_take_theirs_along,
     totp_steps_are_accepted_once_and_confirm_the_factor,
@@ -175,6 +176,7 @@ suite!(
     totp_steps_are_accepted_once_and_confirm_the_factor,
     recovery_codes_are_single_use_and_replaced_as_a_set,
     removing_the_last_factor_voids_the_codes_and_users_take_theirs_along,
+    passkeys_are_found_by_credential_unique_and_counted_once,
 );
 
 async fn heartbeats_count_the_nodes_alive(backend: &str) {

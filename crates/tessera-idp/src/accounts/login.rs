@@ -214,6 +214,53 @@ impl Accounts {
             .await
     }
 
+    /// `POST /auth/passkey/login`: a usernameless sign-in with a passkey (started by
+    /// [`crate::mfa::Mfa::begin_passkey_sign_in`] for a first-party login), and its session.
+    /// A disabled or (when required) unverified account is refused as for a password.
+    pub async fn login_with_passkey(
+        &self,
+        passkey_token: &str,
+        response: &str,
+        context: &RequestContext,
+    ) -> Result<Issued, AccountError> {
+        let passed = self
+            .mfa
+            .finish_passkey_sign_in(
+                passkey_token,
+                |purpose| matches!(purpose, Purpose::Login { .. }),
+                response,
+                context,
+            )
+            .await?;
+        self.admit_passkey_user(&passed.user, context).await?;
+        let Purpose::Login { channel } = &passed.purpose else {
+            return Err(crate::mfa::MfaError::InvalidChallenge.into());
+        };
+        self.start_first_party_session(&passed.user, channel.as_deref(), passed.amr(), context)
+            .await
+    }
+
+    /// What a password sign-in refuses after the password, for a sign-in without one: a
+    /// disabled account, or an unverified address where verification is required.
+    pub async fn admit_passkey_user(
+        &self,
+        user: &UserRecord,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        if user.disabled_at.is_some() {
+            self.audit_login_failure(Some(&user.id), "disabled", context)
+                .await;
+            return Err(AccountError::Disabled);
+        }
+        if self.config.accounts.require_verified_email && user.email_verified_at.is_none() {
+            self.audit_login_failure(Some(&user.id), "email_not_verified", context)
+                .await;
+            return Err(AccountError::EmailNotVerified);
+        }
+        crate::telemetry::login("success");
+        Ok(())
+    }
+
     /// The password check of the legacy `password` grant: as [`Accounts::authenticate`],
     /// but an account with a second factor is refused (the grant has no way to ask for it;
     /// such users sign in through the authorization code flow).

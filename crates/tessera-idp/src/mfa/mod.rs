@@ -10,6 +10,7 @@
 //! (the store refuses a time step used before, across nodes); a recovery code is used once.
 
 mod codes;
+mod passkeys;
 mod sms;
 mod totp;
 
@@ -22,6 +23,7 @@ use tessera_store::durable::{MfaFactorRecord, MfaStore, UserRecord};
 use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
+pub use self::passkeys::PasskeyOptions;
 pub use self::sms::SmsSender;
 pub use self::totp::{qr_svg, TotpKey};
 use crate::accounts::throttle::{Refusal, Throttle};
@@ -38,13 +40,15 @@ pub const TOTP: &str = "totp";
 pub const EMAIL_OTP: &str = "email_otp";
 /// A one-time code sent by SMS to an enrolled phone number.
 pub const SMS_OTP: &str = "sms_otp";
+/// A passkey (WebAuthn): a second factor, or a whole sign-in without a password.
+pub const WEBAUTHN: &str = "webauthn";
 /// The method name of a recovery code (not a factor of its own: codes come with one).
 pub const RECOVERY_CODE: &str = "recovery_code";
 
 /// Recovery codes per set.
 const RECOVERY_CODES: usize = 10;
 /// Factors a user may hold (enrolling ones included).
-const MAX_FACTORS: usize = 10;
+pub(crate) const MAX_FACTORS: usize = 10;
 /// Longest factor name.
 const MAX_NAME: usize = 64;
 
@@ -57,6 +61,10 @@ pub enum MfaError {
     /// A wrong, reused or malformed code (or a method the user does not have).
     #[error("the code is wrong")]
     InvalidCode,
+    /// A WebAuthn answer that does not verify: wrong origin, RP id, challenge, signature or
+    /// counter, an unknown or another account's credential, or not WebAuthn at all.
+    #[error("the passkey's answer does not verify")]
+    InvalidCredential,
     #[error("too many attempts")]
     Throttled { retry_after: u64 },
     #[error("no such factor")]
@@ -149,15 +157,17 @@ impl std::fmt::Debug for Challenge {
 pub struct Passed {
     pub user: UserRecord,
     pub purpose: Purpose,
-    /// `totp` or `recovery_code`.
+    /// `totp`, `email_otp`, `sms_otp`, `recovery_code` or `webauthn`.
     pub method: &'static str,
+    /// The RFC 8176 methods of the whole sign-in.
+    amr: Vec<&'static str>,
 }
 
 impl Passed {
-    /// The RFC 8176 methods of the whole sign-in: the password, a one-time password, and
-    /// so more than one factor.
-    pub fn amr(&self) -> &'static [&'static str] {
-        &["pwd", "otp", "mfa"]
+    /// The RFC 8176 methods of the whole sign-in: after a password, `pwd` + `otp` (a code)
+    /// or `hwk`/`swk` (a passkey) + `mfa`; a usernameless passkey sign-in has no `pwd`.
+    pub fn amr(&self) -> &[&'static str] {
+        &self.amr
     }
 }
 
@@ -185,6 +195,8 @@ pub struct Mfa {
     sms: SmsSender,
     audit: Auditor,
     clock: Arc<dyn Clock>,
+    /// The issuer as a WebAuthn relying party; `None` on an IP address.
+    webauthn: Option<webauthn_rs::Webauthn>,
 }
 
 fn challenge_key(token: &str) -> String {
@@ -198,7 +210,11 @@ fn sealing_label(factor_id: &str) -> String {
 
 impl Mfa {
     pub fn new(parts: MfaParts) -> Self {
+        let webauthn = passkeys::relying_party(&parts.config)
+            .inspect_err(|reason| tracing::info!("passkeys are off: {reason}"))
+            .ok();
         Mfa {
+            webauthn,
             config: parts.config,
             users: parts.users,
             store: parts.store,
@@ -229,7 +245,7 @@ impl Mfa {
         let factors = self.store.factors(user_id).await?;
         let confirmed = |kind: &str| factors.iter().any(|f| f.kind == kind && f.confirmed_at.is_some());
         let mut methods = Vec::new();
-        for kind in [TOTP, EMAIL_OTP, SMS_OTP] {
+        for kind in [WEBAUTHN, TOTP, EMAIL_OTP, SMS_OTP] {
             if confirmed(kind) {
                 methods.push(kind);
             }
@@ -494,24 +510,37 @@ impl Mfa {
         secret: Option<Vec<u8>>,
         context: &RequestContext,
     ) -> Result<(), MfaError> {
+        let record = MfaFactorRecord {
+            id: id.to_owned(),
+            user_id: user.id.clone(),
+            kind: kind.to_owned(),
+            name,
+            secret,
+            created_at: self.clock.now(),
+            confirmed_at: None,
+            last_used_at: None,
+            last_step: None,
+            credential_id: None,
+            credential: None,
+        };
+        self.insert_factor(user, record, context).await
+    }
+
+    /// Stores factor `record` of `user` (within the most factors an account may hold) and
+    /// audits the start of its enrolment.
+    async fn insert_factor(
+        &self,
+        user: &UserRecord,
+        record: MfaFactorRecord,
+        context: &RequestContext,
+    ) -> Result<(), MfaError> {
         if self.store.factors(&user.id).await?.len() >= MAX_FACTORS {
             return Err(MfaError::Invalid(
                 "the account has the most factors it may hold; remove one first",
             ));
         }
-        self.store
-            .create_factor(&MfaFactorRecord {
-                id: id.to_owned(),
-                user_id: user.id.clone(),
-                kind: kind.to_owned(),
-                name,
-                secret,
-                created_at: self.clock.now(),
-                confirmed_at: None,
-                last_used_at: None,
-                last_step: None,
-            })
-            .await?;
+        self.store.create_factor(&record).await?;
+        let (id, kind) = (&record.id, &record.kind);
         self.audit
             .record(
                 context,
@@ -552,20 +581,34 @@ impl Mfa {
             EMAIL_OTP => Some(EMAIL_OTP),
             SMS_OTP => Some(SMS_OTP),
             RECOVERY_CODE => Some(RECOVERY_CODE),
+            WEBAUTHN => Some(WEBAUTHN),
             _ => None,
         };
-        let passed = match method {
-            Some(TOTP) => self.check_totp(&user.id, code).await?,
-            Some(kind @ (EMAIL_OTP | SMS_OTP)) => self.check_sent_code(&user.id, kind, &key, code).await?,
+        let otp = || Some(vec!["pwd", "otp", "mfa"]);
+        let amr = match method {
+            Some(TOTP) => self.check_totp(&user.id, code).await?.then(otp).flatten(),
+            Some(kind @ (EMAIL_OTP | SMS_OTP)) => self
+                .check_sent_code(&user.id, kind, &key, code)
+                .await?
+                .then(otp)
+                .flatten(),
+            Some(WEBAUTHN) => self.check_passkey(&user.id, &key, code).await?.map(|methods| {
+                ["pwd"]
+                    .into_iter()
+                    .chain(methods.into_iter().filter(|m| *m != "user"))
+                    .collect()
+            }),
             Some(_) => {
                 let hash = sha256_b64(&normalize_recovery_code(code));
                 self.store
                     .use_recovery_code(&user.id, &hash, self.clock.now())
                     .await?
+                    .then(otp)
+                    .flatten()
             }
-            None => false,
+            None => None,
         };
-        let (true, Some(method)) = (passed, method) else {
+        let (Some(amr), Some(method)) = (amr, method) else {
             let locked = self.throttle.failed(&attempt).await?;
             self.audit_failure(&user, method.unwrap_or("unknown"), "invalid_code", context)
                 .await;
@@ -579,7 +622,11 @@ impl Mfa {
                     )
                     .await;
             }
-            return Err(MfaError::InvalidCode);
+            return Err(if method == Some(WEBAUTHN) {
+                MfaError::InvalidCredential
+            } else {
+                MfaError::InvalidCode
+            });
         };
         self.throttle.succeeded(attempt).await?;
         // Single use: of two requests that passed a code for one token, one continues.
@@ -603,6 +650,7 @@ impl Mfa {
             user,
             purpose: pending.purpose,
             method,
+            amr,
         })
     }
 
@@ -613,14 +661,7 @@ impl Mfa {
         reason: &'static str,
         context: &RequestContext,
     ) {
-        crate::telemetry::mfa_event(
-            "failed",
-            if method == RECOVERY_CODE {
-                RECOVERY_CODE
-            } else {
-                TOTP
-            },
-        );
+        crate::telemetry::mfa_event("failed", method_label(method));
         self.audit
             .record(
                 context,
@@ -695,6 +736,7 @@ fn method_label(method: &str) -> &'static str {
         RECOVERY_CODE => RECOVERY_CODE,
         EMAIL_OTP => EMAIL_OTP,
         SMS_OTP => SMS_OTP,
+        WEBAUTHN => WEBAUTHN,
         _ => TOTP,
     }
 }

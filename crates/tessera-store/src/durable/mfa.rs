@@ -27,6 +27,10 @@ pub struct MfaFactorRecord {
     pub last_used_at: Option<i64>,
     /// The newest TOTP time step accepted.
     pub last_step: Option<i64>,
+    /// A passkey's credential id (base64url), unique across accounts.
+    pub credential_id: Option<String>,
+    /// A passkey's public key, sign counter and flags (JSON).
+    pub credential: Option<String>,
 }
 
 #[async_trait]
@@ -71,9 +75,18 @@ pub trait MfaStore: Send + Sync + 'static {
 
     /// How many unused recovery codes `user_id` has.
     async fn recovery_codes_left(&self, user_id: &str) -> Result<u64, StoreError>;
+
+    /// The factor holding the passkey with `credential_id`, of whichever account.
+    async fn factor_by_credential(&self, credential_id: &str) -> Result<Option<MfaFactorRecord>, StoreError>;
+
+    /// Replaces the stored credential of passkey factor `id` with `new` (its counter moved
+    /// on) and records the use, atomically: only while it is still `old` — of two callers
+    /// that verified one assertion, exactly one gets `true`.
+    async fn swap_credential(&self, id: &str, old: &str, new: &str, now: i64) -> Result<bool, StoreError>;
 }
 
-const COLUMNS: &str = "id, user_id, kind, name, secret, created_at, confirmed_at, last_used_at, last_step";
+const COLUMNS: &str = "id, user_id, kind, name, secret, created_at, confirmed_at, last_used_at, last_step, \
+                       credential_id, credential";
 
 fn from_row(row: &AnyRow) -> Result<MfaFactorRecord, StoreError> {
     Ok(MfaFactorRecord {
@@ -86,6 +99,8 @@ fn from_row(row: &AnyRow) -> Result<MfaFactorRecord, StoreError> {
         confirmed_at: row.try_get("confirmed_at")?,
         last_used_at: row.try_get("last_used_at")?,
         last_step: row.try_get("last_step")?,
+        credential_id: row.try_get("credential_id")?,
+        credential: row.try_get("credential")?,
     })
 }
 
@@ -94,7 +109,8 @@ impl MfaStore for SqlStore {
     async fn create_factor(&self, factor: &MfaFactorRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO mfa_factors (id, user_id, kind, name, secret, created_at, confirmed_at, \
-             last_used_at, last_step) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             last_used_at, last_step, credential_id, credential) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&factor.id)
         .bind(&factor.user_id)
@@ -105,6 +121,8 @@ impl MfaStore for SqlStore {
         .bind(factor.confirmed_at)
         .bind(factor.last_used_at)
         .bind(factor.last_step)
+        .bind(factor.credential_id.as_deref())
+        .bind(factor.credential.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -243,5 +261,27 @@ impl MfaStore for SqlStore {
         .await?
         .try_get("n")?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn factor_by_credential(&self, credential_id: &str) -> Result<Option<MfaFactorRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM mfa_factors WHERE credential_id = $1");
+        let row = sqlx::query(&sql)
+            .bind(credential_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    async fn swap_credential(&self, id: &str, old: &str, new: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE mfa_factors SET credential = $3, last_used_at = $4 WHERE id = $1 AND credential = $2",
+        )
+        .bind(id)
+        .bind(old)
+        .bind(new)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

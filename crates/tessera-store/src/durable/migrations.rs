@@ -53,6 +53,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0007_mfa.sql"),
         include_str!("../../migrations/postgres/0007_mfa.sql"),
     ),
+    (
+        8,
+        "passkeys",
+        include_str!("../../migrations/sqlite/0008_passkeys.sql"),
+        include_str!("../../migrations/postgres/0008_passkeys.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

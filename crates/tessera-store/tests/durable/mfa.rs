@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use tessera_store::durable::{MfaFactorRecord, MfaStore, UserStore};
+use tessera_store::StoreError;
 
 use super::{fresh, user};
 
@@ -18,7 +19,69 @@ fn totp(id: &str, user_id: &str, created_at: i64) -> MfaFactorRecord {
         confirmed_at: None,
         last_used_at: None,
         last_step: None,
+        credential_id: None,
+        credential: None,
     }
+}
+
+fn passkey(id: &str, user_id: &str, credential_id: &str) -> MfaFactorRecord {
+    MfaFactorRecord {
+        kind: "webauthn".to_owned(),
+        secret: None,
+        confirmed_at: Some(1_000),
+        credential_id: Some(credential_id.to_owned()),
+        credential: Some(format!(r#"{{"id":"{credential_id}","counter":0}}"#)),
+        ..totp(id, user_id, 1_000)
+    }
+}
+
+pub async fn passkeys_are_found_by_credential_unique_and_counted_once(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let s = &db.store;
+    for id in ["u1", "u2"] {
+        s.create_user(&user(id, &format!("{id}@example.com"), 1_000))
+            .await
+            .unwrap();
+    }
+    s.create_factor(&passkey("p1", "u1", "cred-a")).await.unwrap();
+    s.create_factor(&passkey("p2", "u1", "cred-b")).await.unwrap();
+    // TOTP factors have no credential id; many NULLs do not collide.
+    s.create_factor(&totp("t1", "u1", 1_001)).await.unwrap();
+    s.create_factor(&totp("t2", "u2", 1_001)).await.unwrap();
+    // A credential belongs to one account only.
+    let taken = s.create_factor(&passkey("p3", "u2", "cred-a")).await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(s.factors("u2").await.unwrap().len(), 1);
+
+    let found = s.factor_by_credential("cred-b").await.unwrap().unwrap();
+    assert_eq!(found, passkey("p2", "u1", "cred-b"));
+    assert!(s.factor_by_credential("cred-z").await.unwrap().is_none());
+
+    // Of many nodes verifying one assertion at once, exactly one records it.
+    let old = found.credential.clone().unwrap();
+    let store = Arc::new(db.store.clone());
+    let mut tasks = Vec::new();
+    for n in 0..8 {
+        let (store, old) = (store.clone(), old.clone());
+        tasks.push(tokio::spawn(async move {
+            let new = format!(r#"{{"id":"cred-b","counter":{}}}"#, n + 1);
+            store.swap_credential("p2", &old, &new, 1_100).await.unwrap()
+        }));
+    }
+    let mut won = 0;
+    for task in tasks {
+        won += usize::from(task.await.unwrap());
+    }
+    assert_eq!(won, 1);
+    let after = s.factor_by_credential("cred-b").await.unwrap().unwrap();
+    assert_ne!(after.credential.as_deref(), Some(old.as_str()));
+    assert_eq!(after.last_used_at, Some(1_100));
+    assert!(!s.swap_credential("p2", &old, "{}", 1_200).await.unwrap());
+    // Deleting the user frees the credential id.
+    s.delete_user("u1").await.unwrap();
+    assert!(s.factor_by_credential("cred-a").await.unwrap().is_none());
 }
 
 pub async fn totp_steps_are_accepted_once_and_confirm_the_factor(backend: &str) {

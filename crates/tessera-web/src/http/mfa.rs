@@ -8,6 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tessera_idp::accounts::AccountError;
 use tessera_idp::audit::RequestContext;
@@ -33,6 +34,11 @@ impl From<MfaError> for ApiError {
                 ApiError::new(StatusCode::UNAUTHORIZED, "invalid-code", "Invalid code")
                     .detail("the code is wrong, expired or was used before"),
                 "invalid_code",
+            ),
+            MfaError::InvalidCredential => code(
+                ApiError::new(StatusCode::UNAUTHORIZED, "invalid-credential", "Passkey refused")
+                    .detail("the passkey's answer does not verify: ask for new options and try again"),
+                "invalid_credential",
             ),
             MfaError::Throttled { retry_after } => code(
                 ApiError::new(
@@ -65,14 +71,38 @@ impl From<MfaError> for ApiError {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VerifyRequest {
     mfa_token: String,
-    /// `totp` or `recovery_code`.
+    /// `totp`, `email_otp`, `sms_otp`, `recovery_code` or `webauthn`.
     method: String,
-    code: String,
+    /// The code of a code method.
+    code: Option<String>,
+    /// `webauthn`: the `PublicKeyCredential` from `navigator.credentials.get`, as JSON.
+    credential: Option<Box<RawValue>>,
     refresh_token_delivery: Option<String>,
     device_id: Option<String>,
 }
 
-/// `POST /auth/mfa/verify {mfaToken, method, code}` → the token pair of `POST /auth/login`.
+/// What answers a challenge: the code, or for `webauthn` the credential's JSON text.
+pub(super) fn answer<'a>(
+    method: &str,
+    code: Option<&'a str>,
+    credential: Option<&'a RawValue>,
+) -> Result<&'a str, ApiError> {
+    let answer = if method == mfa::WEBAUTHN {
+        credential.map(RawValue::get)
+    } else {
+        code
+    };
+    answer.ok_or_else(|| {
+        ApiError::bad_request(if method == mfa::WEBAUTHN {
+            "the webauthn method answers with `credential`"
+        } else {
+            "missing `code`"
+        })
+    })
+}
+
+/// `POST /auth/mfa/verify {mfaToken, method, code | credential}` → the token pair of
+/// `POST /auth/login`.
 pub async fn verify(
     State(state): State<AppState>,
     Context(context): Context,
@@ -84,13 +114,22 @@ pub async fn verify(
     let presented = super::alerts::presented_device(&headers, request.device_id.as_deref())?;
     let issued = state
         .accounts
-        .login_with_factor(&request.mfa_token, &request.method, &request.code, &context)
+        .login_with_factor(
+            &request.mfa_token,
+            &request.method,
+            answer(
+                &request.method,
+                request.code.as_deref(),
+                request.credential.as_deref(),
+            )?,
+            &context,
+        )
         .await?;
     Ok(signed_in(&state, issued, delivery, presented.as_deref(), &context).await)
 }
 
 /// The signed-in user of a Bearer token.
-async fn signed_in_user(state: &AppState, headers: &HeaderMap) -> Result<UserRecord, ApiError> {
+pub(super) async fn signed_in_user(state: &AppState, headers: &HeaderMap) -> Result<UserRecord, ApiError> {
     let (claims, _) = caller(state, headers).await?;
     state
         .accounts
@@ -112,7 +151,7 @@ fn factor_id(path: Result<Path<String>, PathRejection>) -> Result<String, ApiErr
     plausible.then_some(id).ok_or_else(unknown)
 }
 
-fn no_store(status: StatusCode, body: Value) -> Response {
+pub(super) fn no_store(status: StatusCode, body: Value) -> Response {
     super::admin::no_store(status, body)
 }
 
@@ -254,8 +293,9 @@ pub struct ChallengeRequest {
     method: String,
 }
 
-/// `POST /auth/mfa/challenge {mfaToken, method: "email_otp"}` → 202: the code is on its way
-/// to the account's address.
+/// `POST /auth/mfa/challenge {mfaToken, method}`: for `email_otp` and `sms_otp` → 202, the
+/// code is on its way; for `webauthn` → 200 `{publicKey}`, the options of
+/// `navigator.credentials.get`.
 pub async fn challenge(
     State(state): State<AppState>,
     Context(context): Context,
@@ -263,6 +303,10 @@ pub async fn challenge(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let request: ChallengeRequest = json_body(&headers, &body)?;
+    if request.method == mfa::WEBAUTHN {
+        let options = state.mfa.passkey_challenge(&request.mfa_token).await?;
+        return Ok(no_store(StatusCode::OK, options));
+    }
     state
         .mfa
         .send_challenge_code(&request.mfa_token, &request.method, &context)

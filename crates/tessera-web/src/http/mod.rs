@@ -10,12 +10,14 @@ mod alerts;
 mod audit;
 mod cors;
 pub(crate) mod health;
+mod hosted_passkeys;
 mod idempotency;
 mod mfa;
 mod oauth;
 mod oidc;
 pub mod openapi;
 mod paging;
+mod passkeys;
 mod request;
 mod sessions;
 mod wellknown;
@@ -111,6 +113,8 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE_LOGIN, post(oidc::login))
         .route(paths::AUTHORIZE_CONSENT, post(oidc::consent))
         .route(paths::AUTHORIZE_MFA, post(oidc::mfa))
+        .route(paths::AUTHORIZE_PASSKEY_OPTIONS, post(hosted_passkeys::options))
+        .route(paths::AUTHORIZE_PASSKEY, post(hosted_passkeys::sign_in))
         .route(paths::END_SESSION, get(oidc::end_session).post(oidc::end_session))
         .route(paths::LOGOUT_CONFIRM, post(oidc::confirm_logout))
         .route(paths::REVOCATIONS, get(oauth::revocations))
@@ -138,8 +142,13 @@ pub fn router(state: AppState) -> Router {
         .route(paths::MFA_EMAIL_CONFIRM, post(mfa::confirm_email))
         .route(paths::MFA_SMS, post(mfa::enrol_sms))
         .route(paths::MFA_SMS_CONFIRM, post(mfa::confirm_sms))
+        .route(paths::MFA_WEBAUTHN, post(passkeys::register))
+        .route(paths::MFA_WEBAUTHN_CONFIRM, post(passkeys::confirm))
+        .route(paths::PASSKEY_OPTIONS, post(passkeys::options))
+        .route(paths::PASSKEY_LOGIN, post(passkeys::login))
         .route(paths::MFA_FACTOR, delete(mfa::remove).patch(mfa::rename))
-        .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet));
+        .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet))
+        .route(crate::pages::PASSKEY_SCRIPT_PATH, get(crate::pages::passkey_js));
     let router = admin_routes()
         .into_iter()
         .fold(router, |router, route| router.route(route.path, route.handler));

@@ -107,7 +107,7 @@ pub(super) fn csrf_ok(headers: &HeaderMap, form: &BTreeMap<String, String>) -> b
     }
 }
 
-fn authorize_error(state: &AppState, headers: &HeaderMap, err: AuthorizeError) -> Response {
+pub(super) fn authorize_error(state: &AppState, headers: &HeaderMap, err: AuthorizeError) -> Response {
     authorize_error_in(state, headers, err, None)
 }
 
@@ -167,7 +167,7 @@ fn authorize_error_in(
     }
 }
 
-fn login_page(
+pub(super) fn login_page(
     state: &AppState,
     headers: &HeaderMap,
     request: &AuthorizeRequest,
@@ -199,6 +199,7 @@ fn login_page_with(
                 login_hint: typed_username.or(request.login_hint.as_deref()),
                 error,
                 hidden: Hidden(&hidden),
+                passkey_action: state.mfa.passkeys_enabled().then_some(paths::AUTHORIZE_PASSKEY),
             },
         )
     });
@@ -285,7 +286,16 @@ fn carried(form: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         .filter(|(k, _)| {
             !matches!(
                 k.as_str(),
-                "csrf" | "username" | "password" | "decision" | "mfa_token" | "code" | "method"
+                "csrf"
+                    | "username"
+                    | "password"
+                    | "decision"
+                    | "mfa_token"
+                    | "code"
+                    | "method"
+                    | "credential"
+                    | "passkey"
+                    | "passkey_token"
             )
         })
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -295,7 +305,7 @@ fn carried(form: &BTreeMap<String, String>) -> BTreeMap<String, String> {
 /// A form posted by one of the hosted authorize pages (login, factor, consent): its fields
 /// and the authorization request they carry, validated again — or the page that refuses
 /// it (a forged form, a request that no longer validates).
-async fn posted_form(
+pub(super) async fn posted_form(
     state: &AppState,
     headers: &HeaderMap,
     body: &[u8],
@@ -356,9 +366,14 @@ pub async fn login(
     };
     match state.mfa.challenge(&user, Purpose::Authorize).await {
         Ok(Some(challenge)) => {
-            // An authenticator app when the user has one; else the e-mailed code, sent now.
+            // A passkey when the user has one (with the app's code or a recovery code as
+            // the alternative); else an authenticator app; else the e-mailed or texted
+            // code, sent now.
+            let passkey = challenge.methods.contains(&mfa::WEBAUTHN);
             let method = if challenge.methods.contains(&mfa::TOTP) {
                 mfa::TOTP
+            } else if passkey {
+                mfa::RECOVERY_CODE
             } else if let Some(sent) = [mfa::EMAIL_OTP, mfa::SMS_OTP]
                 .into_iter()
                 .find(|kind| challenge.methods.contains(kind))
@@ -377,7 +392,8 @@ pub async fn login(
             } else {
                 mfa::RECOVERY_CODE
             };
-            mfa_page(&state, &headers, &request, &challenge.token, method, None)
+            let shown = MfaShown { method, passkey };
+            mfa_page(&state, &headers, &request, &challenge.token, shown, None)
         }
         Ok(None) => signed_in(&state, &headers, &request, user, &["pwd"], &context).await,
         Err(MfaError::Store(err)) => authorize_error(&state, &headers, AuthorizeError::Store(err)),
@@ -387,7 +403,7 @@ pub async fn login(
 
 /// After the password (and the second factor, when the user has one): the SSO session,
 /// the new-sign-in check, then on to consent or the client.
-async fn signed_in(
+pub(super) async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
     request: &AuthorizeRequest,
@@ -426,13 +442,20 @@ async fn signed_in(
     response
 }
 
+/// What the second-factor form asks for: the code of `method`, and the passkey button.
+#[derive(Clone, Copy)]
+struct MfaShown<'a> {
+    method: &'a str,
+    passkey: bool,
+}
+
 /// The second-factor form for the sign-in `mfa_token`.
 fn mfa_page(
     state: &AppState,
     headers: &HeaderMap,
     request: &AuthorizeRequest,
     mfa_token: &str,
-    method: &str,
+    shown: MfaShown<'_>,
     error: Option<MfaPageError>,
 ) -> Response {
     let hidden = hidden_pairs(&request.params);
@@ -443,10 +466,11 @@ fn mfa_page(
                 action: paths::AUTHORIZE_MFA,
                 csrf,
                 mfa_token,
-                method,
+                method: shown.method,
                 client_name: &request.client.name,
                 error,
                 hidden: Hidden(&hidden),
+                passkey: shown.passkey && state.mfa.passkeys_enabled(),
             },
         )
     });
@@ -480,7 +504,10 @@ pub async fn mfa(
         Ok(posted) => posted,
         Err(refused) => return refused,
     };
-    let (Some(token), Some(code)) = (form.get("mfa_token"), form.get("code")) else {
+    // The passkey button answers in `credential` (the field is on the page of a user with a
+    // passkey), the code field in `code`; empty fields do not arrive.
+    let credential = form.get("credential");
+    let (Some(token), Some(code)) = (form.get("mfa_token"), credential.or(form.get("code"))) else {
         return login_page(&state, &headers, &request, Some(LoginError::SignInExpired));
     };
     // Six digits are the code the page asked for (the app's, or the e-mailed one); anything
@@ -490,8 +517,17 @@ pub async fn mfa(
         Some(mfa::SMS_OTP) => mfa::SMS_OTP,
         _ => mfa::TOTP,
     };
+    let shown = MfaShown {
+        method: asked,
+        // The page of a user with a passkey marks itself so (a forged mark shows a button).
+        passkey: form.contains_key("passkey"),
+    };
     let digits = code.trim().len() == 6 && code.trim().bytes().all(|b| b.is_ascii_digit());
-    let method = if digits { asked } else { mfa::RECOVERY_CODE };
+    let method = match credential {
+        Some(_) => mfa::WEBAUTHN,
+        None if digits => asked,
+        None => mfa::RECOVERY_CODE,
+    };
     let is_authorize = |purpose: &Purpose| *purpose == Purpose::Authorize;
     match state
         .mfa
@@ -499,15 +535,15 @@ pub async fn mfa(
         .await
     {
         Ok(passed) => {
-            let amr = passed.amr();
-            signed_in(&state, &headers, &request, passed.user, amr, &context).await
+            let amr = passed.amr().to_vec();
+            signed_in(&state, &headers, &request, passed.user, &amr, &context).await
         }
-        Err(MfaError::InvalidCode) => mfa_page(
+        Err(MfaError::InvalidCode | MfaError::InvalidCredential) => mfa_page(
             &state,
             &headers,
             &request,
             token,
-            asked,
+            shown,
             Some(MfaPageError::InvalidCode),
         ),
         Err(MfaError::Throttled { retry_after }) => mfa_page(
@@ -515,7 +551,7 @@ pub async fn mfa(
             &headers,
             &request,
             token,
-            asked,
+            shown,
             Some(MfaPageError::TooManyAttempts {
                 retry_after_secs: retry_after,
             }),

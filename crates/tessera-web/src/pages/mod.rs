@@ -3,12 +3,13 @@
 //!
 //! Pure rendering: the flow code decides what to show and calls a `*_page` function, which
 //! returns a [`Page`]; nothing here touches a store or a request. The pages are plain HTML
-//! forms that work with JavaScript off, and there is no JavaScript at all. Every
+//! forms that work with JavaScript off; the one script, `passkey.js` (served from this
+//! origin), only adds the passkey buttons, which WebAuthn cannot do without. Every
 //! interpolated value goes through [`escape`]; the texts come from a table per locale
 //! (`text.rs`) whose placeholders are filled with already-escaped HTML.
 //!
-//! [`Page`]'s response carries a strict Content-Security-Policy (no scripts, styles only
-//! from this origin, no framing) and `Cache-Control: no-store`: a page can hold a CSRF token
+//! [`Page`]'s response carries a strict Content-Security-Policy (scripts, styles and
+//! fetches only from this origin, no inline script, no framing) and `Cache-Control: no-store`: a page can hold a CSRF token
 //! and a login hint. There is deliberately no `form-action` directive: Chrome applies it to
 //! the redirect after a form post, which must be allowed to go to the client's redirect URI.
 
@@ -40,9 +41,17 @@ const CSS: &str = include_str!("tessera.css");
 /// despite its day-long cache lifetime.
 const CSS_VERSION: u64 = fnv1a(CSS.as_bytes());
 
+/// Where [`passkey_js`] is served.
+pub const PASSKEY_SCRIPT_PATH: &str = "/assets/passkey.js";
+
+/// The script of the passkey buttons.
+const PASSKEY_JS: &str = include_str!("passkey.js");
+
+const PASSKEY_JS_VERSION: u64 = fnv1a(PASSKEY_JS.as_bytes());
+
 /// The Content-Security-Policy of every page. No `form-action`: see the module docs.
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; \
+     style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// A rendered page and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +146,22 @@ pub async fn stylesheet() -> impl IntoResponse {
         ],
         CSS,
     )
+}
+
+/// `GET /assets/passkey.js`.
+pub async fn passkey_js() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        PASSKEY_JS,
+    )
+}
+
+/// The `<script>` element of the passkey buttons.
+fn passkey_script() -> String {
+    format!("<script src=\"{PASSKEY_SCRIPT_PATH}?v={PASSKEY_JS_VERSION:016x}\" defer></script>\n")
 }
 
 /// The whole document around `body` (HTML), titled `title` (text).

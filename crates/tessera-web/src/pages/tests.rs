@@ -26,6 +26,7 @@ fn login(error: Option<LoginError>, hint: Option<&str>, locale: Locale) -> Page 
             login_hint: hint,
             error,
             hidden: Hidden(&hidden),
+            passkey_action: None,
         },
     )
 }
@@ -221,6 +222,71 @@ fn caller_values_are_escaped_everywhere() {
         ErrorKind::InvalidRequest("bad \"scope\" <b>".to_owned()),
     );
     assert!(page.html.contains("<code>bad &quot;scope&quot; &lt;b&gt;</code>"));
+}
+
+#[test]
+fn the_passkey_forms_load_one_external_script_and_work_as_forms() {
+    let hidden = hidden_pairs();
+    let page = login_page(
+        Locale::Ko,
+        &LoginView {
+            action: "/oauth2/authorize/login",
+            csrf: "csrf-token",
+            client_name: "Acme",
+            login_hint: None,
+            error: None,
+            hidden: Hidden(&hidden),
+            passkey_action: Some("/oauth2/authorize/passkey"),
+        },
+    );
+    let html = &page.html;
+    let scripts: Vec<&str> = tags(html, "script");
+    assert_eq!(scripts.len(), 1, "{html}");
+    assert!(attr(scripts[0], "src").is_some_and(|src| src.starts_with("/assets/passkey.js?v=")));
+    assert!(html.contains("<script src=\"/assets/passkey.js?v="));
+    assert!(!html.contains("<script>"), "no inline script: {html}");
+    // The passkey form: hidden until the script finds WebAuthn, posting the same CSRF token
+    // and authorization request as the password form, with its two fields to fill.
+    let form = tags(html, "form")
+        .into_iter()
+        .find(|t| attr(t, "id") == Some("passkey-sign-in"))
+        .expect("the passkey form");
+    assert_eq!(attr(form, "action"), Some("/oauth2/authorize/passkey"));
+    assert_eq!(
+        attr(form, "data-options"),
+        Some("/oauth2/authorize/passkey/options")
+    );
+    assert!(form.contains(" hidden"), "{form}");
+    assert_eq!(html.matches("name=\"csrf\" value=\"csrf-token\"").count(), 2);
+    for field in ["passkey_token", "credential"] {
+        assert!(html.contains(&format!("name=\"{field}\" value=\"\"")), "{field}");
+    }
+    assert!(html.contains("패스키로 로그인"));
+    for tag in html.to_ascii_lowercase().split('<').skip(1) {
+        let tag = &tag[..tag.find('>').unwrap_or(tag.len())];
+        assert!(!tag.contains(" on"), "no inline handler: {tag}");
+    }
+
+    let page = mfa_page(
+        Locale::En,
+        &MfaView {
+            action: "/oauth2/authorize/mfa",
+            csrf: "csrf-token",
+            mfa_token: "tsm_x",
+            method: "recovery_code",
+            client_name: "Acme",
+            error: None,
+            hidden: Hidden(&hidden),
+            passkey: true,
+        },
+    );
+    let button = tags(&page.html, "button")
+        .into_iter()
+        .find(|t| attr(t, "id") == Some("passkey-factor"))
+        .expect("the passkey button");
+    assert_eq!(attr(button, "data-options"), Some("/auth/mfa/challenge"));
+    assert!(page.html.contains("Confirm with your passkey"));
+    assert_eq!(tags(&page.html, "script").len(), 1);
 }
 
 #[test]
@@ -596,7 +662,8 @@ fn page_responses_carry_the_security_headers() {
         (header::CACHE_CONTROL, "no-store"),
         (
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
         ),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),
@@ -650,6 +717,7 @@ fn write_samples() {
             login_hint,
             error,
             hidden: Hidden(&hidden),
+            passkey_action: None,
         };
         let pages = [
             ("login", login_page(locale, &login_view(None, None))),

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 
 use super::text::{self, t, Key};
-use super::{document, fill, Hidden, Page};
+use super::{document, fill, passkey_script, Hidden, Page};
 use tessera_idp::error::ErrorKind;
 use tessera_idp::mail::{escape, Locale};
 
@@ -30,6 +30,9 @@ pub struct LoginView<'a> {
     /// Why the previous attempt failed.
     pub error: Option<LoginError>,
     pub hidden: Hidden<'a>,
+    /// Where the passkey form posts, when the node offers passkeys (the form appears only
+    /// where the browser has WebAuthn and runs the page's script).
+    pub passkey_action: Option<&'a str>,
 }
 
 /// Why a sign-in failed.
@@ -44,6 +47,8 @@ pub enum LoginError {
     SessionLimit,
     /// The second factor did not come in time (or its sign-in was used up): start again.
     SignInExpired,
+    /// The passkey's answer did not verify.
+    PasskeyRefused,
 }
 
 impl LoginError {
@@ -55,7 +60,7 @@ impl LoginError {
             LoginError::EmailNotVerified | LoginError::AccountDisabled | LoginError::SessionLimit => {
                 StatusCode::FORBIDDEN
             }
-            LoginError::SignInExpired => StatusCode::UNAUTHORIZED,
+            LoginError::SignInExpired | LoginError::PasskeyRefused => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -74,6 +79,7 @@ impl LoginError {
             LoginError::AccountDisabled => escape(t(locale, Key::AccountDisabled)),
             LoginError::SessionLimit => escape(t(locale, Key::SessionLimit)),
             LoginError::SignInExpired => escape(t(locale, Key::MfaExpired)),
+            LoginError::PasskeyRefused => escape(t(locale, Key::PasskeyRefused)),
         }
     }
 }
@@ -138,6 +144,26 @@ pub fn login_page(locale: Locale, view: &LoginView<'_>) -> Page {
         "<button type=\"submit\" class=\"button primary\">{}</button>\n</form>\n",
         escape(t(locale, Key::SignIn))
     ));
+    if let Some(action) = view.passkey_action {
+        // Shown by passkey.js where WebAuthn exists: it fetches the options (the form's
+        // fields, CSRF token included, posted to `…/options`), asks the authenticator, and
+        // submits the form with its answer.
+        body.push_str(&format!(
+            "<form method=\"post\" action=\"{action}\" id=\"passkey-sign-in\" class=\"passkey\" \
+             data-options=\"{action}/options\" hidden>\n\
+             <p class=\"muted divider\">{or}</p>\n",
+            action = escape(action),
+            or = escape(t(locale, Key::PasskeyOr)),
+        ));
+        view.hidden.render(view.csrf, &mut body);
+        body.push_str(&format!(
+            "<input type=\"hidden\" name=\"passkey_token\" value=\"\">\n\
+             <input type=\"hidden\" name=\"credential\" value=\"\">\n\
+             <button type=\"submit\" class=\"button\">{}</button>\n</form>\n{}",
+            escape(t(locale, Key::PasskeySignIn)),
+            passkey_script(),
+        ));
+    }
 
     let title = page_title(locale, t(locale, Key::LoginTitle), view.error.is_some());
     Page {
@@ -165,6 +191,9 @@ pub struct MfaView<'a> {
     /// Why the previous code was refused.
     pub error: Option<MfaPageError>,
     pub hidden: Hidden<'a>,
+    /// The user has a passkey: a button (with the page's script) answers with it, and
+    /// the code field stays for the user's other methods and recovery codes.
+    pub passkey: bool,
 }
 
 /// Why a second factor was refused.
@@ -219,10 +248,23 @@ pub fn mfa_page(locale: Locale, view: &MfaView<'_>) -> Page {
         escape(view.method)
     ));
     let lede = match view.method {
+        _ if view.passkey => Key::MfaLedePasskey,
         "email_otp" => Key::MfaLedeEmail,
         "sms_otp" => Key::MfaLedeSms,
         _ => Key::MfaLede,
     };
+    if view.passkey {
+        // passkey.js shows the button, fetches the options for this sign-in, and submits
+        // the form with the answer in `credential` (and `method` set to `webauthn`).
+        body.push_str(&format!(
+            "<input type=\"hidden\" name=\"passkey\" value=\"1\">\n\
+             <input type=\"hidden\" name=\"credential\" value=\"\">\n\
+             <button type=\"button\" class=\"button\" id=\"passkey-factor\" \
+             data-options=\"{}\" hidden>{}</button>\n",
+            escape(tessera_proto::paths::MFA_CHALLENGE),
+            escape(t(locale, Key::PasskeyUse)),
+        ));
+    }
     body.push_str(&format!(
         "<div class=\"field\">\n\
          <label for=\"code\">{label}</label>\n\
@@ -239,6 +281,9 @@ pub fn mfa_page(locale: Locale, view: &MfaView<'_>) -> Page {
         "<button type=\"submit\" class=\"button primary\">{}</button>\n</form>\n",
         escape(t(locale, Key::Verify))
     ));
+    if view.passkey {
+        body.push_str(&passkey_script());
+    }
     let title = page_title(locale, t(locale, Key::MfaTitle), view.error.is_some());
     Page {
         status,

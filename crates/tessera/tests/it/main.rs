@@ -23,6 +23,7 @@ mod oidc;
 mod oidc_abuse;
 mod operability;
 mod pages;
+mod passkeys;
 mod resilience;
 mod tls;
 mod tokens;

@@ -69,14 +69,14 @@ fn pyotp_code(otpauth_uri: &str, at: i64) -> String {
 
 /// A per-run address for `name`: account throttles and lockouts live in the shared Redis of
 /// the PostgreSQL variants, across runs.
-fn who(name: &str) -> String {
+pub(crate) fn who(name: &str) -> String {
     static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let run = RUN.get_or_init(tessera_testkit::random_u64);
     format!("{name}-{run:x}@example.com")
 }
 
 /// The claims of a JWT (unverified: the signature is tested elsewhere).
-fn payload(jwt: &str) -> Value {
+pub(crate) fn payload(jwt: &str) -> Value {
     use base64::Engine as _;
     let part = jwt.split('.').nth(1).unwrap();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -89,7 +89,7 @@ fn now(node: &TestNode) -> i64 {
     tessera_idp::clock::Clock::now(node.clock.as_ref())
 }
 
-async fn login(node: &TestNode, email: &str, password: &str) -> (u16, Value) {
+pub(crate) async fn login(node: &TestNode, email: &str, password: &str) -> (u16, Value) {
     let (status, _, body) = node
         .post_json(
             "/auth/login",
