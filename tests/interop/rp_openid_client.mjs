@@ -16,6 +16,11 @@
 // The RP client authenticates with client_secret_basic (as registered); the client
 // credentials client with the library's default, client_secret_post.
 //
+// --acr-mfa (with MFA_CODE: the current TOTP code of USERNAME, who has an authenticator)
+// runs only discovery and an authorization request with acr_values=urn:tessera:acr:mfa:
+// password, then the code on the hosted factor page, then the code grant; the library
+// validates the ID token, and its acr and amr must show the factor.
+//
 // Flags (negative cases, each must make the library raise):
 //   --wrong-nonce       expect another nonce than the one sent
 //   --tamper-id-token   flip a byte of the ID token's signature in the token response
@@ -27,7 +32,7 @@ import * as client from "openid-client";
 
 const flags = new Set(process.argv.slice(2));
 for (const flag of flags) {
-  if (!["--wrong-nonce", "--tamper-id-token", "--tamper-code"].includes(flag)) {
+  if (!["--wrong-nonce", "--tamper-id-token", "--tamper-code", "--acr-mfa"].includes(flag)) {
     console.error(`unknown flag ${flag}`);
     process.exit(2);
   }
@@ -139,6 +144,56 @@ async function logIn(authorizationUrl) {
   return { location, loginPath: loginUrl.pathname };
 }
 
+/// Posts the first form of `html` (a hosted page) with `extra` fields set.
+async function submit(html, extra) {
+  const { action, fields } = parseForm(html);
+  for (const [name, value] of Object.entries(extra)) fields.set(name, value);
+  return browse(new URL(action, ISSUER), {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: fields.toString(),
+  });
+}
+
+/// The step-up of `--acr-mfa`: an authorization request asking for the MFA class.
+async function acrMfa(config) {
+  currentStep = "acr_values";
+  const MFA = "urn:tessera:acr:mfa";
+  check(config.serverMetadata().acr_values_supported?.includes(MFA), "discovery lists the MFA class");
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const authorizationUrl = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI,
+    scope: "openid email",
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: "S256",
+    nonce,
+    state,
+    acr_values: MFA,
+  });
+  const page = await browse(authorizationUrl);
+  const loginHtml = await page.text();
+  check(page.status === 200 && loginHtml.includes('name="password"'), `the login page, got ${page.status}`);
+  const factor = await submit(loginHtml, { username: USERNAME, password: PASSWORD });
+  const factorHtml = await factor.text();
+  check(factor.status === 200 && factorHtml.includes('name="mfa_token"'), `the factor page, got ${factor.status}`);
+  check(!jar.has("tessera_sso"), "no SSO session before the factor");
+  const done = await submit(factorHtml, { code: env("MFA_CODE") });
+  const location = done.headers.get("location");
+  check(done.status === 303 && location?.startsWith(REDIRECT_URI), `redirected to the client, got ${done.status}`);
+  const tokens = await client.authorizationCodeGrant(config, new URL(location), {
+    pkceCodeVerifier: codeVerifier,
+    expectedNonce: nonce,
+    expectedState: state,
+    idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  check(claims.acr === MFA, `acr ${claims.acr}`);
+  check(claims.amr?.includes("otp") && claims.amr?.includes("mfa"), `amr ${JSON.stringify(claims.amr)}`);
+  report("acr_values", { acr: claims.acr, amr: claims.amr, auth_time: typeof claims.auth_time });
+}
+
 // --- The flow. ------------------------------------------------------------------------------
 async function main() {
   currentStep = "discovery";
@@ -160,6 +215,11 @@ async function main() {
     authorization_response_iss_parameter_supported: metadata.authorization_response_iss_parameter_supported,
     id_token_signing_alg_values_supported: metadata.id_token_signing_alg_values_supported,
   });
+
+  if (flags.has("--acr-mfa")) {
+    await acrMfa(config);
+    return;
+  }
 
   if (flags.has("--tamper-id-token")) {
     // A man in the middle (or a bug) changing the ID token: flip one byte of its signature.

@@ -142,6 +142,14 @@ pub struct IntrospectionDetails {
     pub sid: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// When the user signed in, how strongly, and with what (as in the access token), so
+    /// that a resource server introspecting can require a class as one verifying can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 impl Introspection {
@@ -559,6 +567,9 @@ impl TokenService {
                     jti: Some(claims.jti),
                     sid: claims.sid,
                     roles: claims.roles,
+                    auth_time: claims.auth_time,
+                    acr: claims.acr,
+                    amr: claims.amr,
                 }),
             }),
             Err(TokenError::Store(err)) => Err(err),
@@ -589,6 +600,7 @@ impl TokenService {
         else {
             return Ok(Some(Introspection::inactive()));
         };
+        let amr: Vec<String> = session.amr.split_ascii_whitespace().map(str::to_owned).collect();
         Ok(Some(Introspection {
             active: true,
             details: Some(IntrospectionDetails {
@@ -608,6 +620,9 @@ impl TokenService {
                     .map(str::to_owned)
                     .collect(),
                 sid: Some(session.id),
+                auth_time: Some(session.auth_time),
+                acr: (!amr.is_empty()).then(|| tessera_proto::acr::of(&amr).to_owned()),
+                amr,
             }),
         }))
     }

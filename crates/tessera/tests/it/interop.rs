@@ -15,7 +15,8 @@ use tessera_testkit::{backend_tests, spawn, spawn_with, Backend};
 
 backend_tests!(
     jose_and_jwcrypto_verify_access_tokens_of_every_algorithm,
-    openid_client_and_authlib_complete_the_code_flow
+    openid_client_and_authlib_complete_the_code_flow,
+    openid_client_asking_for_acr_values_gets_the_factor_in_amr,
 );
 
 fn interop_dir() -> PathBuf {
@@ -295,4 +296,44 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
             );
         }
     }
+}
+
+/// openid-client asks for `acr_values=urn:tessera:acr:mfa` for a user with an
+/// authenticator app (the code from pyotp): password, the factor page, and an ID token the
+/// library validated whose `acr`/`amr` show the factor.
+async fn openid_client_asking_for_acr_values_gets_the_factor_in_amr(backend: Backend) {
+    let Some((_, program, script)) = relying_parties()
+        .into_iter()
+        .find(|(name, ..)| *name == "node openid-client")
+    else {
+        return;
+    };
+    if !crate::mfa::pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    let email = crate::mfa::who("rp-acr");
+    node.create_user(&email, crate::mfa::PASSWORD).await;
+    let (otpauth, _) = crate::mfa::enrol(&node, &email).await;
+    let code = crate::mfa::pyotp_code(&otpauth, crate::mfa::now(&node));
+    let rp = node
+        .create_oidc_client("rp-acr", false, RP_REDIRECT, true, None)
+        .await;
+    let secret = rp.secret.clone().unwrap();
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", rp.client_id.as_str()),
+        ("CLIENT_SECRET", secret.as_str()),
+        ("REDIRECT_URI", RP_REDIRECT),
+        ("USERNAME", email.as_str()),
+        ("PASSWORD", crate::mfa::PASSWORD),
+        ("CC_CLIENT_ID", "unused"),
+        ("CC_CLIENT_SECRET", "unused"),
+        ("MFA_CODE", code.as_str()),
+    ];
+    let (ok, out) = run_with(program, script, &["--acr-mfa"], &envs);
+    assert!(ok, "openid-client could not step up:\n{out}");
+    let steps = steps(&out);
+    assert_eq!(steps["acr_values"]["acr"], "urn:tessera:acr:mfa", "{out}");
+    assert_eq!(steps["acr_values"]["amr"], serde_json::json!(["pwd", "otp", "mfa"]), "{out}");
 }

@@ -26,14 +26,15 @@ backend_tests!(
     sms_codes_go_through_the_file_sender,
     sms_codes_go_through_a_signed_webhook,
     factors_are_managed_by_their_owner_only,
+    introspection_says_how_the_user_signed_in,
 );
 
-const PASSWORD: &str = "correct horse battery staple 42";
+pub(crate) const PASSWORD: &str = "correct horse battery staple 42";
 const REDIRECT: &str = "https://shop.example/cb";
 
 /// Whether pyotp is importable; without it the test is skipped, or fails under
 /// `TESSERA_REQUIRE_INTEROP=1`.
-fn pyotp_available() -> bool {
+pub(crate) fn pyotp_available() -> bool {
     let ok = Command::new("python3")
         .args(["-c", "import pyotp"])
         .output()
@@ -49,7 +50,7 @@ fn pyotp_available() -> bool {
 }
 
 /// The code pyotp computes for `otpauth_uri` at unix time `at` (it parses the URI itself).
-fn pyotp_code(otpauth_uri: &str, at: i64) -> String {
+pub(crate) fn pyotp_code(otpauth_uri: &str, at: i64) -> String {
     let output = Command::new("python3")
         .args([
             "-c",
@@ -85,7 +86,7 @@ pub(crate) fn payload(jwt: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-fn now(node: &TestNode) -> i64 {
+pub(crate) fn now(node: &TestNode) -> i64 {
     tessera_idp::clock::Clock::now(node.clock.as_ref())
 }
 
@@ -136,7 +137,7 @@ async fn access_token(node: &TestNode, email: &str) -> String {
 /// Enrols and confirms a TOTP factor for `email` (who has none yet); returns the otpauth
 /// URI and the recovery codes. Moves the clock to the next step afterwards, so the step
 /// used by the confirmation is behind.
-async fn enrol(node: &TestNode, email: &str) -> (String, Vec<String>) {
+pub(crate) async fn enrol(node: &TestNode, email: &str) -> (String, Vec<String>) {
     let token = access_token(node, email).await;
     let (status, _, enrolment) = node
         .post_json("/auth/mfa/totp", &json!({ "name": "phone" }), Some(&token))
@@ -1235,4 +1236,34 @@ async fn factors_are_managed_by_their_owner_only(backend: Backend) {
         .post_json("/auth/mfa/email", &json!({}), Some(&unverified_token))
         .await;
     assert_eq!(status, 400, "{body}");
+}
+
+/// RFC 7662 answers carry `acr`, `amr` and `auth_time` as the access token does, so a
+/// resource server that introspects (tessera-verify's introspection mode) can require the
+/// MFA class too; before, it saw none and `RequireAcr` refused every such token.
+async fn introspection_says_how_the_user_signed_in(backend: Backend) {
+    if !pyotp_available() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    let resource_server = node.create_client("introspector", false, "service").await;
+    let (strong, plain) = (who("introspect-mfa"), who("introspect-pwd"));
+    node.create_user(&strong, PASSWORD).await;
+    node.create_user(&plain, PASSWORD).await;
+    let (uri, _) = enrol(&node, &strong).await;
+    let mfa_token = challenged(&node, &strong).await;
+    let (status, tokens) = verify(&node, &mfa_token, "totp", &pyotp_code(&uri, now(&node))).await;
+    assert_eq!(status, 200, "{tokens}");
+    let answer = node
+        .introspect(&resource_server, tokens["accessToken"].as_str().unwrap())
+        .await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["acr"], "urn:tessera:acr:mfa", "{answer}");
+    assert_eq!(answer["amr"], json!(["pwd", "otp", "mfa"]), "{answer}");
+    assert!(answer["auth_time"].is_i64(), "{answer}");
+
+    let token = access_token(&node, &plain).await;
+    let answer = node.introspect(&resource_server, &token).await;
+    assert_eq!(answer["acr"], "urn:tessera:acr:pwd", "{answer}");
+    assert_eq!(answer["amr"], json!(["pwd"]), "{answer}");
 }
