@@ -54,6 +54,9 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let state: AppState = node.state().clone();
+    if let Some(reason) = state.mfa.passkeys_unavailable() {
+        tracing::info!("passkeys are off: {reason}");
+    }
     let grace = Duration::from_secs(state.config.http.shutdown_grace_secs);
     let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

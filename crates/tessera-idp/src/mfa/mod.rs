@@ -195,8 +195,8 @@ pub struct Mfa {
     sms: SmsSender,
     audit: Auditor,
     clock: Arc<dyn Clock>,
-    /// The issuer as a WebAuthn relying party; `None` on an IP address.
-    webauthn: Option<webauthn_rs::Webauthn>,
+    /// The issuer as a WebAuthn relying party, or why it cannot be one (an IP address).
+    webauthn: Result<webauthn_rs::Webauthn, String>,
 }
 
 fn challenge_key(token: &str) -> String {
@@ -210,9 +210,7 @@ fn sealing_label(factor_id: &str) -> String {
 
 impl Mfa {
     pub fn new(parts: MfaParts) -> Self {
-        let webauthn = passkeys::relying_party(&parts.config)
-            .inspect_err(|reason| tracing::info!("passkeys are off: {reason}"))
-            .ok();
+        let webauthn = passkeys::relying_party(&parts.config);
         Mfa {
             webauthn,
             config: parts.config,

@@ -33,8 +33,8 @@ use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
 /// Longest WebAuthn response accepted (a registration with attestation is a few KiB).
 const MAX_RESPONSE: usize = 64 * 1024;
 
-/// The relying party of the issuer `config.issuer()`; `None` (with the reason) when the
-/// issuer's host is not a domain name.
+/// The relying party of the issuer `config.issuer()`, or why there is none (the issuer's
+/// host is not a domain name).
 pub fn relying_party(config: &Config) -> Result<Webauthn, String> {
     let issuer = config.issuer();
     let origin = Url::parse(&issuer).map_err(|e| format!("the issuer {issuer} is not a URL: {e}"))?;
@@ -135,13 +135,18 @@ fn internal(err: impl std::fmt::Display) -> MfaError {
 impl Mfa {
     /// Whether this node offers passkeys (its issuer is on a host name).
     pub fn passkeys_enabled(&self) -> bool {
-        self.webauthn.is_some()
+        self.webauthn.is_ok()
+    }
+
+    /// Why this node offers no passkeys, if it does not (logged when it starts serving).
+    pub fn passkeys_unavailable(&self) -> Option<&str> {
+        self.webauthn.as_ref().err().map(String::as_str)
     }
 
     fn relying_party(&self) -> Result<&Webauthn, MfaError> {
-        self.webauthn.as_ref().ok_or(MfaError::Invalid(
-            "passkeys need the issuer on a host name, not an IP address",
-        ))
+        self.webauthn
+            .as_ref()
+            .map_err(|_| MfaError::Invalid("passkeys need the issuer on a host name, not an IP address"))
     }
 
     /// Stores `value` under `key` for a ceremony's lifetime.

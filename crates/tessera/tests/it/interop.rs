@@ -335,5 +335,9 @@ async fn openid_client_asking_for_acr_values_gets_the_factor_in_amr(backend: Bac
     assert!(ok, "openid-client could not step up:\n{out}");
     let steps = steps(&out);
     assert_eq!(steps["acr_values"]["acr"], "urn:tessera:acr:mfa", "{out}");
-    assert_eq!(steps["acr_values"]["amr"], serde_json::json!(["pwd", "otp", "mfa"]), "{out}");
+    assert_eq!(
+        steps["acr_values"]["amr"],
+        serde_json::json!(["pwd", "otp", "mfa"]),
+        "{out}"
+    );
 }
