@@ -102,6 +102,10 @@ pub struct ClientSpec {
     pub access_token_ttl_secs: Option<i64>,
     #[serde(default)]
     pub refresh_token_ttl_secs: Option<i64>,
+    /// `off`, `optional`, `adaptive` or `required`: who must pass a second factor when signing in to
+    /// this client; absent follows the deployment's `mfa.policy`.
+    #[serde(default)]
+    pub mfa_policy: Option<String>,
     /// A public client (a browser or native app) keeps no secret.
     #[serde(default)]
     pub public: bool,
@@ -139,6 +143,9 @@ pub struct ClientPatch {
     pub access_token_ttl_secs: Option<Option<i64>>,
     #[serde(default, deserialize_with = "nullable")]
     pub refresh_token_ttl_secs: Option<Option<i64>>,
+    /// `null` follows the deployment's `mfa.policy` again.
+    #[serde(default, deserialize_with = "nullable")]
+    pub mfa_policy: Option<Option<String>>,
     /// Accepted only when unchanged: a client does not switch between public and
     /// confidential (delete it and register it again).
     #[serde(default)]
@@ -171,6 +178,8 @@ pub struct ClientView {
     pub channel: String,
     pub access_token_ttl_secs: Option<i64>,
     pub refresh_token_ttl_secs: Option<i64>,
+    /// `null`: the deployment's `mfa.policy`.
+    pub mfa_policy: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -192,6 +201,7 @@ impl From<&ClientRecord> for ClientView {
             channel: record.channel.clone(),
             access_token_ttl_secs: record.access_token_ttl_secs,
             refresh_token_ttl_secs: record.refresh_token_ttl_secs,
+            mfa_policy: record.mfa_policy.clone(),
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -228,6 +238,7 @@ impl ClientView {
             ("channel", json!(self.channel)),
             ("access_token_ttl_secs", json!(self.access_token_ttl_secs)),
             ("refresh_token_ttl_secs", json!(self.refresh_token_ttl_secs)),
+            ("mfa_policy", json!(self.mfa_policy)),
             ("created_at", json!(self.created_at)),
             ("updated_at", json!(self.updated_at)),
         ]
@@ -476,6 +487,7 @@ impl ClientPatch {
             ("channel", self.channel.is_some()),
             ("access_token_ttl_secs", self.access_token_ttl_secs.is_some()),
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs.is_some()),
+            ("mfa_policy", self.mfa_policy.is_some()),
         ];
         set.iter()
             .filter(|(_, present)| *present)
@@ -507,6 +519,7 @@ impl ClientPatch {
         set(&mut spec.channel, self.channel.map(Some));
         set(&mut spec.access_token_ttl_secs, self.access_token_ttl_secs);
         set(&mut spec.refresh_token_ttl_secs, self.refresh_token_ttl_secs);
+        set(&mut spec.mfa_policy, self.mfa_policy);
         spec
     }
 }
@@ -527,6 +540,7 @@ fn spec_of(record: &ClientRecord) -> ClientSpec {
         channel: Some(record.channel.clone()),
         access_token_ttl_secs: record.access_token_ttl_secs,
         refresh_token_ttl_secs: record.refresh_token_ttl_secs,
+        mfa_policy: record.mfa_policy.clone(),
         public: record.secret_hash.is_none(),
     }
 }

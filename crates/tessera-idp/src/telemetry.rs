@@ -151,7 +151,7 @@ pub const METRICS: &[(&str, Kind, &[&str], &str)] = &[
 ];
 
 /// The events of `tessera_mfa_events_total{event}`.
-pub const MFA_EVENT_NAMES: &[&str] = &["enrolled", "used", "failed", "removed"];
+pub const MFA_EVENT_NAMES: &[&str] = &["enrolled", "used", "failed", "removed", "risk_step_up"];
 /// The methods of `tessera_mfa_events_total{method}`.
 pub const MFA_METHODS: &[&str] = &["totp", "email_otp", "sms_otp", "recovery_code", "webauthn"];
 

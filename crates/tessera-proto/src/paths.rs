@@ -39,6 +39,8 @@ pub const MFA_EMAIL_CONFIRM: &str = "/auth/mfa/email/confirm";
 pub const MFA_SMS: &str = "/auth/mfa/sms";
 pub const MFA_SMS_CONFIRM: &str = "/auth/mfa/sms/confirm";
 pub const MFA_WEBAUTHN: &str = "/auth/mfa/webauthn";
+/// Enrolling an authenticator app during a sign-in that must enrol one.
+pub const MFA_ENROL_TOTP: &str = "/auth/mfa/enrol/totp";
 pub const MFA_WEBAUTHN_CONFIRM: &str = "/auth/mfa/webauthn/confirm";
 /// Usernameless sign-in with a passkey: options, then the assertion.
 pub const PASSKEY_OPTIONS: &str = "/auth/passkey/options";

@@ -692,6 +692,7 @@ fn client(client_id: &str) -> ClientRecord {
         first_party: true,
         access_token_ttl_secs: Some(600),
         refresh_token_ttl_secs: None,
+        mfa_policy: None,
         created_at: 1_000,
         updated_at: 1_000,
     }

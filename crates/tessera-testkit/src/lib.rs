@@ -278,6 +278,7 @@ impl TestNode {
             first_party: true,
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
+            mfa_policy: None,
             created_at: now,
             updated_at: now,
         };
@@ -501,6 +502,7 @@ impl TestNode {
             first_party,
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
+            mfa_policy: None,
             created_at: now,
             updated_at: now,
         };

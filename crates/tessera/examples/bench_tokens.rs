@@ -95,6 +95,7 @@ fn client(now: i64) -> ClientRecord {
         first_party: true,
         access_token_ttl_secs: None,
         refresh_token_ttl_secs: None,
+        mfa_policy: None,
         created_at: now,
         updated_at: now,
     }

@@ -191,6 +191,10 @@ struct ClientFields {
     /// Refresh-token (session) lifetime in seconds, or `default`.
     #[arg(long, value_name = "SECS", value_parser = parse_ttl)]
     refresh_token_ttl: Option<Ttl>,
+    /// Who must pass a second factor signing in to this client: off, optional, adaptive, required,
+    /// or `default` (the deployment's mfa.policy).
+    #[arg(long, value_name = "POLICY")]
+    mfa_policy: Option<String>,
     /// client_secret_basic (default) or client_secret_post; `none` for a public client.
     #[arg(long, value_name = "METHOD")]
     auth_method: Option<String>,
@@ -686,6 +690,7 @@ impl ClientFields {
             channel: self.channel,
             access_token_ttl_secs: self.access_token_ttl.and_then(|t| t.0),
             refresh_token_ttl_secs: self.refresh_token_ttl.and_then(|t| t.0),
+            mfa_policy: self.mfa_policy.filter(|p| p != "default"),
             public: self.public.unwrap_or(false),
         }
     }
@@ -707,6 +712,7 @@ impl ClientFields {
             channel: self.channel,
             access_token_ttl_secs: self.access_token_ttl.map(|t| t.0),
             refresh_token_ttl_secs: self.refresh_token_ttl.map(|t| t.0),
+            mfa_policy: self.mfa_policy.map(|p| Some(p).filter(|p| p != "default")),
             public: self.public,
         }
     }

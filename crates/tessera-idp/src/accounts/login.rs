@@ -3,7 +3,7 @@
 //! and the legacy `password` grant, which cannot carry one.
 
 use serde_json::json;
-use tessera_store::durable::UserRecord;
+use tessera_store::durable::{ClientRecord, UserRecord};
 
 use super::throttle::Refusal;
 use super::{email, AccountError, Accounts};
@@ -106,19 +106,23 @@ impl Accounts {
     }
 
     /// `POST /auth/login`: authenticates and starts a session of the first-party client on
-    /// `channel` (the client's channel when `None`).
+    /// `channel` (the client's channel when `None`), from the device `device` (its id or
+    /// cookie, for the risk assessment), unless a second factor must be passed first.
     pub async fn login(
         &self,
         raw_email: &str,
         password: &str,
         channel: Option<&str>,
+        device: Option<&str>,
         context: &RequestContext,
     ) -> Result<Issued, AccountError> {
         let user = self.authenticate(raw_email, password, context).await?;
         let purpose = Purpose::Login {
             channel: channel.map(str::to_owned),
         };
-        if let Some(challenge) = self.mfa.challenge(&user, purpose).await? {
+        let policy = self.mfa.policy_for(&self.first_party().await?);
+        let risk = self.alerts.risk(&user, device, context).await;
+        if let Some(challenge) = self.mfa.challenge(&user, purpose, policy, &risk, context).await? {
             self.audit
                 .record(
                     context,
@@ -189,14 +193,15 @@ impl Accounts {
     }
 
     /// `POST /auth/mfa/verify`: passes the second factor of a first-party login that
-    /// answered `mfa_required`, and starts its session (amr `pwd otp mfa`).
+    /// answered `mfa_required` (or `mfa_enrolment_required`), and starts its session (amr
+    /// `pwd otp mfa`). With it, the recovery codes of a factor enrolled during the sign-in.
     pub async fn login_with_factor(
         &self,
         mfa_token: &str,
         method: &str,
         code: &str,
         context: &RequestContext,
-    ) -> Result<Issued, AccountError> {
+    ) -> Result<(Issued, Vec<String>), AccountError> {
         let passed = self
             .mfa
             .complete(
@@ -210,8 +215,10 @@ impl Accounts {
         let Purpose::Login { channel } = &passed.purpose else {
             return Err(crate::mfa::MfaError::InvalidChallenge.into());
         };
-        self.start_first_party_session(&passed.user, channel.as_deref(), passed.amr(), context)
-            .await
+        let issued = self
+            .start_first_party_session(&passed.user, channel.as_deref(), passed.amr(), context)
+            .await?;
+        Ok((issued, passed.recovery_codes))
     }
 
     /// `POST /auth/passkey/login`: a usernameless sign-in with a passkey (started by
@@ -262,17 +269,20 @@ impl Accounts {
     }
 
     /// The password check of the legacy `password` grant: as [`Accounts::authenticate`],
-    /// but an account with a second factor is refused (the grant has no way to ask for it;
+    /// but an account with a second factor, or any account where `client`'s policy requires
+    /// one, is refused (the grant has no way to ask for it;
     /// such users sign in through the authorization code flow).
     pub async fn authenticate_without_factor(
         &self,
         raw_email: &str,
         password: &str,
+        client: &ClientRecord,
         context: &RequestContext,
     ) -> Result<UserRecord, AccountError> {
         let user = self.authenticate(raw_email, password, context).await?;
         let methods = self.mfa.methods(&user.id).await?;
-        if !methods.is_empty() {
+        let required = self.mfa.policy_for(client) == crate::config::MfaPolicy::Required;
+        if !methods.is_empty() || required {
             self.audit
                 .record(
                     context,

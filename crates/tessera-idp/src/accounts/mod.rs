@@ -150,6 +150,7 @@ impl Accounts {
             first_party: true,
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
+            mfa_policy: None,
             created_at: now,
             updated_at: now,
         };

@@ -33,6 +33,11 @@ fn whole_secs(left: Duration) -> u64 {
 /// How long lockout counts are remembered (the back-off resets after a quiet day).
 const LOCK_MEMORY: Duration = Duration::from_secs(86_400);
 
+/// Where the lockouts of `account` in the last day are counted (risk assessment reads it).
+pub(crate) fn lockouts_key(account: &str) -> String {
+    format!("login:lockouts:{account}")
+}
+
 /// Why an attempt may not proceed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
@@ -170,7 +175,7 @@ impl Throttle {
         }
         let lockouts = self
             .store
-            .incr(&format!("login:lockouts:{}", attempt.account), LOCK_MEMORY)
+            .incr(&lockouts_key(&attempt.account), LOCK_MEMORY)
             .await?;
         let factor = 1u64
             .checked_shl(u32::try_from(lockouts.saturating_sub(1)).unwrap_or(63))

@@ -99,6 +99,30 @@ impl AbuseDetector {
         }
     }
 
+    /// Whether `account` raised the distributed-failures signal in this window or the
+    /// one before (failed sign-ins from many IPs: someone else is guessing its password).
+    pub async fn account_signalled(&self, account: &str) -> Result<bool, StoreError> {
+        let threshold = self.config.alerts.abuse_ips_per_account;
+        if threshold == 0 {
+            return Ok(false);
+        }
+        let window = i64::try_from(self.config.alerts.abuse_window_secs.max(1)).unwrap_or(i64::MAX);
+        let number = self.clock.now().div_euclid(window);
+        let account_key = sha256_b64(account);
+        for n in [number, number - 1] {
+            let count = self
+                .store
+                .get(&format!("abuse:account:{account_key}:{n}:count"))
+                .await?
+                .and_then(|bytes| String::from_utf8(bytes).ok()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            if count >= u64::from(threshold) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     async fn count(&self, account: &str, context: &RequestContext) -> Result<(), StoreError> {
         let Some(ip) = context.ip.as_deref() else {
             return Ok(());

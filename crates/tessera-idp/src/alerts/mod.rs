@@ -18,6 +18,7 @@
 //! a single-use link that ends exactly that session.
 
 pub mod abuse;
+pub mod risk;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -250,6 +250,7 @@ pub const KEYS: &[EnvKey] = &[
         "TESSERA_METRICS__REFRESH_SECS",
         ValueKind::Int,
     ),
+    ("mfa.policy", "TESSERA_MFA__POLICY", ValueKind::Str),
     ("mfa.totp_issuer", "TESSERA_MFA__TOTP_ISSUER", ValueKind::Str),
     (
         "mfa.challenge_ttl_secs",

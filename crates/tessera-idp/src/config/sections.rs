@@ -373,6 +373,11 @@ impl Default for MetricsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MfaConfig {
+    /// Who must pass a second factor (a client's `mfa_policy` overrides it for that client):
+    /// `off`, `optional` (users opt in), `adaptive` (as optional, and a risky sign-in of a
+    /// user without a factor passes an e-mailed code) or `required` (a user without a factor
+    /// enrols one while signing in). A user with a factor is always asked for it.
+    pub policy: MfaPolicy,
     /// The name authenticator apps show beside the account (the `issuer` of the otpauth URI).
     pub totp_issuer: String,
     /// Seconds a sign-in waits for its second factor (the mfaToken's lifetime).
@@ -388,6 +393,44 @@ pub struct MfaConfig {
     pub sms_webhook_secret: Option<Secret>,
 }
 
+/// Who must pass a second factor (`mfa.policy`, or a client's `mfa_policy`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    /// Only users who enrolled a factor pass one, and the deployment does not offer
+    /// enrolment as a requirement anywhere.
+    Off,
+    /// Users opt in.
+    #[default]
+    Optional,
+    /// As `optional`, and a risky sign-in (R25) of a user without a factor passes a code
+    /// e-mailed to the verified address.
+    Adaptive,
+    /// Every user passes a factor; one without enrols an authenticator app while signing in.
+    Required,
+}
+
+impl MfaPolicy {
+    pub fn parse(text: &str) -> Option<MfaPolicy> {
+        match text {
+            "off" => Some(MfaPolicy::Off),
+            "optional" => Some(MfaPolicy::Optional),
+            "adaptive" => Some(MfaPolicy::Adaptive),
+            "required" => Some(MfaPolicy::Required),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::Off => "off",
+            MfaPolicy::Optional => "optional",
+            MfaPolicy::Adaptive => "adaptive",
+            MfaPolicy::Required => "required",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SmsSenderKind {
@@ -398,6 +441,7 @@ pub enum SmsSenderKind {
 impl Default for MfaConfig {
     fn default() -> Self {
         MfaConfig {
+            policy: MfaPolicy::Optional,
             totp_issuer: "Tessera".to_owned(),
             challenge_ttl_secs: 300,
             sms_sender: SmsSenderKind::File,

@@ -190,6 +190,7 @@ fn sample_string(path: &str) -> &'static str {
         "tokens.access_token_alg" => "RS256",
         "mail.from" => "a@b.c",
         "mfa.sms_sender" => "file",
+        "mfa.policy" => "required",
         _ => "x",
     }
 }

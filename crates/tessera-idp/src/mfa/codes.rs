@@ -160,14 +160,19 @@ impl Mfa {
         method: &str,
         context: &RequestContext,
     ) -> Result<(), MfaError> {
-        let (key, _, user) = self.pending_sign_in(token).await?;
+        let (key, pending, user) = self.pending_sign_in(token).await?;
         let factors = self.store.factors(&user.id).await?;
         let confirmed = |kind: &str| {
             factors
                 .iter()
                 .find(|f| f.kind == kind && f.confirmed_at.is_some())
         };
+        let step_up = pending.demand == super::Demand::StepUp;
         let channel = match (method, confirmed(EMAIL_OTP), confirmed(SMS_OTP)) {
+            (EMAIL_OTP, _, _) if step_up => Channel::Email,
+            _ if pending.demand != super::Demand::Factor => {
+                return Err(MfaError::Invalid("this sign-in is not passed with a sent code"))
+            }
             (EMAIL_OTP, Some(_), _) => Channel::Email,
             (SMS_OTP, _, Some(factor)) => Channel::Sms(self.phone_of(factor)?),
             _ => {
@@ -180,14 +185,19 @@ impl Mfa {
     }
 
     /// Whether `code` is the code sent (by `kind`: e-mail or SMS) for the pending sign-in
-    /// under `challenge`, used up if so; the user's factor of that kind records the use.
+    /// under `challenge`, used up if so; the user's factor of that kind records the use. A
+    /// risk `step_up` has no factor: the code went to the account's verified address.
     pub(super) async fn check_sent_code(
         &self,
         user_id: &str,
         kind: &str,
         challenge: &str,
         code: &str,
+        step_up: bool,
     ) -> Result<bool, MfaError> {
+        if step_up {
+            return self.take_code(&sent_key(challenge, kind), code).await;
+        }
         let factors = self.store.factors(user_id).await?;
         let Some(factor) = factors
             .iter()

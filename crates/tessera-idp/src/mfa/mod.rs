@@ -29,7 +29,7 @@ pub use self::totp::{qr_svg, TotpKey};
 use crate::accounts::throttle::{Refusal, Throttle};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, MfaPolicy};
 use crate::keys::MasterKey;
 use crate::mail::{self, Locale, Mailer, Outgoing};
 use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
@@ -127,11 +127,28 @@ pub enum Purpose {
     Authorize,
 }
 
+/// Why a sign-in waits for a second factor.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Demand {
+    /// The user's own factors (a user with a factor is always asked for it).
+    #[default]
+    Factor,
+    /// The policy requires a factor and the user has none: an authenticator app is enrolled
+    /// now, and its first code passes the sign-in.
+    Enrol,
+    /// A risky sign-in of a user without a factor (policy `adaptive`): a code e-mailed to
+    /// the account's verified address.
+    StepUp,
+}
+
 /// What the ephemeral store keeps for a pending challenge.
 #[derive(Debug, Serialize, Deserialize)]
 struct Pending {
     user_id: String,
     purpose: Purpose,
+    #[serde(default)]
+    demand: Demand,
 }
 
 /// A sign-in waiting for its second factor.
@@ -139,8 +156,10 @@ struct Pending {
 pub struct Challenge {
     /// Shown once; single use.
     pub token: String,
-    /// The methods the user can pass it with: `totp`, `recovery_code`.
+    /// The methods the user can pass it with: `totp`, `recovery_code`, …; for
+    /// [`Demand::Enrol`] the one method of the factor to enrol (`totp`).
     pub methods: Vec<&'static str>,
+    pub demand: Demand,
 }
 
 impl std::fmt::Debug for Challenge {
@@ -148,6 +167,7 @@ impl std::fmt::Debug for Challenge {
         f.debug_struct("Challenge")
             .field("token", &"<redacted>")
             .field("methods", &self.methods)
+            .field("demand", &self.demand)
             .finish()
     }
 }
@@ -161,6 +181,8 @@ pub struct Passed {
     pub method: &'static str,
     /// The RFC 8176 methods of the whole sign-in.
     amr: Vec<&'static str>,
+    /// The recovery codes of a factor enrolled during this sign-in, shown once.
+    pub recovery_codes: Vec<String>,
 }
 
 impl Passed {
@@ -255,6 +277,21 @@ impl Mfa {
             methods.push(RECOVERY_CODE);
         }
         Ok(methods)
+    }
+
+    /// Starts enrolling an authenticator app for the sign-in `token` that must enrol one
+    /// ([`Demand::Enrol`]); its first code, on [`Mfa::complete`], passes the sign-in.
+    pub async fn enrol_totp_for_sign_in(
+        &self,
+        token: &str,
+        name: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<TotpEnrolment, MfaError> {
+        let (_, pending, user) = self.pending_sign_in(token).await?;
+        if pending.demand != Demand::Enrol {
+            return Err(MfaError::Invalid("this sign-in does not enrol a factor"));
+        }
+        self.enrol_totp(&user, name, context).await
     }
 
     /// Starts enrolling a TOTP authenticator named `name`: the factor is stored sealed and
@@ -457,25 +494,65 @@ impl Mfa {
         Ok(removed)
     }
 
-    /// A challenge for `user` when the user has a confirmed factor; `None` otherwise.
+    /// The second-factor policy of sign-ins to `client`: its own, else the deployment's.
+    pub fn policy_for(&self, client: &tessera_store::durable::ClientRecord) -> MfaPolicy {
+        client
+            .mfa_policy
+            .as_deref()
+            .and_then(MfaPolicy::parse)
+            .unwrap_or(self.config.mfa.policy)
+    }
+
+    /// The challenge a password sign-in of `user` must pass, if any: the user's factors
+    /// when there are any (whatever the policy); else, under `required`, the enrolment of an
+    /// authenticator app; else, under `adaptive` and with `risk` (the reasons a sign-in looks
+    /// risky), a code to the verified address. `None`: the password is enough.
     pub async fn challenge(
         &self,
         user: &UserRecord,
         purpose: Purpose,
+        policy: MfaPolicy,
+        risk: &[&'static str],
+        context: &RequestContext,
     ) -> Result<Option<Challenge>, MfaError> {
         let methods = self.methods(&user.id).await?;
-        if methods.is_empty() {
+        let (demand, methods) = if !methods.is_empty() {
+            (Demand::Factor, methods)
+        } else if policy == MfaPolicy::Required {
+            (Demand::Enrol, vec![TOTP])
+        } else if policy == MfaPolicy::Adaptive && !risk.is_empty() {
+            let stepped_up = user.email_verified_at.is_some();
+            self.audit
+                .record(
+                    context,
+                    AuditEvent::new("mfa.risk_step_up", if stepped_up { "success" } else { "skipped" })
+                        .subject(&user.id)
+                        .detail(json!({ "reasons": risk, "method": EMAIL_OTP })),
+                )
+                .await;
+            if !stepped_up {
+                // No verified address to send a code to: the password stands alone.
+                return Ok(None);
+            }
+            crate::telemetry::mfa_event("risk_step_up", EMAIL_OTP);
+            (Demand::StepUp, vec![EMAIL_OTP])
+        } else {
             return Ok(None);
-        }
+        };
         let token = format!("tsm_{}", random_b64(32));
         let pending = Pending {
             user_id: user.id.clone(),
             purpose,
+            demand,
         };
         let value = serde_json::to_vec(&pending).map_err(|e| MfaError::Crypto(e.to_string()))?;
         let ttl = Duration::from_secs(self.config.mfa.challenge_ttl_secs);
         self.ephemeral.set(&challenge_key(&token), &value, ttl).await?;
-        Ok(Some(Challenge { token, methods }))
+        Ok(Some(Challenge {
+            token,
+            methods,
+            demand,
+        }))
     }
 
     /// The sign-in waiting under challenge `token`: its store key, what it continues, and
@@ -582,11 +659,23 @@ impl Mfa {
             WEBAUTHN => Some(WEBAUTHN),
             _ => None,
         };
+        // A sign-in that enrols passes with the new app's code; a risk step-up with the
+        // e-mailed code; one with the user's factors with any of them.
+        let method = match pending.demand {
+            Demand::Factor => method,
+            Demand::Enrol => method.filter(|m| *m == TOTP),
+            Demand::StepUp => method.filter(|m| *m == EMAIL_OTP),
+        };
         let otp = || Some(vec!["pwd", "otp", "mfa"]);
+        let enrolling = pending.demand == Demand::Enrol;
         let amr = match method {
-            Some(TOTP) => self.check_totp(&user.id, code).await?.then(otp).flatten(),
+            Some(TOTP) => self
+                .check_totp(&user.id, code, enrolling)
+                .await?
+                .then(otp)
+                .flatten(),
             Some(kind @ (EMAIL_OTP | SMS_OTP)) => self
-                .check_sent_code(&user.id, kind, &key, code)
+                .check_sent_code(&user.id, kind, &key, code, pending.demand == Demand::StepUp)
                 .await?
                 .then(otp)
                 .flatten(),
@@ -644,11 +733,22 @@ impl Mfa {
         if method == RECOVERY_CODE {
             self.recovery_code_used(&user, context).await?;
         }
+        let recovery_codes = if enrolling {
+            let factor = self.store.factors(&user.id).await?;
+            let id = factor
+                .iter()
+                .rfind(|f| f.kind == TOTP && f.confirmed_at.is_some())
+                .map_or_else(String::new, |f| f.id.clone());
+            self.enrolled(&user, &id, TOTP, false, context).await?
+        } else {
+            Vec::new()
+        };
         Ok(Passed {
             user,
             purpose: pending.purpose,
             method,
             amr,
+            recovery_codes,
         })
     }
 
@@ -696,12 +796,13 @@ impl Mfa {
         Ok(())
     }
 
-    /// Whether `code` is the current code of one of the user's confirmed TOTP factors, and
-    /// its step was not used before (then it is used now).
-    async fn check_totp(&self, user_id: &str, code: &str) -> Result<bool, MfaError> {
+    /// Whether `code` is the current code of one of the user's confirmed TOTP factors (or,
+    /// `enrolling`, of one being enrolled, which it confirms), and its step was not used
+    /// before (then it is used now).
+    async fn check_totp(&self, user_id: &str, code: &str, enrolling: bool) -> Result<bool, MfaError> {
         for factor in self.store.factors(user_id).await? {
-            if factor.kind == TOTP && factor.confirmed_at.is_some() && self.accept_totp(&factor, code).await?
-            {
+            let usable = factor.confirmed_at.is_some() || enrolling;
+            if factor.kind == TOTP && usable && self.accept_totp(&factor, code).await? {
                 return Ok(true);
             }
         }
@@ -802,6 +903,7 @@ mod tests {
         let text = serde_json::to_string(&Pending {
             user_id: "u".into(),
             purpose: login.clone(),
+            demand: Demand::Factor,
         })
         .unwrap();
         let back: Pending = serde_json::from_str(&text).unwrap();

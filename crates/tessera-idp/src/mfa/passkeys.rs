@@ -465,6 +465,7 @@ impl Mfa {
             purpose: discovering.purpose,
             method: WEBAUTHN,
             amr: passkey_amr(&result),
+            recovery_codes: Vec::new(),
         })
     }
 }

@@ -32,6 +32,7 @@ pub struct ValidClient {
     pub channel: String,
     pub access_token_ttl_secs: Option<i64>,
     pub refresh_token_ttl_secs: Option<i64>,
+    pub mfa_policy: Option<String>,
 }
 
 impl ValidClient {
@@ -56,6 +57,7 @@ impl ValidClient {
             first_party: self.first_party,
             access_token_ttl_secs: self.access_token_ttl_secs,
             refresh_token_ttl_secs: self.refresh_token_ttl_secs,
+            mfa_policy: self.mfa_policy,
             created_at,
             updated_at: created_at,
         }
@@ -136,6 +138,16 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
     }
     let access_token_ttl_secs = check_ttl("access_token_ttl_secs", spec.access_token_ttl_secs)?;
     let refresh_token_ttl_secs = check_ttl("refresh_token_ttl_secs", spec.refresh_token_ttl_secs)?;
+    let mfa_policy = match spec.mfa_policy.as_deref() {
+        None => None,
+        Some(policy) if crate::config::MfaPolicy::parse(policy).is_some() => Some(policy.to_owned()),
+        Some(_) => {
+            return Err(RegistryError::invalid(
+                "mfa_policy",
+                "must be off, optional, adaptive or required (or null: the deployment's mfa.policy)",
+            ))
+        }
+    };
 
     Ok(ValidClient {
         name,
@@ -151,6 +163,7 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
         channel,
         access_token_ttl_secs,
         refresh_token_ttl_secs,
+        mfa_policy,
     })
 }
 
@@ -688,6 +701,7 @@ mod tests {
             assert_eq!(field_of(validate(&spec, &channels())), "access_token_ttl_secs");
             let spec = ClientSpec {
                 refresh_token_ttl_secs: Some(ttl),
+                mfa_policy: None,
                 ..web_app()
             };
             assert_eq!(field_of(validate(&spec, &channels())), "refresh_token_ttl_secs");

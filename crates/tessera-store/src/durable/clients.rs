@@ -32,6 +32,9 @@ pub struct ClientRecord {
     pub access_token_ttl_secs: Option<i64>,
     /// Per-client refresh-token family lifetime; `None` uses the configured default.
     pub refresh_token_ttl_secs: Option<i64>,
+    /// Per-client second-factor policy (`off`, `optional`, `adaptive`, `required`); `None` follows
+    /// the deployment's.
+    pub mfa_policy: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -56,7 +59,7 @@ pub trait ClientStore: Send + Sync + 'static {
 const CLIENT_COLUMNS: &str =
     "client_id, name, secret_hash, token_endpoint_auth_method, channel, grant_types, \
      scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, backchannel_logout_uri, \
-     first_party, access_token_ttl_secs, refresh_token_ttl_secs, created_at, updated_at";
+     first_party, access_token_ttl_secs, refresh_token_ttl_secs, mfa_policy, created_at, updated_at";
 
 fn to_json(list: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(list).map_err(|e| StoreError::Corrupt(format!("client list field: {e}")))
@@ -83,6 +86,7 @@ fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
         first_party: row.try_get::<i64, _>("first_party")? != 0,
         access_token_ttl_secs: row.try_get("access_token_ttl_secs")?,
         refresh_token_ttl_secs: row.try_get("refresh_token_ttl_secs")?,
+        mfa_policy: row.try_get("mfa_policy")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -95,8 +99,8 @@ impl ClientStore for SqlStore {
             "INSERT INTO clients (client_id, name, secret_hash, token_endpoint_auth_method, channel, \
              grant_types, scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, \
              backchannel_logout_uri, first_party, access_token_ttl_secs, refresh_token_ttl_secs, \
-             created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             created_at, updated_at, mfa_policy) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -114,6 +118,7 @@ impl ClientStore for SqlStore {
         .bind(client.refresh_token_ttl_secs)
         .bind(client.created_at)
         .bind(client.updated_at)
+        .bind(&client.mfa_policy)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -139,8 +144,8 @@ impl ClientStore for SqlStore {
             "UPDATE clients SET name = $2, secret_hash = $3, token_endpoint_auth_method = $4, channel = $5, \
              grant_types = $6, scopes = $7, redirect_uris = $8, post_logout_redirect_uris = $9, \
              allowed_cors_origins = $10, backchannel_logout_uri = $11, first_party = $12, \
-             access_token_ttl_secs = $13, refresh_token_ttl_secs = $14, updated_at = $15 \
-             WHERE client_id = $1",
+             access_token_ttl_secs = $13, refresh_token_ttl_secs = $14, updated_at = $15, \
+             mfa_policy = $16 WHERE client_id = $1",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -157,6 +162,7 @@ impl ClientStore for SqlStore {
         .bind(client.access_token_ttl_secs)
         .bind(client.refresh_token_ttl_secs)
         .bind(client.updated_at)
+        .bind(&client.mfa_policy)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)

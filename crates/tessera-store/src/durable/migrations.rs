@@ -59,6 +59,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0008_passkeys.sql"),
         include_str!("../../migrations/postgres/0008_passkeys.sql"),
     ),
+    (
+        9,
+        "client mfa policy",
+        include_str!("../../migrations/sqlite/0009_client_mfa_policy.sql"),
+        include_str!("../../migrations/postgres/0009_client_mfa_policy.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -16,6 +16,7 @@ use crate::error::ApiError;
 use tessera_idp::accounts::AccountError;
 use tessera_idp::alerts::SignInSession;
 use tessera_idp::mail::Locale;
+use tessera_idp::mfa::Demand;
 use tessera_idp::state::AppState;
 use tessera_idp::tokens::Issued;
 
@@ -85,6 +86,22 @@ impl From<AccountError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "unchanged", "Nothing to change")
                     .detail(format!("the user is already {state}"))
             }
+            AccountError::MfaRequired(challenge) if challenge.demand == Demand::Enrol => code(
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "mfa-enrolment-required",
+                    "Second factor enrolment required",
+                )
+                .detail(
+                    "this application requires a second factor: enrol an authenticator app with \
+                     POST /auth/mfa/enrol/totp, then pass its code with POST /auth/mfa/verify",
+                ),
+                "mfa_enrolment_required",
+            )
+            .extension("error", Value::from("mfa_enrolment_required"))
+            .extension("mfaToken", Value::from(challenge.token))
+            .extension("methods", json!([]))
+            .extension("enrol", json!(challenge.methods)),
             AccountError::MfaRequired(challenge) => code(
                 ApiError::new(StatusCode::UNAUTHORIZED, "mfa-required", "Second factor required")
                     .detail("pass a second factor with POST /auth/mfa/verify"),
@@ -187,12 +204,15 @@ pub(super) fn delivery(requested: Option<&str>) -> Result<Delivery, ApiError> {
 
 /// The token pair as the current clients expect it: `accessTokenExpiresIn` is the access
 /// token's expiry in epoch milliseconds.
-fn token_pair(state: &AppState, issued: Issued, delivery: Delivery) -> Response {
+fn token_pair(state: &AppState, issued: Issued, delivery: Delivery, recovery_codes: Vec<String>) -> Response {
     let mut body = json!({
         "grantType": "Bearer",
         "accessToken": issued.access_token,
         "accessTokenExpiresIn": issued.access_expires_at.saturating_mul(1000),
     });
+    if !recovery_codes.is_empty() {
+        body["recoveryCodes"] = json!(recovery_codes);
+    }
     let mut response_headers = Vec::new();
     match delivery {
         Delivery::Body => body["refreshToken"] = Value::from(issued.refresh_token.secret()),
@@ -232,10 +252,19 @@ pub async fn login(
             &request.email,
             &request.password,
             request.channel.as_deref(),
+            presented.as_deref(),
             &context,
         )
         .await?;
-    Ok(signed_in(&state, issued, delivery, presented.as_deref(), &context).await)
+    Ok(signed_in(
+        &state,
+        issued,
+        delivery,
+        presented.as_deref(),
+        &context,
+        Vec::new(),
+    )
+    .await)
 }
 
 /// The answer to a login that started a session (with or without a second factor): the
@@ -246,6 +275,7 @@ pub(super) async fn signed_in(
     delivery: Delivery,
     presented_device: Option<&str>,
     context: &tessera_idp::audit::RequestContext,
+    recovery_codes: Vec<String>,
 ) -> Response {
     tessera_idp::telemetry::token_issued("login");
     let device = match state.accounts.user(&issued.session.subject).await {
@@ -265,7 +295,7 @@ pub(super) async fn signed_in(
             None
         }
     };
-    let mut response = token_pair(state, issued, delivery);
+    let mut response = token_pair(state, issued, delivery, recovery_codes);
     if let Some(device) = device {
         super::alerts::set_device_cookie(state, &mut response, &device);
     }
@@ -304,7 +334,7 @@ pub async fn reissue(
         .reissue(&request.access_token, &refresh_token, &context)
         .await?;
     tessera_idp::telemetry::token_issued("refresh_token");
-    Ok(token_pair(&state, issued, delivery))
+    Ok(token_pair(&state, issued, delivery, Vec::new()))
 }
 
 /// `GET /api/member/me` → `{email}` (the current clients' shape).

@@ -112,7 +112,7 @@ pub async fn verify(
     let request: VerifyRequest = json_body(&headers, &body)?;
     let delivery = delivery(request.refresh_token_delivery.as_deref())?;
     let presented = super::alerts::presented_device(&headers, request.device_id.as_deref())?;
-    let issued = state
+    let (issued, recovery_codes) = state
         .accounts
         .login_with_factor(
             &request.mfa_token,
@@ -125,7 +125,15 @@ pub async fn verify(
             &context,
         )
         .await?;
-    Ok(signed_in(&state, issued, delivery, presented.as_deref(), &context).await)
+    Ok(signed_in(
+        &state,
+        issued,
+        delivery,
+        presented.as_deref(),
+        &context,
+        recovery_codes,
+    )
+    .await)
 }
 
 /// The signed-in user of a Bearer token.
@@ -190,15 +198,7 @@ pub async fn enrol_totp(
         .mfa
         .enrol_totp(&user, request.name.as_deref(), &context)
         .await?;
-    Ok(no_store(
-        StatusCode::CREATED,
-        json!({
-            "factorId": enrolment.factor_id,
-            "secret": enrolment.secret,
-            "otpauthUri": enrolment.otpauth_uri,
-            "qrSvg": enrolment.qr_svg,
-        }),
-    ))
+    Ok(no_store(StatusCode::CREATED, enrolment_body(&enrolment)))
 }
 
 #[derive(Deserialize)]
@@ -284,6 +284,39 @@ pub async fn rename(
     let request: RenameRequest = json_body(&headers, &body)?;
     state.mfa.rename(&user.id, &id, &request.name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SignInEnrolRequest {
+    mfa_token: String,
+    name: Option<String>,
+}
+
+/// `POST /auth/mfa/enrol/totp {mfaToken, name?}` → `201 {factorId, secret, otpauthUri,
+/// qrSvg}` for a sign-in that answered `mfa_enrolment_required`; the app's first code on
+/// `POST /auth/mfa/verify` (method `totp`) confirms the factor and completes the sign-in.
+pub async fn enrol_totp_for_sign_in(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: SignInEnrolRequest = json_body(&headers, &body)?;
+    let enrolment = state
+        .mfa
+        .enrol_totp_for_sign_in(&request.mfa_token, request.name.as_deref(), &context)
+        .await?;
+    Ok(no_store(StatusCode::CREATED, enrolment_body(&enrolment)))
+}
+
+fn enrolment_body(enrolment: &mfa::TotpEnrolment) -> Value {
+    json!({
+        "factorId": enrolment.factor_id,
+        "secret": enrolment.secret,
+        "otpauthUri": enrolment.otpauth_uri,
+        "qrSvg": enrolment.qr_svg,
+    })
 }
 
 #[derive(Deserialize)]

@@ -10,6 +10,7 @@ mod alerts;
 mod audit;
 mod cors;
 pub(crate) mod health;
+mod hosted_mfa;
 mod hosted_passkeys;
 mod idempotency;
 mod mfa;
@@ -112,7 +113,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(oidc::authorize).post(oidc::authorize))
         .route(paths::AUTHORIZE_LOGIN, post(oidc::login))
         .route(paths::AUTHORIZE_CONSENT, post(oidc::consent))
-        .route(paths::AUTHORIZE_MFA, post(oidc::mfa))
+        .route(paths::AUTHORIZE_MFA, post(hosted_mfa::mfa))
         .route(paths::AUTHORIZE_PASSKEY_OPTIONS, post(hosted_passkeys::options))
         .route(paths::AUTHORIZE_PASSKEY, post(hosted_passkeys::sign_in))
         .route(paths::END_SESSION, get(oidc::end_session).post(oidc::end_session))
@@ -142,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::MFA_EMAIL_CONFIRM, post(mfa::confirm_email))
         .route(paths::MFA_SMS, post(mfa::enrol_sms))
         .route(paths::MFA_SMS_CONFIRM, post(mfa::confirm_sms))
+        .route(paths::MFA_ENROL_TOTP, post(mfa::enrol_totp_for_sign_in))
         .route(paths::MFA_WEBAUTHN, post(passkeys::register))
         .route(paths::MFA_WEBAUTHN_CONFIRM, post(passkeys::confirm))
         .route(paths::PASSKEY_OPTIONS, post(passkeys::options))

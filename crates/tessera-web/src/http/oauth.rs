@@ -163,6 +163,7 @@ pub async fn token(
                 .authenticate_without_factor(
                     required(&form, "username")?,
                     required(&form, "password")?,
+                    &client,
                     &context,
                 )
                 .await

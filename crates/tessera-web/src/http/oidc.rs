@@ -14,15 +14,12 @@ use tessera_store::StoreError;
 
 use super::request::{cookie, Context};
 use crate::error::OAuthReply;
-use crate::pages::{
-    self, ConsentView, ErrorKind, Hidden, LoginError, LoginView, LogoutView, MfaPageError, MfaView,
-};
+use crate::pages::{self, ConsentView, ErrorKind, Hidden, LoginError, LoginView, LogoutView};
 use tessera_idp::accounts::AccountError;
 use tessera_idp::alerts::{SignInSession, DEVICE_COOKIE};
 use tessera_idp::audit::RequestContext;
 use tessera_idp::error::OAuthFailure;
 use tessera_idp::mail::Locale;
-use tessera_idp::mfa::{self, MfaError, Purpose};
 use tessera_idp::oidc::authorize::{self, AuthorizeError, AuthorizeRequest};
 use tessera_idp::oidc::Next;
 use tessera_idp::state::AppState;
@@ -48,7 +45,7 @@ pub(super) fn set_cookie(response: &mut Response, value: String) {
     }
 }
 
-fn locale(request: Option<&AuthorizeRequest>, headers: &HeaderMap) -> Locale {
+pub(super) fn locale(request: Option<&AuthorizeRequest>, headers: &HeaderMap) -> Locale {
     pages::locale_for(
         request.and_then(|r| r.ui_locales.as_deref()),
         headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
@@ -72,12 +69,12 @@ fn redirect(to: &str, after_post: bool) -> Response {
     response
 }
 
-fn hidden_pairs(params: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+pub(super) fn hidden_pairs(params: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
     params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// Renders a hosted form page with a fresh CSRF token in a cookie beside it.
-fn with_csrf(state: &AppState, render: impl FnOnce(&str) -> pages::Page) -> Response {
+pub(super) fn with_csrf(state: &AppState, render: impl FnOnce(&str) -> pages::Page) -> Response {
     with_csrf_at(state, "/oauth2", render)
 }
 
@@ -364,41 +361,7 @@ pub async fn login(
             return login_page_with(&state, &headers, &request, Some(error), Some(username.as_str()));
         }
     };
-    match state.mfa.challenge(&user, Purpose::Authorize).await {
-        Ok(Some(challenge)) => {
-            // A passkey when the user has one (with the app's code or a recovery code as
-            // the alternative); else an authenticator app; else the e-mailed or texted
-            // code, sent now.
-            let passkey = challenge.methods.contains(&mfa::WEBAUTHN);
-            let method = if challenge.methods.contains(&mfa::TOTP) {
-                mfa::TOTP
-            } else if passkey {
-                mfa::RECOVERY_CODE
-            } else if let Some(sent) = [mfa::EMAIL_OTP, mfa::SMS_OTP]
-                .into_iter()
-                .find(|kind| challenge.methods.contains(kind))
-            {
-                match state
-                    .mfa
-                    .send_challenge_code(&challenge.token, sent, &context)
-                    .await
-                {
-                    Ok(()) => sent,
-                    Err(MfaError::Store(err)) => {
-                        return authorize_error(&state, &headers, AuthorizeError::Store(err))
-                    }
-                    Err(err) => return server_error(&headers, &request, err),
-                }
-            } else {
-                mfa::RECOVERY_CODE
-            };
-            let shown = MfaShown { method, passkey };
-            mfa_page(&state, &headers, &request, &challenge.token, shown, None)
-        }
-        Ok(None) => signed_in(&state, &headers, &request, user, &["pwd"], &context).await,
-        Err(MfaError::Store(err)) => authorize_error(&state, &headers, AuthorizeError::Store(err)),
-        Err(err) => server_error(&headers, &request, err),
-    }
+    super::hosted_mfa::second_step(&state, &headers, &request, user, &context).await
 }
 
 /// After the password (and the second factor, when the user has one): the SSO session,
@@ -440,128 +403,6 @@ pub(super) async fn signed_in(
         super::alerts::set_device_cookie(state, &mut response, &device);
     }
     response
-}
-
-/// What the second-factor form asks for: the code of `method`, and the passkey button.
-#[derive(Clone, Copy)]
-struct MfaShown<'a> {
-    method: &'a str,
-    passkey: bool,
-}
-
-/// The second-factor form for the sign-in `mfa_token`.
-fn mfa_page(
-    state: &AppState,
-    headers: &HeaderMap,
-    request: &AuthorizeRequest,
-    mfa_token: &str,
-    shown: MfaShown<'_>,
-    error: Option<MfaPageError>,
-) -> Response {
-    let hidden = hidden_pairs(&request.params);
-    let mut response = with_csrf(state, |csrf| {
-        pages::mfa_page(
-            locale(Some(request), headers),
-            &MfaView {
-                action: paths::AUTHORIZE_MFA,
-                csrf,
-                mfa_token,
-                method: shown.method,
-                client_name: &request.client.name,
-                error,
-                hidden: Hidden(&hidden),
-                passkey: shown.passkey && state.mfa.passkeys_enabled(),
-            },
-        )
-    });
-    if let Some(MfaPageError::TooManyAttempts { retry_after_secs }) = error {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
-    }
-    response
-}
-
-fn server_error(headers: &HeaderMap, request: &AuthorizeRequest, err: impl std::fmt::Display) -> Response {
-    tracing::error!(error = %err, "the second factor could not be checked");
-    pages::error_page(
-        locale(Some(request), headers),
-        StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorKind::ServerError,
-    )
-    .into_response()
-}
-
-/// `POST /oauth2/authorize/mfa`: the code of the second-factor form (an authenticator's
-/// six digits, or a recovery code).
-pub async fn mfa(
-    State(state): State<AppState>,
-    Context(context): Context,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (form, request) = match posted_form(&state, &headers, &body).await {
-        Ok(posted) => posted,
-        Err(refused) => return refused,
-    };
-    // The passkey button answers in `credential` (the field is on the page of a user with a
-    // passkey), the code field in `code`; empty fields do not arrive.
-    let credential = form.get("credential");
-    let (Some(token), Some(code)) = (form.get("mfa_token"), credential.or(form.get("code"))) else {
-        return login_page(&state, &headers, &request, Some(LoginError::SignInExpired));
-    };
-    // Six digits are the code the page asked for (the app's, or the e-mailed one); anything
-    // else is taken for a recovery code.
-    let asked = match form.get("method").map(String::as_str) {
-        Some(mfa::EMAIL_OTP) => mfa::EMAIL_OTP,
-        Some(mfa::SMS_OTP) => mfa::SMS_OTP,
-        _ => mfa::TOTP,
-    };
-    let shown = MfaShown {
-        method: asked,
-        // The page of a user with a passkey marks itself so (a forged mark shows a button).
-        passkey: form.contains_key("passkey"),
-    };
-    let digits = code.trim().len() == 6 && code.trim().bytes().all(|b| b.is_ascii_digit());
-    let method = match credential {
-        Some(_) => mfa::WEBAUTHN,
-        None if digits => asked,
-        None => mfa::RECOVERY_CODE,
-    };
-    let is_authorize = |purpose: &Purpose| *purpose == Purpose::Authorize;
-    match state
-        .mfa
-        .complete(token, is_authorize, method, code, &context)
-        .await
-    {
-        Ok(passed) => {
-            let amr = passed.amr().to_vec();
-            signed_in(&state, &headers, &request, passed.user, &amr, &context).await
-        }
-        Err(MfaError::InvalidCode | MfaError::InvalidCredential) => mfa_page(
-            &state,
-            &headers,
-            &request,
-            token,
-            shown,
-            Some(MfaPageError::InvalidCode),
-        ),
-        Err(MfaError::Throttled { retry_after }) => mfa_page(
-            &state,
-            &headers,
-            &request,
-            token,
-            shown,
-            Some(MfaPageError::TooManyAttempts {
-                retry_after_secs: retry_after,
-            }),
-        ),
-        Err(MfaError::InvalidChallenge) => {
-            login_page(&state, &headers, &request, Some(LoginError::SignInExpired))
-        }
-        Err(MfaError::Store(err)) => authorize_error(&state, &headers, AuthorizeError::Store(err)),
-        Err(err) => server_error(&headers, &request, err),
-    }
 }
 
 /// `POST /oauth2/authorize/consent`: the user's decision.

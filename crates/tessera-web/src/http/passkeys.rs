@@ -140,5 +140,13 @@ pub async fn login(
         .accounts
         .login_with_passkey(&request.passkey_token, request.credential.get(), &context)
         .await?;
-    Ok(signed_in(&state, issued, delivery, presented.as_deref(), &context).await)
+    Ok(signed_in(
+        &state,
+        issued,
+        delivery,
+        presented.as_deref(),
+        &context,
+        Vec::new(),
+    )
+    .await)
 }

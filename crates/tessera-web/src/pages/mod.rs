@@ -26,9 +26,9 @@ use tessera_idp::mail::{escape, Locale};
 
 pub use tessera_idp::error::ErrorKind;
 pub use views::{
-    consent_page, end_sign_in_page, error_page, logged_out_page, login_page, logout_confirm_page, mfa_page,
-    sign_in_ended_page, sign_in_kept_page, still_signed_in_page, ConsentView, EndSignInView, LoginError,
-    LoginView, LogoutView, MfaPageError, MfaView,
+    consent_page, end_sign_in_page, enrol_page, error_page, logged_out_page, login_page, logout_confirm_page,
+    mfa_page, recovery_codes_page, sign_in_ended_page, sign_in_kept_page, still_signed_in_page, ConsentView,
+    EndSignInView, EnrolView, LoginError, LoginView, LogoutView, MfaPageError, MfaView,
 };
 
 /// Where [`stylesheet`] is served.

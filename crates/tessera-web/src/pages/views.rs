@@ -291,6 +291,95 @@ pub fn mfa_page(locale: Locale, view: &MfaView<'_>) -> Page {
     }
 }
 
+/// What the enrolment page shows (a sign-in to a client that requires a second factor, of
+/// a user who has none).
+#[derive(Debug, Clone, Copy)]
+pub struct EnrolView<'a> {
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub mfa_token: &'a str,
+    pub client_name: &'a str,
+    /// The otpauth URI as an SVG QR code (from `qrcode`: paths and rectangles, no script).
+    pub qr_svg: &'a str,
+    /// The base32 key, for typing.
+    pub secret: &'a str,
+    pub hidden: Hidden<'a>,
+}
+
+/// The enrolment form: the QR code and key of a new authenticator, and its first code,
+/// posted like the factor form (method `totp`).
+pub fn enrol_page(locale: Locale, view: &EnrolView<'_>) -> Page {
+    let mut body = String::with_capacity(8192);
+    body.push_str(&format!(
+        "<h1 id=\"page-title\">{}</h1>\n",
+        escape(t(locale, Key::EnrolTitle))
+    ));
+    let client = strong(view.client_name);
+    body.push_str(&format!(
+        "<p class=\"lede\">{}</p>\n",
+        fill(t(locale, Key::EnrolLede), &[("client", &client)])
+    ));
+    // The SVG is the qrcode crate's output for the otpauth URI, never caller text.
+    let svg = view.qr_svg.trim_start_matches(|c| c != '<');
+    let svg = svg.strip_prefix("<?xml").map_or(svg, |rest| {
+        rest.split_once("?>")
+            .map_or(rest, |(_, after)| after.trim_start())
+    });
+    body.push_str(&format!(
+        "<figure class=\"qr\" role=\"img\" aria-label=\"{label}\">{svg}</figure>\n\
+         <p>{key_label}: <code class=\"key\">{key}</code></p>\n",
+        label = escape(t(locale, Key::EnrolTitle)),
+        key_label = escape(t(locale, Key::EnrolSecret)),
+        key = escape(view.secret),
+    ));
+    body.push_str(&format!(
+        "<form method=\"post\" action=\"{}\">\n",
+        escape(view.action)
+    ));
+    view.hidden.render(view.csrf, &mut body);
+    body.push_str(&format!(
+        "<input type=\"hidden\" name=\"mfa_token\" value=\"{}\">\n\
+         <input type=\"hidden\" name=\"method\" value=\"totp\">\n\
+         <div class=\"field\">\n\
+         <label for=\"code\">{label}</label>\n\
+         <input id=\"code\" name=\"code\" type=\"text\" inputmode=\"numeric\" \
+         autocomplete=\"one-time-code\" autocapitalize=\"none\" spellcheck=\"false\" maxlength=\"32\" \
+         required autofocus>\n\
+         </div>\n\
+         <button type=\"submit\" class=\"button primary\">{verify}</button>\n</form>\n",
+        escape(view.mfa_token),
+        label = escape(t(locale, Key::MfaCode)),
+        verify = escape(t(locale, Key::Verify)),
+    ));
+    Page {
+        status: StatusCode::OK,
+        html: document(locale, t(locale, Key::EnrolTitle), &body),
+    }
+}
+
+/// The recovery codes of a factor just enrolled, shown once, and a link on (`continue_to`,
+/// a path of this node).
+pub fn recovery_codes_page(locale: Locale, codes: &[String], continue_to: &str) -> Page {
+    let mut body = String::with_capacity(2048);
+    body.push_str(&format!(
+        "<h1 id=\"page-title\">{}</h1>\n<p class=\"lede\">{}</p>\n<ul class=\"codes\">\n",
+        escape(t(locale, Key::RecoveryTitle)),
+        escape(t(locale, Key::RecoveryLede)),
+    ));
+    for code in codes {
+        body.push_str(&format!("<li><code>{}</code></li>\n", escape(code)));
+    }
+    body.push_str(&format!(
+        "</ul>\n<p><a class=\"button primary\" href=\"{}\">{}</a></p>\n",
+        escape(continue_to),
+        escape(t(locale, Key::Continue)),
+    ));
+    Page {
+        status: StatusCode::OK,
+        html: document(locale, t(locale, Key::RecoveryTitle), &body),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Consent
 // ---------------------------------------------------------------------------------------

@@ -202,6 +202,7 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
             first_party: true,
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
+            mfa_policy: None,
             created_at: now,
             updated_at: now,
         })

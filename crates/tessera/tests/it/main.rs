@@ -19,6 +19,7 @@ mod gateway_outage;
 mod interop;
 mod mail;
 mod mfa;
+mod mfa_policy;
 mod oidc;
 mod oidc_abuse;
 mod operability;

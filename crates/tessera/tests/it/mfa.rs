@@ -171,7 +171,7 @@ async fn challenged(node: &TestNode, email: &str) -> String {
     body["mfaToken"].as_str().unwrap().to_owned()
 }
 
-async fn verify(node: &TestNode, mfa_token: &str, method: &str, code: &str) -> (u16, Value) {
+pub(crate) async fn verify(node: &TestNode, mfa_token: &str, method: &str, code: &str) -> (u16, Value) {
     let (status, _, body) = node
         .post_json(
             "/auth/mfa/verify",
@@ -795,7 +795,7 @@ async fn acr_values_step_an_sso_sign_in_up_to_the_factor(backend: Backend) {
 }
 
 /// The six digits of the `n`-th (1-based) sign-in code mailed to `to`, once it arrived.
-async fn mailed_code(sink: &SmtpSink, to: &str, n: usize) -> String {
+pub(crate) async fn mailed_code(sink: &SmtpSink, to: &str, n: usize) -> String {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let codes: Vec<String> = sink

@@ -527,6 +527,7 @@ async fn register(node: &TestNode, client_id: &str, adjust: impl FnOnce(&mut Cli
         first_party: true,
         access_token_ttl_secs: None,
         refresh_token_ttl_secs: None,
+        mfa_policy: None,
         created_at: now,
         updated_at: now,
     };
