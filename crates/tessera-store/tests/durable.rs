@@ -367,8 +367,8 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .unwrap());
         }
         if *version == 2 {
-            db.store.create_client(&client("fixture-client")).await.unwrap();
             // Today's store writes columns later migrations added: raw SQL of the time.
+            insert_client_as_of_v2(&db.url, &client("fixture-client")).await;
             insert_session_as_of_v2(&db.url, &session("fixture-sid", "u1", "web", 1_000)).await;
             db.store
                 .add_revocation(RevokedKind::Token, "fixture-jti", 5_000, 1_000)
@@ -515,6 +515,39 @@ async fn insert_one_time_token_as_of_v3(url: &str, t: &OneTimeTokenRecord) {
 }
 
 /// Inserts `s` and its first token (`rt-<id>`) as migration 2 shaped the tables.
+async fn insert_client_as_of_v2(url: &str, c: &ClientRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let json = |list: &[String]| serde_json::to_string(list).unwrap();
+    sqlx::query(
+        "INSERT INTO clients (client_id, name, secret_hash, token_endpoint_auth_method, channel, \
+         grant_types, scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, \
+         backchannel_logout_uri, first_party, access_token_ttl_secs, refresh_token_ttl_secs, \
+         created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    )
+    .bind(&c.client_id)
+    .bind(&c.name)
+    .bind(&c.secret_hash)
+    .bind(&c.token_endpoint_auth_method)
+    .bind(&c.channel)
+    .bind(json(&c.grant_types))
+    .bind(json(&c.scopes))
+    .bind(json(&c.redirect_uris))
+    .bind(json(&c.post_logout_redirect_uris))
+    .bind(json(&c.allowed_cors_origins))
+    .bind(&c.backchannel_logout_uri)
+    .bind(i64::from(c.first_party))
+    .bind(c.access_token_ttl_secs)
+    .bind(c.refresh_token_ttl_secs)
+    .bind(c.created_at)
+    .bind(c.updated_at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
 async fn insert_session_as_of_v2(url: &str, s: &SessionRecord) {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
