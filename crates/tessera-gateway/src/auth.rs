@@ -32,6 +32,8 @@ pub(crate) enum Refused {
     Scope(String),
     /// None of the roles (the list).
     Role(String),
+    /// A permission the caller's roles do not grant (what is required, as a sentence).
+    Permission(String),
     /// The sign-in is of none of these classes (space-separated `acr_values`).
     Acr(String),
 }
@@ -46,6 +48,7 @@ impl Refused {
             Refused::Unavailable(_) => "unavailable",
             Refused::Scope(_) => "insufficient_scope",
             Refused::Role(_) => "insufficient_role",
+            Refused::Permission(_) => "insufficient_permission",
             Refused::Acr(_) => "insufficient_user_authentication",
         }
     }
@@ -87,6 +90,12 @@ impl Refused {
                 StatusCode::FORBIDDEN,
                 Some("insufficient_scope"),
                 format!("one of the roles {roles} is required"),
+                None,
+            ),
+            Refused::Permission(required) => (
+                StatusCode::FORBIDDEN,
+                Some("insufficient_scope"),
+                required.clone(),
                 None,
             ),
             Refused::Acr(_) => (

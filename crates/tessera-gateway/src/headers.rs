@@ -18,6 +18,7 @@ pub(crate) const X_AUTH_SUBJECT: HeaderName = HeaderName::from_static("x-auth-su
 pub(crate) const X_AUTH_CLIENT: HeaderName = HeaderName::from_static("x-auth-client");
 pub(crate) const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-scopes");
 pub(crate) const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
+pub(crate) const X_AUTH_PERMISSIONS: HeaderName = HeaderName::from_static("x-auth-permissions");
 pub(crate) const X_AUTH_SESSION: HeaderName = HeaderName::from_static("x-auth-session");
 
 /// Hop-by-hop fields a proxy must not forward (RFC 9110 §7.6.1), plus `Proxy-Authorization`
@@ -101,6 +102,15 @@ pub(crate) fn set_identity(headers: &mut HeaderMap, claims: &Claims) {
         .filter_map(|r| claim_value(r, b" ,").and_then(|v| v.to_str().ok().map(str::to_owned)))
         .collect();
     set(X_AUTH_ROLES, HeaderValue::from_str(&roles.join(",")).ok());
+    let permissions: Vec<String> = claims
+        .permissions
+        .iter()
+        .filter_map(|p| claim_value(p, b" ,").and_then(|v| v.to_str().ok().map(str::to_owned)))
+        .collect();
+    set(
+        X_AUTH_PERMISSIONS,
+        HeaderValue::from_str(&permissions.join(" ")).ok(),
+    );
     if let Some(session) = &claims.session_id {
         set(X_AUTH_SESSION, claim_value(session, &[]));
     }
@@ -321,6 +331,7 @@ mod tests {
             client_id: "web".into(),
             scopes: vec!["openid".into(), "orders:read".into()],
             roles: vec!["member".into(), "a,b".into()],
+            permissions: vec!["orders:read".into()],
             session_id: None,
             jti: "j".into(),
             expires_at: 0,
@@ -334,6 +345,7 @@ mod tests {
         assert_eq!(headers["x-auth-subject"], "user 1%25%C3%A9");
         assert_eq!(headers["x-auth-scopes"], "openid orders:read");
         assert_eq!(headers["x-auth-roles"], "member,a%2Cb");
+        assert_eq!(headers["x-auth-permissions"], "orders:read");
         assert!(headers.get("x-auth-session").is_none());
     }
 

@@ -45,6 +45,7 @@ pub(crate) struct RouteMetrics {
     pub limited_subject: Counter,
     pub forbidden_scope: Counter,
     pub forbidden_role: Counter,
+    pub forbidden_permission: Counter,
 }
 
 impl RouteMetrics {
@@ -130,6 +131,7 @@ impl Metrics {
                 limited_subject: limited("subject"),
                 forbidden_scope: forbidden("scope"),
                 forbidden_role: forbidden("role"),
+                forbidden_permission: forbidden("permission"),
             }
         })
     }

@@ -276,6 +276,19 @@ async fn authorize(shared: &Shared, route: &Route, headers: &HeaderMap) -> Resul
         route.metrics.forbidden_role.increment(1);
         return Err(Refused::Role(route.roles.join(", ")));
     }
+    let missing = route.permissions.iter().find(|p| !claims.has_permission(p));
+    let none_of_any =
+        !route.any_permission.is_empty() && !route.any_permission.iter().any(|p| claims.has_permission(p));
+    if missing.is_some() || none_of_any {
+        route.metrics.forbidden_permission.increment(1);
+        return Err(Refused::Permission(match missing {
+            Some(_) => format!("the permissions {} are required", route.permissions.join(" ")),
+            None => format!(
+                "one of the permissions {} is required",
+                route.any_permission.join(", ")
+            ),
+        }));
+    }
     let acr_values: Vec<&str> = route.acr_values.iter().map(String::as_str).collect();
     if !claims.meets_acr(&acr_values) {
         return Err(Refused::Acr(route.acr_values.join(" ")));

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
+pub mod authz;
 pub mod clients;
 pub mod clock;
 pub mod cluster;

@@ -18,6 +18,7 @@ use crate::accounts::throttle::Throttle;
 use crate::accounts::{Accounts, AccountsParts};
 use crate::alerts::{Alerts, AlertsParts};
 use crate::audit::Auditor;
+use crate::authz::Authz;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, Cluster};
 use crate::config::{decode_master_key, Config, ConfigError};
@@ -198,6 +199,7 @@ impl Node {
         if let Err(err) = cluster.heartbeat().await {
             tracing::warn!(error = %err, "first heartbeat failed");
         }
+        let authz = Arc::new(Authz::new(shared.clone(), audit.clone(), clock.clone()));
         let tokens = Arc::new(TokenService::new(TokenServiceParts {
             config: config.clone(),
             keys: keys.clone(),
@@ -208,6 +210,8 @@ impl Node {
             audit: audit.clone(),
             clock: clock.clone(),
             successors,
+            users: shared.clone(),
+            authz: authz.clone(),
         }));
         let alerts = Arc::new(Alerts::new(AlertsParts {
             config: config.clone(),
@@ -242,6 +246,7 @@ impl Node {
             throttle,
             alerts: alerts.clone(),
             mfa: mfa.clone(),
+            authz: authz.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
         }));
@@ -278,6 +283,7 @@ impl Node {
             accounts,
             alerts,
             mfa,
+            authz,
             provider,
             audit,
             cluster: cluster.clone(),

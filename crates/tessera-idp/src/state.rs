@@ -8,6 +8,7 @@ use tessera_store::ephemeral::EphemeralStore;
 use crate::accounts::Accounts;
 use crate::alerts::Alerts;
 use crate::audit::Auditor;
+use crate::authz::Authz;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub alerts: Arc<Alerts>,
     pub mfa: Arc<Mfa>,
+    /// Roles, permissions and separation of duty (R26).
+    pub authz: Arc<Authz>,
     pub provider: Arc<Provider>,
     pub audit: Auditor,
     /// This node among the others (heartbeat, leases).

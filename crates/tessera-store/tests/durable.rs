@@ -18,12 +18,15 @@ use tessera_store::StoreError;
 
 #[path = "durable/mfa.rs"]
 mod mfa;
+#[path = "durable/rbac.rs"]
+mod rbac;
 use mfa::{
     passkeys_are_found_by_credential_unique_and_counted_once,
     recovery_codes_are_single_use_and_replaced_as_a_set,
     removing_the_last_factor_voids_the_codes_and_users_take_theirs_along,
     totp_steps_are_accepted_once_and_confirm_the_factor,
 };
+use rbac::role_graph_changes_commit_only_at_the_version_they_saw;
 
 /// A store on a fresh database, and what keeps that database alive.
 struct Fresh {
@@ -177,6 +180,7 @@ suite!(
     recovery_codes_are_single_use_and_replaced_as_a_set,
     removing_the_last_factor_voids_the_codes_and_users_take_theirs_along,
     passkeys_are_found_by_credential_unique_and_counted_once,
+    role_graph_changes_commit_only_at_the_version_they_saw,
 );
 
 async fn heartbeats_count_the_nodes_alive(backend: &str) {

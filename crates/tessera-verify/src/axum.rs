@@ -82,6 +82,8 @@ enum RejectionKind {
     InvalidToken(VerifyError),
     Scope(Arc<str>),
     Role(Arc<str>),
+    /// A permission the caller's roles do not grant.
+    Permission(Arc<str>),
     /// The sign-in is not of a class asked for (space-separated `acr_values`): RFC 9470.
     Acr(Arc<str>),
     Unavailable(VerifyError),
@@ -102,7 +104,9 @@ impl AuthRejection {
                 StatusCode::UNAUTHORIZED
             }
             RejectionKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            RejectionKind::Scope(_) | RejectionKind::Role(_) => StatusCode::FORBIDDEN,
+            RejectionKind::Scope(_) | RejectionKind::Role(_) | RejectionKind::Permission(_) => {
+                StatusCode::FORBIDDEN
+            }
             RejectionKind::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -141,6 +145,11 @@ impl AuthRejection {
             RejectionKind::Role(role) => (
                 Some("insufficient_scope"),
                 Some(format!("the role {role} is required")),
+                None,
+            ),
+            RejectionKind::Permission(permission) => (
+                Some("insufficient_scope"),
+                Some(format!("the permission {permission} is required")),
                 None,
             ),
             RejectionKind::Acr(_) => (
@@ -341,6 +350,7 @@ where
 enum Requirement {
     Scope(Arc<str>),
     Role(Arc<str>),
+    Permission(Arc<str>),
     /// Space-separated `acr` values, any of which will do.
     Acr(Arc<str>),
 }
@@ -366,6 +376,9 @@ impl Requirement {
             Requirement::Role(role) if !claims.has_role(role) => {
                 Err(AuthRejection::new(RejectionKind::Role(role.clone()), &realm))
             }
+            Requirement::Permission(permission) if !claims.has_permission(permission) => Err(
+                AuthRejection::new(RejectionKind::Permission(permission.clone()), &realm),
+            ),
             Requirement::Acr(values) => {
                 let wanted: Vec<&str> = values.split_ascii_whitespace().collect();
                 if claims.meets_acr(&wanted) {
@@ -398,6 +411,29 @@ pub struct RequireRole(Requirement);
 impl RequireRole {
     pub fn new(role: &str) -> Self {
         RequireRole(Requirement::Role(Arc::from(role)))
+    }
+}
+
+/// A guard (a tower layer, for `route_layer`) that lets through only callers whose roles
+/// grant `permission` (the token's `permissions`); 403 `insufficient_scope` otherwise. Apply
+/// [`VerifyLayer`] outside it.
+#[derive(Clone, Debug)]
+pub struct RequirePermission(Requirement);
+
+impl RequirePermission {
+    pub fn new(permission: &str) -> Self {
+        RequirePermission(Requirement::Permission(Arc::from(permission)))
+    }
+}
+
+impl<S> Layer<S> for RequirePermission {
+    type Service = GuardService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        GuardService {
+            inner,
+            requirement: self.0.clone(),
+        }
     }
 }
 
@@ -447,7 +483,7 @@ impl<S> Layer<S> for RequireRole {
     }
 }
 
-/// The service of [`RequireScope`], [`RequireRole`] and [`RequireAcr`].
+/// The service of [`RequireScope`], [`RequireRole`], [`RequirePermission`] and [`RequireAcr`].
 #[derive(Clone, Debug)]
 pub struct GuardService<S> {
     inner: S,

@@ -13,8 +13,10 @@ pub struct Claims {
     pub client_id: String,
     /// `scope`, split on spaces.
     pub scopes: Vec<String>,
-    /// `roles` (RFC 9068 §2.2.3.1).
+    /// `roles` (RFC 9068 §2.2.3.1): the user's roles with the ones they inherit.
     pub roles: Vec<String>,
+    /// `permissions`: what those roles grant, flattened by the identity provider.
+    pub permissions: Vec<String>,
     /// `sid`: the session; absent for client-credentials tokens.
     pub session_id: Option<String>,
     /// `jti` (empty for an introspection answer that has none).
@@ -43,6 +45,11 @@ impl Claims {
     /// Whether the caller holds `role`.
     pub fn has_role(&self, role: &str) -> bool {
         self.roles.iter().any(|r| r == role)
+    }
+
+    /// Whether the caller's roles grant `permission` (`orders:refund`).
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.permissions.iter().any(|p| p == permission)
     }
 
     /// Whether the sign-in used method `amr` (`mfa`, `otp`, `pwd`).
@@ -149,6 +156,7 @@ pub(crate) fn read(raw: Value) -> Result<Registered, VerifyError> {
         client_id: string(&raw, "client_id")?,
         scopes: scopes(&raw)?,
         roles: string_list(&raw, "roles")?,
+        permissions: string_list(&raw, "permissions")?,
         session_id: optional_string(&raw, "sid")?,
         jti: string(&raw, "jti")?,
         expires_at: exp,

@@ -355,6 +355,7 @@ impl Introspector {
             client_id,
             scopes: claims::scopes(&raw).unwrap_or_default(),
             roles: claims::string_list(&raw, "roles").unwrap_or_default(),
+            permissions: claims::string_list(&raw, "permissions").unwrap_or_default(),
             session_id: text("sid"),
             jti: text("jti").unwrap_or_default(),
             expires_at,

@@ -189,6 +189,7 @@ async fn main() {
             scope: "openid profile email".into(),
             sid: Some("x1Vb3P4dBn2QdN2n3v7YWw".into()),
             roles: vec!["member".into()],
+            permissions: Vec::new(),
             auth_time: Some(now),
             acr: Some("urn:tessera:acr:pwd".into()),
             amr: vec!["pwd".into()],

@@ -1,6 +1,7 @@
 //! `tessera`: the one binary. Parses the command line, reads the configuration, sets up
 //! logging, and calls into the crates; the logic lives there.
 
+mod authz;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -68,6 +69,15 @@ enum Command {
     /// Read the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Define roles: their permissions and whom they inherit from.
+    #[command(subcommand)]
+    Role(authz::RoleCommand),
+    /// Separation-of-duty rules: roles no user may hold together.
+    #[command(subcommand)]
+    Sod(authz::SodCommand),
+    /// Authorization decisions.
+    #[command(subcommand)]
+    Authz(authz::AuthzCommand),
 }
 
 #[derive(Subcommand)]
@@ -247,6 +257,11 @@ enum UserCommand {
     /// A user's second factors.
     #[command(subcommand)]
     Mfa(MfaCommand),
+    /// Give a user a role (separation-of-duty rules apply); it shows in their tokens at the
+    /// next refresh.
+    Grant { email: String, role: String },
+    /// Take a role from a user.
+    RevokeRole { email: String, role: String },
 }
 
 #[derive(Subcommand)]
@@ -340,6 +355,9 @@ fn main() -> ExitCode {
                 sessions_revoke(config, subject, id).await
             }
             Command::User(command) => user(config, command).await,
+            Command::Role(command) => authz::role(config, command).await,
+            Command::Sod(command) => authz::sod(config, command).await,
+            Command::Authz(command) => authz::authz(config, command).await,
             Command::Client(command) => client(config, *command).await,
             Command::Gateway => {
                 Err("the gateway is started before the provider's configuration is read".into())
@@ -649,6 +667,12 @@ async fn user(config: Config, command: UserCommand) -> CmdResult {
                 .reset(&user.id, tessera_idp::accounts::OPERATOR, &context)
                 .await?;
             println!("removed {removed} factor(s) and the recovery codes");
+        }
+        UserCommand::Grant { email, role } => {
+            authz::grant_or_revoke(accounts, &email, &role, true, &context).await?;
+        }
+        UserCommand::RevokeRole { email, role } => {
+            authz::grant_or_revoke(accounts, &email, &role, false, &context).await?;
         }
         UserCommand::Import { file } => {
             let reader = std::io::BufReader::new(

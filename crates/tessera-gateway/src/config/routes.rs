@@ -28,6 +28,12 @@ pub struct RouteConfig {
     /// Roles of which the caller must hold at least one.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Permissions the caller's roles must grant, all of them (the token's `permissions`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
+    /// Permissions of which the caller's roles must grant at least one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub any_permission: Vec<String>,
     /// Authentication context classes of which the caller's sign-in must be one (or
     /// stronger), e.g. `["urn:tessera:acr:mfa"]`: a second factor; otherwise 401
     /// `insufficient_user_authentication` (RFC 9470) so the client steps up.
@@ -116,6 +122,8 @@ impl RouteConfig {
             public: false,
             scopes: Vec::new(),
             roles: Vec::new(),
+            permissions: Vec::new(),
+            any_permission: Vec::new(),
             acr_values: Vec::new(),
             strip_prefix: false,
             timeout_secs: default_timeout_secs(),
@@ -226,12 +234,17 @@ pub(super) fn validate_route(index: usize, route: &RouteConfig) -> Result<(), Co
     if route.public && !route.roles.is_empty() {
         return Err(invalid(key("roles"), "must be empty on a public route"));
     }
+    if route.public && !(route.permissions.is_empty() && route.any_permission.is_empty()) {
+        return Err(invalid(key("permissions"), "must be empty on a public route"));
+    }
     if route.public && !route.acr_values.is_empty() {
         return Err(invalid(key("acr_values"), "must be empty on a public route"));
     }
     for (field, list) in [
         ("scopes", &route.scopes),
         ("roles", &route.roles),
+        ("permissions", &route.permissions),
+        ("any_permission", &route.any_permission),
         ("acr_values", &route.acr_values),
     ] {
         if list.iter().any(|item| {

@@ -307,3 +307,78 @@ async fn a_provider_down_at_start_blocks_protected_routes_only_until_it_answers(
     let (status, _, _) = get(&gateway.at("/healthz"), None).await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_require_permissions_from_the_tokens_roles() {
+    let node = node().await;
+    // The testkit's sessions hold the role `member`; give it permissions.
+    node.state
+        .authz
+        .put_role(
+            "member",
+            tessera_idp::authz::RoleSpec {
+                permissions: vec!["orders:read".into(), "orders:list".into()],
+                ..Default::default()
+            },
+            true,
+            "operator",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let upstream = Upstream::start("svc");
+    let all = RouteConfig {
+        permissions: vec!["orders:read".into(), "orders:list".into()],
+        ..route("/orders", &[&upstream])
+    };
+    let refunds = RouteConfig {
+        permissions: vec!["orders:read".into(), "orders:refund".into()],
+        ..route("/refunds", &[&upstream])
+    };
+    let any = RouteConfig {
+        any_permission: vec!["orders:refund".into(), "orders:list".into()],
+        ..route("/any", &[&upstream])
+    };
+    let none = RouteConfig {
+        any_permission: vec!["orders:refund".into()],
+        ..route("/none", &[&upstream])
+    };
+    let gateway = TestGateway::start(config(&node.url, vec![all, refunds, any, none])).await;
+    let client = node.create_client("shop-web", true, "web").await;
+    let token = login(&node, &client, "frank").await.token;
+
+    let (status, _, body) = get(&gateway.at("/orders"), Some(&token)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["headers"]["x-auth-permissions"], "orders:list orders:read");
+    let (status, _, _) = get(&gateway.at("/any"), Some(&token)).await;
+    assert_eq!(status, 200, "one of any_permission is enough");
+    for path in ["/refunds", "/none"] {
+        let (status, headers, body) = get(&gateway.at(path), Some(&token)).await;
+        assert_eq!(status, 403, "{path}: {body}");
+        assert!(headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope"));
+        assert!(
+            body["detail"].as_str().unwrap().contains("orders:refund"),
+            "{body}"
+        );
+    }
+    assert_eq!(upstream.hits(), 2);
+    // A forged X-Auth-Permissions never reaches the upstream.
+    let (_, _, body) = get_with(
+        &gateway.at("/orders"),
+        Some(&token),
+        &[("x-auth-permissions", "admin:all")],
+    )
+    .await;
+    assert_eq!(body["headers"]["x-auth-permissions"], "orders:list orders:read");
+    let (_, _, metrics) = get(&gateway.at("/metrics"), None).await;
+    let text = metrics["text"].as_str().unwrap();
+    assert!(
+        text.contains(
+            "tessera_gateway_authorization_failures_total{route=\"/refunds\",missing=\"permission\"} 1"
+        ),
+        "{text}"
+    );
+}

@@ -5,6 +5,7 @@
 pub mod email;
 pub mod import;
 mod login;
+mod roles;
 pub mod throttle;
 
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use tessera_store::StoreError;
 use self::throttle::Throttle;
 use crate::alerts::Alerts;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
+use crate::authz::{Authz, AuthzError};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::mail::{self, Locale, Mailer, Outgoing};
@@ -75,6 +77,8 @@ pub enum AccountError {
     MfaRequiredElsewhere,
     #[error(transparent)]
     Mfa(#[from] MfaError),
+    #[error(transparent)]
+    Authz(#[from] AuthzError),
 }
 
 /// What signup, reset and change are handed.
@@ -90,6 +94,7 @@ pub struct Accounts {
     throttle: Throttle,
     alerts: Arc<Alerts>,
     mfa: Arc<Mfa>,
+    authz: Arc<Authz>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
 }
@@ -106,6 +111,8 @@ pub struct AccountsParts {
     pub alerts: Arc<Alerts>,
     /// Asked at every password sign-in whether a second factor must follow.
     pub mfa: Arc<Mfa>,
+    /// Checks role assignments against separation-of-duty rules.
+    pub authz: Arc<Authz>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -124,6 +131,7 @@ impl Accounts {
             throttle: parts.throttle,
             alerts: parts.alerts,
             mfa: parts.mfa,
+            authz: parts.authz,
             audit: parts.audit,
             clock: parts.clock,
         }
@@ -566,6 +574,7 @@ impl Accounts {
     ) -> Result<UserRecord, AccountError> {
         let email = email::normalize(raw_email).ok_or(AccountError::InvalidEmail)?;
         validate_roles(roles)?;
+        self.authz.check_assignment(roles).await?;
         self.acceptable_password(&email, password, None).await?;
         let now = self.clock.now();
         let user = UserRecord {

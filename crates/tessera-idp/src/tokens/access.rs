@@ -24,8 +24,13 @@ pub struct AccessClaims {
     /// The token session; absent for client-credentials tokens (no user, no session).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The user's roles with the ones they inherit (R26).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
+    /// What those roles grant, flattened (at most `authz::MAX_TOKEN_PERMISSIONS`; past it
+    /// none, so a service fails closed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permissions: Vec<String>,
     /// When the user signed in (RFC 9068 §2.2.1); absent for client-credentials tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_time: Option<i64>,

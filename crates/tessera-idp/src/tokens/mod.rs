@@ -21,7 +21,7 @@ use serde::Serialize;
 use serde_json::json;
 use tessera_store::durable::{
     ClientRecord, CreateOutcome, OidcStore, RevocationStore, RevokedKind, RotateOutcome, Rotation,
-    SessionLimit, SessionRecord, SessionStore,
+    SessionLimit, SessionRecord, SessionStore, UserStore,
 };
 use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
@@ -29,6 +29,7 @@ use tessera_store::StoreError;
 use self::access::{AccessClaims, Expectations, Rejected};
 use self::opaque::{random_id, RefreshToken, SuccessorKey};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
+use crate::authz::{Authz, Effective, MAX_TOKEN_PERMISSIONS};
 use crate::clock::Clock;
 use crate::config::{Config, OnLimit};
 use crate::keys::{parse_alg, KeyRing};
@@ -174,6 +175,8 @@ pub struct TokenService {
     audit: Auditor,
     clock: Arc<dyn Clock>,
     successors: SuccessorKey,
+    users: Arc<dyn UserStore>,
+    authz: Arc<Authz>,
 }
 
 /// What the engine is built from.
@@ -188,6 +191,9 @@ pub struct TokenServiceParts {
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
     pub successors: SuccessorKey,
+    /// The users whose current roles a refresh re-evaluates.
+    pub users: Arc<dyn UserStore>,
+    pub authz: Arc<Authz>,
 }
 
 impl TokenService {
@@ -206,6 +212,8 @@ impl TokenService {
             audit: parts.audit,
             clock: parts.clock,
             successors: parts.successors,
+            users: parts.users,
+            authz: parts.authz,
         }
     }
 
@@ -281,7 +289,8 @@ impl TokenService {
             self.announce_session_revoked(ended, "session_limit", "system", context)
                 .await;
         }
-        let claims = self.claims_for(&session, &session.scope, now, access_ttl);
+        let grants = self.grants(&session, login.roles, context).await?;
+        let claims = self.claims_for(&session, &grants, &session.scope, now, access_ttl);
         let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         self.audit
             .record(
@@ -348,7 +357,17 @@ impl TokenService {
             }
         };
         let access_scope = narrow_scope(&session.scope, scope)?;
-        let claims = self.claims_for(&session, &access_scope, now, access_ttl);
+        // Roles are read again: a change of the user's roles shows at the next refresh.
+        let current = self.users.user(&session.subject).await?.map(|u| u.roles);
+        let assigned = current.unwrap_or_else(|| {
+            session
+                .roles
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect()
+        });
+        let grants = self.grants(&session, &assigned, context).await?;
+        let claims = self.claims_for(&session, &grants, &access_scope, now, access_ttl);
         let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         Ok(Issued {
             access_token,
@@ -383,6 +402,7 @@ impl TokenService {
             scope: scope.to_owned(),
             sid: None,
             roles: Vec::new(),
+            permissions: Vec::new(),
             auth_time: None,
             acr: None,
             amr: Vec::new(),
@@ -799,7 +819,38 @@ impl TokenService {
         }
     }
 
-    fn claims_for(&self, session: &SessionRecord, scope: &str, now: i64, ttl: i64) -> AccessClaims {
+    /// What the roles `assigned` to the user of `session` grant now; past the token's
+    /// limit of permissions, none (audited).
+    async fn grants(
+        &self,
+        session: &SessionRecord,
+        assigned: &[String],
+        context: &RequestContext,
+    ) -> Result<Effective, StoreError> {
+        let mut grants = self.authz.effective(assigned).await?;
+        if grants.permissions.len() > MAX_TOKEN_PERMISSIONS {
+            self.audit
+                .record(
+                    context,
+                    AuditEvent::new("token.permissions_overflow", "failure")
+                        .subject(&session.subject)
+                        .session(&session.id)
+                        .detail(json!({ "permissions": grants.permissions.len(), "limit": MAX_TOKEN_PERMISSIONS })),
+                )
+                .await;
+            grants.permissions.clear();
+        }
+        Ok(grants)
+    }
+
+    fn claims_for(
+        &self,
+        session: &SessionRecord,
+        grants: &Effective,
+        scope: &str,
+        now: i64,
+        ttl: i64,
+    ) -> AccessClaims {
         let amr: Vec<String> = session.amr.split_ascii_whitespace().map(str::to_owned).collect();
         AccessClaims {
             iss: self.issuer.to_string(),
@@ -812,11 +863,8 @@ impl TokenService {
             client_id: session.client_id.clone(),
             scope: scope.to_owned(),
             sid: Some(session.id.clone()),
-            roles: session
-                .roles
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            roles: grants.roles.clone(),
+            permissions: grants.permissions.clone(),
             auth_time: Some(session.auth_time),
             acr: Some(tessera_proto::acr::of(&amr).to_owned()),
             amr,

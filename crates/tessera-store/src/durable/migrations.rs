@@ -65,6 +65,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0009_client_mfa_policy.sql"),
         include_str!("../../migrations/postgres/0009_client_mfa_policy.sql"),
     ),
+    (
+        10,
+        "rbac",
+        include_str!("../../migrations/sqlite/0010_rbac.sql"),
+        include_str!("../../migrations/postgres/0010_rbac.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -13,6 +13,7 @@ mod keys;
 mod mfa;
 mod migrations;
 mod oidc;
+mod rbac;
 mod revocations;
 mod sessions;
 mod users;
@@ -30,6 +31,7 @@ pub use self::devices::{DeviceStore, KnownDeviceRecord};
 pub use self::keys::{KeyStore, StoredKey};
 pub use self::mfa::{MfaFactorRecord, MfaStore};
 pub use self::oidc::{AuthorizationCodeRecord, CodeRedemption, OidcStore, SsoSessionRecord};
+pub use self::rbac::{RbacSnapshot, RbacStore, RoleRecord, SodRecord};
 pub use self::revocations::{RevocationRecord, RevocationStore, RevokedKind};
 pub use self::sessions::{
     CreateOutcome, RefreshRecord, RotateOutcome, Rotation, SessionLimit, SessionRecord, SessionStore,

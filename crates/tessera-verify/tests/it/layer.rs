@@ -6,7 +6,9 @@ use std::time::Duration;
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use tessera_verify::axum::{Authenticated, RequireAcr, RequireRole, RequireScope, VerifyLayer};
+use tessera_verify::axum::{
+    Authenticated, RequireAcr, RequirePermission, RequireRole, RequireScope, VerifyLayer,
+};
 use tessera_verify::{Introspector, Verifier};
 
 use crate::common::*;
@@ -279,4 +281,46 @@ async fn acr_guards_ask_for_a_stronger_sign_in_as_rfc_9470_says() {
         assert_eq!(answer.status, 401, "{claim}");
         assert!(answer.challenge.unwrap().contains("invalid_token"), "{claim}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permission_guards_read_the_tokens_permissions() {
+    let node = node().await;
+    let verifier = Arc::new(verifier(&node).await);
+    let refunds = Router::new()
+        .route("/refunds", get(me))
+        .route_layer(RequirePermission::new("orders:refund"));
+    let url = serve(
+        Router::new()
+            .merge(refunds)
+            .layer(VerifyLayer::new(verifier).realm("shop")),
+    )
+    .await;
+    let mut granted = claims(&node);
+    granted["permissions"] = json!(["orders:read", "orders:refund"]);
+    let granted = sign(&node, &granted);
+    let answer = get_with(&format!("{url}/refunds"), &[&format!("Bearer {granted}")]).await;
+    assert_eq!((answer.status, answer.body.as_str()), (200, "user-1"));
+
+    // A token without it, or with only a scope or role of that name: 403 insufficient_scope.
+    let mut other = claims(&node);
+    other["permissions"] = json!(["orders:read"]);
+    other["scope"] = json!("orders:refund");
+    other["roles"] = json!(["orders:refund"]);
+    let other = sign(&node, &other);
+    let answer = get_with(&format!("{url}/refunds"), &[&format!("Bearer {other}")]).await;
+    assert_eq!(answer.status, 403, "{}", answer.body);
+    let challenge = answer.challenge.unwrap();
+    assert!(challenge.contains("insufficient_scope"), "{challenge}");
+    assert!(
+        answer.body.contains("permission orders:refund"),
+        "{}",
+        answer.body
+    );
+    // A `permissions` claim of the wrong type is a bad token.
+    let mut malformed = claims(&node);
+    malformed["permissions"] = json!("orders:refund");
+    let malformed = sign(&node, &malformed);
+    let answer = get_with(&format!("{url}/refunds"), &[&format!("Bearer {malformed}")]).await;
+    assert_eq!(answer.status, 401);
 }

@@ -117,6 +117,7 @@ impl From<AccountError> for ApiError {
                 "mfa_required",
             ),
             AccountError::Mfa(err) => err.into(),
+            AccountError::Authz(err) => err.into(),
             AccountError::Token(err) => err.into(),
             AccountError::Store(err) => err.into(),
             AccountError::Password(err) => ApiError::internal().caused_by(err),

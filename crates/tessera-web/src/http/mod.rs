@@ -5,6 +5,7 @@
 mod accounts;
 mod admin;
 mod admin_keys;
+mod admin_roles;
 mod admin_users;
 mod alerts;
 mod audit;
@@ -253,6 +254,16 @@ pub(crate) fn admin_routes() -> Vec<AdminRoute> {
         at(paths::ADMIN_USER_MFA, Get, admin_users::factors),
         at(paths::ADMIN_USER_MFA, Delete, admin_users::reset_factors),
         at(paths::ADMIN_SESSION, Delete, admin_users::end_session),
+        at(paths::ADMIN_USER_ROLES, Post, admin_roles::set_user_roles),
+        at(paths::ADMIN_ROLES, Get, admin_roles::list),
+        at(paths::ADMIN_ROLES, Post, admin_roles::create),
+        at(paths::ADMIN_ROLE, Get, admin_roles::show),
+        at(paths::ADMIN_ROLE, Patch, admin_roles::update),
+        at(paths::ADMIN_ROLE, Delete, admin_roles::remove),
+        at(paths::ADMIN_SOD, Get, admin_roles::list_sod),
+        at(paths::ADMIN_SOD, Post, admin_roles::create_sod),
+        at(paths::ADMIN_SOD_RULE, Delete, admin_roles::remove_sod),
+        at(paths::ADMIN_AUTHZ_CHECK, Post, admin_roles::check),
         at(paths::ADMIN_KEYS, Get, admin_keys::list),
         at(paths::ADMIN_KEYS_ROTATE, Post, admin_keys::rotate),
     ]

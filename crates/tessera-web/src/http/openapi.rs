@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, admin_keys, admin_users, audit};
+use super::{admin, admin_keys, admin_roles, admin_users, audit};
 use tessera_idp::registry::ClientView;
 
 /// An error (RFC 9457 problem details, `application/problem+json`). Extension members such
@@ -121,6 +121,16 @@ pub struct AuditPage {
         admin_users::end_session,
         admin_users::factors,
         admin_users::reset_factors,
+        admin_roles::set_user_roles,
+        admin_roles::list,
+        admin_roles::create,
+        admin_roles::show,
+        admin_roles::update,
+        admin_roles::remove,
+        admin_roles::list_sod,
+        admin_roles::create_sod,
+        admin_roles::remove_sod,
+        admin_roles::check,
         admin_keys::list,
         admin_keys::rotate,
         document,
@@ -133,6 +143,7 @@ pub struct AuditPage {
         (name = "sessions", description = "Sessions, as `tessera sessions …`"),
         (name = "clients", description = "OAuth clients, as `tessera client …`"),
         (name = "keys", description = "Signing keys, as `tessera keys …`"),
+        (name = "authorization", description = "Roles, permissions and separation of duty, as `tessera role|sod|authz …`"),
         (name = "audit", description = "The audit trail, as `tessera audit tail`"),
         (name = "meta", description = "This document"),
     )

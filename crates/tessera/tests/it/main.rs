@@ -9,6 +9,7 @@ mod accounts_abuse;
 mod admin_api;
 mod alerts;
 mod architecture;
+mod authz;
 mod cli;
 mod clients;
 mod cluster;

@@ -539,3 +539,79 @@ async fn user_disable_in_a_second_process_ends_the_running_servers_sessions() {
             .assert_one_error_line(&["no such user"]);
     }
 }
+
+// --- roles, separation of duty, decisions ---------------------------------------------------
+
+#[tokio::test]
+async fn roles_grants_and_decisions_from_the_command_line() {
+    let sandbox = Sandbox::new();
+    sandbox.init().await;
+    sandbox
+        .ok(&["role", "create", "viewer", "--permission", "orders:read"])
+        .await;
+    let shown = sandbox
+        .ok(&[
+            "role",
+            "create",
+            "clerk",
+            "--inherits",
+            "viewer",
+            "--permission",
+            "orders:refund",
+        ])
+        .await;
+    assert!(
+        shown.contains("effective_permissions  orders:read orders:refund"),
+        "{shown}"
+    );
+    sandbox
+        .ok(&["role", "create", "auditor", "--permission", "audit:read"])
+        .await;
+    sandbox.ok(&["sod", "add", "clerk", "auditor"]).await;
+
+    sandbox.ok(&["user", "grant", "first@example.com", "clerk"]).await;
+    let decision: Value = serde_json::from_str(
+        &sandbox
+            .ok(&["authz", "check", "first@example.com", "orders:read", "--json"])
+            .await,
+    )
+    .unwrap();
+    assert_eq!(decision["allowed"], true, "{decision}");
+    assert_eq!(decision["granted_by"], "viewer");
+    let denied = sandbox
+        .ok(&["authz", "check", "first@example.com", "audit:read"])
+        .await;
+    assert!(
+        denied.starts_with("deny: no role of the user grants audit:read"),
+        "{denied}"
+    );
+
+    // Refusals are one line each and change nothing.
+    sandbox
+        .run(&["user", "grant", "first@example.com", "auditor"])
+        .await
+        .assert_one_error_line(&["separation-of-duty"]);
+    sandbox
+        .run(&["role", "update", "viewer", "--inherits", "clerk"])
+        .await
+        .assert_one_error_line(&["cycle", "viewer -> clerk -> viewer"]);
+    sandbox
+        .run(&["role", "delete", "viewer"])
+        .await
+        .assert_one_error_line(&["clerk"]);
+    sandbox
+        .run(&["role", "create", "x", "--inherits", "ghost"])
+        .await
+        .assert_one_error_line(&["ghost"]);
+    assert_eq!(sandbox.show("first@example.com").await["roles"], json!(["clerk"]));
+
+    sandbox
+        .ok(&["user", "revoke-role", "first@example.com", "clerk"])
+        .await;
+    let roles: Value = serde_json::from_str(&sandbox.ok(&["role", "list", "--json"]).await).unwrap();
+    assert_eq!(roles.as_array().map(Vec::len), Some(3), "{roles}");
+    let rules: Value = serde_json::from_str(&sandbox.ok(&["sod", "list", "--json"]).await).unwrap();
+    let id = rules[0]["id"].as_str().unwrap().to_owned();
+    sandbox.ok(&["sod", "remove", &id]).await;
+    sandbox.ok(&["role", "delete", "auditor"]).await;
+}

@@ -1,0 +1,229 @@
+//! `tessera role|sod|authz …` and `tessera user grant|revoke-role`: the authorization
+//! model (R26) from the command line, over the same service layer as the admin API
+//! ([`tessera_idp::authz::Authz`]), audited with `operator` as actor.
+
+use clap::Subcommand;
+use tessera_idp::accounts::{Accounts, OPERATOR};
+use tessera_idp::audit::RequestContext;
+use tessera_idp::authz::{RoleSpec, RoleView};
+use tessera_idp::config::Config;
+
+type CmdResult = Result<(), Box<dyn std::error::Error>>;
+
+#[derive(Subcommand)]
+pub enum RoleCommand {
+    /// Define a role: its permissions and the roles it inherits from.
+    Create {
+        name: String,
+        /// A role whose permissions this one inherits (repeatable).
+        #[arg(long = "inherits", value_name = "ROLE")]
+        parents: Vec<String>,
+        /// A permission it grants, e.g. orders:refund (repeatable).
+        #[arg(long = "permission", value_name = "P")]
+        permissions: Vec<String>,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// Replace what a role grants or inherits (lists given replace the old ones whole).
+    Update {
+        name: String,
+        #[arg(long = "inherits", value_name = "ROLE")]
+        parents: Option<Vec<String>>,
+        #[arg(long = "permission", value_name = "P")]
+        permissions: Option<Vec<String>>,
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// List the roles with their effective permissions.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a role.
+    Show {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a role (refused while another role inherits from it or a rule names it).
+    Delete { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum SodCommand {
+    /// Forbid holding two or more of these roles together (static separation of duty).
+    Add {
+        #[arg(required = true, num_args = 2..)]
+        roles: Vec<String>,
+    },
+    /// List the rules.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a rule by id.
+    Remove { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum AuthzCommand {
+    /// May this user do that? The decision, the role that grants it, and why.
+    Check {
+        email: String,
+        permission: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// A list flag given once empty (`--permission ''`) means an empty list.
+fn list(values: Vec<String>) -> Vec<String> {
+    values.into_iter().filter(|v| !v.is_empty()).collect()
+}
+
+fn print_role(role: &RoleView, json: bool) -> CmdResult {
+    if json {
+        println!("{}", serde_json::to_string_pretty(role)?);
+        return Ok(());
+    }
+    println!("name                   {}", role.name);
+    println!("description            {}", role.description);
+    println!("inherits               {}", role.parents.join(" "));
+    println!("permissions            {}", role.permissions.join(" "));
+    println!("effective_permissions  {}", role.effective_permissions.join(" "));
+    Ok(())
+}
+
+pub async fn role(config: Config, command: RoleCommand) -> CmdResult {
+    let node = tessera_web::start(config).await?;
+    let authz = &node.state().authz;
+    let context = RequestContext::default();
+    match command {
+        RoleCommand::Create {
+            name,
+            parents,
+            permissions,
+            description,
+        } => {
+            let spec = RoleSpec {
+                description,
+                permissions: list(permissions),
+                parents: list(parents),
+            };
+            let role = authz.put_role(&name, spec, true, OPERATOR, &context).await?;
+            print_role(&role, false)?;
+        }
+        RoleCommand::Update {
+            name,
+            parents,
+            permissions,
+            description,
+        } => {
+            let current = authz.role(&name).await?;
+            let spec = RoleSpec {
+                description: description.unwrap_or(current.description),
+                permissions: permissions.map_or(current.permissions, list),
+                parents: parents.map_or(current.parents, list),
+            };
+            let role = authz.put_role(&name, spec, false, OPERATOR, &context).await?;
+            print_role(&role, false)?;
+        }
+        RoleCommand::List { json } => {
+            let roles = authz.roles().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&roles)?);
+            } else if roles.is_empty() {
+                println!("no roles");
+            } else {
+                println!("{:<24} {:<24} PERMISSIONS (EFFECTIVE)", "NAME", "INHERITS");
+                for role in roles {
+                    println!(
+                        "{:<24} {:<24} {}",
+                        role.name,
+                        role.parents.join(","),
+                        role.effective_permissions.join(" ")
+                    );
+                }
+            }
+        }
+        RoleCommand::Show { name, json } => print_role(&authz.role(&name).await?, json)?,
+        RoleCommand::Delete { name } => {
+            authz.delete_role(&name, OPERATOR, &context).await?;
+            println!("deleted role {name}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn sod(config: Config, command: SodCommand) -> CmdResult {
+    let node = tessera_web::start(config).await?;
+    let authz = &node.state().authz;
+    let context = RequestContext::default();
+    match command {
+        SodCommand::Add { roles } => {
+            let rule = authz.add_sod(&roles, OPERATOR, &context).await?;
+            println!("{}  {}", rule.id, rule.roles.join(" "));
+        }
+        SodCommand::List { json } => {
+            let rules = authz.sod().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rules)?);
+            } else if rules.is_empty() {
+                println!("no rules");
+            } else {
+                for rule in rules {
+                    println!("{}  {}", rule.id, rule.roles.join(" "));
+                }
+            }
+        }
+        SodCommand::Remove { id } => {
+            authz.remove_sod(&id, OPERATOR, &context).await?;
+            println!("removed rule {id}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn authz(config: Config, command: AuthzCommand) -> CmdResult {
+    let node = tessera_web::start(config).await?;
+    let AuthzCommand::Check {
+        email,
+        permission,
+        json,
+    } = command;
+    let user = node
+        .state()
+        .accounts
+        .user_by_email(&email)
+        .await?
+        .ok_or("no such user")?;
+    let decision = node.state().authz.decide(&user, &permission).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&decision)?);
+    } else {
+        println!(
+            "{}: {}",
+            if decision.allowed { "allow" } else { "deny" },
+            decision.reason
+        );
+    }
+    Ok(())
+}
+
+/// `tessera user grant|revoke-role EMAIL ROLE`.
+pub async fn grant_or_revoke(
+    accounts: &Accounts,
+    email: &str,
+    role: &str,
+    grant: bool,
+    context: &RequestContext,
+) -> CmdResult {
+    let user = accounts.user_by_email(email).await?.ok_or("no such user")?;
+    let user = if grant {
+        accounts.grant_role(&user.id, role, OPERATOR, context).await?
+    } else {
+        accounts.revoke_role(&user.id, role, OPERATOR, context).await?
+    };
+    println!("{}  roles: {}", user.email, user.roles.join(" "));
+    Ok(())
+}
