@@ -46,6 +46,7 @@ pub(crate) struct RouteMetrics {
     pub forbidden_scope: Counter,
     pub forbidden_role: Counter,
     pub forbidden_permission: Counter,
+    pub forbidden_acr: Counter,
 }
 
 impl RouteMetrics {
@@ -132,6 +133,7 @@ impl Metrics {
                 forbidden_scope: forbidden("scope"),
                 forbidden_role: forbidden("role"),
                 forbidden_permission: forbidden("permission"),
+                forbidden_acr: forbidden("acr"),
             }
         })
     }

@@ -291,6 +291,7 @@ async fn authorize(shared: &Shared, route: &Route, headers: &HeaderMap) -> Resul
     }
     let acr_values: Vec<&str> = route.acr_values.iter().map(String::as_str).collect();
     if !claims.meets_acr(&acr_values) {
+        route.metrics.forbidden_acr.increment(1);
         return Err(Refused::Acr(route.acr_values.join(" ")));
     }
     Ok(claims)

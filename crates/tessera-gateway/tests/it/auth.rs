@@ -187,6 +187,13 @@ async fn a_route_with_acr_values_asks_for_a_stronger_sign_in() {
     let (_, client_token) = node.admin_token("payout-job").await;
     let (status, _, _) = get(&gateway.at("/payouts"), Some(&client_token)).await;
     assert_eq!(status, 401);
+    // Both refusals are counted on the route.
+    let (_, _, metrics) = get(&gateway.at("/metrics"), None).await;
+    let text = metrics["text"].as_str().unwrap();
+    assert!(
+        text.contains("tessera_gateway_authorization_failures_total{route=\"/payouts\",missing=\"acr\"} 2"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
