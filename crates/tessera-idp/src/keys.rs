@@ -282,6 +282,10 @@ pub struct KeyRing {
     keys: RwLock<Arc<Vec<SigningKey>>>,
     /// Serialises [`rotate_due_keys`] on this node (other nodes are kept out by a lease).
     rotating: tokio::sync::Mutex<()>,
+    /// Serialises [`KeyRing::reload`]: without it, a reload that read the store before a
+    /// rotation could finish after the rotation's own reload and put the older key set
+    /// back (the new key would then not sign until the next periodic reload).
+    reloading: tokio::sync::Mutex<()>,
 }
 
 impl KeyRing {
@@ -300,6 +304,7 @@ impl KeyRing {
             policy,
             keys: RwLock::new(Arc::new(Vec::new())),
             rotating: tokio::sync::Mutex::new(()),
+            reloading: tokio::sync::Mutex::new(()),
         };
         if ring.store.all_keys().await?.is_empty() {
             let now = ring.clock.now();
@@ -317,6 +322,7 @@ impl KeyRing {
 
     /// Re-reads the key set from the store. Keys already decrypted are reused.
     pub async fn reload(&self) -> Result<(), KeyError> {
+        let _in_order = self.reloading.lock().await;
         let stored = self.store.live_keys(self.clock.now()).await?;
         let current = self.snapshot();
         let known: HashMap<&str, &SigningKey> = current.iter().map(|k| (k.kid.as_str(), k)).collect();
