@@ -3,9 +3,11 @@
 //! ([`tessera_idp::authz::Authz`]), audited with `operator` as actor.
 
 use clap::Subcommand;
+use std::collections::BTreeMap;
 use tessera_idp::accounts::{Accounts, OPERATOR};
 use tessera_idp::audit::RequestContext;
-use tessera_idp::authz::{RoleSpec, RoleView};
+
+use tessera_idp::authz::{Condition, RoleSpec, RoleView, Situation};
 use tessera_idp::config::Config;
 
 type CmdResult = Result<(), Box<dyn std::error::Error>>;
@@ -21,6 +23,10 @@ pub enum RoleCommand {
         /// A permission it grants, e.g. orders:refund (repeatable).
         #[arg(long = "permission", value_name = "P")]
         permissions: Vec<String>,
+        /// Where a permission holds: `P={"networks":["10.0.0.0/8"],"channels":["web"],
+        /// "acr":"urn:tessera:acr:mfa"}` (repeatable).
+        #[arg(long = "condition", value_name = "P=JSON", value_parser = parse_condition)]
+        conditions: Vec<(String, Condition)>,
         #[arg(long, default_value = "")]
         description: String,
     },
@@ -31,6 +37,9 @@ pub enum RoleCommand {
         parents: Option<Vec<String>>,
         #[arg(long = "permission", value_name = "P")]
         permissions: Option<Vec<String>>,
+        /// Replaces the role's conditions (`--condition ''` removes them all).
+        #[arg(long = "condition", value_name = "P=JSON", value_parser = parse_condition_or_none)]
+        conditions: Option<Vec<Option<(String, Condition)>>>,
         #[arg(long)]
         description: Option<String>,
     },
@@ -71,9 +80,33 @@ pub enum AuthzCommand {
     Check {
         email: String,
         permission: String,
+        /// The caller's address (for network conditions).
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        /// The session's channel (for channel conditions).
+        #[arg(long)]
+        channel: Option<String>,
+        /// The sign-in's class (for acr conditions).
+        #[arg(long)]
+        acr: Option<String>,
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_condition(text: &str) -> Result<(String, Condition), String> {
+    let (permission, json) = text
+        .split_once('=')
+        .ok_or_else(|| "expected PERMISSION={\"networks\": [...], ...}".to_owned())?;
+    let condition = serde_json::from_str(json).map_err(|e| format!("the condition of {permission}: {e}"))?;
+    Ok((permission.to_owned(), condition))
+}
+
+fn parse_condition_or_none(text: &str) -> Result<Option<(String, Condition)>, String> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    parse_condition(text).map(Some)
 }
 
 /// A list flag given once empty (`--permission ''`) means an empty list.
@@ -91,6 +124,12 @@ fn print_role(role: &RoleView, json: bool) -> CmdResult {
     println!("inherits               {}", role.parents.join(" "));
     println!("permissions            {}", role.permissions.join(" "));
     println!("effective_permissions  {}", role.effective_permissions.join(" "));
+    for (permission, condition) in &role.conditions {
+        println!(
+            "condition              {permission} {}",
+            serde_json::to_string(condition)?
+        );
+    }
     Ok(())
 }
 
@@ -103,12 +142,14 @@ pub async fn role(config: Config, command: RoleCommand) -> CmdResult {
             name,
             parents,
             permissions,
+            conditions,
             description,
         } => {
             let spec = RoleSpec {
                 description,
                 permissions: list(permissions),
                 parents: list(parents),
+                conditions: conditions.into_iter().collect(),
             };
             let role = authz.put_role(&name, spec, true, OPERATOR, &context).await?;
             print_role(&role, false)?;
@@ -117,13 +158,19 @@ pub async fn role(config: Config, command: RoleCommand) -> CmdResult {
             name,
             parents,
             permissions,
+            conditions,
             description,
         } => {
             let current = authz.role(&name).await?;
+            let conditions: BTreeMap<String, Condition> = match conditions {
+                Some(given) => given.into_iter().flatten().collect(),
+                None => current.conditions,
+            };
             let spec = RoleSpec {
                 description: description.unwrap_or(current.description),
                 permissions: permissions.map_or(current.permissions, list),
                 parents: parents.map_or(current.parents, list),
+                conditions,
             };
             let role = authz.put_role(&name, spec, false, OPERATOR, &context).await?;
             print_role(&role, false)?;
@@ -189,15 +236,23 @@ pub async fn authz(config: Config, command: AuthzCommand) -> CmdResult {
     let AuthzCommand::Check {
         email,
         permission,
+        ip,
+        channel,
+        acr,
         json,
     } = command;
+    let situation = Situation {
+        ip,
+        channel: channel.as_deref(),
+        acr: acr.as_deref(),
+    };
     let user = node
         .state()
         .accounts
         .user_by_email(&email)
         .await?
         .ok_or("no such user")?;
-    let decision = node.state().authz.decide(&user, &permission).await?;
+    let decision = node.state().authz.decide(&user, &permission, &situation).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&decision)?);
     } else {

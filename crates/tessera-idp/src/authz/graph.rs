@@ -4,8 +4,68 @@
 //! forbids together. Pure: the service feeds it a store snapshot.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
+use serde::{Deserialize, Serialize};
+use tessera_proto::net::Cidr;
 use tessera_store::durable::{RbacSnapshot, RoleRecord, SodRecord};
+
+/// Where a permission of a role holds (ABAC): every given part must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// The caller's address is in one of these ranges (`10.0.0.0/8`, `2001:db8::/32`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// The session is on one of these channels.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
+    /// The sign-in is of this class or stronger (`urn:tessera:acr:mfa`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+}
+
+/// What a condition is checked against: the request that gets the token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Situation<'a> {
+    pub ip: Option<IpAddr>,
+    pub channel: Option<&'a str>,
+    /// The class of the session's sign-in.
+    pub acr: Option<&'a str>,
+}
+
+impl Condition {
+    /// Whether the condition holds in `situation`; an attribute it needs but the situation
+    /// lacks fails it.
+    pub fn holds(&self, situation: &Situation<'_>) -> bool {
+        let network = self.networks.is_empty()
+            || situation.ip.is_some_and(|ip| {
+                self.networks
+                    .iter()
+                    .filter_map(|n| Cidr::parse(n).ok())
+                    .any(|cidr| cidr.contains(ip))
+            });
+        let channel = self.channels.is_empty()
+            || situation
+                .channel
+                .is_some_and(|c| self.channels.iter().any(|allowed| allowed == c));
+        let acr = self.acr.as_deref().is_none_or(|wanted| {
+            situation
+                .acr
+                .is_some_and(|acr| tessera_proto::acr::satisfies(acr, &[wanted]))
+        });
+        network && channel && acr
+    }
+}
+
+/// Whether `role`'s grant of `permission` applies in `situation` (`None`: conditions are
+/// not looked at). An unreadable condition holds nowhere.
+fn applies(role: &RoleRecord, permission: &str, situation: Option<&Situation<'_>>) -> bool {
+    let (Some(situation), Some(condition)) = (situation, role.conditions.get(permission)) else {
+        return true;
+    };
+    serde_json::from_value::<Condition>(condition.clone()).is_ok_and(|c| c.holds(situation))
+}
 
 /// Most permissions a token carries; past it the token carries none (and says so in the
 /// audit log), so a service fails closed instead of seeing a cut list.
@@ -54,13 +114,25 @@ impl<'a> Graph<'a> {
         seen
     }
 
-    /// What `assigned` grants.
+    /// What `assigned` grants, whatever the conditions (a role's view).
     pub fn effective(&self, assigned: &[String]) -> Effective {
+        self.effective_in(assigned, None)
+    }
+
+    /// What `assigned` grants in `situation`: a permission with a condition counts only
+    /// where it holds (granted unconditionally by another role, it counts anyway). `None`:
+    /// conditions are not looked at.
+    pub fn effective_in(&self, assigned: &[String], situation: Option<&Situation<'_>>) -> Effective {
         let roles = self.closure(assigned);
         let permissions: BTreeSet<&str> = roles
             .iter()
             .filter_map(|name| self.role(name))
-            .flat_map(|role| role.permissions.iter().map(String::as_str))
+            .flat_map(|role| {
+                role.permissions
+                    .iter()
+                    .filter(move |p| applies(role, p, situation))
+                    .map(String::as_str)
+            })
             .collect();
         Effective {
             permissions: permissions.into_iter().map(str::to_owned).collect(),
@@ -70,10 +142,16 @@ impl<'a> Graph<'a> {
 
     /// Which role of `assigned` (or inherited by them) grants `permission`, if any: the
     /// first by name, for a decision's reason.
-    pub fn granted_by(&self, assigned: &[String], permission: &str) -> Option<String> {
+    pub fn granted_by(
+        &self,
+        assigned: &[String],
+        permission: &str,
+        situation: Option<&Situation<'_>>,
+    ) -> Option<String> {
         self.closure(assigned).into_iter().find(|name| {
-            self.role(name)
-                .is_some_and(|r| r.permissions.iter().any(|p| p == permission))
+            self.role(name).is_some_and(|role| {
+                role.permissions.iter().any(|p| p == permission) && applies(role, permission, situation)
+            })
         })
     }
 
@@ -141,6 +219,7 @@ mod tests {
             description: String::new(),
             permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
             parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+            conditions: serde_json::json!({}),
             created_at: 0,
             updated_at: 0,
         }
@@ -186,12 +265,12 @@ mod tests {
         );
         assert_eq!(
             Graph::new(&s)
-                .granted_by(&names(&["admin"]), "orders:read")
+                .granted_by(&names(&["admin"]), "orders:read", None)
                 .as_deref(),
             Some("member")
         );
         assert_eq!(
-            Graph::new(&s).granted_by(&names(&["support"]), "orders:refund"),
+            Graph::new(&s).granted_by(&names(&["support"]), "orders:refund", None),
             None
         );
     }
@@ -214,6 +293,74 @@ mod tests {
         let effective = Graph::new(&s).effective(&names(&["a", "legacy-role"]));
         assert_eq!(effective.roles, names(&["a", "legacy-role"]));
         assert_eq!(effective.permissions, names(&["x:y"]));
+    }
+
+    #[test]
+    fn conditions_leave_a_permission_out_where_they_fail() {
+        let mut clerk = role("clerk", &["orders:read", "orders:refund"], &[]);
+        clerk.conditions = serde_json::json!({
+            "orders:refund": {
+                "networks": ["10.0.0.0/8", "2001:db8::/32"],
+                "channels": ["web"],
+                "acr": "urn:tessera:acr:mfa"
+            }
+        });
+        let s = snapshot(vec![clerk, role("refunder", &["orders:refund"], &[])], &[]);
+        let g = Graph::new(&s);
+        let office = Situation {
+            ip: Some("10.1.2.3".parse().unwrap()),
+            channel: Some("web"),
+            acr: Some("urn:tessera:acr:mfa"),
+        };
+        let grants =
+            |situation: &Situation<'_>| g.effective_in(&names(&["clerk"]), Some(situation)).permissions;
+        assert_eq!(grants(&office), names(&["orders:read", "orders:refund"]));
+        let v6 = Situation {
+            ip: Some("2001:db8::7".parse().unwrap()),
+            ..office
+        };
+        assert_eq!(grants(&v6), names(&["orders:read", "orders:refund"]));
+        let mapped = Situation {
+            ip: Some("::ffff:10.9.9.9".parse().unwrap()),
+            ..office
+        };
+        assert_eq!(
+            grants(&mapped),
+            names(&["orders:read", "orders:refund"]),
+            "IPv4-mapped is IPv4"
+        );
+        for elsewhere in [
+            Situation {
+                ip: Some("192.0.2.1".parse().unwrap()),
+                ..office
+            },
+            Situation { ip: None, ..office },
+            Situation {
+                channel: Some("mobile"),
+                ..office
+            },
+            Situation {
+                acr: Some("urn:tessera:acr:pwd"),
+                ..office
+            },
+            Situation { acr: None, ..office },
+        ] {
+            assert_eq!(grants(&elsewhere), names(&["orders:read"]), "{elsewhere:?}");
+        }
+        // Granted unconditionally by another role, it counts anyway; a role's view
+        // ignores conditions.
+        let nowhere = Situation::default();
+        let both = g.effective_in(&names(&["clerk", "refunder"]), Some(&nowhere));
+        assert_eq!(both.permissions, names(&["orders:read", "orders:refund"]));
+        assert_eq!(
+            g.effective(&names(&["clerk"])).permissions,
+            names(&["orders:read", "orders:refund"])
+        );
+        assert_eq!(
+            g.granted_by(&names(&["clerk", "refunder"]), "orders:refund", Some(&nowhere))
+                .as_deref(),
+            Some("refunder")
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 mod graph;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -17,7 +18,7 @@ use serde_json::json;
 use tessera_store::durable::{RbacSnapshot, RbacStore, RoleRecord, SodRecord, UserRecord};
 use tessera_store::StoreError;
 
-pub use self::graph::{Effective, Graph, MAX_TOKEN_PERMISSIONS};
+pub use self::graph::{Condition, Effective, Graph, Situation, MAX_TOKEN_PERMISSIONS};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::tokens::opaque::random_id;
@@ -67,7 +68,9 @@ pub struct RoleView {
     /// Granted by this role itself.
     pub permissions: Vec<String>,
     pub parents: Vec<String>,
-    /// Granted by this role with everything it inherits.
+    /// Where some of `permissions` hold (by permission); the others hold everywhere.
+    pub conditions: BTreeMap<String, Condition>,
+    /// Granted by this role with everything it inherits (conditions aside).
     pub effective_permissions: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -97,6 +100,8 @@ pub struct RoleSpec {
     pub description: String,
     pub permissions: Vec<String>,
     pub parents: Vec<String>,
+    /// Conditions on some of `permissions`.
+    pub conditions: BTreeMap<String, Condition>,
 }
 
 /// An answer to "may this user do that?", with why.
@@ -139,6 +144,54 @@ pub fn check_permission(name: &str) -> Result<(), AuthzError> {
     })
 }
 
+/// Conditions name permissions of the role, and their parts are well formed.
+fn check_conditions(
+    conditions: &BTreeMap<String, Condition>,
+    permissions: &[String],
+) -> Result<(), AuthzError> {
+    for (permission, condition) in conditions {
+        if !permissions.contains(permission) {
+            return Err(invalid(
+                "conditions",
+                format!("{permission:?} is not a permission of the role"),
+            ));
+        }
+        if condition.networks.is_empty() && condition.channels.is_empty() && condition.acr.is_none() {
+            return Err(invalid(
+                "conditions",
+                format!("the condition of {permission:?} is empty"),
+            ));
+        }
+        if condition.networks.len() > MAX_LIST || condition.channels.len() > MAX_LIST {
+            return Err(invalid(
+                "conditions",
+                format!("at most {MAX_LIST} networks and channels"),
+            ));
+        }
+        for network in &condition.networks {
+            tessera_proto::net::Cidr::parse(network).map_err(|e| invalid("conditions", e))?;
+        }
+        if let Some(channel) = condition.channels.iter().find(|c| c.is_empty() || c.len() > 64) {
+            return Err(invalid(
+                "conditions",
+                format!("{channel:?} is not a channel name"),
+            ));
+        }
+        if let Some(acr) = &condition.acr {
+            if !tessera_proto::acr::SUPPORTED.contains(&acr.as_str()) {
+                return Err(invalid(
+                    "conditions",
+                    format!(
+                        "acr {acr:?} is not one of {}",
+                        tessera_proto::acr::SUPPORTED.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sorted, distinct, each checked, at most [`MAX_LIST`].
 fn tidy(
     field: &'static str,
@@ -174,6 +227,7 @@ impl Authz {
             description: role.description.clone(),
             permissions: role.permissions.clone(),
             parents: role.parents.clone(),
+            conditions: serde_json::from_value(role.conditions.clone()).unwrap_or_default(),
             effective_permissions: Graph::new(snapshot)
                 .effective(std::slice::from_ref(&role.name))
                 .permissions,
@@ -217,6 +271,9 @@ impl Authz {
         }
         let permissions = tidy("permissions", &spec.permissions, check_permission)?;
         let parents = tidy("parents", &spec.parents, |p| check_role_name("parents", p))?;
+        check_conditions(&spec.conditions, &permissions)?;
+        let conditions =
+            serde_json::to_value(&spec.conditions).map_err(|e| invalid("conditions", e.to_string()))?;
         for _ in 0..ATTEMPTS {
             let snapshot = self.store.rbac().await?;
             let existing = snapshot.roles.iter().find(|r| r.name == name);
@@ -237,6 +294,7 @@ impl Authz {
                 description: spec.description.trim().to_owned(),
                 permissions: permissions.clone(),
                 parents: parents.clone(),
+                conditions: conditions.clone(),
                 created_at: existing.map_or(now, |r| r.created_at),
                 updated_at: now,
             };
@@ -386,10 +444,14 @@ impl Authz {
         Err(AuthzError::Busy)
     }
 
-    /// What `assigned` grants now.
-    pub async fn effective(&self, assigned: &[String]) -> Result<Effective, StoreError> {
+    /// What `assigned` grants now, in `situation` (the request getting a token).
+    pub async fn effective(
+        &self,
+        assigned: &[String],
+        situation: &Situation<'_>,
+    ) -> Result<Effective, StoreError> {
         let snapshot = self.store.rbac().await?;
-        Ok(Graph::new(&snapshot).effective(assigned))
+        Ok(Graph::new(&snapshot).effective_in(assigned, Some(situation)))
     }
 
     /// Refuses an assignment of `roles` that breaks a separation-of-duty rule.
@@ -404,17 +466,27 @@ impl Authz {
         }
     }
 
-    /// May `user` do `permission`, and why.
-    pub async fn decide(&self, user: &UserRecord, permission: &str) -> Result<Decision, AuthzError> {
+    /// May `user` do `permission` in `situation`, and why.
+    pub async fn decide(
+        &self,
+        user: &UserRecord,
+        permission: &str,
+        situation: &Situation<'_>,
+    ) -> Result<Decision, AuthzError> {
         check_permission(permission)?;
         let snapshot = self.store.rbac().await?;
         let graph = Graph::new(&snapshot);
         let effective = graph.effective(&user.roles);
-        let granted_by = graph.granted_by(&user.roles, permission);
+        let granted_by = graph.granted_by(&user.roles, permission, Some(situation));
+        let unconditionally = graph.granted_by(&user.roles, permission, None);
         let reason = match (&granted_by, user.disabled_at.is_some()) {
             (_, true) => "the user is disabled: no token is issued to them".to_owned(),
             (Some(role), false) if user.roles.contains(role) => format!("role {role} grants {permission}"),
             (Some(role), false) => format!("role {role}, inherited, grants {permission}"),
+            (None, false) if unconditionally.is_some() => format!(
+                "role {} grants {permission}, but its condition does not hold here",
+                unconditionally.as_deref().unwrap_or_default()
+            ),
             (None, false) => format!("no role of the user grants {permission}"),
         };
         Ok(Decision {

@@ -32,7 +32,7 @@ use tessera_store::StoreError;
 use self::access::{AccessClaims, Expectations, Rejected};
 use self::opaque::{random_id, RefreshToken, SuccessorKey};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
-use crate::authz::{Authz, Effective, MAX_TOKEN_PERMISSIONS};
+use crate::authz::{Authz, Effective, Situation, MAX_TOKEN_PERMISSIONS};
 use crate::clock::Clock;
 use crate::config::{Config, OnLimit};
 use crate::keys::{parse_alg, KeyRing};
@@ -630,7 +630,15 @@ impl TokenService {
         assigned: &[String],
         context: &RequestContext,
     ) -> Result<Effective, StoreError> {
-        let mut grants = self.authz.effective(assigned).await?;
+        // Conditions are checked against this request: its address, the session's channel,
+        // and how the session's user signed in.
+        let amr: Vec<&str> = session.amr.split_ascii_whitespace().collect();
+        let situation = Situation {
+            ip: context.ip.as_deref().and_then(|ip| ip.parse().ok()),
+            channel: Some(&session.channel),
+            acr: Some(tessera_proto::acr::of(&amr)),
+        };
+        let mut grants = self.authz.effective(assigned, &situation).await?;
         if grants.permissions.len() > MAX_TOKEN_PERMISSIONS {
             self.audit
                 .record(

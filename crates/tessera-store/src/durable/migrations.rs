@@ -71,6 +71,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0010_rbac.sql"),
         include_str!("../../migrations/postgres/0010_rbac.sql"),
     ),
+    (
+        11,
+        "role conditions",
+        include_str!("../../migrations/sqlite/0011_role_conditions.sql"),
+        include_str!("../../migrations/postgres/0011_role_conditions.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

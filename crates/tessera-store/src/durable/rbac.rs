@@ -20,6 +20,9 @@ pub struct RoleRecord {
     pub permissions: Vec<String>,
     /// Roles whose permissions this one inherits, sorted, distinct.
     pub parents: Vec<String>,
+    /// Conditions on some of `permissions`: a JSON object from permission name to the
+    /// condition (read by the domain).
+    pub conditions: serde_json::Value,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -90,7 +93,8 @@ impl RbacStore for SqlStore {
             .await?
             .try_get("version")?;
         let roles = sqlx::query(
-            "SELECT name, description, permissions, parents, created_at, updated_at FROM roles ORDER BY name",
+            "SELECT name, description, permissions, parents, conditions, created_at, updated_at \
+             FROM roles ORDER BY name",
         )
         .fetch_all(&mut *tx)
         .await?
@@ -101,6 +105,11 @@ impl RbacStore for SqlStore {
                 description: row.try_get("description")?,
                 permissions: list(row, "permissions")?,
                 parents: list(row, "parents")?,
+                conditions: {
+                    let text: String = row.try_get("conditions")?;
+                    serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("conditions: {e}")))?
+                },
                 created_at: row.try_get("created_at")?,
                 updated_at: row.try_get("updated_at")?,
             })
@@ -128,15 +137,17 @@ impl RbacStore for SqlStore {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO roles (name, description, permissions, parents, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) \
+            "INSERT INTO roles (name, description, permissions, parents, conditions, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (name) DO UPDATE SET description = excluded.description, \
-             permissions = excluded.permissions, parents = excluded.parents, updated_at = excluded.updated_at",
+             permissions = excluded.permissions, parents = excluded.parents, \
+             conditions = excluded.conditions, updated_at = excluded.updated_at",
         )
         .bind(&role.name)
         .bind(&role.description)
         .bind(json(&role.permissions)?)
         .bind(json(&role.parents)?)
+        .bind(role.conditions.to_string())
         .bind(role.created_at)
         .bind(role.updated_at)
         .execute(&mut *tx)

@@ -13,6 +13,7 @@ fn role(name: &str, permissions: &[&str], parents: &[&str], at: i64) -> RoleReco
         description: format!("the {name} role — ünïcode"),
         permissions: permissions.iter().map(|p| (*p).to_owned()).collect(),
         parents: parents.iter().map(|p| (*p).to_owned()).collect(),
+        conditions: serde_json::json!({ "x:y": { "networks": ["10.0.0.0/8"] } }),
         created_at: at,
         updated_at: at,
     }

@@ -11,8 +11,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use tessera_idp::accounts::{AccountError, UserView};
-use tessera_idp::authz::{AuthzError, Decision, RoleSpec, RoleView, SodView};
+
+use tessera_idp::authz::{AuthzError, Condition, Decision, RoleSpec, RoleView, Situation, SodView};
 use tessera_idp::state::AppState;
 use tessera_proto::paths;
 
@@ -86,6 +88,10 @@ pub struct NewRole {
     /// Defined roles whose permissions this one inherits.
     #[serde(default)]
     pub parents: Vec<String>,
+    /// Where some of `permissions` hold: `{"orders:refund": {"networks": ["10.0.0.0/8"],
+    /// "channels": ["web"], "acr": "urn:tessera:acr:mfa"}}` (every given part must hold).
+    #[serde(default)]
+    pub conditions: BTreeMap<String, Condition>,
 }
 
 /// Changes to a role: absent fields stay, lists are replaced whole.
@@ -95,6 +101,7 @@ pub struct RolePatch {
     pub description: Option<String>,
     pub permissions: Option<Vec<String>>,
     pub parents: Option<Vec<String>>,
+    pub conditions: Option<BTreeMap<String, Condition>>,
 }
 
 /// Every separation-of-duty rule.
@@ -125,6 +132,12 @@ pub struct CheckRequest {
     pub user_id: Option<String>,
     pub email: Option<String>,
     pub permission: String,
+    /// The caller's address, for permissions with a network condition.
+    pub ip: Option<String>,
+    /// The session's channel, for permissions with a channel condition.
+    pub channel: Option<String>,
+    /// The sign-in's class, for permissions with an acr condition.
+    pub acr: Option<String>,
 }
 
 fn role_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -182,6 +195,7 @@ pub async fn create(
         description: new.description,
         permissions: new.permissions,
         parents: new.parents,
+        conditions: new.conditions,
     };
     let role = state
         .authz
@@ -251,6 +265,7 @@ pub async fn update(
         description: patch.description.unwrap_or(current.description),
         permissions: patch.permissions.unwrap_or(current.permissions),
         parents: patch.parents.unwrap_or(current.parents),
+        conditions: patch.conditions.unwrap_or(current.conditions),
     };
     let role = state
         .authz
@@ -399,7 +414,7 @@ pub async fn set_user_roles(
     tag = "authorization",
     summary = "Decide one permission for a user",
     operation_id = "checkPermission",
-    description = "As `tessera authz check`: whether the user's roles (with inherited ones) grant the permission, which role does, and why.",
+    description = "As `tessera authz check`: whether the user's roles (with inherited ones) grant the permission — with `ip`, `channel` and `acr` for permissions with conditions — which role does, and why.",
     request_body = CheckRequest,
     responses(
         (status = 200, description = "The decision", body = Decision),
@@ -421,6 +436,18 @@ pub async fn check(
         _ => return Err(ApiError::bad_request("give one of user_id and email").into()),
     }
     .ok_or(AccountError::NoSuchUser)?;
-    let decision = state.authz.decide(&user, &request.permission).await?;
+    let ip = match request.ip.as_deref() {
+        Some(text) => Some(
+            text.parse()
+                .map_err(|_| ApiError::bad_request(format!("ip: {text:?} is not an IP address")))?,
+        ),
+        None => None,
+    };
+    let situation = Situation {
+        ip,
+        channel: request.channel.as_deref(),
+        acr: request.acr.as_deref(),
+    };
+    let decision = state.authz.decide(&user, &request.permission, &situation).await?;
     Ok(no_store(StatusCode::OK, decision))
 }

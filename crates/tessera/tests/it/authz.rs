@@ -4,7 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{json, Value};
-use tessera_testkit::{backend_tests, spawn, Backend, TestNode};
+use tessera_testkit::{backend_tests, spawn, spawn_with, Backend, TestNode};
 
 use crate::mfa::{login, payload, who, PASSWORD};
 
@@ -12,6 +12,7 @@ backend_tests!(
     inherited_roles_put_their_permissions_in_tokens_and_refresh_sees_changes,
     the_role_graph_refuses_cycles_unknown_parents_and_bad_names,
     separation_of_duty_refuses_conflicting_assignments,
+    conditions_put_a_permission_in_the_token_only_where_they_hold,
 );
 
 /// `method path` with the admin token and an optional JSON body: status and JSON.
@@ -386,4 +387,150 @@ async fn separation_of_duty_refuses_conflicting_assignments(backend: Backend) {
     )
     .await;
     assert_eq!(status, 404);
+}
+
+/// A password login from behind the trusted proxy, for the client address `ip`.
+async fn login_via(node: &TestNode, email: &str, ip: &str) -> Value {
+    let response = node
+        .client
+        .post(node.at("/auth/login"))
+        .header("x-forwarded-for", ip)
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+fn permissions_of(tokens: &Value) -> Value {
+    payload(tokens["accessToken"].as_str().unwrap())
+        .get("permissions")
+        .cloned()
+        .unwrap_or(json!([]))
+}
+
+async fn conditions_put_a_permission_in_the_token_only_where_they_hold(backend: Backend) {
+    // The node sits behind a proxy on 127.0.0.1 that says who the client is.
+    let Some(node) = spawn_with(backend, |c| c.http.trusted_proxies = vec!["127.0.0.1".into()]).await else {
+        return;
+    };
+    let (_, token) = node.admin_token("authz-abac").await;
+    let (status, role) = admin(
+        &node,
+        &token,
+        Method::POST,
+        "/admin/roles",
+        Some(json!({
+            "name": "clerk",
+            "permissions": ["orders:read", "orders:refund", "orders:approve"],
+            "conditions": {
+                "orders:refund": { "networks": ["10.0.0.0/8"] },
+                "orders:approve": { "acr": "urn:tessera:acr:mfa" }
+            }
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{role}");
+    assert_eq!(
+        role["conditions"]["orders:refund"]["networks"],
+        json!(["10.0.0.0/8"])
+    );
+    for (bad, why) in [
+        (
+            json!({ "orders:delete": { "networks": ["10.0.0.0/8"] } }),
+            "not a permission of the role",
+        ),
+        (
+            json!({ "orders:refund": { "networks": ["10.0.0.0/33"] } }),
+            "prefix",
+        ),
+        (json!({ "orders:refund": { "acr": "gold" } }), "acr"),
+        (json!({ "orders:refund": {} }), "empty"),
+        (
+            json!({ "orders:refund": { "ip": "10.0.0.1" } }),
+            "wrong type or value",
+        ),
+    ] {
+        let (status, body) = admin(
+            &node,
+            &token,
+            Method::PATCH,
+            "/admin/roles/clerk",
+            Some(json!({ "conditions": bad })),
+        )
+        .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert!(body.to_string().contains(why), "{why}: {body}");
+    }
+
+    let email = who("authz-abac");
+    let user_id = node.create_user(&email, PASSWORD).await;
+    node.state
+        .accounts
+        .set_roles(&user_id, &["clerk".into()], "operator", &Default::default())
+        .await
+        .unwrap();
+    let office = login_via(&node, &email, "10.1.2.3").await;
+    assert_eq!(
+        permissions_of(&office),
+        json!(["orders:read", "orders:refund"]),
+        "a password sign-in lacks approve"
+    );
+    let cafe = login_via(&node, &email, "192.0.2.7").await;
+    assert_eq!(permissions_of(&cafe), json!(["orders:read"]));
+    // Refreshing from elsewhere re-evaluates: the office session loses refund on the road.
+    let response = node
+        .client
+        .post(node.at("/auth/reissue"))
+        .header("x-forwarded-for", "192.0.2.7")
+        .json(&json!({ "accessToken": office["accessToken"], "refreshToken": office["refreshToken"] }))
+        .send()
+        .await
+        .unwrap();
+    let refreshed: Value = response.json().await.unwrap();
+    assert_eq!(permissions_of(&refreshed), json!(["orders:read"]), "{refreshed}");
+    // A sign-in with a second factor meets the acr condition (the testkit's sessions hold
+    // the role `member`, here a child of clerk).
+    define(&node, &token, "member", &[], &["clerk"]).await;
+    let client = node.create_client("abac-app", true, "web").await;
+    let issued = node
+        .login_with(&user_id, &client, None, &["pwd", "otp", "mfa"])
+        .await
+        .unwrap();
+    let claims = payload(&issued.access_token);
+    assert!(
+        claims["permissions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("orders:approve")),
+        "{claims}"
+    );
+
+    // The decision says which condition failed.
+    let check = |ip: &str| {
+        let body = json!({ "email": email, "permission": "orders:refund", "ip": ip });
+        let (node, token) = (&node, token.clone());
+        async move {
+            admin(node, &token, Method::POST, "/admin/authz/check", Some(body))
+                .await
+                .1
+        }
+    };
+    assert_eq!(check("10.200.0.1").await["allowed"], true);
+    let denied = check("192.0.2.7").await;
+    assert_eq!(denied["allowed"], false, "{denied}");
+    assert!(
+        denied["reason"].as_str().unwrap().contains("condition"),
+        "{denied}"
+    );
+    let (status, _) = admin(
+        &node,
+        &token,
+        Method::POST,
+        "/admin/authz/check",
+        Some(json!({ "email": email, "permission": "orders:refund", "ip": "not-an-ip" })),
+    )
+    .await;
+    assert_eq!(status, 400);
 }
