@@ -426,17 +426,6 @@ impl RequirePermission {
     }
 }
 
-impl<S> Layer<S> for RequirePermission {
-    type Service = GuardService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GuardService {
-            inner,
-            requirement: self.0.clone(),
-        }
-    }
-}
-
 /// A guard (a tower layer, for `route_layer`) that lets through only callers whose sign-in
 /// is of one of the classes `acr_values` (or stronger); otherwise 401 with RFC 9470's
 /// `insufficient_user_authentication` and the `acr_values` to ask the identity provider for
@@ -450,38 +439,23 @@ impl RequireAcr {
     }
 }
 
-impl<S> Layer<S> for RequireAcr {
-    type Service = GuardService<S>;
+/// Each guard is a [`Requirement`] applied by the same [`GuardService`].
+macro_rules! guard_layer {
+    ($($guard:ident),+) => {$(
+        impl<S> Layer<S> for $guard {
+            type Service = GuardService<S>;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        GuardService {
-            inner,
-            requirement: self.0.clone(),
+            fn layer(&self, inner: S) -> Self::Service {
+                GuardService {
+                    inner,
+                    requirement: self.0.clone(),
+                }
+            }
         }
-    }
+    )+};
 }
 
-impl<S> Layer<S> for RequireScope {
-    type Service = GuardService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GuardService {
-            inner,
-            requirement: self.0.clone(),
-        }
-    }
-}
-
-impl<S> Layer<S> for RequireRole {
-    type Service = GuardService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        GuardService {
-            inner,
-            requirement: self.0.clone(),
-        }
-    }
-}
+guard_layer!(RequireScope, RequireRole, RequirePermission, RequireAcr);
 
 /// The service of [`RequireScope`], [`RequireRole`], [`RequirePermission`] and [`RequireAcr`].
 #[derive(Clone, Debug)]

@@ -72,16 +72,7 @@ impl Accounts {
             return Err(AccountError::InvalidCredentials { captcha_required });
         };
         self.throttle.succeeded(attempt).await?;
-        if user.disabled_at.is_some() {
-            self.audit_login_failure(Some(&user.id), "disabled", context)
-                .await;
-            return Err(AccountError::Disabled);
-        }
-        if self.config.accounts.require_verified_email && user.email_verified_at.is_none() {
-            self.audit_login_failure(Some(&user.id), "email_not_verified", context)
-                .await;
-            return Err(AccountError::EmailNotVerified);
-        }
+        self.refuse_unusable(&user, context).await?;
         if verification.needs_upgrade {
             if let Some(old) = stored {
                 let new = self.hasher.hash_async(password.to_owned()).await?;
@@ -247,13 +238,21 @@ impl Accounts {
             .await
     }
 
-    /// What a password sign-in refuses after the password, for a sign-in without one: a
-    /// disabled account, or an unverified address where verification is required.
+    /// A sign-in without a password (a passkey) refused as a password sign-in would be after
+    /// its password; counted as a successful login otherwise.
     pub async fn admit_passkey_user(
         &self,
         user: &UserRecord,
         context: &RequestContext,
     ) -> Result<(), AccountError> {
+        self.refuse_unusable(user, context).await?;
+        crate::telemetry::login("success");
+        Ok(())
+    }
+
+    /// What every sign-in refuses once the user is proven: a disabled account, or an
+    /// unverified address where verification is required (audited as a failed login).
+    async fn refuse_unusable(&self, user: &UserRecord, context: &RequestContext) -> Result<(), AccountError> {
         if user.disabled_at.is_some() {
             self.audit_login_failure(Some(&user.id), "disabled", context)
                 .await;
@@ -264,7 +263,6 @@ impl Accounts {
                 .await;
             return Err(AccountError::EmailNotVerified);
         }
-        crate::telemetry::login("success");
         Ok(())
     }
 

@@ -214,11 +214,38 @@ pub struct Authz {
     store: Arc<dyn RbacStore>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
+    /// The graph as last read: every token issued and refreshed needs it, and it changes
+    /// rarely, so only its version is read again (a change on any node bumps it).
+    cached: std::sync::Mutex<Option<Arc<RbacSnapshot>>>,
 }
 
 impl Authz {
     pub fn new(store: Arc<dyn RbacStore>, audit: Auditor, clock: Arc<dyn Clock>) -> Self {
-        Authz { store, audit, clock }
+        Authz {
+            store,
+            audit,
+            clock,
+            cached: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The current graph: the cached one while its version is the store's, else read anew.
+    async fn snapshot(&self) -> Result<Arc<RbacSnapshot>, StoreError> {
+        let version = self.store.rbac_version().await?;
+        let cached = self
+            .cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(snapshot) = cached.filter(|s| s.version == version) {
+            return Ok(snapshot);
+        }
+        let fresh = Arc::new(self.store.rbac().await?);
+        *self
+            .cached
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(fresh.clone());
+        Ok(fresh)
     }
 
     fn view(snapshot: &RbacSnapshot, role: &RoleRecord) -> RoleView {
@@ -238,12 +265,12 @@ impl Authz {
 
     /// Every role, by name.
     pub async fn roles(&self) -> Result<Vec<RoleView>, AuthzError> {
-        let snapshot = self.store.rbac().await?;
+        let snapshot = self.snapshot().await?;
         Ok(snapshot.roles.iter().map(|r| Self::view(&snapshot, r)).collect())
     }
 
     pub async fn role(&self, name: &str) -> Result<RoleView, AuthzError> {
-        let snapshot = self.store.rbac().await?;
+        let snapshot = self.snapshot().await?;
         let role = snapshot
             .roles
             .iter()
@@ -275,7 +302,7 @@ impl Authz {
         let conditions =
             serde_json::to_value(&spec.conditions).map_err(|e| invalid("conditions", e.to_string()))?;
         for _ in 0..ATTEMPTS {
-            let snapshot = self.store.rbac().await?;
+            let snapshot = self.snapshot().await?;
             let existing = snapshot.roles.iter().find(|r| r.name == name);
             match (existing, create) {
                 (Some(_), true) => return Err(AuthzError::Exists(name.to_owned())),
@@ -301,7 +328,7 @@ impl Authz {
             if let Some(path) = graph::cycle_through(&snapshot, &record) {
                 return Err(AuthzError::Cycle(path));
             }
-            let mut next = snapshot.clone();
+            let mut next = (*snapshot).clone();
             next.roles.retain(|r| r.name != name);
             next.roles.push(record.clone());
             let effective = Graph::new(&next).effective(std::slice::from_ref(&record.name));
@@ -338,7 +365,7 @@ impl Authz {
         context: &RequestContext,
     ) -> Result<(), AuthzError> {
         for _ in 0..ATTEMPTS {
-            let snapshot = self.store.rbac().await?;
+            let snapshot = self.snapshot().await?;
             if !snapshot.roles.iter().any(|r| r.name == name) {
                 return Err(AuthzError::NotFound);
             }
@@ -374,7 +401,7 @@ impl Authz {
     }
 
     pub async fn sod(&self) -> Result<Vec<SodView>, AuthzError> {
-        Ok(self.store.rbac().await?.sod.iter().map(SodView::from).collect())
+        Ok(self.snapshot().await?.sod.iter().map(SodView::from).collect())
     }
 
     /// Adds a rule that no user may hold two or more of `roles` (defined roles) together.
@@ -391,7 +418,7 @@ impl Authz {
             return Err(invalid("roles", "a rule names at least two distinct roles"));
         }
         for _ in 0..ATTEMPTS {
-            let snapshot = self.store.rbac().await?;
+            let snapshot = self.snapshot().await?;
             if let Some(unknown) = roles
                 .iter()
                 .find(|r| !snapshot.roles.iter().any(|d| &d.name == *r))
@@ -425,7 +452,7 @@ impl Authz {
         context: &RequestContext,
     ) -> Result<(), AuthzError> {
         for _ in 0..ATTEMPTS {
-            let snapshot = self.store.rbac().await?;
+            let snapshot = self.snapshot().await?;
             if !snapshot.sod.iter().any(|s| s.id == id) {
                 return Err(AuthzError::NotFound);
             }
@@ -450,13 +477,13 @@ impl Authz {
         assigned: &[String],
         situation: &Situation<'_>,
     ) -> Result<Effective, StoreError> {
-        let snapshot = self.store.rbac().await?;
+        let snapshot = self.snapshot().await?;
         Ok(Graph::new(&snapshot).effective_in(assigned, Some(situation)))
     }
 
     /// Refuses an assignment of `roles` that breaks a separation-of-duty rule.
     pub async fn check_assignment(&self, roles: &[String]) -> Result<(), AuthzError> {
-        let snapshot = self.store.rbac().await?;
+        let snapshot = self.snapshot().await?;
         match Graph::new(&snapshot).sod_conflict(roles) {
             Some((rule, held)) => Err(AuthzError::SeparationOfDuty {
                 rule: rule.id.clone(),
@@ -474,7 +501,7 @@ impl Authz {
         situation: &Situation<'_>,
     ) -> Result<Decision, AuthzError> {
         check_permission(permission)?;
-        let snapshot = self.store.rbac().await?;
+        let snapshot = self.snapshot().await?;
         let graph = Graph::new(&snapshot);
         let effective = graph.effective(&user.roles);
         let granted_by = graph.granted_by(&user.roles, permission, Some(situation));

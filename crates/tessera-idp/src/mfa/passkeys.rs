@@ -26,7 +26,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::{factor_name, Mfa, MfaError, Passed, Purpose, MAX_FACTORS, WEBAUTHN};
-use crate::audit::{AuditEvent, RequestContext};
+use crate::audit::RequestContext;
 use crate::config::Config;
 use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
 
@@ -420,15 +420,7 @@ impl Mfa {
             Some(user) if user_handle(&user.id) == handle && user.disabled_at.is_none() => user,
             _ => return Err(unknown()),
         };
-        let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
-            Ok(attempt) => attempt,
-            Err(refusal) => {
-                self.audit_failure(&user, WEBAUTHN, "throttled", context).await;
-                return Err(MfaError::Throttled {
-                    retry_after: refusal.retry_after(),
-                });
-            }
-        };
+        let attempt = self.admit(&user, WEBAUTHN, context).await?;
         let passkey: Option<Passkey> = factor
             .credential
             .as_deref()
@@ -450,16 +442,8 @@ impl Mfa {
             return Err(MfaError::InvalidCredential);
         };
         self.throttle.succeeded(attempt).await?;
-        crate::telemetry::mfa_event("used", WEBAUTHN);
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("mfa.used", "success")
-                    .actor(format!("user:{}", user.id))
-                    .subject(&user.id)
-                    .detail(json!({ "method": WEBAUTHN, "factor": factor.id, "usernameless": true })),
-            )
-            .await;
+        let detail = json!({ "method": WEBAUTHN, "factor": factor.id, "usernameless": true });
+        self.used(&user, WEBAUTHN, detail, context).await;
         Ok(Passed {
             user,
             purpose: discovering.purpose,

@@ -11,13 +11,52 @@ use super::{
     challenge_key, method_label, normalize_recovery_code, sealing_label, Challenge, Demand, Mfa, MfaError,
     Passed, Pending, Purpose, TotpKey, EMAIL_OTP, RECOVERY_CODE, SMS_OTP, TOTP, WEBAUTHN,
 };
-use crate::accounts::throttle::Refusal;
+use crate::accounts::throttle::{Attempt, Refusal};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::config::MfaPolicy;
 use crate::mail::{self, Locale, Outgoing};
 use crate::tokens::opaque::{random_b64, sha256_b64};
 
 impl Mfa {
+    /// A factor's attempt for `user`, admitted by the account's login throttle (a refusal is
+    /// audited as a failure of `method`).
+    pub(super) async fn admit(
+        &self,
+        user: &UserRecord,
+        method: &str,
+        context: &RequestContext,
+    ) -> Result<Attempt, MfaError> {
+        match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
+            Ok(attempt) => Ok(attempt),
+            Err(refusal) => {
+                self.audit_failure(user, method, "throttled", context).await;
+                Err(MfaError::Throttled {
+                    retry_after: Refusal::retry_after(refusal),
+                })
+            }
+        }
+    }
+
+    /// `user` passed `method`: counted and audited (`detail` says how).
+    pub(super) async fn used(
+        &self,
+        user: &UserRecord,
+        method: &'static str,
+        detail: serde_json::Value,
+        context: &RequestContext,
+    ) {
+        crate::telemetry::mfa_event("used", method);
+        self.audit
+            .record(
+                context,
+                AuditEvent::new("mfa.used", "success")
+                    .actor(format!("user:{}", user.id))
+                    .subject(&user.id)
+                    .detail(detail),
+            )
+            .await;
+    }
+
     /// The second-factor policy of sign-ins to `client`: its own, else the deployment's.
     pub fn policy_for(&self, client: &tessera_store::durable::ClientRecord) -> MfaPolicy {
         client
@@ -115,15 +154,7 @@ impl Mfa {
         if !accepts(&pending.purpose) {
             return Err(MfaError::InvalidChallenge);
         }
-        let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
-            Ok(attempt) => attempt,
-            Err(refusal) => {
-                self.audit_failure(&user, method, "throttled", context).await;
-                return Err(MfaError::Throttled {
-                    retry_after: Refusal::retry_after(refusal),
-                });
-            }
-        };
+        let attempt = self.admit(&user, method, context).await?;
         let method = match method {
             TOTP => Some(TOTP),
             EMAIL_OTP => Some(EMAIL_OTP),
@@ -193,15 +224,7 @@ impl Mfa {
         if !self.ephemeral.delete(&key).await? {
             return Err(MfaError::InvalidChallenge);
         }
-        crate::telemetry::mfa_event("used", method);
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("mfa.used", "success")
-                    .actor(format!("user:{}", user.id))
-                    .subject(&user.id)
-                    .detail(json!({ "method": method })),
-            )
+        self.used(&user, method, json!({ "method": method }), context)
             .await;
         if method == RECOVERY_CODE {
             self.recovery_code_used(&user, context).await?;

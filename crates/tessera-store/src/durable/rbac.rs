@@ -51,6 +51,10 @@ pub trait RbacStore: Send + Sync + 'static {
     /// The graph, read in one transaction.
     async fn rbac(&self) -> Result<RbacSnapshot, StoreError>;
 
+    /// The graph's version alone (one small query): a snapshot of the same version is
+    /// still the graph.
+    async fn rbac_version(&self) -> Result<i64, StoreError>;
+
     /// Creates or replaces role `role.name` (`created_at` is kept when it exists), if the
     /// graph is still at `version`; `false` when it moved on (nothing changed).
     async fn put_role(&self, role: &RoleRecord, version: i64) -> Result<bool, StoreError>;
@@ -129,6 +133,13 @@ impl RbacStore for SqlStore {
             .collect::<Result<Vec<_>, StoreError>>()?;
         tx.commit().await?;
         Ok(RbacSnapshot { version, roles, sod })
+    }
+
+    async fn rbac_version(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query("SELECT version FROM rbac_version WHERE id = 1")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("version")?)
     }
 
     async fn put_role(&self, role: &RoleRecord, version: i64) -> Result<bool, StoreError> {

@@ -39,6 +39,7 @@ pub async fn role_graph_changes_commit_only_at_the_version_they_saw(backend: &st
     assert!(!s.put_role(&role("stale", &[], &[], 1_002), 1).await.unwrap());
     let snapshot = s.rbac().await.unwrap();
     assert_eq!(snapshot.version, 2);
+    assert_eq!(s.rbac_version().await.unwrap(), 2);
     assert_eq!(
         snapshot.roles,
         vec![

@@ -16,6 +16,7 @@ use tessera_idp::state::AppState;
 
 use super::mfa::no_store;
 use super::oidc::{authorize_error, login_page, posted_form, signed_in};
+use super::passkeys::options_body;
 use super::request::Context;
 use crate::error::ApiError;
 use crate::pages::LoginError;
@@ -27,11 +28,7 @@ pub async fn options(State(state): State<AppState>, headers: HeaderMap, body: By
         return refused;
     }
     match state.mfa.begin_passkey_sign_in(Purpose::Authorize).await {
-        Ok(options) => {
-            let mut body = options.options;
-            body["passkeyToken"] = options.token.into();
-            no_store(StatusCode::OK, body)
-        }
+        Ok(options) => no_store(StatusCode::OK, options_body("passkeyToken", options)),
         Err(err) => ApiError::from(err).into_response(),
     }
 }

@@ -17,7 +17,7 @@ use tessera_idp::state::AppState;
 use tessera_store::durable::UserRecord;
 
 use super::accounts::{delivery, signed_in};
-use super::request::{json_body, Context};
+use super::request::{json_body, optional_json_body, Context};
 use super::sessions::caller;
 use crate::error::ApiError;
 
@@ -189,11 +189,7 @@ pub async fn enrol_totp(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = signed_in_user(&state, &headers).await?;
-    let request: EnrolRequest = if body.is_empty() {
-        EnrolRequest::default()
-    } else {
-        json_body(&headers, &body)?
-    };
+    let request: EnrolRequest = optional_json_body(&headers, &body)?;
     let enrolment = state
         .mfa
         .enrol_totp(&user, request.name.as_deref(), &context)
@@ -242,11 +238,7 @@ pub async fn remove(
 ) -> Result<Response, ApiError> {
     let user = signed_in_user(&state, &headers).await?;
     let id = factor_id(path)?;
-    let request: RemoveRequest = if body.is_empty() {
-        RemoveRequest::default()
-    } else {
-        json_body(&headers, &body)?
-    };
+    let request: RemoveRequest = optional_json_body(&headers, &body)?;
     let fresh = match &request.password {
         Some(password) => match state.accounts.authenticate(&user.email, password, &context).await {
             Ok(same) if same.id == user.id => true,

@@ -17,11 +17,11 @@ use tessera_idp::state::AppState;
 
 use super::accounts::{delivery, signed_in};
 use super::mfa::{no_store, signed_in_user};
-use super::request::{json_body, Context};
+use super::request::{json_body, optional_json_body, Context};
 use crate::error::ApiError;
 
 /// `{<token name>: token, publicKey: {...}}`.
-fn options_body(token_name: &str, options: PasskeyOptions) -> Value {
+pub(super) fn options_body(token_name: &str, options: PasskeyOptions) -> Value {
     let mut body = options.options;
     body[token_name] = Value::from(options.token);
     body
@@ -41,11 +41,7 @@ pub async fn register(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let user = signed_in_user(&state, &headers).await?;
-    let request: RegisterRequest = if body.is_empty() {
-        RegisterRequest::default()
-    } else {
-        json_body(&headers, &body)?
-    };
+    let request: RegisterRequest = optional_json_body(&headers, &body)?;
     let options = state
         .mfa
         .begin_passkey_registration(&user, request.name.as_deref())
@@ -102,11 +98,7 @@ pub async fn options(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let request: OptionsRequest = if body.is_empty() {
-        OptionsRequest::default()
-    } else {
-        json_body(&headers, &body)?
-    };
+    let request: OptionsRequest = optional_json_body(&headers, &body)?;
     let options = state
         .mfa
         .begin_passkey_sign_in(Purpose::Login {

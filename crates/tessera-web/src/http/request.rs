@@ -118,6 +118,17 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
     }
 }
 
+/// [`json_body`] for an endpoint whose body is optional: no body at all is `T::default()`.
+pub fn optional_json_body<T: serde::de::DeserializeOwned + Default>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    if body.is_empty() {
+        return Ok(T::default());
+    }
+    json_body(headers, body)
+}
+
 /// Parses a JSON request body into `T`, answering problem JSON (415 for another media type,
 /// 400 naming the field for malformed or incomplete JSON) instead of plain text.
 pub fn json_body<T: serde::de::DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, ApiError> {
