@@ -13,6 +13,7 @@ backend_tests!(
     the_role_graph_refuses_cycles_unknown_parents_and_bad_names,
     separation_of_duty_refuses_conflicting_assignments,
     conditions_put_a_permission_in_the_token_only_where_they_hold,
+    token_permissions_are_bounded_and_past_the_bound_there_are_none,
 );
 
 /// `method path` with the admin token and an optional JSON body: status and JSON.
@@ -533,4 +534,94 @@ async fn conditions_put_a_permission_in_the_token_only_where_they_hold(backend: 
     )
     .await;
     assert_eq!(status, 400);
+}
+
+async fn token_permissions_are_bounded_and_past_the_bound_there_are_none(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let (_, token) = node.admin_token("authz-bound").await;
+    let perms =
+        |prefix: &str, n: usize| -> Vec<String> { (0..n).map(|i| format!("{prefix}:{i:03}")).collect() };
+    // One role past the bound (itself, or through a parent) is refused and not stored.
+    let (status, body) = admin(
+        &node,
+        &token,
+        Method::POST,
+        "/admin/roles",
+        Some(json!({ "name": "huge", "permissions": perms("h", 257) })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("at most 256"), "{body}");
+    assert_eq!(
+        admin(&node, &token, Method::GET, "/admin/roles/huge", None)
+            .await
+            .0,
+        404
+    );
+    for (name, prefix) in [("a", "a"), ("b", "b"), ("c", "c")] {
+        let (status, body) = admin(
+            &node,
+            &token,
+            Method::POST,
+            "/admin/roles",
+            Some(json!({ "name": name, "permissions": perms(prefix, 100) })),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = admin(
+        &node,
+        &token,
+        Method::POST,
+        "/admin/roles",
+        Some(json!({ "name": "abc", "parents": ["a", "b", "c"] })),
+    )
+    .await;
+    assert_eq!(status, 400, "300 through parents: {body}");
+
+    // A user holding all three gets a token without any permission, and the audit says why.
+    let email = who("authz-bound");
+    let user_id = node.create_user(&email, PASSWORD).await;
+    node.state
+        .accounts
+        .set_roles(
+            &user_id,
+            &["a".into(), "b".into(), "c".into()],
+            "operator",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let (status, tokens) = login(&node, &email, PASSWORD).await;
+    assert_eq!(status, 200, "{tokens}");
+    let claims = payload(tokens["accessToken"].as_str().unwrap());
+    assert!(claims.get("permissions").is_none(), "{claims}");
+    assert_eq!(claims["roles"], json!(["a", "b", "c"]));
+    let (_, audit) = admin(
+        &node,
+        &token,
+        Method::GET,
+        "/admin/audit?type=token.permissions_overflow",
+        None,
+    )
+    .await;
+    assert_eq!(audit["events"][0]["detail"]["permissions"], 300, "{audit}");
+    // Two of them fit.
+    node.state
+        .accounts
+        .set_roles(
+            &user_id,
+            &["a".into(), "b".into()],
+            "operator",
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    let (_, tokens) = login(&node, &email, PASSWORD).await;
+    let claims = payload(tokens["accessToken"].as_str().unwrap());
+    assert_eq!(
+        claims["permissions"].as_array().map(Vec::len),
+        Some(200),
+        "{claims}"
+    );
 }

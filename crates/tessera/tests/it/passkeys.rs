@@ -17,6 +17,7 @@ use crate::mfa::{login, payload, who};
 backend_tests!(
     passkeys_register_and_sign_in_in_headless_chromium,
     passkey_ceremonies_refuse_foreign_and_malformed_answers,
+    the_hosted_passkey_form_refuses_forgeries_and_bad_answers,
 );
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -372,4 +373,75 @@ async fn passkey_ceremonies_refuse_foreign_and_malformed_answers(backend: Backen
     assert!(body["detail"].as_str().unwrap().contains("host name"), "{body}");
     let (status, _, _) = ip_node.post_json("/auth/passkey/options", &json!({}), None).await;
     assert_eq!(status, 400);
+}
+
+/// The hosted passkey endpoints are hosted forms: CSRF and the carried authorization
+/// request are checked, and a refused or used answer shows the login page again.
+async fn the_hosted_passkey_form_refuses_forgeries_and_bad_answers(backend: Backend) {
+    let Some(node) = localhost_node(backend).await else {
+        return;
+    };
+    let client = node
+        .create_oidc_client("passkeys-hosted", true, REDIRECT, true, None)
+        .await;
+    let (_, challenge) = pkce_pair();
+    let mut browser = tessera_testkit::Browser::new();
+    let url = authorize_url(&node, &client, &challenge, "s-h").replace(&node.config.issuer(), &node.url);
+    let page = browser.get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"passkey-sign-in\""), "{}", page.body);
+    let form = page.form_fields();
+
+    // Options: with the page's fields, JSON; with a forged CSRF token, the forgery page.
+    let options = browser
+        .post_form(&node.at("/oauth2/authorize/passkey/options"), &form)
+        .await;
+    assert_eq!(options.status, 200, "{}", options.body);
+    let options: Value = serde_json::from_str(&options.body).unwrap();
+    let token = options["passkeyToken"].as_str().unwrap().to_owned();
+    let mut forged = form.clone();
+    forged.insert("csrf".into(), "forged".into());
+    for path in ["/oauth2/authorize/passkey/options", "/oauth2/authorize/passkey"] {
+        let refused = browser.post_form(&node.at(path), &forged).await;
+        assert_eq!(refused.status, 403, "{path}: {}", refused.body);
+    }
+    // An answer that does not verify: the login page again, saying so; the token is used up.
+    let mut answer = form.clone();
+    answer.insert("passkey_token".into(), token.clone());
+    answer.insert(
+        "credential".into(),
+        json!({ "id": "AAAA", "type": "public-key" }).to_string(),
+    );
+    let refused = browser
+        .post_form(&node.at("/oauth2/authorize/passkey"), &answer)
+        .await;
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert!(refused.body.contains("could not be verified"), "{}", refused.body);
+    // The page came with a new CSRF token: the next post uses that page's form.
+    let form = refused.form_fields();
+    let mut answer = form.clone();
+    answer.insert("passkey_token".into(), token.clone());
+    answer.insert(
+        "credential".into(),
+        json!({ "id": "AAAA", "type": "public-key" }).to_string(),
+    );
+    let again = browser
+        .post_form(&node.at("/oauth2/authorize/passkey"), &answer)
+        .await;
+    assert_eq!(again.status, 401);
+    assert!(
+        again.body.contains("took too long"),
+        "a used token: {}",
+        again.body
+    );
+    // Without the fields at all.
+    let form = again.form_fields();
+    let bare = browser
+        .post_form(&node.at("/oauth2/authorize/passkey"), &form)
+        .await;
+    assert_eq!(bare.status, 401, "{}", bare.body);
+    assert!(
+        browser.cookie("tessera_sso").is_none(),
+        "nothing signed anyone in"
+    );
 }
