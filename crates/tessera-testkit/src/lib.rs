@@ -188,7 +188,9 @@ impl Drop for PgSchema {
 }
 
 /// Runs one statement on a fresh connection from a thread of its own, so it works from
-/// `Drop` and from inside or outside a runtime.
+/// `Drop` and from inside or outside a runtime. A deadlock (SQLSTATE 40P01) is retried: a
+/// node whose server task has not stopped yet may still be querying the schema that
+/// `DROP SCHEMA … CASCADE` is taking apart, and PostgreSQL then aborts one of the two.
 fn run_pg(url: &str, statement: &str) {
     let url = url.to_owned();
     let statement = statement.to_owned();
@@ -203,7 +205,19 @@ fn run_pg(url: &str, statement: &str) {
             let mut conn = sqlx::AnyConnection::connect(&url)
                 .await
                 .expect("cannot connect to TESSERA_TEST_DATABASE_URL");
-            conn.execute(statement.as_str()).await.expect("statement failed");
+            let mut attempts = 0;
+            loop {
+                match conn.execute(statement.as_str()).await {
+                    Ok(_) => break,
+                    Err(sqlx::Error::Database(err))
+                        if err.code().as_deref() == Some("40P01") && attempts < 5 =>
+                    {
+                        attempts += 1;
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                    Err(err) => panic!("statement failed: {err:?}"),
+                }
+            }
             let _ = conn.close().await;
         });
     })
