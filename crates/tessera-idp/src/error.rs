@@ -72,6 +72,7 @@ impl From<TokenError> for OAuthFailure {
             TokenError::UnknownChannel(_) => {
                 OAuthFailure::new(OAuthErrorCode::InvalidRequest, "unknown channel")
             }
+            TokenError::Roles(why) => OAuthFailure::new(OAuthErrorCode::InvalidRequest, &why),
             TokenError::SessionLimit => OAuthFailure::new(
                 OAuthErrorCode::AccessDenied,
                 "the limit of concurrent sessions for this channel is reached",

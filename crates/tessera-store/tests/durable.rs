@@ -143,6 +143,7 @@ suite!(
     concurrent_creations_never_pass_a_reject_limit,
     concurrent_creations_with_revoke_oldest_leave_one_alive,
     revoking_a_session_twice_and_all_of_a_subject,
+    a_session_records_the_roles_it_activates,
     deleting_a_client_ends_its_sessions,
     revocation_feed_dedupes_pages_and_expires,
     audit_filters_and_pages_newest_first,
@@ -746,6 +747,7 @@ fn session(id: &str, subject: &str, channel: &str, created_at: i64) -> SessionRe
         scope: "openid offline_access".to_owned(),
         amr: "pwd otp".to_owned(),
         roles: "member admin".to_owned(),
+        active_roles: None,
         auth_time: created_at,
         created_at,
         last_seen_at: created_at,
@@ -1532,6 +1534,41 @@ async fn deleting_a_client_ends_its_sessions(backend: &str) {
     assert_eq!(store.revocations(0, 0, 1_250).await.unwrap().len(), feed.len());
 }
 
+async fn a_session_records_the_roles_it_activates(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let s1 = session("s1", "u1", "web", 1_000);
+    create(store, &s1, SessionLimit::Unlimited).await;
+    assert_eq!(store.session("s1").await.unwrap().unwrap().active_roles, None);
+    assert!(store.set_active_roles("s1", "cashier", 1_100).await.unwrap());
+    assert_eq!(
+        store
+            .session("s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_roles
+            .as_deref(),
+        Some("cashier")
+    );
+    // Not for a session that ended or never was.
+    store.revoke_session("s1", "logout", 1_200).await.unwrap();
+    assert!(!store.set_active_roles("s1", "auditor", 1_300).await.unwrap());
+    assert!(!store.set_active_roles("nobody", "auditor", 1_300).await.unwrap());
+    assert_eq!(
+        store
+            .session("s1")
+            .await
+            .unwrap()
+            .unwrap()
+            .active_roles
+            .as_deref(),
+        Some("cashier")
+    );
+}
+
 async fn revoking_a_session_twice_and_all_of_a_subject(backend: &str) {
     let Some(db) = fresh(backend, true).await else {
         return;
@@ -2136,6 +2173,7 @@ fn user(id: &str, email: &str, created_at: i64) -> UserRecord {
         email_verified_at: None,
         password_hash: Some("h0".to_owned()),
         roles: vec!["member".to_owned()],
+        role_terms: Default::default(),
         locale: Some("ko".to_owned()),
         disabled_at: None,
         created_at,
@@ -2389,12 +2427,24 @@ async fn disabling_roles_and_counting_users(backend: &str) {
     assert!(!store.set_disabled("nobody", Some(1_100), 1_100).await.unwrap());
 
     let roles = vec!["admin".to_owned(), "support".to_owned()];
-    assert!(store.set_roles("u2", &roles, 1_300).await.unwrap());
+    let terms: std::collections::BTreeMap<String, serde_json::Value> = [(
+        "support".to_owned(),
+        serde_json::json!({ "until": 9_000, "condition": { "channels": ["web"] } }),
+    )]
+    .into();
+    assert!(store.set_roles("u2", &roles, &terms, 1_300).await.unwrap());
     let u2 = store.user("u2").await.unwrap().unwrap();
-    assert_eq!((u2.roles, u2.updated_at), (roles, 1_300));
-    assert!(store.set_roles("u2", &[], 1_400).await.unwrap());
-    assert!(store.user("u2").await.unwrap().unwrap().roles.is_empty());
-    assert!(!store.set_roles("nobody", &[], 1_400).await.unwrap());
+    assert_eq!((u2.roles, u2.role_terms, u2.updated_at), (roles, terms, 1_300));
+    assert!(store
+        .set_roles("u2", &[], &Default::default(), 1_400)
+        .await
+        .unwrap());
+    let u2 = store.user("u2").await.unwrap().unwrap();
+    assert!(u2.roles.is_empty() && u2.role_terms.is_empty());
+    assert!(!store
+        .set_roles("nobody", &[], &Default::default(), 1_400)
+        .await
+        .unwrap());
     // Others untouched.
     assert_eq!(
         store.user("u0").await.unwrap(),

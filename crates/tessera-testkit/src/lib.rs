@@ -350,6 +350,8 @@ impl TestNode {
             channel,
             scope: "openid profile",
             roles: &roles,
+            role_terms: &Default::default(),
+            active_roles: None,
             amr,
             auth_time: now,
             sso_session_id: None,

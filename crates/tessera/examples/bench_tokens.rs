@@ -127,6 +127,8 @@ async fn rotation_rate(node: &Node, workers: usize) -> f64 {
                 channel: None,
                 scope: "openid",
                 roles: &[],
+                role_terms: &Default::default(),
+                active_roles: None,
                 amr: &["pwd"],
                 auth_time: now,
                 sso_session_id: None,
@@ -141,7 +143,7 @@ async fn rotation_rate(node: &Node, workers: usize) -> f64 {
             while Instant::now() < deadline {
                 let issued = state
                     .tokens
-                    .refresh(token.secret(), &record, None, &context)
+                    .refresh(token.secret(), &record, None, None, &context)
                     .await
                     .unwrap();
                 token = issued.refresh_token;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tessera_idp::accounts::{Accounts, OPERATOR};
 use tessera_idp::audit::RequestContext;
 
-use tessera_idp::authz::{Condition, RoleSpec, RoleView, Situation};
+use tessera_idp::authz::{parse_instant, AssignmentTerms, Condition, RoleSpec, RoleView, Situation};
 use tessera_idp::config::Config;
 
 type CmdResult = Result<(), Box<dyn std::error::Error>>;
@@ -60,10 +60,14 @@ pub enum RoleCommand {
 
 #[derive(Subcommand)]
 pub enum SodCommand {
-    /// Forbid holding two or more of these roles together (static separation of duty).
+    /// Forbid holding two or more of these roles together (static separation of duty), or
+    /// with --dynamic activating them in one session.
     Add {
         #[arg(required = true, num_args = 2..)]
         roles: Vec<String>,
+        /// The roles may be held together, but a session activates at most one of them.
+        #[arg(long)]
+        dynamic: bool,
     },
     /// List the rules.
     List {
@@ -89,6 +93,10 @@ pub enum AuthzCommand {
         /// The sign-in's class (for acr conditions).
         #[arg(long)]
         acr: Option<String>,
+        /// When: RFC 3339 or Unix seconds (for time windows and expiring assignments);
+        /// now when absent.
+        #[arg(long, value_name = "T", value_parser = parse_instant)]
+        at: Option<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -207,9 +215,9 @@ pub async fn sod(config: Config, command: SodCommand) -> CmdResult {
     let authz = &node.state().authz;
     let context = RequestContext::default();
     match command {
-        SodCommand::Add { roles } => {
-            let rule = authz.add_sod(&roles, OPERATOR, &context).await?;
-            println!("{}  {}", rule.id, rule.roles.join(" "));
+        SodCommand::Add { roles, dynamic } => {
+            let rule = authz.add_sod(&roles, dynamic, OPERATOR, &context).await?;
+            print_rule(&rule);
         }
         SodCommand::List { json } => {
             let rules = authz.sod().await?;
@@ -218,8 +226,8 @@ pub async fn sod(config: Config, command: SodCommand) -> CmdResult {
             } else if rules.is_empty() {
                 println!("no rules");
             } else {
-                for rule in rules {
-                    println!("{}  {}", rule.id, rule.roles.join(" "));
+                for rule in &rules {
+                    print_rule(rule);
                 }
             }
         }
@@ -231,6 +239,11 @@ pub async fn sod(config: Config, command: SodCommand) -> CmdResult {
     Ok(())
 }
 
+fn print_rule(rule: &tessera_idp::authz::SodView) {
+    let kind = if rule.dynamic { "dynamic" } else { "static" };
+    println!("{}  {kind}  {}", rule.id, rule.roles.join(" "));
+}
+
 pub async fn authz(config: Config, command: AuthzCommand) -> CmdResult {
     let node = tessera_web::start(config).await?;
     let AuthzCommand::Check {
@@ -239,12 +252,14 @@ pub async fn authz(config: Config, command: AuthzCommand) -> CmdResult {
         ip,
         channel,
         acr,
+        at,
         json,
     } = command;
     let situation = Situation {
         ip,
         channel: channel.as_deref(),
         acr: acr.as_deref(),
+        at: Some(at.unwrap_or_else(|| node.state().clock.now())),
     };
     let user = node
         .state()
@@ -265,20 +280,43 @@ pub async fn authz(config: Config, command: AuthzCommand) -> CmdResult {
     Ok(())
 }
 
-/// `tessera user grant|revoke-role EMAIL ROLE`.
+/// The terms of `tessera user grant`: `--channel`s, `--until`, `--condition`.
+pub fn terms(
+    channels: Vec<String>,
+    until: Option<i64>,
+    condition: Option<&str>,
+) -> Result<AssignmentTerms, Box<dyn std::error::Error>> {
+    let mut condition: Option<Condition> = condition
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| format!("--condition: {e}"))?;
+    if !channels.is_empty() {
+        condition.get_or_insert_with(Condition::default).channels = channels;
+    }
+    Ok(AssignmentTerms { until, condition })
+}
+
+/// `tessera user grant EMAIL ROLE` (with `terms`) and `tessera user revoke-role EMAIL ROLE`
+/// (`None`).
 pub async fn grant_or_revoke(
     accounts: &Accounts,
     email: &str,
     role: &str,
-    grant: bool,
+    terms: Option<AssignmentTerms>,
     context: &RequestContext,
 ) -> CmdResult {
     let user = accounts.user_by_email(email).await?.ok_or("no such user")?;
-    let user = if grant {
-        accounts.grant_role(&user.id, role, OPERATOR, context).await?
-    } else {
-        accounts.revoke_role(&user.id, role, OPERATOR, context).await?
+    let user = match terms {
+        Some(terms) => {
+            accounts
+                .grant_role(&user.id, role, terms, OPERATOR, context)
+                .await?
+        }
+        None => accounts.revoke_role(&user.id, role, OPERATOR, context).await?,
     };
     println!("{}  roles: {}", user.email, user.roles.join(" "));
+    for (role, terms) in tessera_idp::authz::read_terms(&user.role_terms) {
+        println!("  {role}: {}", serde_json::to_string(&terms)?);
+    }
     Ok(())
 }

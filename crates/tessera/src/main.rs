@@ -138,8 +138,21 @@ enum UserCommand {
     #[command(subcommand)]
     Mfa(MfaCommand),
     /// Give a user a role (separation-of-duty rules apply); it shows in their tokens at the
-    /// next refresh.
-    Grant { email: String, role: String },
+    /// next refresh. Granting a role the user holds replaces its terms.
+    Grant {
+        email: String,
+        role: String,
+        /// The assignment holds only in sessions on this channel (repeatable).
+        #[arg(long = "channel", value_name = "C")]
+        channels: Vec<String>,
+        /// The assignment ends then: RFC 3339 (2027-01-31T18:00:00Z) or Unix seconds.
+        #[arg(long, value_name = "T", value_parser = tessera_idp::authz::parse_instant)]
+        until: Option<i64>,
+        /// Where else it holds, as a role permission's condition:
+        /// `{"networks":["10.0.0.0/8"],"acr":"urn:tessera:acr:mfa","time":{"zone":"Europe/Berlin","from":"08:00","to":"18:00","days":["mon","tue"]}}`.
+        #[arg(long, value_name = "JSON")]
+        condition: Option<String>,
+    },
     /// Take a role from a user.
     RevokeRole { email: String, role: String },
 }
@@ -548,11 +561,18 @@ async fn user(config: Config, command: UserCommand) -> CmdResult {
                 .await?;
             println!("removed {removed} factor(s) and the recovery codes");
         }
-        UserCommand::Grant { email, role } => {
-            authz::grant_or_revoke(accounts, &email, &role, true, &context).await?;
+        UserCommand::Grant {
+            email,
+            role,
+            channels,
+            until,
+            condition,
+        } => {
+            let terms = authz::terms(channels, until, condition.as_deref())?;
+            authz::grant_or_revoke(accounts, &email, &role, Some(terms), &context).await?;
         }
         UserCommand::RevokeRole { email, role } => {
-            authz::grant_or_revoke(accounts, &email, &role, false, &context).await?;
+            authz::grant_or_revoke(accounts, &email, &role, None, &context).await?;
         }
         UserCommand::Import { file } => {
             let reader = std::io::BufReader::new(

@@ -107,6 +107,7 @@ impl Accounts {
             email_verified_at: line.email_verified.then_some(now),
             password_hash: Some(line.password_hash),
             roles: line.roles,
+            role_terms: Default::default(),
             locale: None,
             disabled_at: None,
             created_at: now,

@@ -97,19 +97,22 @@ impl Accounts {
     }
 
     /// `POST /auth/login`: authenticates and starts a session of the first-party client on
-    /// `channel` (the client's channel when `None`), from the device `device` (its id or
-    /// cookie, for the risk assessment), unless a second factor must be passed first.
+    /// `channel` (the client's channel when `None`) with `roles` active (see
+    /// [`crate::tokens::Login::active_roles`]), from the device `device` (its id or cookie,
+    /// for the risk assessment), unless a second factor must be passed first.
     pub async fn login(
         &self,
         raw_email: &str,
         password: &str,
         channel: Option<&str>,
+        roles: Option<&[String]>,
         device: Option<&str>,
         context: &RequestContext,
     ) -> Result<Issued, AccountError> {
         let user = self.authenticate(raw_email, password, context).await?;
         let purpose = Purpose::Login {
             channel: channel.map(str::to_owned),
+            roles: roles.map(<[String]>::to_vec),
         };
         let policy = self.mfa.policy_for(&self.first_party().await?);
         let risk = self.alerts.risk(&user, device, context).await;
@@ -124,7 +127,7 @@ impl Accounts {
                 .await;
             return Err(AccountError::MfaRequired(challenge));
         }
-        self.start_first_party_session(&user, channel, &["pwd"], context)
+        self.start_first_party_session(&user, channel, roles, &["pwd"], context)
             .await
     }
 
@@ -133,6 +136,7 @@ impl Accounts {
         &self,
         user: &UserRecord,
         channel: Option<&str>,
+        roles: Option<&[String]>,
         amr: &[&str],
         context: &RequestContext,
     ) -> Result<Issued, AccountError> {
@@ -146,6 +150,8 @@ impl Accounts {
                     channel,
                     scope: "openid profile email",
                     roles: &user.roles,
+                    role_terms: &user.role_terms,
+                    active_roles: roles,
                     amr,
                     auth_time: self.clock.now(),
                     sso_session_id: None,
@@ -203,11 +209,17 @@ impl Accounts {
                 context,
             )
             .await?;
-        let Purpose::Login { channel } = &passed.purpose else {
+        let Purpose::Login { channel, roles } = &passed.purpose else {
             return Err(crate::mfa::MfaError::InvalidChallenge.into());
         };
         let issued = self
-            .start_first_party_session(&passed.user, channel.as_deref(), passed.amr(), context)
+            .start_first_party_session(
+                &passed.user,
+                channel.as_deref(),
+                roles.as_deref(),
+                passed.amr(),
+                context,
+            )
             .await?;
         Ok((issued, passed.recovery_codes))
     }
@@ -231,11 +243,17 @@ impl Accounts {
             )
             .await?;
         self.admit_passkey_user(&passed.user, context).await?;
-        let Purpose::Login { channel } = &passed.purpose else {
+        let Purpose::Login { channel, roles } = &passed.purpose else {
             return Err(crate::mfa::MfaError::InvalidChallenge.into());
         };
-        self.start_first_party_session(&passed.user, channel.as_deref(), passed.amr(), context)
-            .await
+        self.start_first_party_session(
+            &passed.user,
+            channel.as_deref(),
+            roles.as_deref(),
+            passed.amr(),
+            context,
+        )
+        .await
     }
 
     /// A sign-in without a password (a passkey) refused as a password sign-in would be after

@@ -8,6 +8,7 @@ mod login;
 mod roles;
 pub mod throttle;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tessera_store::durable::{ClientRecord, ClientStore, OneTimeTokenRecord, UserRecord, UserStore};
@@ -16,7 +17,7 @@ use tessera_store::StoreError;
 use self::throttle::Throttle;
 use crate::alerts::Alerts;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
-use crate::authz::{Authz, AuthzError};
+use crate::authz::{AssignmentTerms, Authz, AuthzError};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::mail::{self, Locale, Mailer, Outgoing};
@@ -220,6 +221,7 @@ impl Accounts {
             email_verified_at: None,
             password_hash: Some(hash),
             roles: Vec::new(),
+            role_terms: Default::default(),
             locale: Some(locale.tag().to_owned()),
             disabled_at: None,
             created_at: now,
@@ -346,6 +348,7 @@ impl Accounts {
         &self,
         access_token: &str,
         refresh_token: &str,
+        roles: Option<&[String]>,
         context: &RequestContext,
     ) -> Result<Issued, AccountError> {
         let client = self.first_party().await?;
@@ -356,7 +359,10 @@ impl Accounts {
                 "access and refresh token of different sessions",
             )));
         }
-        Ok(self.tokens.refresh(refresh_token, &client, None, context).await?)
+        Ok(self
+            .tokens
+            .refresh(refresh_token, &client, None, roles, context)
+            .await?)
     }
 
     /// `POST /auth/password/forgot`: mails a reset link if the account exists and is
@@ -583,6 +589,7 @@ impl Accounts {
             email_verified_at: verified.then_some(now),
             password_hash: Some(self.hasher.hash_async(password.to_owned()).await?),
             roles: roles.to_vec(),
+            role_terms: Default::default(),
             locale: None,
             disabled_at: None,
             created_at: now,
@@ -755,6 +762,8 @@ pub struct UserView {
     /// `argon2id`, `bcrypt`, `pbkdf2-sha256`, or `none` (no password).
     pub password_algorithm: String,
     pub roles: Vec<String>,
+    /// The terms of some of `roles` (expiry, condition), by role.
+    pub role_terms: BTreeMap<String, AssignmentTerms>,
     pub disabled: bool,
     pub disabled_at: Option<i64>,
     pub created_at: i64,
@@ -776,6 +785,7 @@ impl From<&UserRecord> for UserView {
             email_verified_at: user.email_verified_at,
             password_algorithm: algorithm.to_owned(),
             roles: user.roles.clone(),
+            role_terms: crate::authz::read_terms(&user.role_terms),
             disabled: user.disabled_at.is_some(),
             disabled_at: user.disabled_at,
             created_at: user.created_at,

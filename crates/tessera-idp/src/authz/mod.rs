@@ -18,7 +18,9 @@ use serde_json::json;
 use tessera_store::durable::{RbacSnapshot, RbacStore, RoleRecord, SodRecord, UserRecord};
 use tessera_store::StoreError;
 
-pub use self::graph::{Condition, Effective, Graph, Situation, MAX_TOKEN_PERMISSIONS};
+pub use self::graph::{
+    in_force, AssignmentTerms, Condition, Effective, Graph, Situation, TimeWindow, MAX_TOKEN_PERMISSIONS,
+};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::tokens::opaque::random_id;
@@ -47,6 +49,10 @@ pub enum AuthzError {
     InUse { role: String, by: String },
     #[error("roles {} may not be held together (separation-of-duty rule {rule})", .roles.join(", "))]
     SeparationOfDuty { rule: String, roles: Vec<String> },
+    #[error("roles {} may not be active in one session (dynamic separation-of-duty rule {rule})", .roles.join(", "))]
+    ActiveTogether { rule: String, roles: Vec<String> },
+    #[error("role {0} is not assigned to the user here and now")]
+    NotAssigned(String),
     #[error("the role graph kept changing; try again")]
     Busy,
     #[error(transparent)]
@@ -81,6 +87,8 @@ pub struct RoleView {
 pub struct SodView {
     pub id: String,
     pub roles: Vec<String>,
+    /// The roles may be held together but not be active in one session.
+    pub dynamic: bool,
     pub created_at: i64,
 }
 
@@ -89,6 +97,7 @@ impl From<&SodRecord> for SodView {
         SodView {
             id: rule.id.clone(),
             roles: rule.roles.clone(),
+            dynamic: rule.dynamic,
             created_at: rule.created_at,
         }
     }
@@ -156,40 +165,78 @@ fn check_conditions(
                 format!("{permission:?} is not a permission of the role"),
             ));
         }
-        if condition.networks.is_empty() && condition.channels.is_empty() && condition.acr.is_none() {
-            return Err(invalid(
-                "conditions",
-                format!("the condition of {permission:?} is empty"),
-            ));
-        }
-        if condition.networks.len() > MAX_LIST || condition.channels.len() > MAX_LIST {
-            return Err(invalid(
-                "conditions",
-                format!("at most {MAX_LIST} networks and channels"),
-            ));
-        }
-        for network in &condition.networks {
-            tessera_proto::net::Cidr::parse(network).map_err(|e| invalid("conditions", e))?;
-        }
-        if let Some(channel) = condition.channels.iter().find(|c| c.is_empty() || c.len() > 64) {
-            return Err(invalid(
-                "conditions",
-                format!("{channel:?} is not a channel name"),
-            ));
-        }
-        if let Some(acr) = &condition.acr {
-            if !tessera_proto::acr::SUPPORTED.contains(&acr.as_str()) {
-                return Err(invalid(
-                    "conditions",
-                    format!(
-                        "acr {acr:?} is not one of {}",
-                        tessera_proto::acr::SUPPORTED.join(", ")
-                    ),
-                ));
-            }
-        }
+        check_condition(
+            "conditions",
+            &format!("the condition of {permission:?}"),
+            condition,
+        )?;
     }
     Ok(())
+}
+
+/// A condition's parts are well formed and it asks for something.
+fn check_condition(field: &'static str, what: &str, condition: &Condition) -> Result<(), AuthzError> {
+    if condition.is_empty() {
+        return Err(invalid(field, format!("{what} is empty")));
+    }
+    if condition.networks.len() > MAX_LIST || condition.channels.len() > MAX_LIST {
+        return Err(invalid(
+            field,
+            format!("at most {MAX_LIST} networks and channels"),
+        ));
+    }
+    for network in &condition.networks {
+        tessera_proto::net::Cidr::parse(network).map_err(|e| invalid(field, e))?;
+    }
+    if let Some(channel) = condition.channels.iter().find(|c| c.is_empty() || c.len() > 64) {
+        return Err(invalid(field, format!("{channel:?} is not a channel name")));
+    }
+    if let Some(acr) = &condition.acr {
+        if !tessera_proto::acr::SUPPORTED.contains(&acr.as_str()) {
+            return Err(invalid(
+                field,
+                format!(
+                    "acr {acr:?} is not one of {}",
+                    tessera_proto::acr::SUPPORTED.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(problem) = condition.time.as_ref().and_then(|w| w.problem()) {
+        return Err(invalid(field, format!("{what}: {problem}")));
+    }
+    Ok(())
+}
+
+/// An instant given as RFC 3339 (`2027-01-31T18:00:00Z`, `2027-01-31T19:00:00+01:00`) or
+/// Unix seconds, as Unix seconds.
+pub fn parse_instant(text: &str) -> Result<i64, String> {
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Ok(seconds);
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_second())
+        .map_err(|_| format!("{text:?} is not an RFC 3339 time (2027-01-31T18:00:00Z) nor Unix seconds"))
+}
+
+/// A user's stored assignment terms, read; one unreadable is left out (it holds nowhere,
+/// see [`in_force`]).
+pub fn read_terms(stored: &BTreeMap<String, serde_json::Value>) -> BTreeMap<String, AssignmentTerms> {
+    stored
+        .iter()
+        .filter_map(|(role, value)| Some((role.clone(), serde_json::from_value(value.clone()).ok()?)))
+        .collect()
+}
+
+/// The terms of an assignment are well formed.
+pub fn check_terms(role: &str, terms: &AssignmentTerms) -> Result<(), AuthzError> {
+    if terms.until.is_some_and(|until| until <= 0) {
+        return Err(invalid("terms", format!("the expiry of {role:?} is not a time")));
+    }
+    match &terms.condition {
+        Some(condition) => check_condition("terms", &format!("the condition of {role:?}"), condition),
+        None => Ok(()),
+    }
 }
 
 /// Sorted, distinct, each checked, at most [`MAX_LIST`].
@@ -404,12 +451,14 @@ impl Authz {
         Ok(self.snapshot().await?.sod.iter().map(SodView::from).collect())
     }
 
-    /// Adds a rule that no user may hold two or more of `roles` (defined roles) together.
-    /// Users who already do keep their roles until they are next changed; the answer does
-    /// not list them (see the note in docs/authz.md).
+    /// Adds a rule that no user may hold two or more of `roles` (defined roles) together
+    /// (static), or activate them in one session (`dynamic`). Users who already hold them
+    /// keep their roles until they are next changed; the answer does not list them (see the
+    /// note in docs/authz.md).
     pub async fn add_sod(
         &self,
         roles: &[String],
+        dynamic: bool,
         actor: &str,
         context: &RequestContext,
     ) -> Result<SodView, AuthzError> {
@@ -428,6 +477,7 @@ impl Authz {
             let rule = SodRecord {
                 id: random_id(),
                 roles: roles.clone(),
+                dynamic,
                 created_at: self.clock.now(),
             };
             if self.store.put_sod(&rule, snapshot.version).await? {
@@ -436,7 +486,7 @@ impl Authz {
                         context,
                         AuditEvent::new("sod.created", "success")
                             .actor(actor)
-                            .detail(json!({ "rule": rule.id, "roles": rule.roles })),
+                            .detail(json!({ "rule": rule.id, "roles": rule.roles, "dynamic": dynamic })),
                     )
                     .await;
                 return Ok(SodView::from(&rule));
@@ -471,17 +521,63 @@ impl Authz {
         Err(AuthzError::Busy)
     }
 
-    /// What `assigned` grants now, in `situation` (the request getting a token).
-    pub async fn effective(
+    /// The roles active in a session of a user assigned `assigned` (with `terms`), in
+    /// `situation`: of the assignments in force there, those `chosen` (the session's choice,
+    /// cut to what is still in force), or every one but those in a broken dynamic rule when
+    /// nothing was chosen. A choice that a dynamic rule added since forbids loses the
+    /// conflicting roles likewise.
+    pub async fn active_roles(
         &self,
         assigned: &[String],
+        terms: &BTreeMap<String, serde_json::Value>,
+        chosen: Option<&[String]>,
+        situation: &Situation<'_>,
+    ) -> Result<Vec<String>, StoreError> {
+        let snapshot = self.snapshot().await?;
+        let held = in_force(assigned, terms, situation);
+        let candidates = match chosen {
+            Some(chosen) => held.into_iter().filter(|r| chosen.contains(r)).collect(),
+            None => held,
+        };
+        Ok(Graph::new(&snapshot).default_activation(&candidates))
+    }
+
+    /// Checks a session's request to activate `chosen`: each must be assigned and in force
+    /// in `situation`, and together they may break no dynamic separation-of-duty rule.
+    /// Returns them sorted and distinct.
+    pub async fn choose_roles(
+        &self,
+        assigned: &[String],
+        terms: &BTreeMap<String, serde_json::Value>,
+        chosen: &[String],
+        situation: &Situation<'_>,
+    ) -> Result<Vec<String>, AuthzError> {
+        let chosen = tidy("roles", chosen, |r| check_role_name("roles", r))?;
+        let held = in_force(assigned, terms, situation);
+        if let Some(missing) = chosen.iter().find(|r| !held.contains(r)) {
+            return Err(AuthzError::NotAssigned(missing.clone()));
+        }
+        let snapshot = self.snapshot().await?;
+        match Graph::new(&snapshot).dsd_conflict(&chosen) {
+            Some((rule, roles)) => Err(AuthzError::ActiveTogether {
+                rule: rule.id.clone(),
+                roles,
+            }),
+            None => Ok(chosen),
+        }
+    }
+
+    /// What the `active` roles grant now, in `situation` (the request getting a token).
+    pub async fn effective(
+        &self,
+        active: &[String],
         situation: &Situation<'_>,
     ) -> Result<Effective, StoreError> {
         let snapshot = self.snapshot().await?;
-        Ok(Graph::new(&snapshot).effective_in(assigned, Some(situation)))
+        Ok(Graph::new(&snapshot).effective_in(active, Some(situation)))
     }
 
-    /// Refuses an assignment of `roles` that breaks a separation-of-duty rule.
+    /// Refuses an assignment of `roles` that breaks a (static) separation-of-duty rule.
     pub async fn check_assignment(&self, roles: &[String]) -> Result<(), AuthzError> {
         let snapshot = self.snapshot().await?;
         match Graph::new(&snapshot).sod_conflict(roles) {
@@ -503,19 +599,32 @@ impl Authz {
         check_permission(permission)?;
         let snapshot = self.snapshot().await?;
         let graph = Graph::new(&snapshot);
-        let effective = graph.effective(&user.roles);
-        let granted_by = graph.granted_by(&user.roles, permission, Some(situation));
+        // The assignments in force here; whether their roles are active is the session's
+        // choice (dynamic separation of duty), said in the reason.
+        let held = in_force(&user.roles, &user.role_terms, situation);
+        let effective = graph.effective(&held);
+        let granted_by = graph.granted_by(&held, permission, Some(situation));
         let unconditionally = graph.granted_by(&user.roles, permission, None);
-        let reason = match (&granted_by, user.disabled_at.is_some()) {
+        let inactive_by_default = granted_by.as_ref().is_some_and(|_| {
+            graph
+                .granted_by(&graph.default_activation(&held), permission, Some(situation))
+                .is_none()
+        });
+        let mut reason = match (&granted_by, user.disabled_at.is_some()) {
             (_, true) => "the user is disabled: no token is issued to them".to_owned(),
-            (Some(role), false) if user.roles.contains(role) => format!("role {role} grants {permission}"),
+            (Some(role), false) if held.contains(role) => format!("role {role} grants {permission}"),
             (Some(role), false) => format!("role {role}, inherited, grants {permission}"),
             (None, false) if unconditionally.is_some() => format!(
-                "role {} grants {permission}, but its condition does not hold here",
+                "role {} grants {permission}, but its condition or its assignment's terms do not hold here",
                 unconditionally.as_deref().unwrap_or_default()
             ),
             (None, false) => format!("no role of the user grants {permission}"),
         };
+        if inactive_by_default && user.disabled_at.is_none() {
+            reason.push_str(
+                "; a dynamic separation-of-duty rule keeps it out of a session that does not ask for the role",
+            );
+        }
         Ok(Decision {
             allowed: granted_by.is_some() && user.disabled_at.is_none(),
             permission: permission.to_owned(),

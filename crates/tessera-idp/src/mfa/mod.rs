@@ -121,8 +121,13 @@ pub struct TotpEnrolment {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "flow", rename_all = "snake_case")]
 pub enum Purpose {
-    /// `POST /auth/login` of the first-party client, on this channel.
-    Login { channel: Option<String> },
+    /// `POST /auth/login` of the first-party client, on this channel, activating these
+    /// roles (all but those of a broken dynamic separation-of-duty rule when `None`).
+    Login {
+        channel: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        roles: Option<Vec<String>>,
+    },
     /// The hosted login page of `/oauth2/authorize`.
     Authorize,
 }
@@ -619,6 +624,7 @@ mod tests {
     fn challenges_of_one_flow_are_not_of_another() {
         let login = Purpose::Login {
             channel: Some("web".into()),
+            roles: Some(vec!["cashier".into()]),
         };
         let text = serde_json::to_string(&Pending {
             user_id: "u".into(),

@@ -17,6 +17,7 @@ pub mod opaque;
 
 pub use self::introspection::{Introspection, IntrospectionDetails};
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
@@ -32,7 +33,7 @@ use tessera_store::StoreError;
 use self::access::{AccessClaims, Expectations, Rejected};
 use self::opaque::{random_id, RefreshToken, SuccessorKey};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
-use crate::authz::{Authz, Effective, Situation, MAX_TOKEN_PERMISSIONS};
+use crate::authz::{Authz, AuthzError, Effective, Situation, MAX_TOKEN_PERMISSIONS};
 use crate::clock::Clock;
 use crate::config::{Config, OnLimit};
 use crate::keys::{parse_alg, KeyRing};
@@ -53,6 +54,10 @@ pub enum TokenError {
     UnknownChannel(String),
     #[error("the concurrent-session limit of this channel is reached")]
     SessionLimit,
+    /// The roles asked to be active cannot be (not assigned, or a dynamic
+    /// separation-of-duty rule).
+    #[error("{0}")]
+    Roles(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
@@ -68,7 +73,12 @@ pub struct Login<'a> {
     pub channel: Option<&'a str>,
     /// Space-separated granted scope.
     pub scope: &'a str,
+    /// The user's roles and the terms of some (`UserRecord::roles`, `role_terms`).
     pub roles: &'a [String],
+    pub role_terms: &'a BTreeMap<String, serde_json::Value>,
+    /// The roles the session asks to activate (dynamic separation of duty); `None`: every
+    /// role not in a broken dynamic rule.
+    pub active_roles: Option<&'a [String]>,
     /// Authentication methods used (RFC 8176), e.g. `["pwd"]`.
     pub amr: &'a [&'a str],
     pub auth_time: i64,
@@ -191,6 +201,19 @@ impl TokenService {
             return Err(TokenError::UnknownChannel(channel.to_owned()));
         }
         let now = self.clock.now();
+        let amr_class = tessera_proto::acr::of(login.amr);
+        let active_roles = match login.active_roles {
+            Some(chosen) => {
+                let situation = situation(context, channel, amr_class, now);
+                let chosen = self
+                    .authz
+                    .choose_roles(login.roles, login.role_terms, chosen, &situation)
+                    .await
+                    .map_err(roles_refused)?;
+                Some(chosen.join(" "))
+            }
+            None => None,
+        };
         let access_ttl = self.access_ttl(login.client);
         let absolute = now.saturating_add(self.family_ttl(login.client));
         let session = SessionRecord {
@@ -212,6 +235,7 @@ impl TokenService {
             revoked_at: None,
             revoke_reason: None,
             sso_session_id: login.sso_session_id.map(str::to_owned),
+            active_roles,
         };
         let refresh = RefreshToken::generate();
         let first = tessera_store::durable::RefreshRecord {
@@ -247,7 +271,9 @@ impl TokenService {
             self.announce_session_revoked(ended, "session_limit", "system", context)
                 .await;
         }
-        let grants = self.grants(&session, login.roles, context).await?;
+        let grants = self
+            .grants(&session, login.roles, login.role_terms, now, context)
+            .await?;
         let claims = self.claims_for(&session, &grants, &session.scope, now, access_ttl);
         let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         self.audit
@@ -272,17 +298,32 @@ impl TokenService {
     }
 
     /// Exchanges a refresh token for a new access token and the token's successor.
-    /// `scope`, when given, narrows the access token (never the family).
+    /// `scope`, when given, narrows the access token (never the family); `roles`, when
+    /// given, are the roles the session activates from now on (checked before anything
+    /// changes).
     pub async fn refresh(
         &self,
         presented: &str,
         client: &ClientRecord,
         scope: Option<&str>,
+        roles: Option<&[String]>,
         context: &RequestContext,
     ) -> Result<Issued, TokenError> {
         let presented =
             RefreshToken::parse(presented).ok_or(TokenError::InvalidGrant("malformed refresh token"))?;
         let presented_hash = presented.hash();
+        // What the request asks beyond a plain refresh is checked before the token rotates,
+        // so that a refusal changes nothing.
+        let chosen = if scope.is_some() || roles.is_some() {
+            let session = self.live_session_of(&presented_hash, client).await?;
+            narrow_scope(&session.scope, scope)?;
+            match roles {
+                Some(roles) => Some(self.choose_at_refresh(&session, roles, context).await?),
+                None => None,
+            }
+        } else {
+            None
+        };
         let child = self.successors.successor_of(&presented);
         let now = self.clock.now();
         let access_ttl = self.access_ttl(client);
@@ -315,16 +356,25 @@ impl TokenService {
             }
         };
         let access_scope = narrow_scope(&session.scope, scope)?;
+        let mut session = session;
+        if let Some(chosen) = chosen {
+            let chosen = chosen.join(" ");
+            self.sessions.set_active_roles(&session.id, &chosen, now).await?;
+            session.active_roles = Some(chosen);
+        }
         // Roles are read again: a change of the user's roles shows at the next refresh.
-        let current = self.users.user(&session.subject).await?.map(|u| u.roles);
-        let assigned = current.unwrap_or_else(|| {
-            session
-                .roles
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect()
-        });
-        let grants = self.grants(&session, &assigned, context).await?;
+        let (assigned, terms) = match self.users.user(&session.subject).await? {
+            Some(user) => (user.roles, user.role_terms),
+            None => (
+                session
+                    .roles
+                    .split_ascii_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                BTreeMap::new(),
+            ),
+        };
+        let grants = self.grants(&session, &assigned, &terms, now, context).await?;
         let claims = self.claims_for(&session, &grants, &access_scope, now, access_ttl);
         let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         Ok(Issued {
@@ -622,23 +672,79 @@ impl TokenService {
         }
     }
 
-    /// What the roles `assigned` to the user of `session` grant now; past the token's
-    /// limit of permissions, none (audited).
+    /// The alive session of `client` that the refresh token with `presented_hash` belongs
+    /// to (the rotation checks the token itself again).
+    async fn live_session_of(
+        &self,
+        presented_hash: &str,
+        client: &ClientRecord,
+    ) -> Result<SessionRecord, TokenError> {
+        let now = self.clock.now();
+        let stored = self
+            .sessions
+            .refresh_token(presented_hash)
+            .await?
+            .ok_or(TokenError::InvalidGrant("unknown refresh token"))?;
+        self.sessions
+            .session(&stored.session_id)
+            .await?
+            .filter(|s| {
+                s.is_alive(now) && s.client_id == client.client_id && stored.client_id == client.client_id
+            })
+            .ok_or(TokenError::InvalidGrant(
+                "the session ended or is another client's",
+            ))
+    }
+
+    /// Checks the roles a refresh of `session` asks to activate against its user.
+    async fn choose_at_refresh(
+        &self,
+        session: &SessionRecord,
+        roles: &[String],
+        context: &RequestContext,
+    ) -> Result<Vec<String>, TokenError> {
+        let user = self
+            .users
+            .user(&session.subject)
+            .await?
+            .ok_or(TokenError::InvalidGrant("the user is gone"))?;
+        let amr: Vec<&str> = session.amr.split_ascii_whitespace().collect();
+        let situation = situation(
+            context,
+            &session.channel,
+            tessera_proto::acr::of(&amr),
+            self.clock.now(),
+        );
+        self.authz
+            .choose_roles(&user.roles, &user.role_terms, roles, &situation)
+            .await
+            .map_err(roles_refused)
+    }
+
+    /// What the roles `assigned` to the user of `session` (some on `terms`) grant now, with
+    /// the session's choice of active roles; past the token's limit of permissions, none
+    /// (audited).
     async fn grants(
         &self,
         session: &SessionRecord,
         assigned: &[String],
+        terms: &BTreeMap<String, serde_json::Value>,
+        now: i64,
         context: &RequestContext,
     ) -> Result<Effective, StoreError> {
-        // Conditions are checked against this request: its address, the session's channel,
-        // and how the session's user signed in.
+        // Terms and conditions are checked against this request: its address and time, the
+        // session's channel, and how the session's user signed in.
         let amr: Vec<&str> = session.amr.split_ascii_whitespace().collect();
-        let situation = Situation {
-            ip: context.ip.as_deref().and_then(|ip| ip.parse().ok()),
-            channel: Some(&session.channel),
-            acr: Some(tessera_proto::acr::of(&amr)),
-        };
-        let mut grants = self.authz.effective(assigned, &situation).await?;
+        let situation = situation(context, &session.channel, tessera_proto::acr::of(&amr), now);
+        let chosen: Option<Vec<String>> = session
+            .active_roles
+            .as_deref()
+            .map(|roles| roles.split_ascii_whitespace().map(str::to_owned).collect());
+        let active = self
+            .authz
+            .active_roles(assigned, terms, chosen.as_deref(), &situation)
+            .await?;
+        let mut grants = self.authz.effective(&active, &situation).await?;
         if grants.permissions.len() > MAX_TOKEN_PERMISSIONS {
             self.audit
                 .record(
@@ -705,6 +811,25 @@ impl TokenService {
             (n, OnLimit::RevokeOldest) => SessionLimit::RevokeOldest(n),
             (n, OnLimit::Reject) => SessionLimit::Reject(n),
         }
+    }
+}
+
+/// What conditions and assignment terms are checked against: the request (its address),
+/// the session's channel and sign-in class, and the time.
+fn situation<'a>(context: &RequestContext, channel: &'a str, acr: &'a str, now: i64) -> Situation<'a> {
+    Situation {
+        ip: context.ip.as_deref().and_then(|ip| ip.parse().ok()),
+        channel: Some(channel),
+        acr: Some(acr),
+        at: Some(now),
+    }
+}
+
+/// A refused choice of active roles, as the token endpoint says it.
+fn roles_refused(err: AuthzError) -> TokenError {
+    match err {
+        AuthzError::Store(err) => TokenError::Store(err),
+        other => TokenError::Roles(other.to_string()),
     }
 }
 

@@ -77,6 +77,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0011_role_conditions.sql"),
         include_str!("../../migrations/postgres/0011_role_conditions.sql"),
     ),
+    (
+        12,
+        "assignment terms and dynamic separation of duty",
+        include_str!("../../migrations/sqlite/0012_assignments_dsd.sql"),
+        include_str!("../../migrations/postgres/0012_assignments_dsd.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

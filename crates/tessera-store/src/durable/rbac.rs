@@ -27,12 +27,14 @@ pub struct RoleRecord {
     pub updated_at: i64,
 }
 
-/// Roles no user may hold together.
+/// Roles no user may hold together (static), or activate in one session (dynamic).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SodRecord {
     pub id: String,
     /// Two or more role names, sorted.
     pub roles: Vec<String>,
+    /// Dynamic: the roles may be held together, not be active in one session.
+    pub dynamic: bool,
     pub created_at: i64,
 }
 
@@ -119,7 +121,7 @@ impl RbacStore for SqlStore {
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
-        let sod = sqlx::query("SELECT id, roles, created_at FROM sod_rules ORDER BY id")
+        let sod = sqlx::query("SELECT id, roles, dynamic, created_at FROM sod_rules ORDER BY id")
             .fetch_all(&mut *tx)
             .await?
             .iter()
@@ -127,6 +129,7 @@ impl RbacStore for SqlStore {
                 Ok(SodRecord {
                     id: row.try_get("id")?,
                     roles: list(row, "roles")?,
+                    dynamic: row.try_get::<i64, _>("dynamic")? != 0,
                     created_at: row.try_get("created_at")?,
                 })
             })
@@ -185,9 +188,10 @@ impl RbacStore for SqlStore {
         if !bump(&mut tx, version).await? {
             return Ok(false);
         }
-        sqlx::query("INSERT INTO sod_rules (id, roles, created_at) VALUES ($1, $2, $3)")
+        sqlx::query("INSERT INTO sod_rules (id, roles, dynamic, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&rule.id)
             .bind(json(&rule.roles)?)
+            .bind(i64::from(rule.dynamic))
             .bind(rule.created_at)
             .execute(&mut *tx)
             .await?;

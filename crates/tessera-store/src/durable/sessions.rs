@@ -28,9 +28,12 @@ pub struct SessionRecord {
     pub scope: String,
     /// Space-separated authentication methods (RFC 8176 `amr` values).
     pub amr: String,
-    /// Space-separated roles granted at login; carried into every access token of the
-    /// session, refreshed ones included.
+    /// Space-separated roles assigned to the user at login (the user's current ones are
+    /// read again at every refresh; these stand when the user is gone).
     pub roles: String,
+    /// Space-separated roles the session chose to activate (dynamic separation of duty);
+    /// `None`: it chose none.
+    pub active_roles: Option<String>,
     pub auth_time: i64,
     pub created_at: i64,
     pub last_seen_at: i64,
@@ -183,12 +186,16 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The stored refresh token with this hash, whatever its state.
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError>;
+
+    /// Records the roles session `id` chose to activate (space-separated); `false` when
+    /// there is no alive session `id`.
+    async fn set_active_roles(&self, id: &str, active_roles: &str, now: i64) -> Result<bool, StoreError>;
 }
 
 pub(super) const SESSION_COLUMNS: &str =
     "id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
      created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-     revoke_reason, sso_session_id";
+     revoke_reason, sso_session_id, active_roles";
 
 const TOKEN_COLUMNS: &str =
     "token_hash, session_id, client_id, generation, issued_at, expires_at, rotated_at, successor_hash";
@@ -216,6 +223,7 @@ pub(super) fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError
         revoked_at: row.try_get("revoked_at")?,
         revoke_reason: row.try_get("revoke_reason")?,
         sso_session_id: row.try_get("sso_session_id")?,
+        active_roles: row.try_get("active_roles")?,
     })
 }
 
@@ -299,8 +307,8 @@ where
     sqlx::query(
         "INSERT INTO sessions (id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
          created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-         revoke_reason, sso_session_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+         revoke_reason, sso_session_id, active_roles) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&session.id)
     .bind(&session.subject)
@@ -320,6 +328,7 @@ where
     .bind(session.revoked_at)
     .bind(&session.revoke_reason)
     .bind(&session.sso_session_id)
+    .bind(&session.active_roles)
     .execute(executor)
     .await?;
     Ok(())
@@ -606,6 +615,20 @@ impl SessionStore for SqlStore {
         insert_token(&mut *tx, &child, &child.session_id).await?;
         tx.commit().await?;
         Ok(RotateOutcome::Rotated { session, child })
+    }
+
+    async fn set_active_roles(&self, id: &str, active_roles: &str, now: i64) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE sessions SET active_roles = $2 WHERE id = $1 AND {}",
+            alive("$3")
+        );
+        let done = sqlx::query(&sql)
+            .bind(id)
+            .bind(active_roles)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {

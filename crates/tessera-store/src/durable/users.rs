@@ -1,6 +1,8 @@
 //! Accounts: users, their password history, and single-use tokens (e-mail verification,
 //! password reset).
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -19,6 +21,9 @@ pub struct UserRecord {
     /// password (federated or passkey-only, later).
     pub password_hash: Option<String>,
     pub roles: Vec<String>,
+    /// Terms of some of `roles` (their expiry and condition, read by the domain), by role;
+    /// a role without an entry is assigned without terms.
+    pub role_terms: BTreeMap<String, serde_json::Value>,
     /// Preferred language tag for e-mails and pages (`en`, `ko`).
     pub locale: Option<String>,
     pub disabled_at: Option<i64>,
@@ -89,7 +94,15 @@ pub trait UserStore: Send + Sync + 'static {
     /// Disables (`Some(now)`) or enables (`None`) the user. Returns whether the user exists.
     async fn set_disabled(&self, id: &str, disabled_at: Option<i64>, now: i64) -> Result<bool, StoreError>;
 
-    async fn set_roles(&self, id: &str, roles: &[String], now: i64) -> Result<bool, StoreError>;
+    /// Replaces the user's roles and their terms (one statement). Returns whether the user
+    /// exists.
+    async fn set_roles(
+        &self,
+        id: &str,
+        roles: &[String],
+        terms: &BTreeMap<String, serde_json::Value>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the user with their password history and single-use tokens. Sessions are
     /// ended by the caller first (so they reach the revocation feed).
@@ -141,8 +154,8 @@ pub trait UserStore: Send + Sync + 'static {
     ) -> Result<Option<OneTimeTokenRecord>, StoreError>;
 }
 
-const USER_COLUMNS: &str = "id, email, email_verified_at, password_hash, roles, locale, disabled_at, \
-     created_at, updated_at, password_changed_at";
+const USER_COLUMNS: &str = "id, email, email_verified_at, password_hash, roles, role_terms, locale, \
+     disabled_at, created_at, updated_at, password_changed_at";
 
 const TOKEN_COLUMNS: &str =
     "token_hash, purpose, user_id, email, created_at, expires_at, used_at, session_id";
@@ -151,14 +164,21 @@ fn roles_json(roles: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(roles).map_err(|e| StoreError::Corrupt(format!("user roles: {e}")))
 }
 
+fn terms_json(terms: &BTreeMap<String, serde_json::Value>) -> Result<String, StoreError> {
+    serde_json::to_string(terms).map_err(|e| StoreError::Corrupt(format!("user role terms: {e}")))
+}
+
 fn user_from_row(row: &AnyRow) -> Result<UserRecord, StoreError> {
     let roles: String = row.try_get("roles")?;
+    let terms: String = row.try_get("role_terms")?;
     Ok(UserRecord {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
         email_verified_at: row.try_get("email_verified_at")?,
         password_hash: row.try_get("password_hash")?,
         roles: serde_json::from_str(&roles).map_err(|e| StoreError::Corrupt(format!("users.roles: {e}")))?,
+        role_terms: serde_json::from_str(&terms)
+            .map_err(|e| StoreError::Corrupt(format!("users.role_terms: {e}")))?,
         locale: row.try_get("locale")?,
         disabled_at: row.try_get("disabled_at")?,
         created_at: row.try_get("created_at")?,
@@ -189,15 +209,16 @@ fn sql_count(n: usize) -> i64 {
 impl UserStore for SqlStore {
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO users (id, email, email_verified_at, password_hash, roles, locale, disabled_at, \
-             created_at, updated_at, password_changed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO users (id, email, email_verified_at, password_hash, roles, role_terms, locale, \
+             disabled_at, created_at, updated_at, password_changed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&user.id)
         .bind(&user.email)
         .bind(user.email_verified_at)
         .bind(&user.password_hash)
         .bind(roles_json(&user.roles)?)
+        .bind(terms_json(&user.role_terms)?)
         .bind(&user.locale)
         .bind(user.disabled_at)
         .bind(user.created_at)
@@ -324,10 +345,17 @@ impl UserStore for SqlStore {
         Ok(done.rows_affected() > 0)
     }
 
-    async fn set_roles(&self, id: &str, roles: &[String], now: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1")
+    async fn set_roles(
+        &self,
+        id: &str,
+        roles: &[String],
+        terms: &BTreeMap<String, serde_json::Value>,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET roles = $2, role_terms = $3, updated_at = $4 WHERE id = $1")
             .bind(id)
             .bind(roles_json(roles)?)
+            .bind(terms_json(terms)?)
             .bind(now)
             .execute(&self.pool)
             .await?;

@@ -66,6 +66,7 @@ pub async fn role_graph_changes_commit_only_at_the_version_they_saw(backend: &st
     let rule = SodRecord {
         id: "sod-1".to_owned(),
         roles: vec!["billing".to_owned(), "member".to_owned()],
+        dynamic: true,
         created_at: 2_100,
     };
     assert!(s.put_sod(&rule, 3).await.unwrap());

@@ -181,6 +181,9 @@ pub struct LoginRequest {
     email: String,
     password: String,
     channel: Option<String>,
+    /// The roles the session activates (dynamic separation of duty); all the user's roles
+    /// but those of a broken dynamic rule when absent.
+    roles: Option<Vec<String>>,
     /// `body` (default) or `cookie`: where the refresh token is delivered.
     refresh_token_delivery: Option<String>,
     /// A native client's stable device id (new sign-in alerts); browsers use the cookie.
@@ -237,7 +240,7 @@ fn token_pair(state: &AppState, issued: Issued, delivery: Delivery, recovery_cod
     response
 }
 
-/// `POST /auth/login {email, password, channel?, refreshTokenDelivery?, deviceId?}`.
+/// `POST /auth/login {email, password, channel?, roles?, refreshTokenDelivery?, deviceId?}`.
 pub async fn login(
     State(state): State<AppState>,
     Context(context): Context,
@@ -253,6 +256,7 @@ pub async fn login(
             &request.email,
             &request.password,
             request.channel.as_deref(),
+            request.roles.as_deref(),
             presented.as_deref(),
             &context,
         )
@@ -308,9 +312,11 @@ pub(super) async fn signed_in(
 pub struct ReissueRequest {
     access_token: String,
     refresh_token: Option<String>,
+    /// The roles the session activates from now on.
+    roles: Option<Vec<String>>,
 }
 
-/// `POST /auth/reissue {accessToken, refreshToken}` → a new pair. A browser client that
+/// `POST /auth/reissue {accessToken, refreshToken, roles?}` → a new pair. A browser client that
 /// logged in with `refreshTokenDelivery: "cookie"` omits `refreshToken`; the cookie is used
 /// and renewed.
 pub async fn reissue(
@@ -332,7 +338,12 @@ pub async fn reissue(
     };
     let issued = state
         .accounts
-        .reissue(&request.access_token, &refresh_token, &context)
+        .reissue(
+            &request.access_token,
+            &refresh_token,
+            request.roles.as_deref(),
+            &context,
+        )
         .await?;
     tessera_idp::telemetry::token_issued("refresh_token");
     Ok(token_pair(&state, issued, delivery, Vec::new()))

@@ -14,7 +14,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use tessera_idp::accounts::{AccountError, UserView};
 
-use tessera_idp::authz::{AuthzError, Condition, Decision, RoleSpec, RoleView, Situation, SodView};
+use tessera_idp::authz::{
+    AssignmentTerms, AuthzError, Condition, Decision, RoleSpec, RoleView, Situation, SodView,
+};
 use tessera_idp::state::AppState;
 use tessera_proto::paths;
 
@@ -49,7 +51,8 @@ impl From<AuthzError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "role-in-use", "Role in use").detail(err.to_string()),
                 "role_in_use",
             ),
-            err @ AuthzError::SeparationOfDuty { .. } => code(
+            err @ AuthzError::NotAssigned(_) => code(ApiError::bad_request(err.to_string()), "invalid_roles"),
+            err @ (AuthzError::SeparationOfDuty { .. } | AuthzError::ActiveTogether { .. }) => code(
                 ApiError::new(StatusCode::CONFLICT, "separation-of-duty", "Separation of duty")
                     .detail(err.to_string()),
                 "separation_of_duty",
@@ -116,6 +119,9 @@ pub struct SodList {
 pub struct NewSod {
     /// Two or more defined roles that no user may hold together (inherited ones count).
     pub roles: Vec<String>,
+    /// The roles may be held together, but not be active in one session.
+    #[serde(default)]
+    pub dynamic: bool,
 }
 
 /// A user's roles, replaced whole.
@@ -123,6 +129,9 @@ pub struct NewSod {
 #[serde(deny_unknown_fields)]
 pub struct UserRoles {
     pub roles: Vec<String>,
+    /// Terms of some of `roles`: an expiry (`until`, Unix seconds) and a condition.
+    #[serde(default)]
+    pub role_terms: BTreeMap<String, AssignmentTerms>,
 }
 
 /// The question of `POST /admin/authz/check`: one of `user_id` and `email`.
@@ -138,6 +147,8 @@ pub struct CheckRequest {
     pub channel: Option<String>,
     /// The sign-in's class, for permissions with an acr condition.
     pub acr: Option<String>,
+    /// When (Unix seconds; now when absent), for time windows and expiring assignments.
+    pub at: Option<i64>,
 }
 
 fn role_name(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
@@ -324,7 +335,7 @@ pub async fn list_sod(State(state): State<AppState>, headers: HeaderMap) -> Resu
     tag = "authorization",
     summary = "Add a separation-of-duty rule",
     operation_id = "createSodRule",
-    description = "As `tessera sod add`: no user may then be given two or more of the roles (inherited ones count). Audited as `sod.created`.",
+    description = "As `tessera sod add`: no user may then be given two or more of the roles (inherited ones count); with `dynamic`, a user may hold them but no session activates two or more. Audited as `sod.created`.",
     request_body = NewSod,
     responses(
         (status = 201, description = "Added", body = SodView,
@@ -342,7 +353,10 @@ pub async fn create_sod(
 ) -> Result<Response, AdminError> {
     let claims = admin(&state, &headers).await?;
     let new: NewSod = json_body(&headers, &body)?;
-    let rule = state.authz.add_sod(&new.roles, &actor(&claims), &context).await?;
+    let rule = state
+        .authz
+        .add_sod(&new.roles, new.dynamic, &actor(&claims), &context)
+        .await?;
     Ok(no_store(StatusCode::CREATED, rule))
 }
 
@@ -379,12 +393,12 @@ pub async fn remove_sod(
     tag = "authorization",
     summary = "Set a user's roles",
     operation_id = "setUserRoles",
-    description = "As `tessera user grant|revoke-role`: the user's roles are replaced whole, checked against separation-of-duty rules. The user's tokens show them at their next refresh (end the user's sessions for at once). Audited as `user.roles_changed`.",
+    description = "As `tessera user grant|revoke-role`: the user's roles (and the terms of some: an expiry, a condition) are replaced whole, checked against separation-of-duty rules. The user's tokens show them at their next refresh (end the user's sessions for at once). Audited as `user.roles_changed`.",
     params(("id" = String, Path, description = "The user's id")),
     request_body = UserRoles,
     responses(
         (status = 200, description = "The user", body = UserView),
-        (status = 400, description = "Malformed body or an invalid role name"),
+        (status = 400, description = "Malformed body, an invalid role name, or terms that are malformed or name a role not given"),
         (status = 404, description = "No such user"),
         (status = 409, description = "The roles break a separation-of-duty rule"),
         (status = 415, description = "The body is not JSON"),
@@ -402,7 +416,7 @@ pub async fn set_user_roles(
     let roles: UserRoles = json_body(&headers, &body)?;
     let user = state
         .accounts
-        .set_roles(&id, &roles.roles, &actor(&claims), &context)
+        .set_roles(&id, &roles.roles, &roles.role_terms, &actor(&claims), &context)
         .await?;
     Ok(no_store(StatusCode::OK, UserView::from(&user)))
 }
@@ -447,6 +461,7 @@ pub async fn check(
         ip,
         channel: request.channel.as_deref(),
         acr: request.acr.as_deref(),
+        at: Some(request.at.unwrap_or_else(|| state.clock.now())),
     };
     let decision = state.authz.decide(&user, &request.permission, &situation).await?;
     Ok(no_store(StatusCode::OK, decision))

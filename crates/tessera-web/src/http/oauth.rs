@@ -133,12 +133,18 @@ pub async fn token(
             TokenResponse::from(granted)
         }
         "refresh_token" => {
+            // `roles`: the roles the session activates from now on (dynamic separation of
+            // duty), space-separated.
+            let roles: Option<Vec<String>> = form
+                .get("roles")
+                .map(|r| r.split_ascii_whitespace().map(str::to_owned).collect());
             let issued = state
                 .tokens
                 .refresh(
                     required(&form, "refresh_token")?,
                     &client,
                     form.get("scope").map(String::as_str),
+                    roles.as_deref(),
                     &context,
                 )
                 .await?;

@@ -89,6 +89,8 @@ pub async fn confirm(
 pub struct OptionsRequest {
     /// The channel of the session to start, as in `POST /auth/login`.
     channel: Option<String>,
+    /// The roles it activates, as in `POST /auth/login`.
+    roles: Option<Vec<String>>,
 }
 
 /// `POST /auth/passkey/options {channel?}` → `{passkeyToken, publicKey}`: the options of
@@ -103,6 +105,7 @@ pub async fn options(
         .mfa
         .begin_passkey_sign_in(Purpose::Login {
             channel: request.channel,
+            roles: request.roles,
         })
         .await?;
     Ok(no_store(StatusCode::OK, options_body("passkeyToken", options)))

@@ -25,6 +25,7 @@ impl From<TokenError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "session-limit", "Session limit reached")
                     .detail("the limit of concurrent sessions for this channel is reached")
             }
+            TokenError::Roles(why) => ApiError::bad_request(why).extension("code", "invalid_roles".into()),
             TokenError::UnknownChannel(channel) => {
                 ApiError::bad_request(format!("unknown channel {channel:?}"))
             }

@@ -17,7 +17,7 @@ backend_tests!(
 );
 
 /// `method path` with the admin token and an optional JSON body: status and JSON.
-async fn admin(
+pub(crate) async fn admin(
     node: &TestNode,
     token: &str,
     method: Method,
@@ -34,7 +34,13 @@ async fn admin(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn define(node: &TestNode, token: &str, name: &str, permissions: &[&str], parents: &[&str]) -> Value {
+pub(crate) async fn define(
+    node: &TestNode,
+    token: &str,
+    name: &str,
+    permissions: &[&str],
+    parents: &[&str],
+) -> Value {
     let (status, body) = admin(
         node,
         token,
@@ -391,7 +397,7 @@ async fn separation_of_duty_refuses_conflicting_assignments(backend: Backend) {
 }
 
 /// A password login from behind the trusted proxy, for the client address `ip`.
-async fn login_via(node: &TestNode, email: &str, ip: &str) -> Value {
+pub(crate) async fn login_via(node: &TestNode, email: &str, ip: &str) -> Value {
     let response = node
         .client
         .post(node.at("/auth/login"))
@@ -404,7 +410,7 @@ async fn login_via(node: &TestNode, email: &str, ip: &str) -> Value {
     response.json().await.unwrap()
 }
 
-fn permissions_of(tokens: &Value) -> Value {
+pub(crate) fn permissions_of(tokens: &Value) -> Value {
     payload(tokens["accessToken"].as_str().unwrap())
         .get("permissions")
         .cloned()
@@ -469,7 +475,13 @@ async fn conditions_put_a_permission_in_the_token_only_where_they_hold(backend: 
     let user_id = node.create_user(&email, PASSWORD).await;
     node.state
         .accounts
-        .set_roles(&user_id, &["clerk".into()], "operator", &Default::default())
+        .set_roles(
+            &user_id,
+            &["clerk".into()],
+            &Default::default(),
+            "operator",
+            &Default::default(),
+        )
         .await
         .unwrap();
     let office = login_via(&node, &email, "10.1.2.3").await;
@@ -587,6 +599,7 @@ async fn token_permissions_are_bounded_and_past_the_bound_there_are_none(backend
         .set_roles(
             &user_id,
             &["a".into(), "b".into(), "c".into()],
+            &Default::default(),
             "operator",
             &Default::default(),
         )
@@ -612,6 +625,7 @@ async fn token_permissions_are_bounded_and_past_the_bound_there_are_none(backend
         .set_roles(
             &user_id,
             &["a".into(), "b".into()],
+            &Default::default(),
             "operator",
             &Default::default(),
         )

@@ -10,6 +10,7 @@ mod admin_api;
 mod alerts;
 mod architecture;
 mod authz;
+mod authz_terms;
 mod cli;
 mod clients;
 mod cluster;

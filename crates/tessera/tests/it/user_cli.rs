@@ -613,5 +613,75 @@ async fn roles_grants_and_decisions_from_the_command_line() {
     let rules: Value = serde_json::from_str(&sandbox.ok(&["sod", "list", "--json"]).await).unwrap();
     let id = rules[0]["id"].as_str().unwrap().to_owned();
     sandbox.ok(&["sod", "remove", &id]).await;
-    sandbox.ok(&["role", "delete", "auditor"]).await;
+
+    // Assignments with terms, dynamic rules, and decisions at a given time.
+    let granted = sandbox
+        .ok(&[
+            "user",
+            "grant",
+            "first@example.com",
+            "auditor",
+            "--channel",
+            "mobile",
+            "--until",
+            "2030-01-01T00:00:00Z",
+        ])
+        .await;
+    assert!(
+        granted.contains(r#"auditor: {"until":1893456000,"condition":{"channels":["mobile"]}}"#),
+        "{granted}"
+    );
+    let at = |when: &'static str| {
+        let sandbox = &sandbox;
+        async move {
+            let out = sandbox
+                .ok(&[
+                    "authz",
+                    "check",
+                    "first@example.com",
+                    "audit:read",
+                    "--channel",
+                    "mobile",
+                    "--at",
+                    when,
+                    "--json",
+                ])
+                .await;
+            serde_json::from_str::<Value>(&out).unwrap()["allowed"].clone()
+        }
+    };
+    assert_eq!(at("2029-12-31T23:59:59Z").await, true);
+    assert_eq!(at("1893456000").await, false, "the assignment ended");
+    // (A flag clap cannot parse is clap's usage error, exit 2.)
+    let bad_time = sandbox
+        .run(&[
+            "user",
+            "grant",
+            "first@example.com",
+            "auditor",
+            "--until",
+            "next tuesday",
+        ])
+        .await;
+    assert_eq!(bad_time.status.code(), Some(2), "{}", bad_time.stderr);
+    assert!(bad_time.stderr.contains("RFC 3339"), "{}", bad_time.stderr);
+    sandbox
+        .run(&[
+            "user",
+            "grant",
+            "first@example.com",
+            "auditor",
+            "--condition",
+            r#"{"time":{"zone":"Nowhere/City","from":"08:00","to":"18:00"}}"#,
+        ])
+        .await
+        .assert_one_error_line(&["time zone"]);
+    sandbox.ok(&["user", "grant", "first@example.com", "clerk"]).await;
+    let listed = sandbox.ok(&["sod", "add", "clerk", "auditor", "--dynamic"]).await;
+    assert!(listed.contains("dynamic  auditor clerk"), "{listed}");
+    assert_eq!(
+        sandbox.show("first@example.com").await["roles"],
+        json!(["auditor", "clerk"]),
+        "a dynamic rule lets a user hold both"
+    );
 }
