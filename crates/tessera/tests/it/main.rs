@@ -8,6 +8,7 @@ mod accounts;
 mod accounts_abuse;
 mod admin_api;
 mod alerts;
+mod apikeys;
 mod architecture;
 mod authz;
 mod cli;
