@@ -9,6 +9,7 @@ mod accounts_abuse;
 mod admin_api;
 mod alerts;
 mod apikeys;
+mod apikeys_gateway;
 mod architecture;
 mod authz;
 mod cli;
