@@ -157,7 +157,10 @@ async fn admin_keys_are_shown_once_checked_by_a_client_and_revoked_onto_the_feed
     // Only confidential clients may check; the key's own shape is no credential.
     let public = node.create_client("apikeys-spa", true, "web").await;
     let (status, answer) = check(&node, &public, &key).await;
-    assert!(matches!(status, 400 | 401) && answer.get("active").is_none(), "{answer}");
+    assert!(
+        matches!(status, 400 | 401) && answer.get("active").is_none(),
+        "{answer}"
+    );
     let stranger = TestClient {
         client_id: "apikeys-gateway".into(),
         secret: Some("tcs_wrong".into()),
@@ -336,12 +339,20 @@ async fn keys_never_outlive_their_owner_or_their_expiry(backend: Backend) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| (k["name"].as_str().unwrap().to_owned(), k["status"].as_str().unwrap().to_owned()))
+        .map(|k| {
+            (
+                k["name"].as_str().unwrap().to_owned(),
+                k["status"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     statuses.sort();
     assert_eq!(
         statuses,
-        vec![("long".to_owned(), "active".to_owned()), ("short".to_owned(), "expired".to_owned())],
+        vec![
+            ("long".to_owned(), "active".to_owned()),
+            ("short".to_owned(), "expired".to_owned())
+        ],
         "{listed}"
     );
 
