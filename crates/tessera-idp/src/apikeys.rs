@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use serde_json::json;
-use tessera_store::durable::{
-    ApiKeyOwner, ApiKeyRecord, ApiKeyStore, ClientRecord, ClientStore, RevokedKind, UserStore,
-};
+pub use tessera_store::durable::ApiKeyOwner;
+use tessera_store::durable::{ApiKeyRecord, ApiKeyStore, ClientRecord, ClientStore, RevokedKind, UserStore};
 use tessera_store::StoreError;
 
 use crate::audit::{AuditEvent, Auditor, RequestContext};
