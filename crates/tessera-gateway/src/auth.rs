@@ -1,20 +1,22 @@
 //! Authentication at the edge: the gateway's one [`Verifier`], built from the provider's
 //! discovery document (retried in the background if the provider is down at start), the
-//! Bearer credentials of a request, and RFC 6750 answers.
+//! Bearer credentials of a request, partner API keys (`X-API-Key`, [`ApiKeys`] on the same
+//! verifier's revocation feed) on routes that accept them, and RFC 6750 answers.
 
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use tessera_verify::{Claims, Status, Verifier, VerifyError};
+use tessera_verify::{ApiKeys, Claims, Status, Verifier, VerifyError};
 
 use crate::config::GatewayConfig;
 use crate::response::{problem, Body};
 
 /// Holds the verifier once discovery has succeeded.
 pub(crate) struct Auth {
-    verifier: OnceLock<Arc<Verifier>>,
+    verifier: OnceLock<(Arc<Verifier>, Option<ApiKeys>)>,
     pub realm: String,
 }
 
@@ -26,6 +28,10 @@ pub(crate) enum Refused {
     InvalidRequest(&'static str),
     /// The token did not verify (the reason is for logs and metrics only).
     InvalidToken(VerifyError),
+    /// The API key is unknown, tampered, expired or revoked (the reason is logged).
+    InvalidKey(VerifyError),
+    /// A valid API key used from an address outside its allow-list.
+    KeyAddress,
     /// The token could not be judged: no key set yet.
     Unavailable(String),
     /// A required scope (the list of all required ones).
@@ -44,7 +50,8 @@ impl Refused {
         match self {
             Refused::Missing => "missing",
             Refused::InvalidRequest(_) => "invalid_request",
-            Refused::InvalidToken(err) => crate::metrics::verify_reason(err),
+            Refused::InvalidToken(err) | Refused::InvalidKey(err) => crate::metrics::verify_reason(err),
+            Refused::KeyAddress => "address_not_allowed",
             Refused::Unavailable(_) => "unavailable",
             Refused::Scope(_) => "insufficient_scope",
             Refused::Role(_) => "insufficient_role",
@@ -72,6 +79,18 @@ impl Refused {
                 StatusCode::UNAUTHORIZED,
                 Some("invalid_token"),
                 "the access token is invalid, expired or revoked".to_owned(),
+                None,
+            ),
+            Refused::InvalidKey(_) => (
+                StatusCode::UNAUTHORIZED,
+                Some("invalid_token"),
+                "the API key is invalid, expired or revoked".to_owned(),
+                None,
+            ),
+            Refused::KeyAddress => (
+                StatusCode::FORBIDDEN,
+                Some("insufficient_scope"),
+                "this API key may not be used from this address".to_owned(),
                 None,
             ),
             Refused::Unavailable(_) => (
@@ -169,6 +188,31 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refused> {
     Ok(token)
 }
 
+/// The API key: at most one `X-API-Key` header, and never beside an `Authorization` one
+/// (`None` when there is none).
+pub(crate) fn api_key(headers: &HeaderMap) -> Result<Option<&str>, Refused> {
+    let mut values = headers.get_all(crate::headers::X_API_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Refused::InvalidRequest("more than one X-API-Key header"));
+    }
+    if headers.contains_key(AUTHORIZATION) {
+        return Err(Refused::InvalidRequest(
+            "send either an Authorization header or an X-API-Key header, not both",
+        ));
+    }
+    let key = value
+        .to_str()
+        .map_err(|_| Refused::InvalidRequest("malformed X-API-Key header"))?
+        .trim();
+    if key.is_empty() {
+        return Err(Refused::InvalidRequest("malformed X-API-Key header"));
+    }
+    Ok(Some(key))
+}
+
 impl Auth {
     /// Builds the verifier now if the provider answers; otherwise keeps trying in the
     /// background (1 s doubling to 30 s) while requests to protected routes get 503.
@@ -178,8 +222,8 @@ impl Auth {
             realm: config.realm.clone(),
         });
         match build(config).await {
-            Ok(verifier) => {
-                let _ = auth.verifier.set(Arc::new(verifier));
+            Ok(built) => {
+                let _ = auth.verifier.set(built);
             }
             Err(err) => {
                 tracing::warn!(
@@ -195,13 +239,40 @@ impl Auth {
     }
 
     pub fn status(&self) -> Option<Status> {
-        self.verifier.get().map(|v| v.status())
+        self.verifier.get().map(|(v, _)| v.status())
+    }
+
+    /// API keys held in memory (`None` before the provider was reached or without keys).
+    pub fn api_keys_cached(&self) -> Option<usize> {
+        self.verifier
+            .get()
+            .and_then(|(_, keys)| keys.as_ref().map(ApiKeys::cached))
+    }
+
+    /// Verifies a partner API key presented from `client_ip`.
+    pub async fn authenticate_key(&self, key: &str, client_ip: IpAddr) -> Result<Claims, Refused> {
+        let Some((_, api_keys)) = self.verifier.get() else {
+            return Err(Refused::Unavailable(
+                "the identity provider was never reached".to_owned(),
+            ));
+        };
+        let Some(api_keys) = api_keys else {
+            return Err(Refused::InvalidKey(VerifyError::Inactive));
+        };
+        api_keys
+            .verify(key, Some(client_ip))
+            .await
+            .map_err(|err| match err {
+                VerifyError::Unavailable(why) => Refused::Unavailable(why),
+                VerifyError::AddressNotAllowed => Refused::KeyAddress,
+                other => Refused::InvalidKey(other),
+            })
     }
 
     /// Verifies the request's token: through the auth cache, or in full when `fresh`.
     pub async fn authenticate(&self, headers: &HeaderMap, fresh: bool) -> Result<Claims, Refused> {
         let token = bearer_token(headers)?;
-        let Some(verifier) = self.verifier.get() else {
+        let Some((verifier, _)) = self.verifier.get() else {
             return Err(Refused::Unavailable(
                 "the identity provider was never reached".to_owned(),
             ));
@@ -218,7 +289,28 @@ impl Auth {
     }
 }
 
-async fn build(config: &GatewayConfig) -> Result<Verifier, tessera_verify::BuildError> {
+/// The verifier, and API-key verification on its feed when configured.
+async fn build(
+    config: &GatewayConfig,
+) -> Result<(Arc<Verifier>, Option<ApiKeys>), tessera_verify::BuildError> {
+    let verifier = build_verifier(config).await?;
+    let keys = &config.api_keys;
+    let api_keys = match (&keys.client_id, &keys.client_secret) {
+        (Some(id), Some(secret)) => {
+            let mut builder = ApiKeys::builder(id.clone(), secret.expose())
+                .cache_ttl(Duration::from_secs(keys.cache_ttl_secs))
+                .cache_capacity(keys.capacity);
+            if let Some(url) = &keys.check_url {
+                builder = builder.check_url(url.clone());
+            }
+            Some(builder.build(&verifier)?)
+        }
+        _ => None,
+    };
+    Ok((Arc::new(verifier), api_keys))
+}
+
+async fn build_verifier(config: &GatewayConfig) -> Result<Verifier, tessera_verify::BuildError> {
     let capacity = if config.auth_cache.enabled {
         config.auth_cache.capacity
     } else {
@@ -240,8 +332,8 @@ async fn retry(auth: Weak<Auth>, config: GatewayConfig) {
         tokio::time::sleep(delay).await;
         let Some(holder) = auth.upgrade() else { return };
         match build(&config).await {
-            Ok(verifier) => {
-                let _ = holder.verifier.set(Arc::new(verifier));
+            Ok(built) => {
+                let _ = holder.verifier.set(built);
                 tracing::info!("identity provider reached: token verification is available");
                 return;
             }

@@ -20,6 +20,10 @@ pub(crate) const X_AUTH_SCOPES: HeaderName = HeaderName::from_static("x-auth-sco
 pub(crate) const X_AUTH_ROLES: HeaderName = HeaderName::from_static("x-auth-roles");
 pub(crate) const X_AUTH_PERMISSIONS: HeaderName = HeaderName::from_static("x-auth-permissions");
 pub(crate) const X_AUTH_SESSION: HeaderName = HeaderName::from_static("x-auth-session");
+/// Set when the caller authenticated with a partner API key: its key id.
+pub(crate) const X_AUTH_API_KEY: HeaderName = HeaderName::from_static("x-auth-api-key");
+/// The partner API key a client presents (never forwarded upstream).
+pub(crate) const X_API_KEY: HeaderName = HeaderName::from_static("x-api-key");
 
 /// Hop-by-hop fields a proxy must not forward (RFC 9110 §7.6.1), plus `Proxy-Authorization`
 /// (credentials for this hop) and `Expect` (the gateway does not relay 100-continue).
@@ -113,6 +117,9 @@ pub(crate) fn set_identity(headers: &mut HeaderMap, claims: &Claims) {
     );
     if let Some(session) = &claims.session_id {
         set(X_AUTH_SESSION, claim_value(session, &[]));
+    }
+    if let Some(key_id) = &claims.api_key_id {
+        set(X_AUTH_API_KEY, claim_value(key_id, &[]));
     }
 }
 
@@ -339,6 +346,7 @@ mod tests {
             acr: None,
             amr: Vec::new(),
             auth_time: None,
+            api_key_id: None,
             raw: serde_json::Value::Null,
         };
         set_identity(&mut headers, &claims);

@@ -21,6 +21,8 @@ pub(crate) const DENY_LIST_AGE: &str = "tessera_gateway_deny_list_age_seconds";
 pub(crate) const KEYS_LOADED: &str = "tessera_gateway_keys_loaded";
 pub(crate) const DENY_LIST_ENTRIES: &str = "tessera_gateway_deny_list_entries";
 pub(crate) const AUTH_CACHE_ENTRIES: &str = "tessera_gateway_auth_cache_entries";
+pub(crate) const API_KEY_REQUESTS: &str = "tessera_gateway_api_key_requests_total";
+pub(crate) const API_KEY_CACHE_ENTRIES: &str = "tessera_gateway_api_key_cache_entries";
 
 /// Latency buckets in seconds (the route timeout defaults to 30 s).
 const BUCKETS: [f64; 14] = [
@@ -43,6 +45,7 @@ pub(crate) struct RouteMetrics {
     pub upstream_bad_status: Counter,
     pub limited_ip: Counter,
     pub limited_subject: Counter,
+    pub limited_key: Counter,
     pub forbidden_scope: Counter,
     pub forbidden_role: Counter,
     pub forbidden_permission: Counter,
@@ -105,6 +108,11 @@ impl Metrics {
             metrics::describe_gauge!(KEYS_LOADED, "1 once a key set is loaded.");
             metrics::describe_gauge!(DENY_LIST_ENTRIES, "Revoked sessions and tokens held.");
             metrics::describe_gauge!(AUTH_CACHE_ENTRIES, "Entries of the authentication cache.");
+            metrics::describe_counter!(
+                API_KEY_REQUESTS,
+                "Requests authenticated with an API key, by route and key id (configured ids only; others `other`)."
+            );
+            metrics::describe_gauge!(API_KEY_CACHE_ENTRIES, "API keys held in memory.");
         });
     }
 
@@ -130,6 +138,7 @@ impl Metrics {
                 upstream_bad_status: upstream("status"),
                 limited_ip: limited("ip"),
                 limited_subject: limited("subject"),
+                limited_key: limited("api_key"),
                 forbidden_scope: forbidden("scope"),
                 forbidden_role: forbidden("role"),
                 forbidden_permission: forbidden("permission"),
@@ -138,14 +147,31 @@ impl Metrics {
         })
     }
 
+    /// Counts a request authenticated by an API key: `key_id` is a configured one, or
+    /// `other` (labels stay bounded by the configuration).
+    pub fn api_key_request(&self, route: &str, key_id: &str) {
+        self.with(|| {
+            metrics::counter!(API_KEY_REQUESTS, "route" => route.to_owned(), "key_id" => key_id.to_owned())
+                .increment(1)
+        });
+    }
+
     /// Counts a refused token (`reason` is one of a fixed list).
     pub fn verification_failure(&self, reason: &'static str) {
         self.with(|| metrics::counter!(VERIFY_FAILURES, "reason" => reason).increment(1));
     }
 
     /// Renders the text exposition, after setting the gauges that are read, not counted.
-    pub fn render(&self, status: Option<&Status>, upstreams: &[(String, String, bool)]) -> String {
+    pub fn render(
+        &self,
+        status: Option<&Status>,
+        api_keys_cached: Option<usize>,
+        upstreams: &[(String, String, bool)],
+    ) -> String {
         self.with(|| {
+            if let Some(cached) = api_keys_cached {
+                metrics::gauge!(API_KEY_CACHE_ENTRIES).set(cached as f64);
+            }
             if let Some(status) = status {
                 metrics::gauge!(KEYS_LOADED).set(if status.keys_loaded { 1.0 } else { 0.0 });
                 if let Some(age) = status.keys_age {
@@ -190,6 +216,7 @@ pub(crate) fn verify_reason(err: &VerifyError) -> &'static str {
         VerifyError::NotYetValid => "not_yet_valid",
         VerifyError::Revoked => "revoked",
         VerifyError::Inactive => "inactive",
+        VerifyError::AddressNotAllowed => "address_not_allowed",
         VerifyError::Unavailable(_) => "unavailable",
         _ => "other",
     }

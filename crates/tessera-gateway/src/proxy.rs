@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     pub trusted: Vec<Cidr>,
     pub admin_prefix: String,
     pub poll_interval: Duration,
+    /// Key ids with a label of their own in the API-key request metric.
+    pub metric_keys: Vec<String>,
     /// Metrics of requests that matched no route.
     pub unmatched: RouteMetrics,
 }
@@ -135,7 +137,9 @@ fn admin<B>(shared: &Shared, request: &Request<B>) -> Option<Response<Body>> {
                 })
                 .collect();
             let status = shared.auth.status();
-            let text = shared.metrics.render(status.as_ref(), &upstreams);
+            let text = shared
+                .metrics
+                .render(status.as_ref(), shared.auth.api_keys_cached(), &upstreams);
             let mut response = Response::new(response::full(text));
             response.headers_mut().insert(
                 CONTENT_TYPE,
@@ -210,12 +214,26 @@ async fn serve_route(
     let claims = if route.public {
         None
     } else {
-        match authorize(shared, route, request.headers()).await {
+        match authorize(shared, route, request.headers(), client_ip).await {
             Ok(claims) => Some(claims),
             Err(refused) => return (refused.response(&shared.auth.realm), None),
         }
     };
-    // 4. Per-subject limit.
+    // 4. Per-key and per-subject limits.
+    if let Some(key_id) = claims.as_ref().and_then(|c| c.api_key_id.as_deref()) {
+        if let Some(limit) = &route.per_key {
+            if let Err(retry) = limit.check(key_id) {
+                route.metrics.limited_key.increment(1);
+                return (too_many(retry), None);
+            }
+        }
+        let label = shared
+            .metric_keys
+            .iter()
+            .find(|k| *k == key_id)
+            .map_or("other", String::as_str);
+        shared.metrics.api_key_request(&route.name, label);
+    }
     if let (Some(limit), Some(claims)) = (&route.per_subject, &claims) {
         if let Err(retry) = limit.check(&claims.subject) {
             route.metrics.limited_subject.increment(1);
@@ -254,8 +272,19 @@ fn too_many(retry_after: u64) -> Response<Body> {
     response
 }
 
-async fn authorize(shared: &Shared, route: &Route, headers: &HeaderMap) -> Result<Claims, Refused> {
-    let claims = match shared.auth.authenticate(headers, !route.auth_cache).await {
+async fn authorize(
+    shared: &Shared,
+    route: &Route,
+    headers: &HeaderMap,
+    client_ip: std::net::IpAddr,
+) -> Result<Claims, Refused> {
+    let authenticated = match route.api_keys.then(|| crate::auth::api_key(headers)) {
+        Some(Err(refused)) => Err(refused),
+        Some(Ok(Some(key))) => shared.auth.authenticate_key(key, client_ip).await,
+        // A route without API keys never looks at `X-API-Key`: the caller needs a token.
+        _ => shared.auth.authenticate(headers, !route.auth_cache).await,
+    };
+    let claims = match authenticated {
         Ok(claims) => claims,
         Err(refused) => {
             shared.metrics.verification_failure(refused.reason());
@@ -311,6 +340,8 @@ async fn forward(
     let mut outgoing = request.headers().clone();
     headers::strip_hop_by_hop(&mut outgoing);
     headers::strip_identity(&mut outgoing);
+    // A partner's key is for the gateway alone; upstreams get the identity it stands for.
+    outgoing.remove(headers::X_API_KEY);
     outgoing.remove(HOST);
     headers::set_forwarded(&request, &mut outgoing, peer, &shared.trusted);
     outgoing.insert(headers::REQUEST_ID, request_id.clone());

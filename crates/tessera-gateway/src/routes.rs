@@ -58,8 +58,11 @@ pub(crate) struct Route {
     unhealthy_for: Duration,
     /// `false`: verify every token in full.
     pub auth_cache: bool,
+    /// Accepts `X-API-Key` besides Bearer tokens.
+    pub api_keys: bool,
     pub per_ip: Option<FixedWindow>,
     pub per_subject: Option<FixedWindow>,
+    pub per_key: Option<FixedWindow>,
     pub cors: Option<CorsPolicy>,
     pub metrics: RouteMetrics,
 }
@@ -98,9 +101,13 @@ impl Route {
             timeout: Duration::from_secs(config.timeout_secs),
             unhealthy_for: Duration::from_secs(config.unhealthy_secs),
             auth_cache: config.auth_cache,
+            api_keys: config.api_keys,
             per_ip: limits.and_then(|l| l.per_ip).map(|n| FixedWindow::new(n, window)),
             per_subject: limits
                 .and_then(|l| l.per_subject)
+                .map(|n| FixedWindow::new(n, window)),
+            per_key: limits
+                .and_then(|l| l.per_key)
                 .map(|n| FixedWindow::new(n, window)),
             cors: config.cors.as_ref().map(CorsPolicy::new),
         })

@@ -82,6 +82,7 @@ impl Gateway {
             trusted,
             admin_prefix: config.admin_prefix.clone(),
             poll_interval: Duration::from_secs(config.revocation_poll_secs),
+            metric_keys: config.api_keys.metric_keys.clone(),
         });
         Ok(Gateway {
             listener,

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod alerts;
+pub mod apikeys;
 pub mod audit;
 pub mod authz;
 pub mod clients;

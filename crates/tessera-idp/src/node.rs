@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 use crate::accounts::throttle::Throttle;
 use crate::accounts::{Accounts, AccountsParts};
 use crate::alerts::{Alerts, AlertsParts};
+use crate::apikeys::{ApiKeys, ApiKeysParts};
 use crate::audit::Auditor;
 use crate::authz::Authz;
 use crate::clock::{Clock, SystemClock};
@@ -270,6 +271,16 @@ impl Node {
             clock: clock.clone(),
             outbound,
         }));
+        let api_keys = Arc::new(ApiKeys::new(ApiKeysParts {
+            store: shared.clone(),
+            users: shared.clone(),
+            clients: shared.clone(),
+            authz: authz.clone(),
+            tokens: tokens.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            issuer: config.issuer().into(),
+        }));
         let state = AppState {
             issuer: config.issuer().into(),
             config,
@@ -284,6 +295,7 @@ impl Node {
             alerts,
             mfa,
             authz,
+            api_keys,
             provider,
             audit,
             cluster: cluster.clone(),
@@ -294,6 +306,7 @@ impl Node {
             tokio::spawn(cluster::heartbeat_periodically(cluster.clone())),
             tokio::spawn(clean_up_periodically(state.clone())),
             tokio::spawn(deliver_backchannel_periodically(state.clone())),
+            tokio::spawn(flush_api_key_uses_periodically(state.clone())),
         ];
         if state.config.keys.rotate_after_secs > 0 {
             background.push(tokio::spawn(rotate_keys_periodically(state.clone())));
@@ -313,6 +326,9 @@ impl Node {
     /// Leaves the cluster (releasing this node's leases at once) and closes the database
     /// pool: the end of a graceful stop, after the last request was answered.
     pub async fn stop(self) {
+        if let Err(err) = self.state.api_keys.flush_uses().await {
+            tracing::warn!(error = %err, "cannot record the last uses of API keys");
+        }
         self.state.cluster.leave(LEASES).await;
         self.state.db.close().await;
     }
@@ -322,6 +338,18 @@ impl Drop for Node {
     fn drop(&mut self) {
         for task in &self.background {
             task.abort();
+        }
+    }
+}
+
+/// Writes API-key uses in batches: the check endpoint only notes them in memory.
+async fn flush_api_key_uses_periodically(state: AppState) {
+    let mut interval = tokio::time::interval(API_KEY_USES_FLUSH);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        if let Err(err) = state.api_keys.flush_uses().await {
+            tracing::warn!(error = %err, "cannot record the last uses of API keys; retrying");
         }
     }
 }
@@ -378,6 +406,8 @@ async fn clean_up_periodically(state: AppState) {
 
 /// Seconds between checks of whether a signing key is due for rotation.
 const KEY_ROTATION_CHECK_SECS: u64 = 60;
+/// How often recorded API-key uses are written (one transaction per flush).
+const API_KEY_USES_FLUSH: Duration = Duration::from_secs(10);
 
 /// Rotates each algorithm's signing key once it is `keys.rotate_after_secs` old (one node
 /// at a time, under a lease), and tells the other nodes to reload.

@@ -7,6 +7,7 @@ use tessera_store::ephemeral::EphemeralStore;
 
 use crate::accounts::Accounts;
 use crate::alerts::Alerts;
+use crate::apikeys::ApiKeys;
 use crate::audit::Auditor;
 use crate::authz::Authz;
 use crate::clock::Clock;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub mfa: Arc<Mfa>,
     /// Roles, permissions and separation of duty (R26).
     pub authz: Arc<Authz>,
+    /// Partner API keys (R27).
+    pub api_keys: Arc<ApiKeys>,
     pub provider: Arc<Provider>,
     pub audit: Auditor,
     /// This node among the others (heartbeat, leases).

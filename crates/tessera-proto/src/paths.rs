@@ -9,6 +9,11 @@ pub const TOKEN: &str = "/oauth2/token";
 pub const REVOKE: &str = "/oauth2/revoke";
 pub const INTROSPECT: &str = "/oauth2/introspect";
 pub const REVOCATIONS: &str = "/oauth2/revocations";
+/// Where verifiers check a partner API key once (client-authenticated, as introspection).
+pub const API_KEY_CHECK: &str = "/oauth2/api-keys/check";
+/// A signed-in user's own API keys.
+pub const ACCOUNT_API_KEYS: &str = "/auth/api-keys";
+pub const ACCOUNT_API_KEY: &str = "/auth/api-keys/{id}";
 pub const SESSIONS: &str = "/auth/sessions";
 pub const SESSION: &str = "/auth/sessions/{id}";
 pub const LOGOUT: &str = "/auth/logout";
@@ -74,6 +79,8 @@ pub const ADMIN_SOD_RULE: &str = "/admin/sod/{id}";
 pub const ADMIN_AUTHZ_CHECK: &str = "/admin/authz/check";
 pub const ADMIN_SESSION: &str = "/admin/sessions/{sid}";
 pub const ADMIN_KEYS: &str = "/admin/keys";
+pub const ADMIN_API_KEYS: &str = "/admin/api-keys";
+pub const ADMIN_API_KEY: &str = "/admin/api-keys/{id}";
 pub const ADMIN_KEYS_ROTATE: &str = "/admin/keys/rotate";
 /// The admin API's OpenAPI 3.1 document (no token needed: it holds no secret).
 pub const ADMIN_OPENAPI: &str = "/admin/openapi.json";

@@ -16,10 +16,13 @@ use tessera_store::durable::{
 };
 use tessera_store::StoreError;
 
+#[path = "durable/api_keys.rs"]
+mod api_keys;
 #[path = "durable/mfa.rs"]
 mod mfa;
 #[path = "durable/rbac.rs"]
 mod rbac;
+use api_keys::api_keys_are_owned_listed_revoked_once_and_touched_in_batches;
 use mfa::{
     passkeys_are_found_by_credential_unique_and_counted_once,
     recovery_codes_are_single_use_and_replaced_as_a_set,
@@ -182,6 +185,7 @@ suite!(
     removing_the_last_factor_voids_the_codes_and_users_take_theirs_along,
     passkeys_are_found_by_credential_unique_and_counted_once,
     role_graph_changes_commit_only_at_the_version_they_saw,
+    api_keys_are_owned_listed_revoked_once_and_touched_in_batches,
 );
 
 async fn heartbeats_count_the_nodes_alive(backend: &str) {

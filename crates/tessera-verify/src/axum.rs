@@ -44,6 +44,13 @@
 //! - a missing scope → 403, `error="insufficient_scope", scope="…"`; a missing role → 403,
 //!   `error="insufficient_scope"` with an `error_description` naming the role;
 //! - the token could not be judged (no keys yet, introspection down) → 503.
+//!
+//! With [`VerifyLayer::api_keys`], a request may present a partner API key in `X-API-Key`
+//! instead (never beside an `Authorization` header: 400): it is verified by
+//! [`ApiKeys`](crate::ApiKeys) and its [`Claims`] (with `api_key_id` set) go through the same
+//! guards. A key with an address allow-list needs the client's address in the request's
+//! extensions as [`ClientAddr`] (insert it in a middleware that knows your proxies);
+//! without it such a key is refused (403).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -58,7 +65,15 @@ use http::{HeaderValue, Request, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{Authenticate, BoxFuture, Claims, Verifier, VerifyError};
+use crate::{ApiKeys, Authenticate, BoxFuture, Claims, Verifier, VerifyError};
+
+/// The client's address, for API keys with an allow-list: put it in the request's
+/// extensions before [`VerifyLayer`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// The header partner API keys come in.
+pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// The realm named in `WWW-Authenticate` when none is configured.
 pub const DEFAULT_REALM: &str = "api";
@@ -80,6 +95,8 @@ enum RejectionKind {
     Missing,
     InvalidRequest(&'static str),
     InvalidToken(VerifyError),
+    /// A valid API key used from outside its allow-list.
+    KeyAddress,
     Scope(Arc<str>),
     Role(Arc<str>),
     /// A permission the caller's roles do not grant.
@@ -104,9 +121,10 @@ impl AuthRejection {
                 StatusCode::UNAUTHORIZED
             }
             RejectionKind::InvalidRequest(_) => StatusCode::BAD_REQUEST,
-            RejectionKind::Scope(_) | RejectionKind::Role(_) | RejectionKind::Permission(_) => {
-                StatusCode::FORBIDDEN
-            }
+            RejectionKind::Scope(_)
+            | RejectionKind::Role(_)
+            | RejectionKind::Permission(_)
+            | RejectionKind::KeyAddress => StatusCode::FORBIDDEN,
             RejectionKind::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -121,6 +139,7 @@ impl AuthRejection {
 
     fn from_verify_error(err: VerifyError, realm: &Arc<str>) -> Self {
         let kind = match err.rfc6750_error() {
+            _ if err == VerifyError::AddressNotAllowed => RejectionKind::KeyAddress,
             Some(_) => RejectionKind::InvalidToken(err),
             None => RejectionKind::Unavailable(err),
         };
@@ -135,6 +154,11 @@ impl AuthRejection {
             RejectionKind::InvalidToken(_) => (
                 Some("invalid_token"),
                 Some("the access token is invalid, expired or revoked".to_owned()),
+                None,
+            ),
+            RejectionKind::KeyAddress => (
+                Some("insufficient_scope"),
+                Some("this API key may not be used from this address".to_owned()),
                 None,
             ),
             RejectionKind::Scope(scope) => (
@@ -245,11 +269,32 @@ fn bearer_token<B>(request: &Request<B>, realm: &Arc<str>) -> Result<String, Aut
     Ok(token.to_owned())
 }
 
+/// The `X-API-Key` of a request: at most one, and never beside `Authorization`.
+fn api_key<B>(request: &Request<B>, realm: &Arc<str>) -> Result<Option<String>, AuthRejection> {
+    let headers = request.headers();
+    let mut values = headers.get_all(API_KEY_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let invalid = |why| Err(AuthRejection::new(RejectionKind::InvalidRequest(why), realm));
+    if values.next().is_some() {
+        return invalid("more than one X-API-Key header");
+    }
+    if headers.contains_key(AUTHORIZATION) {
+        return invalid("send either an Authorization header or an X-API-Key header, not both");
+    }
+    match value.to_str() {
+        Ok(key) if !key.trim().is_empty() => Ok(Some(key.trim().to_owned())),
+        _ => invalid("malformed X-API-Key header"),
+    }
+}
+
 /// A tower layer that authenticates the Bearer token of each request and puts the verified
 /// [`Claims`] into the request's extensions (for [`Authenticated`] and the guards).
 #[derive(Clone)]
 pub struct VerifyLayer {
     authenticator: Arc<dyn Authenticate>,
+    api_keys: Option<ApiKeys>,
     realm: Arc<str>,
     fresh: bool,
 }
@@ -265,9 +310,17 @@ impl VerifyLayer {
     pub fn with_authenticator(authenticator: Arc<dyn Authenticate>) -> Self {
         VerifyLayer {
             authenticator,
+            api_keys: None,
             realm: Arc::from(DEFAULT_REALM),
             fresh: false,
         }
+    }
+
+    /// Also accepts partner API keys in `X-API-Key`, verified by `api_keys` (built on the
+    /// same verifier, so revocations arrive through its feed).
+    pub fn api_keys(mut self, api_keys: ApiKeys) -> Self {
+        self.api_keys = Some(api_keys);
+        self
     }
 
     /// The realm named in `WWW-Authenticate` (default `api`).
@@ -321,11 +374,28 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
         Box::pin(async move {
-            let token = match bearer_token(&request, &layer.realm) {
-                Ok(token) => token,
-                Err(rejection) => return Ok(rejection.into_response()),
+            // Without `api_keys`, `X-API-Key` is not looked at.
+            let key = match &layer.api_keys {
+                Some(api_keys) => match api_key(&request, &layer.realm) {
+                    Ok(key) => key.map(|key| (api_keys, key)),
+                    Err(rejection) => return Ok(rejection.into_response()),
+                },
+                None => None,
             };
-            match layer.authenticator.authenticate(&token, layer.fresh).await {
+            let authenticated = match key {
+                Some((api_keys, key)) => {
+                    let ip = request.extensions().get::<ClientAddr>().map(|a| a.0);
+                    api_keys.verify(&key, ip).await
+                }
+                None => {
+                    let token = match bearer_token(&request, &layer.realm) {
+                        Ok(token) => token,
+                        Err(rejection) => return Ok(rejection.into_response()),
+                    };
+                    layer.authenticator.authenticate(&token, layer.fresh).await
+                }
+            };
+            match authenticated {
                 Ok(claims) => {
                     request.extensions_mut().insert(claims);
                     request.extensions_mut().insert(Realm(layer.realm.clone()));

@@ -32,6 +32,9 @@ pub struct Claims {
     pub amr: Vec<String>,
     /// `auth_time`: when the user signed in, unix seconds.
     pub auth_time: Option<i64>,
+    /// The key id when the caller authenticated with a partner API key
+    /// ([`ApiKeys`](crate::ApiKeys)), not a token; `None` for tokens.
+    pub api_key_id: Option<String>,
     /// Every claim as sent.
     pub raw: Value,
 }
@@ -167,6 +170,7 @@ pub(crate) fn read(raw: Value) -> Result<Registered, VerifyError> {
             None | Some(Value::Null) => None,
             value => Some(numeric_date(value).ok_or(VerifyError::Claims("auth_time"))?),
         },
+        api_key_id: None,
         raw,
     };
     Ok(Registered {

@@ -1,4 +1,5 @@
-//! The deny-list: revoked session ids (`sid`) and token ids (`jti`), pulled from the
+//! The deny-list: revoked session ids (`sid`), token ids (`jti`) and API-key ids
+//! (`api_key`), pulled from the
 //! provider's revocation feed (and optionally pushed through Redis), each kept until the
 //! last token it covers has expired, and kept through an outage of the provider.
 
@@ -33,6 +34,7 @@ struct Feed {
 struct Lists {
     sids: HashMap<String, i64>,
     jtis: HashMap<String, i64>,
+    api_keys: HashMap<String, i64>,
 }
 
 #[derive(Default)]
@@ -99,6 +101,11 @@ impl DenyList {
         sid.is_some_and(|sid| lists.sids.contains_key(sid)) || lists.jtis.contains_key(jti)
     }
 
+    /// Whether the API key with this id is revoked.
+    pub fn is_key_revoked(&self, key_id: &str) -> bool {
+        self.lists().api_keys.contains_key(key_id)
+    }
+
     /// Adds entries (deduplicated by value: the feed re-sends recent ones). Returns how many
     /// were new.
     pub fn apply(&self, entries: &[Entry], now: i64) -> usize {
@@ -111,6 +118,7 @@ impl DenyList {
             let list = match entry.kind.as_str() {
                 "sid" => &mut lists.sids,
                 "jti" => &mut lists.jtis,
+                "api_key" => &mut lists.api_keys,
                 other => {
                     tracing::debug!(kind = other, "ignoring a revocation of an unknown kind");
                     continue;
@@ -131,11 +139,12 @@ impl DenyList {
         let mut lists = self.lists_mut();
         lists.sids.retain(|_, exp| exp.saturating_add(grace) > now);
         lists.jtis.retain(|_, exp| exp.saturating_add(grace) > now);
+        lists.api_keys.retain(|_, exp| exp.saturating_add(grace) > now);
     }
 
     pub fn len(&self) -> usize {
         let lists = self.lists();
-        lists.sids.len() + lists.jtis.len()
+        lists.sids.len() + lists.jtis.len() + lists.api_keys.len()
     }
 
     /// Polls the feed once: `?after=<cursor>` with `If-None-Match`. On failure the list
@@ -344,11 +353,15 @@ mod tests {
         assert!(deny.is_revoked(None, "j1"));
         assert!(!deny.is_revoked(None, "old"));
         assert!(!deny.is_revoked(Some("j1"), "s1"), "kinds are separate");
+        deny.apply(&[entry("api_key", "k1", 100)], 60);
+        assert!(deny.is_key_revoked("k1") && !deny.is_revoked(Some("k1"), "k1"));
+        assert!(!deny.is_key_revoked("s1"));
+        deny.apply(&[entry("api_key", "k1", 100)], 60);
         deny.prune(79);
         assert!(deny.is_revoked(None, "j1"), "still within the leeway");
         deny.prune(80);
         assert!(!deny.is_revoked(None, "j1"));
-        assert_eq!(deny.len(), 1);
+        assert_eq!(deny.len(), 2, "s1 and k1");
         // A later exp for the same value extends it.
         deny.apply(&[entry("sid", "s1", 500)], 80);
         deny.prune(200);

@@ -46,9 +46,13 @@ pub enum VerifyError {
     /// The session (`sid`) or the token (`jti`) is on the deny-list.
     #[error("revoked")]
     Revoked,
-    /// Introspection answered `active: false` (or it is not an access token).
+    /// Introspection answered `active: false` (or it is not an access token), or the
+    /// provider does not know the API key (unknown, tampered, expired, revoked).
     #[error("inactive")]
     Inactive,
+    /// An API key used from an address outside its allow-list.
+    #[error("address not allowed for this API key")]
+    AddressNotAllowed,
     /// The token could not be judged: no key set was ever loaded, or the introspection
     /// endpoint is unreachable. Not the client's fault: HTTP 503, no `WWW-Authenticate`.
     #[error("authentication unavailable: {0}")]

@@ -363,6 +363,7 @@ impl Introspector {
             acr: text("acr"),
             amr: claims::string_list(&raw, "amr").unwrap_or_default(),
             auth_time: claims::numeric_date(raw.get("auth_time")),
+            api_key_id: None,
             raw,
         })
     }

@@ -7,6 +7,8 @@
 //!   authentication cache that critical routes can bypass ([`Verifier::verify_uncached`]).
 //! - [`Introspector`]: RFC 7662 introspection for opaque tokens, with a timeout, retries,
 //!   a circuit breaker and a short positive cache.
+//! - [`ApiKeys`]: partner API keys (`X-API-Key: tsk_…`) checked once at the provider,
+//!   cached, revoked through the same feed, kept working through an outage.
 //! - [`axum`] (feature `axum`, on by default): a tower layer that authenticates the Bearer
 //!   token, an [`Authenticated`](crate::axum::Authenticated) extractor, and scope and role
 //!   guards answering as RFC 6750 §3 says.
@@ -26,6 +28,7 @@
 //! # Ok(()) }
 //! ```
 
+mod apikeys;
 mod cache;
 mod claims;
 mod denylist;
@@ -41,6 +44,7 @@ pub mod axum;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use apikeys::{looks_like_api_key, ApiKeys, ApiKeysBuilder};
 pub use claims::Claims;
 pub use error::{BuildError, VerifyError};
 pub use introspect::{IntrospectError, Introspector};

@@ -487,6 +487,11 @@ impl Verifier {
         }
     }
 
+    /// The deny-list, shared with [`ApiKeys`](crate::ApiKeys) built on this verifier.
+    pub(crate) fn deny_list(&self) -> Arc<DenyList> {
+        self.inner.deny.clone()
+    }
+
     /// Refreshes the key set now (normally the background task does this).
     pub async fn refresh_keys(&self) -> Result<(), String> {
         self.inner.jwks.refresh(&self.inner.http).await.map(|_| ())

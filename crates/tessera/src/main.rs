@@ -1,6 +1,7 @@
 //! `tessera`: the one binary. Parses the command line, reads the configuration, sets up
 //! logging, and calls into the crates; the logic lives there.
 
+mod apikey;
 mod authz;
 mod client;
 use std::path::PathBuf;
@@ -78,6 +79,9 @@ enum Command {
     /// Authorization decisions.
     #[command(subcommand)]
     Authz(authz::AuthzCommand),
+    /// Partner API keys of users and clients: create (shown once), list, revoke.
+    #[command(subcommand)]
+    Apikey(apikey::ApiKeyCommand),
 }
 
 #[derive(Subcommand)]
@@ -251,6 +255,7 @@ fn main() -> ExitCode {
             Command::Role(command) => authz::role(config, command).await,
             Command::Sod(command) => authz::sod(config, command).await,
             Command::Authz(command) => authz::authz(config, command).await,
+            Command::Apikey(command) => apikey::apikey(config, command).await,
             Command::Client(command) => client::client(config, *command).await,
             Command::Gateway => {
                 Err("the gateway is started before the provider's configuration is read".into())

@@ -30,6 +30,31 @@ pub const KEYS: &[EnvKey] = &[
         "TESSERA_GATEWAY_AUTH_CACHE__CAPACITY",
         ValueKind::Int,
     ),
+    (
+        "api_keys.client_id",
+        "TESSERA_GATEWAY_API_KEYS__CLIENT_ID",
+        ValueKind::Str,
+    ),
+    (
+        "api_keys.client_secret",
+        "TESSERA_GATEWAY_API_KEYS__CLIENT_SECRET",
+        ValueKind::Str,
+    ),
+    (
+        "api_keys.check_url",
+        "TESSERA_GATEWAY_API_KEYS__CHECK_URL",
+        ValueKind::Str,
+    ),
+    (
+        "api_keys.cache_ttl_secs",
+        "TESSERA_GATEWAY_API_KEYS__CACHE_TTL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "api_keys.capacity",
+        "TESSERA_GATEWAY_API_KEYS__CAPACITY",
+        ValueKind::Int,
+    ),
     ("log.format", "TESSERA_GATEWAY_LOG__FORMAT", ValueKind::Str),
     ("log.level", "TESSERA_GATEWAY_LOG__LEVEL", ValueKind::Str),
 ];
@@ -38,6 +63,7 @@ pub const KEYS: &[EnvKey] = &[
 /// (`routes.x` is key `x` of a route).
 pub const FILE_ONLY_KEYS: &[&str] = &[
     "trusted_proxies",
+    "api_keys.metric_keys",
     "routes.name",
     "routes.host",
     "routes.path_prefix",
@@ -50,8 +76,10 @@ pub const FILE_ONLY_KEYS: &[&str] = &[
     "routes.timeout_secs",
     "routes.unhealthy_secs",
     "routes.auth_cache",
+    "routes.api_keys",
     "routes.rate_limit.per_subject",
     "routes.rate_limit.per_ip",
+    "routes.rate_limit.per_key",
     "routes.rate_limit.window_secs",
     "routes.cors.allow_origins",
     "routes.cors.allow_methods",

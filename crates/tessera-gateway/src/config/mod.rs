@@ -55,6 +55,7 @@ pub struct GatewayConfig {
     /// Seconds SIGTERM waits for in-flight requests before the process exits anyway.
     pub shutdown_grace_secs: u64,
     pub auth_cache: AuthCacheConfig,
+    pub api_keys: ApiKeysConfig,
     pub log: LogConfig,
     /// The routes, `[[routes]]` tables.
     pub routes: Vec<RouteConfig>,
@@ -67,6 +68,38 @@ pub struct AuthCacheConfig {
     pub enabled: bool,
     /// Entries kept at most.
     pub capacity: usize,
+}
+
+/// `[api_keys]`: how routes with `api_keys = true` check partner API keys at the provider
+/// (once per key; then from memory, see tessera-verify's `ApiKeys`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiKeysConfig {
+    /// The confidential client the gateway authenticates as at the check endpoint.
+    pub client_id: Option<String>,
+    pub client_secret: Option<tessera_config::Secret>,
+    /// The check endpoint; default `{issuer}/oauth2/api-keys/check`.
+    pub check_url: Option<String>,
+    /// Seconds a key's answer is served before it is checked again in the background.
+    pub cache_ttl_secs: u64,
+    /// Keys remembered at most.
+    pub capacity: usize,
+    /// Key ids that get their own `key_id` label in `tessera_gateway_api_key_requests_total`
+    /// (every other key counts as `other`, so labels stay bounded).
+    pub metric_keys: Vec<String>,
+}
+
+impl Default for ApiKeysConfig {
+    fn default() -> Self {
+        ApiKeysConfig {
+            client_id: None,
+            client_secret: None,
+            check_url: None,
+            cache_ttl_secs: 300,
+            capacity: 10_000,
+            metric_keys: Vec::new(),
+        }
+    }
 }
 
 impl Default for GatewayConfig {
@@ -82,6 +115,7 @@ impl Default for GatewayConfig {
             leeway_secs: 30,
             shutdown_grace_secs: 30,
             auth_cache: AuthCacheConfig::default(),
+            api_keys: ApiKeysConfig::default(),
             log: LogConfig::default(),
             routes: Vec::new(),
         }
@@ -209,6 +243,7 @@ impl GatewayConfig {
                 "must be greater than 0 (set auth_cache.enabled = false to turn the cache off)",
             ));
         }
+        self.validate_api_keys()?;
         self.log.validate()?;
         if self.routes.is_empty() {
             return Err(invalid("routes", "needs at least one [[routes]] table"));
@@ -231,6 +266,61 @@ impl GatewayConfig {
                     "another route has the same host and path_prefix",
                 ));
             }
+        }
+        Ok(())
+    }
+}
+
+impl GatewayConfig {
+    fn validate_api_keys(&self) -> Result<(), ConfigError> {
+        let keys = &self.api_keys;
+        if let Some(index) = self.routes.iter().position(|r| r.api_keys) {
+            if keys.client_id.as_deref().is_none_or(str::is_empty) || keys.client_secret.is_none() {
+                return Err(invalid(
+                    "api_keys.client_id",
+                    format!(
+                        "and api_keys.client_secret are required: routes[{index}] accepts API keys, \
+                         which the gateway checks at the provider as a confidential client"
+                    ),
+                ));
+            }
+        }
+        if keys.client_id.as_deref().is_some_and(|id| id.contains(':')) {
+            return Err(invalid("api_keys.client_id", "must not contain `:`"));
+        }
+        if let Some(url) = &keys.check_url {
+            let parsed = url::Url::parse(url)
+                .map_err(|e| invalid("api_keys.check_url", format!("is not a URL ({e})")))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid(
+                    "api_keys.check_url",
+                    "must be an https:// (or http://) URL",
+                ));
+            }
+        }
+        if keys.cache_ttl_secs == 0 || keys.cache_ttl_secs > 86_400 {
+            return Err(invalid("api_keys.cache_ttl_secs", "must be between 1 and 86400"));
+        }
+        if keys.capacity == 0 {
+            return Err(invalid("api_keys.capacity", "must be greater than 0"));
+        }
+        if keys.metric_keys.len() > 100 {
+            return Err(invalid(
+                "api_keys.metric_keys",
+                "at most 100 key ids (labels must stay few)",
+            ));
+        }
+        if let Some(bad) = keys.metric_keys.iter().find(|id| {
+            id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b))
+        }) {
+            return Err(invalid(
+                "api_keys.metric_keys",
+                format!("{bad:?} is not a key id"),
+            ));
         }
         Ok(())
     }

@@ -51,6 +51,10 @@ pub struct RouteConfig {
     /// `false`: every request is verified in full (critical routes).
     #[serde(default = "yes")]
     pub auth_cache: bool,
+    /// Also accept partner API keys (`X-API-Key: tsk_…`), checked against the same
+    /// requirements as tokens (needs `[api_keys]` client credentials).
+    #[serde(default)]
+    pub api_keys: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimitConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -67,6 +71,9 @@ pub struct RateLimitConfig {
     /// Requests per window per client IP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_ip: Option<u64>,
+    /// Requests per window per API key (requests with a token are not counted here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_key: Option<u64>,
     #[serde(default = "default_window_secs")]
     pub window_secs: u64,
 }
@@ -129,6 +136,7 @@ impl RouteConfig {
             timeout_secs: default_timeout_secs(),
             unhealthy_secs: default_unhealthy_secs(),
             auth_cache: true,
+            api_keys: false,
             rate_limit: None,
             cors: None,
         }
@@ -237,6 +245,9 @@ pub(super) fn validate_route(index: usize, route: &RouteConfig) -> Result<(), Co
     if route.public && !(route.permissions.is_empty() && route.any_permission.is_empty()) {
         return Err(invalid(key("permissions"), "must be empty on a public route"));
     }
+    if route.public && route.api_keys {
+        return Err(invalid(key("api_keys"), "cannot be true on a public route"));
+    }
     if route.public && !route.acr_values.is_empty() {
         return Err(invalid(key("acr_values"), "must be empty on a public route"));
     }
@@ -272,8 +283,17 @@ pub(super) fn validate_route(index: usize, route: &RouteConfig) -> Result<(), Co
                 "must be between 1 and 86400",
             ));
         }
-        if limit.per_subject.is_none() && limit.per_ip.is_none() {
-            return Err(invalid(key("rate_limit"), "needs per_subject, per_ip or both"));
+        if limit.per_subject.is_none() && limit.per_ip.is_none() && limit.per_key.is_none() {
+            return Err(invalid(key("rate_limit"), "needs per_subject, per_ip or per_key"));
+        }
+        if limit.per_key == Some(0) {
+            return Err(invalid(key("rate_limit.per_key"), "must be greater than 0"));
+        }
+        if limit.per_key.is_some() && !route.api_keys {
+            return Err(invalid(
+                key("rate_limit.per_key"),
+                "applies only to a route with api_keys = true",
+            ));
         }
         if limit.per_subject == Some(0) {
             return Err(invalid(key("rate_limit.per_subject"), "must be greater than 0"));

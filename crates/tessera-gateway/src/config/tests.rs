@@ -143,14 +143,23 @@ fn everything() -> GatewayConfig {
     route.rate_limit = Some(RateLimitConfig {
         per_subject: Some(1),
         per_ip: Some(1),
+        per_key: Some(1),
         window_secs: 1,
     });
+    route.api_keys = true;
     route.cors = Some(CorsConfig::new(&["https://app.example.com"]));
     GatewayConfig {
         issuer: Some("https://id.example.com".into()),
         audience: Some("https://api.example.com".into()),
         trusted_proxies: vec!["10.0.0.0/8".into()],
         routes: vec![route],
+        api_keys: super::ApiKeysConfig {
+            client_id: Some("gateway".into()),
+            client_secret: Some(tessera_config::Secret::new("tcs_x")),
+            check_url: Some("https://id.example.com/oauth2/api-keys/check".into()),
+            metric_keys: vec!["q3Jc9n0bQe2sYhW1m7VtKA".into()],
+            ..super::ApiKeysConfig::default()
+        },
         ..GatewayConfig::default()
     }
 }
@@ -165,7 +174,7 @@ fn every_key_is_accepted_and_every_field_is_listed() {
             ValueKind::Str | ValueKind::List => match path {
                 "listen" => "127.0.0.1:1",
                 "log.format" => "json",
-                "issuer" | "audience" => "https://id.example.com",
+                "issuer" | "audience" | "api_keys.check_url" => "https://id.example.com",
                 "admin_prefix" => "/_gw",
                 _ => "x",
             },
@@ -194,4 +203,34 @@ fn the_documented_example_file_is_valid() {
     let docs = include_str!("../../../../docs/gateway.md");
     let config = parse(check::example_file(docs).unwrap()).unwrap();
     assert!(config.routes.len() >= 3);
+}
+
+#[test]
+fn api_key_routes_need_client_credentials_and_a_protected_route() {
+    let keyed = "issuer = \"https://id.example.com\"\n[[routes]]\npath_prefix = \"/p\"\nupstreams = [\"http://127.0.0.1:1\"]\napi_keys = true\n";
+    assert!(error(keyed).contains("api_keys.client_id"), "{}", error(keyed));
+    let with_client = keyed.replace(
+        "[[routes]]",
+        "[api_keys]\nclient_id = \"gw\"\nclient_secret = \"s\"\n[[routes]]",
+    );
+    let config = parse(&with_client).unwrap();
+    assert!(config.routes[0].api_keys);
+    assert_eq!(config.api_keys.cache_ttl_secs, 300);
+    assert!(error(&format!("{with_client}public = true\n")).contains("api_keys"));
+    assert!(error(&format!("{MINIMAL}rate_limit = {{ per_key = 5 }}\n")).contains("rate_limit.per_key"));
+    assert!(error(&format!("{with_client}rate_limit = {{ per_key = 0 }}\n")).contains("rate_limit.per_key"));
+    assert!(
+        error(&with_client.replace("[[routes]]", "cache_ttl_secs = 0\n[[routes]]"))
+            .contains("api_keys.cache_ttl_secs")
+    );
+    assert!(
+        error(&with_client.replace("[[routes]]", "metric_keys = [\"a b\"]\n[[routes]]"))
+            .contains("api_keys.metric_keys")
+    );
+    assert!(
+        error(&with_client.replace("[[routes]]", "check_url = \"ftp://x\"\n[[routes]]"))
+            .contains("api_keys.check_url")
+    );
+    // The secret never shows in a debug print.
+    assert!(!format!("{config:?}").contains("client_secret: Some(Secret(\"s\"))"));
 }

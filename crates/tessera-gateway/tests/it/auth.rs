@@ -204,6 +204,7 @@ async fn rate_limit_per_subject_answers_429_with_retry_after() {
         rate_limit: Some(RateLimitConfig {
             per_subject: Some(3),
             per_ip: None,
+            per_key: None,
             window_secs: 3600,
         }),
         ..route("/limited", &[&upstream])

@@ -202,6 +202,7 @@ async fn rate_limit_per_ip_answers_429() {
         rate_limit: Some(RateLimitConfig {
             per_subject: None,
             per_ip: Some(2),
+            per_key: None,
             window_secs: 3600,
         }),
         ..public_route("/limited", &[&upstream])

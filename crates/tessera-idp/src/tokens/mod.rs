@@ -664,6 +664,12 @@ impl TokenService {
             .await;
     }
 
+    /// Tells verifiers at once (pub/sub) of a revocation the durable feed already has (an
+    /// API key's, say, which its own store transaction put there).
+    pub async fn announce_revocation(&self, kind: RevokedKind, value: &str, expires_at: i64) {
+        self.announce(kind, value, expires_at).await;
+    }
+
     /// Tells verifiers at once (pub/sub); the durable feed already has the entry.
     async fn announce(&self, kind: RevokedKind, value: &str, expires_at: i64) {
         let message = json!({ "kind": kind.as_str(), "value": value, "exp": expires_at }).to_string();

@@ -83,6 +83,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0012_assignments_dsd.sql"),
         include_str!("../../migrations/postgres/0012_assignments_dsd.sql"),
     ),
+    (
+        13,
+        "api keys",
+        include_str!("../../migrations/sqlite/0013_api_keys.sql"),
+        include_str!("../../migrations/postgres/0013_api_keys.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -5,6 +5,7 @@
 //! `ON CONFLICT`, and sqlx's `Any` driver carries the values. Only the migrations differ
 //! per backend (column types), and they live in `migrations/{sqlite,postgres}`.
 
+mod api_keys;
 mod audit;
 mod clients;
 mod cluster;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
+pub use self::api_keys::{ApiKeyOwner, ApiKeyRecord, ApiKeyStore};
 pub use self::audit::{AuditQuery, AuditRecord, AuditStore, Maintenance, Purged};
 pub use self::clients::{ClientRecord, ClientStore};
 pub use self::cluster::{ClusterStore, OutboxRecord};

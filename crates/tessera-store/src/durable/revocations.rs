@@ -1,5 +1,6 @@
 //! The revocation feed: revoked session ids and access-token ids whose tokens may still be
-//! presented, until those tokens expire. Verifiers poll it with a cursor (`seq`).
+//! presented, until those tokens expire, and revoked API keys (by key id) until they would
+//! have expired. Verifiers poll it with a cursor (`seq`).
 
 use async_trait::async_trait;
 use sqlx::any::AnyRow;
@@ -15,6 +16,8 @@ pub enum RevokedKind {
     Session,
     /// One access token, by `jti`.
     Token,
+    /// A partner API key, by its key id.
+    ApiKey,
 }
 
 impl RevokedKind {
@@ -22,6 +25,7 @@ impl RevokedKind {
         match self {
             RevokedKind::Session => "sid",
             RevokedKind::Token => "jti",
+            RevokedKind::ApiKey => "api_key",
         }
     }
 
@@ -29,6 +33,7 @@ impl RevokedKind {
         match text {
             "sid" => Some(RevokedKind::Session),
             "jti" => Some(RevokedKind::Token),
+            "api_key" => Some(RevokedKind::ApiKey),
             _ => None,
         }
     }

@@ -8,6 +8,7 @@ mod admin_keys;
 mod admin_roles;
 mod admin_users;
 mod alerts;
+mod api_keys;
 mod audit;
 mod cors;
 pub(crate) mod health;
@@ -120,6 +121,12 @@ pub fn router(state: AppState) -> Router {
         .route(paths::END_SESSION, get(oidc::end_session).post(oidc::end_session))
         .route(paths::LOGOUT_CONFIRM, post(oidc::confirm_logout))
         .route(paths::REVOCATIONS, get(oauth::revocations))
+        .route(paths::API_KEY_CHECK, post(api_keys::check))
+        .route(
+            paths::ACCOUNT_API_KEYS,
+            get(api_keys::own_list).post(api_keys::own_create),
+        )
+        .route(paths::ACCOUNT_API_KEY, delete(api_keys::own_revoke))
         .route(paths::SESSIONS, get(sessions::list))
         .route(paths::SESSION, delete(sessions::end_one))
         .route(paths::LOGOUT, post(sessions::logout))
@@ -264,6 +271,10 @@ pub(crate) fn admin_routes() -> Vec<AdminRoute> {
         at(paths::ADMIN_SOD, Post, admin_roles::create_sod),
         at(paths::ADMIN_SOD_RULE, Delete, admin_roles::remove_sod),
         at(paths::ADMIN_AUTHZ_CHECK, Post, admin_roles::check),
+        at(paths::ADMIN_API_KEYS, Get, api_keys::admin_list),
+        at(paths::ADMIN_API_KEYS, Post, api_keys::admin_create),
+        at(paths::ADMIN_API_KEY, Get, api_keys::admin_show),
+        at(paths::ADMIN_API_KEY, Delete, api_keys::admin_revoke),
         at(paths::ADMIN_KEYS, Get, admin_keys::list),
         at(paths::ADMIN_KEYS_ROTATE, Post, admin_keys::rotate),
     ]

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{admin, admin_keys, admin_roles, admin_users, audit};
+use super::{admin, admin_keys, admin_roles, admin_users, api_keys, audit};
 use tessera_idp::registry::ClientView;
 
 /// An error (RFC 9457 problem details, `application/problem+json`). Extension members such
@@ -131,6 +131,10 @@ pub struct AuditPage {
         admin_roles::create_sod,
         admin_roles::remove_sod,
         admin_roles::check,
+        api_keys::admin_list,
+        api_keys::admin_create,
+        api_keys::admin_show,
+        api_keys::admin_revoke,
         admin_keys::list,
         admin_keys::rotate,
         document,
@@ -143,6 +147,7 @@ pub struct AuditPage {
         (name = "sessions", description = "Sessions, as `tessera sessions …`"),
         (name = "clients", description = "OAuth clients, as `tessera client …`"),
         (name = "keys", description = "Signing keys, as `tessera keys …`"),
+        (name = "api-keys", description = "Partner API keys of users and clients, as `tessera apikey …`"),
         (name = "authorization", description = "Roles, permissions and separation of duty, as `tessera role|sod|authz …`"),
         (name = "audit", description = "The audit trail, as `tessera audit tail`"),
         (name = "meta", description = "This document"),

@@ -8,6 +8,8 @@ mod accounts;
 mod accounts_abuse;
 mod admin_api;
 mod alerts;
+mod apikeys;
+mod apikeys_gateway;
 mod architecture;
 mod authz;
 mod authz_terms;
