@@ -112,6 +112,10 @@ verdict=$(awk -v r="$ratio_kj" 'BEGIN {print (r >= 1.0) ? "MET" : "NOT MET"}')
 say "(k)/(j) = $ratio_kj over both rounds   target (k) >= (j): $verdict"
 say "round 1: (k1)/(j1) = $(ratio k1 j1)   round 2: (k2)/(j2) = $(ratio k2 j2)"
 say "(j1)/(a) = $(ratio j1 a)   (k1)/(a) = $(ratio k1 a)"
+cpu_per_request() { awk -v x="${CPU_SUT[$1]}" -v n="${REQS[$1]}" 'BEGIN {printf "%.1f", x / n}'; }
+say "gateway CPU per request: (j) $(cpu_per_request j1), $(cpu_per_request j2) µs; (k) $(cpu_per_request k1), $(cpu_per_request k2) µs"
+say "(per-process CPU is less disturbed than requests/s when other jobs share the machine:"
+say " compare it when 'rest' above is far from 0)"
 say ""
 say "tessera_gateway_api_key_requests_total{key_id=\"$KEY_ID\"} = ${KEY_REQUESTS:-?} after the runs;"
 say "tessera_gateway_api_key_cache_entries = ${CACHED_KEYS:-?} (the key was checked at the provider once)."
