@@ -32,6 +32,8 @@ const BUCKETS: [f64; 14] = [
 pub(crate) struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
+    /// Key ids with a label of their own in [`API_KEY_REQUESTS`] (`api_keys.metric_keys`).
+    metric_keys: Vec<String>,
 }
 
 /// The handles of one route, registered once.
@@ -50,6 +52,9 @@ pub(crate) struct RouteMetrics {
     pub forbidden_role: Counter,
     pub forbidden_permission: Counter,
     pub forbidden_acr: Counter,
+    /// Requests with an API key: per configured key id, and the rest.
+    api_keys: Vec<(String, Counter)>,
+    api_key_other: Counter,
 }
 
 impl RouteMetrics {
@@ -60,17 +65,36 @@ impl RouteMetrics {
         }
         self.duration.record(elapsed.as_secs_f64());
     }
+
+    /// Counts a request authenticated by API key `key_id`: under its own label if it is a
+    /// configured one, else `other` (handles registered at start: no lookup per request).
+    pub fn api_key_request(&self, key_id: &str) {
+        match self.api_keys.iter().find(|(id, _)| id == key_id) {
+            Some((_, counter)) => counter.increment(1),
+            None => self.api_key_other.increment(1),
+        }
+    }
 }
 
 impl Metrics {
+    #[cfg(test)]
     pub fn new() -> Metrics {
+        Metrics::with_api_keys(Vec::new())
+    }
+
+    /// A recorder whose API-key metric labels these key ids (and `other`).
+    pub fn with_api_keys(metric_keys: Vec<String>) -> Metrics {
         // Fails only for an empty bucket list; then a summary is rendered instead.
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(DURATION.to_owned()), &BUCKETS)
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        let metrics = Metrics { recorder, handle };
+        let metrics = Metrics {
+            recorder,
+            handle,
+            metric_keys,
+        };
         metrics.describe();
         metrics
     }
@@ -129,6 +153,7 @@ impl Metrics {
             let upstream = |kind: &'static str| metrics::counter!(UPSTREAM_ERRORS, "route" => route.clone(), "kind" => kind);
             let limited = |key: &'static str| metrics::counter!(RATE_LIMITED, "route" => route.clone(), "key" => key);
             let forbidden = |missing: &'static str| metrics::counter!(FORBIDDEN, "route" => route.clone(), "missing" => missing);
+            let api_key = |key_id: &str| metrics::counter!(API_KEY_REQUESTS, "route" => route.clone(), "key_id" => key_id.to_owned());
             RouteMetrics {
                 requests,
                 duration: metrics::histogram!(DURATION, "route" => route.clone()),
@@ -143,17 +168,10 @@ impl Metrics {
                 forbidden_role: forbidden("role"),
                 forbidden_permission: forbidden("permission"),
                 forbidden_acr: forbidden("acr"),
+                api_keys: self.metric_keys.iter().map(|id| (id.clone(), api_key(id))).collect(),
+                api_key_other: api_key("other"),
             }
         })
-    }
-
-    /// Counts a request authenticated by an API key: `key_id` is a configured one, or
-    /// `other` (labels stay bounded by the configuration).
-    pub fn api_key_request(&self, route: &str, key_id: &str) {
-        self.with(|| {
-            metrics::counter!(API_KEY_REQUESTS, "route" => route.to_owned(), "key_id" => key_id.to_owned())
-                .increment(1)
-        });
     }
 
     /// Counts a refused token (`reason` is one of a fixed list).

@@ -38,8 +38,6 @@ pub(crate) struct Shared {
     pub trusted: Vec<Cidr>,
     pub admin_prefix: String,
     pub poll_interval: Duration,
-    /// Key ids with a label of their own in the API-key request metric.
-    pub metric_keys: Vec<String>,
     /// Metrics of requests that matched no route.
     pub unmatched: RouteMetrics,
 }
@@ -227,12 +225,7 @@ async fn serve_route(
                 return (too_many(retry), None);
             }
         }
-        let label = shared
-            .metric_keys
-            .iter()
-            .find(|k| *k == key_id)
-            .map_or("other", String::as_str);
-        shared.metrics.api_key_request(&route.name, label);
+        route.metrics.api_key_request(key_id);
     }
     if let (Some(limit), Some(claims)) = (&route.per_subject, &claims) {
         if let Err(retry) = limit.check(&claims.subject) {

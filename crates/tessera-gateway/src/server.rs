@@ -64,7 +64,7 @@ impl Gateway {
                 addr: config.listen,
                 source,
             })?;
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(Metrics::with_api_keys(config.api_keys.metric_keys.clone()));
         let routes = RouteTable::new(&config.routes, &metrics).map_err(GatewayError::Route)?;
         let trusted = config
             .trusted_proxies
@@ -82,7 +82,6 @@ impl Gateway {
             trusted,
             admin_prefix: config.admin_prefix.clone(),
             poll_interval: Duration::from_secs(config.revocation_poll_secs),
-            metric_keys: config.api_keys.metric_keys.clone(),
         });
         Ok(Gateway {
             listener,

@@ -501,6 +501,25 @@ impl ApiKeys {
         self.get(&record.id, None).await
     }
 
+    /// Revokes every live key of `owner` (a user being disabled or deleted), each audited
+    /// as `api_key.revoked`; returns how many.
+    pub async fn revoke_all_of(
+        &self,
+        owner: &ApiKeyOwner,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<usize, ApiKeyError> {
+        let now = self.clock.now();
+        let mut revoked = 0;
+        for key in self.store.api_keys_of(owner).await? {
+            if key.is_live(now) {
+                self.revoke(&key.id, Some(owner), actor, context).await?;
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
     /// The check endpoint: whether `presented` is a live key, and what it may do now.
     /// Anything else — malformed, unknown, tampered, expired, revoked, of a disabled or
     /// deleted account — is `active: false`, without saying which.

@@ -237,6 +237,16 @@ impl Node {
             audit: audit.clone(),
             clock: clock.clone(),
         }));
+        let api_keys = Arc::new(ApiKeys::new(ApiKeysParts {
+            store: shared.clone(),
+            users: shared.clone(),
+            clients: shared.clone(),
+            authz: authz.clone(),
+            tokens: tokens.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
+            issuer: config.issuer().into(),
+        }));
         let accounts = Arc::new(Accounts::new(AccountsParts {
             config: config.clone(),
             users: shared.clone(),
@@ -248,6 +258,7 @@ impl Node {
             alerts: alerts.clone(),
             mfa: mfa.clone(),
             authz: authz.clone(),
+            api_keys: api_keys.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
         }));
@@ -270,16 +281,6 @@ impl Node {
             audit: audit.clone(),
             clock: clock.clone(),
             outbound,
-        }));
-        let api_keys = Arc::new(ApiKeys::new(ApiKeysParts {
-            store: shared.clone(),
-            users: shared.clone(),
-            clients: shared.clone(),
-            authz: authz.clone(),
-            tokens: tokens.clone(),
-            audit: audit.clone(),
-            clock: clock.clone(),
-            issuer: config.issuer().into(),
         }));
         let state = AppState {
             issuer: config.issuer().into(),

@@ -96,6 +96,7 @@ pub struct Accounts {
     alerts: Arc<Alerts>,
     mfa: Arc<Mfa>,
     authz: Arc<Authz>,
+    api_keys: Arc<crate::apikeys::ApiKeys>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
 }
@@ -114,6 +115,8 @@ pub struct AccountsParts {
     pub mfa: Arc<Mfa>,
     /// Checks role assignments against separation-of-duty rules.
     pub authz: Arc<Authz>,
+    /// A disabled or deleted user's API keys are revoked with their sessions.
+    pub api_keys: Arc<crate::apikeys::ApiKeys>,
     pub audit: Auditor,
     pub clock: Arc<dyn Clock>,
 }
@@ -133,6 +136,7 @@ impl Accounts {
             alerts: parts.alerts,
             mfa: parts.mfa,
             authz: parts.authz,
+            api_keys: parts.api_keys,
             audit: parts.audit,
             clock: parts.clock,
         }
@@ -661,6 +665,7 @@ impl Accounts {
             .tokens
             .end_sessions_of(&user.id, "user_disabled", actor, context)
             .await?;
+        self.revoke_api_keys(&user.id, actor, context).await?;
         self.audit
             .record(
                 context,
@@ -719,6 +724,7 @@ impl Accounts {
         self.tokens
             .end_sessions_of(&user.id, "user_deleted", actor, context)
             .await?;
+        self.revoke_api_keys(&user.id, actor, context).await?;
         if !self.users.delete_user(&user.id).await? {
             return Err(AccountError::NoSuchUser);
         }
@@ -731,6 +737,26 @@ impl Accounts {
             )
             .await;
         Ok(())
+    }
+
+    /// Puts the user's live API keys on the revocation feed (disabling, deleting).
+    async fn revoke_api_keys(
+        &self,
+        user_id: &str,
+        actor: &str,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let owner = crate::apikeys::ApiKeyOwner::User(user_id.to_owned());
+        match self.api_keys.revoke_all_of(&owner, actor, context).await {
+            Ok(_) | Err(crate::apikeys::ApiKeyError::NotFound | crate::apikeys::ApiKeyError::NoSuchOwner) => {
+                Ok(())
+            }
+            Err(crate::apikeys::ApiKeyError::Store(err)) => Err(err.into()),
+            Err(other) => {
+                tracing::warn!(error = %other, "cannot revoke the user's API keys");
+                Ok(())
+            }
+        }
     }
 
     /// The name of a stored hash's scheme if this node can verify it (imports).

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::revocations::RevokedKind;
 use super::sessions::{revoke_alive_sessions, SessionsOf};
 use super::SqlStore;
 use crate::StoreError;
@@ -53,6 +54,7 @@ pub trait ClientStore: Send + Sync + 'static {
     /// `client_deleted`; their refresh tokens stop working and their `sid`s go on the
     /// revocation feed, so verifiers reject its access tokens too). `false` if there was
     /// no such client (nothing changed).
+    /// Its API keys go too; the live ones are put on the revocation feed first.
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError>;
 }
 
@@ -170,11 +172,24 @@ impl ClientStore for SqlStore {
 
     async fn delete_client(&self, client_id: &str, now: i64) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
+        // Its API keys go with the row (ON DELETE CASCADE): first their feed entries, so
+        // that verifiers which cached them refuse them within their poll interval.
+        sqlx::query(
+            "INSERT INTO revocations (kind, value, expires_at, revoked_at) \
+             SELECT $3, k.id, k.expires_at, $2 FROM api_keys k \
+             WHERE k.client_id = $1 AND k.revoked_at IS NULL AND k.expires_at > $2",
+        )
+        .bind(client_id)
+        .bind(now)
+        .bind(RevokedKind::ApiKey.as_str())
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() == 0 {
+            // Dropping the transaction rolls the (empty) insert back.
             return Ok(false);
         }
         revoke_alive_sessions(&mut tx, SessionsOf::Client(client_id), "client_deleted", now).await?;

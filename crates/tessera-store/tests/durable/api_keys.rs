@@ -117,4 +117,7 @@ pub async fn api_keys_are_owned_listed_revoked_once_and_touched_in_batches(backe
     assert!(s.api_keys_of(&alice).await.unwrap().is_empty());
     assert!(s.delete_client("partner", 800).await.unwrap());
     assert!(s.api_key("p1").await.unwrap().is_none());
+    // A client's keys reach the feed with its deletion (a user's: the domain revokes them).
+    assert!(s.is_revoked(RevokedKind::ApiKey, "p1", 800).await.unwrap());
+    assert!(!s.delete_client("partner", 900).await.unwrap());
 }

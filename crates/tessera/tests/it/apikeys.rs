@@ -372,7 +372,8 @@ async fn keys_never_outlive_their_owner_or_their_expiry(backend: Backend) {
         (&json!(true), &json!([])),
         "{answer}"
     );
-    // Disabled: inactive; deleted: gone.
+    // Disabled: its live keys are revoked (on the feed, audited) with its sessions;
+    // enabling the user does not bring them back. Deleted: gone.
     let (status, _, _) = call(
         &node,
         &admin,
@@ -382,6 +383,38 @@ async fn keys_never_outlive_their_owner_or_their_expiry(backend: Backend) {
     )
     .await;
     assert_eq!(status, 200);
+    assert_eq!(
+        check(&node, &checker, &long_key).await.1,
+        json!({ "active": false })
+    );
+    let long_id = long["id"].as_str().unwrap();
+    let (_, feed) = node.get_json("/oauth2/revocations").await;
+    assert!(
+        feed["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "api_key" && e["value"] == long_id),
+        "{feed}"
+    );
+    let (status, _, _) = call(
+        &node,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{user_id}/enable"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, _, shown) = call(
+        &node,
+        &admin,
+        Method::GET,
+        &format!("/admin/api-keys/{long_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(shown["status"], "revoked", "{shown}");
     assert_eq!(
         check(&node, &checker, &long_key).await.1,
         json!({ "active": false })
