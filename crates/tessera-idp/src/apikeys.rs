@@ -16,11 +16,13 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::json;
 pub use tessera_store::durable::ApiKeyOwner;
-use tessera_store::durable::{ApiKeyRecord, ApiKeyStore, ClientRecord, ClientStore, RevokedKind, UserStore};
+use tessera_store::durable::{
+    ApiKeyRecord, ApiKeyStore, ClientRecord, ClientStore, RevokedKind, UserRecord, UserStore,
+};
 use tessera_store::StoreError;
 
 use crate::audit::{AuditEvent, Auditor, RequestContext};
-use crate::authz::{check_permission, Authz, Situation};
+use crate::authz::{check_permission, in_force, Authz, Situation};
 use crate::clock::Clock;
 use crate::registry::ADMIN_SCOPE;
 use crate::tokens::opaque::{hashes_equal, random_b64, random_id, sha256_b64};
@@ -308,14 +310,17 @@ impl ApiKeys {
         }
     }
 
-    /// What the user's roles grant now, unconditionally (a key is not used from a session,
-    /// so no condition of a role can be judged for it).
-    async fn user_permissions(&self, roles: &[String]) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .authz
-            .effective(roles, &Situation::default())
-            .await?
-            .permissions)
+    /// What the user's roles grant now to a key: of the assignments in force now (an
+    /// expired one grants nothing), what holds without a session — a permission or an
+    /// assignment conditioned on a network, channel or sign-in class fails closed, as a key
+    /// is not used from a session and its use's address is the verifier's to judge.
+    async fn user_permissions(&self, user: &UserRecord) -> Result<Vec<String>, StoreError> {
+        let situation = Situation {
+            at: Some(self.clock.now()),
+            ..Situation::default()
+        };
+        let held = in_force(&user.roles, &user.role_terms, &situation);
+        Ok(self.authz.effective(&held, &situation).await?.permissions)
     }
 
     /// Creates a key for `owner`, audited as `api_key.created` by `actor`.
@@ -342,7 +347,7 @@ impl ApiKeys {
                 if user.disabled_at.is_some() {
                     return Err(invalid("owner", "the user is disabled"));
                 }
-                let granted = self.user_permissions(&user.roles).await?;
+                let granted = self.user_permissions(&user).await?;
                 if let Some(missing) = permissions.iter().find(|p| !granted.contains(p)) {
                     return Err(invalid(
                         "permissions",
@@ -545,7 +550,7 @@ impl ApiKeys {
                 else {
                     return Ok(ApiKeyCheck::inactive());
                 };
-                let granted = self.user_permissions(&user.roles).await?;
+                let granted = self.user_permissions(&user).await?;
                 let permissions = record
                     .permissions
                     .iter()

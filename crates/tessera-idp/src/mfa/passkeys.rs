@@ -380,7 +380,7 @@ impl Mfa {
         if let Some(object) = options.as_object_mut() {
             object.remove("mediation");
         }
-        let token = format!("tsk_{}", random_b64(32));
+        let token = format!("tpk_{}", random_b64(32));
         self.keep(&sign_in_key(&token), &Discovering { purpose, state })
             .await?;
         Ok(PasskeyOptions { token, options })

@@ -356,6 +356,29 @@ async fn keys_never_outlive_their_owner_or_their_expiry(backend: Backend) {
         "{listed}"
     );
 
+    // An assignment that ends takes its permissions off the key when it ends.
+    let until = now(&node) + 30;
+    let (status, _, body) = call(
+        &node,
+        &admin,
+        Method::POST,
+        &format!("/admin/users/{user_id}/roles"),
+        Some(json!({ "roles": ["exporter"], "role_terms": { "exporter": { "until": until } } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        check(&node, &checker, &long_key).await.1["permissions"],
+        json!(["orders:export"])
+    );
+    node.clock.advance(31);
+    let answer = check(&node, &checker, &long_key).await.1;
+    assert_eq!(
+        (&answer["active"], &answer["permissions"]),
+        (&json!(true), &json!([])),
+        "{answer}"
+    );
+
     // The owner loses the role: the key keeps only what the roles still grant.
     let (status, _, _) = call(
         &node,

@@ -323,7 +323,7 @@ async fn passkey_ceremonies_refuse_foreign_and_malformed_answers(backend: Backen
     let (status, _, body) = node
         .post_json(
             "/auth/passkey/login",
-            &json!({ "passkeyToken": "tsk_made_up", "credential": {} }),
+            &json!({ "passkeyToken": "tpk_made_up", "credential": {} }),
             None,
         )
         .await;
