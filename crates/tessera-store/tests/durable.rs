@@ -378,7 +378,7 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
         if *version == 2 {
             // Today's store writes columns later migrations added: raw SQL of the time.
             insert_client_as_of_v2(&db.url, &client("fixture-client")).await;
-            insert_session_as_of_v2(&db.url, &session("fixture-sid", "u1", "web", 1_000)).await;
+            insert_session_as_of(&db.url, &session("fixture-sid", "u1", "web", 1_000), 2).await;
             db.store
                 .add_revocation(RevokedKind::Token, "fixture-jti", 5_000, 1_000)
                 .await
@@ -389,10 +389,8 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .unwrap();
         }
         if *version == 3 {
-            db.store
-                .create_user(&user("fixture-user", "fixture@example.com", 1_000))
-                .await
-                .unwrap();
+            // Today's store writes the column migration 12 added: raw SQL of the time.
+            insert_user_as_of_v3(&db.url, &user("fixture-user", "fixture@example.com", 1_000)).await;
             assert!(db
                 .store
                 .set_password("fixture-user", "h1", 1_100, 5)
@@ -423,7 +421,7 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 sso_session_id: Some("fixture-sso".to_owned()),
                 ..session("fixture-sid-4", "fixture-user", "web", 1_200)
             };
-            create(store, &linked, SessionLimit::Unlimited).await;
+            insert_session_as_of(&db.url, &linked, 4).await;
         }
     }
     db.store.migrate().await.unwrap();
@@ -557,36 +555,67 @@ async fn insert_client_as_of_v2(url: &str, c: &ClientRecord) {
     .unwrap();
 }
 
-async fn insert_session_as_of_v2(url: &str, s: &SessionRecord) {
+/// Inserts a user as migration 3 shaped the table (no `role_terms`).
+async fn insert_user_as_of_v3(url: &str, u: &UserRecord) {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
     sqlx::query(
-        "INSERT INTO sessions (id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
-         created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-         revoke_reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        "INSERT INTO users (id, email, email_verified_at, password_hash, roles, locale, disabled_at, \
+         created_at, updated_at, password_changed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
-    .bind(&s.id)
-    .bind(&s.subject)
-    .bind(&s.client_id)
-    .bind(&s.channel)
-    .bind(&s.user_agent)
-    .bind(&s.ip)
-    .bind(&s.scope)
-    .bind(&s.amr)
-    .bind(&s.roles)
-    .bind(s.auth_time)
-    .bind(s.created_at)
-    .bind(s.last_seen_at)
-    .bind(s.idle_expires_at)
-    .bind(s.absolute_expires_at)
-    .bind(s.access_expires_at)
-    .bind(s.revoked_at)
-    .bind(&s.revoke_reason)
+    .bind(&u.id)
+    .bind(&u.email)
+    .bind(u.email_verified_at)
+    .bind(&u.password_hash)
+    .bind(serde_json::to_string(&u.roles).unwrap())
+    .bind(&u.locale)
+    .bind(u.disabled_at)
+    .bind(u.created_at)
+    .bind(u.updated_at)
+    .bind(u.password_changed_at)
     .execute(&mut conn)
     .await
     .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Inserts a session and its first refresh token as migration `version` (2 or 4: with
+/// `sso_session_id`; never `active_roles`, of migration 12) shaped the table.
+async fn insert_session_as_of(url: &str, s: &SessionRecord, version: i64) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let sso = if version >= 4 { ", sso_session_id" } else { "" };
+    let sso_value = if version >= 4 { ", $18" } else { "" };
+    let sql = format!(
+        "INSERT INTO sessions (id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
+         created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
+         revoke_reason{sso}) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17{sso_value})"
+    );
+    let mut query = sqlx::query(&sql)
+        .bind(&s.id)
+        .bind(&s.subject)
+        .bind(&s.client_id)
+        .bind(&s.channel)
+        .bind(&s.user_agent)
+        .bind(&s.ip)
+        .bind(&s.scope)
+        .bind(&s.amr)
+        .bind(&s.roles)
+        .bind(s.auth_time)
+        .bind(s.created_at)
+        .bind(s.last_seen_at)
+        .bind(s.idle_expires_at)
+        .bind(s.absolute_expires_at)
+        .bind(s.access_expires_at)
+        .bind(s.revoked_at)
+        .bind(&s.revoke_reason);
+    if version >= 4 {
+        query = query.bind(&s.sso_session_id);
+    }
+    query.execute(&mut conn).await.unwrap();
     let t = first_token(s);
     sqlx::query(
         "INSERT INTO refresh_tokens (token_hash, session_id, client_id, generation, issued_at, expires_at, \
