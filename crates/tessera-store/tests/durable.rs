@@ -2465,17 +2465,35 @@ async fn disabling_roles_and_counting_users(backend: &str) {
         serde_json::json!({ "until": 9_000, "condition": { "channels": ["web"] } }),
     )]
     .into();
-    assert!(store.set_roles("u2", &roles, &terms, 1_300).await.unwrap());
-    let u2 = store.user("u2").await.unwrap().unwrap();
-    assert_eq!((u2.roles, u2.role_terms, u2.updated_at), (roles, terms, 1_300));
+    let none = std::collections::BTreeMap::new();
+    let member = vec!["member".to_owned()];
     assert!(store
-        .set_roles("u2", &[], &Default::default(), 1_400)
+        .set_roles("u2", (&member, &none), &roles, &terms, 1_300)
+        .await
+        .unwrap());
+    let u2 = store.user("u2").await.unwrap().unwrap();
+    assert_eq!(
+        (u2.roles, u2.role_terms, u2.updated_at),
+        (roles.clone(), terms.clone(), 1_300)
+    );
+    // Compare-and-set: a change from what the roles no longer are changes nothing.
+    assert!(!store
+        .set_roles("u2", (&member, &none), &member, &none, 1_350)
+        .await
+        .unwrap());
+    assert!(!store
+        .set_roles("u2", (&roles, &none), &member, &none, 1_350)
+        .await
+        .unwrap());
+    assert_eq!(store.user("u2").await.unwrap().unwrap().roles, roles);
+    assert!(store
+        .set_roles("u2", (&roles, &terms), &[], &none, 1_400)
         .await
         .unwrap());
     let u2 = store.user("u2").await.unwrap().unwrap();
     assert!(u2.roles.is_empty() && u2.role_terms.is_empty());
     assert!(!store
-        .set_roles("nobody", &[], &Default::default(), 1_400)
+        .set_roles("nobody", (&[], &none), &[], &none, 1_400)
         .await
         .unwrap());
     // Others untouched.

@@ -38,6 +38,12 @@ fn stored_terms(
     Ok(stored)
 }
 
+/// Attempts of a change whose read of the user's roles went stale.
+const ATTEMPTS: usize = 5;
+
+/// A user's roles and terms as they are to be.
+type Assignment = (Vec<String>, BTreeMap<String, Value>);
+
 impl Accounts {
     /// Replaces the roles of user `user_id` with `roles`, some with `terms`, for `actor`.
     pub async fn set_roles(
@@ -48,9 +54,8 @@ impl Accounts {
         actor: &str,
         context: &RequestContext,
     ) -> Result<UserRecord, AccountError> {
-        let user = self.users.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
         let stored = stored_terms(roles, terms)?;
-        self.store_roles(user, roles.to_vec(), stored, actor, context)
+        self.change_roles(user_id, actor, context, |_| Ok((roles.to_vec(), stored.clone())))
             .await
     }
 
@@ -64,13 +69,16 @@ impl Accounts {
         actor: &str,
         context: &RequestContext,
     ) -> Result<UserRecord, AccountError> {
-        let user = self.users.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
-        let mut roles = user.roles.clone();
-        roles.push(role.to_owned());
-        let mut stored = user.role_terms.clone();
-        stored.remove(role);
-        stored.extend(stored_terms(&roles, &BTreeMap::from([(role.to_owned(), terms)]))?);
-        self.store_roles(user, roles, stored, actor, context).await
+        let new_terms = stored_terms(&[role.to_owned()], &BTreeMap::from([(role.to_owned(), terms)]))?;
+        self.change_roles(user_id, actor, context, |user| {
+            let mut roles = user.roles.clone();
+            roles.push(role.to_owned());
+            let mut stored = user.role_terms.clone();
+            stored.remove(role);
+            stored.extend(new_terms.clone());
+            Ok((roles, stored))
+        })
+        .await
     }
 
     /// Removes `role` (and its terms) from the roles of `user_id`.
@@ -81,48 +89,57 @@ impl Accounts {
         actor: &str,
         context: &RequestContext,
     ) -> Result<UserRecord, AccountError> {
-        let user = self.users.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
-        if !user.roles.iter().any(|r| r == role) {
-            return Err(AccountError::Already("without that role"));
-        }
-        let roles: Vec<String> = user.roles.iter().filter(|r| *r != role).cloned().collect();
-        let mut stored = user.role_terms.clone();
-        stored.remove(role);
-        self.store_roles(user, roles, stored, actor, context).await
+        self.change_roles(user_id, actor, context, |user| {
+            if !user.roles.iter().any(|r| r == role) {
+                return Err(AccountError::Already("without that role"));
+            }
+            let roles = user.roles.iter().filter(|r| *r != role).cloned().collect();
+            let mut stored = user.role_terms.clone();
+            stored.remove(role);
+            Ok((roles, stored))
+        })
+        .await
     }
 
-    async fn store_roles(
+    /// Reads the user, asks `change` for their new roles and terms, checks them, and stores
+    /// them only if the user's roles are still those read (else reads again, a few times).
+    async fn change_roles(
         &self,
-        user: UserRecord,
-        mut roles: Vec<String>,
-        terms: BTreeMap<String, Value>,
+        user_id: &str,
         actor: &str,
         context: &RequestContext,
+        change: impl Fn(&UserRecord) -> Result<Assignment, AccountError>,
     ) -> Result<UserRecord, AccountError> {
-        roles.sort();
-        roles.dedup();
-        validate_roles(&roles)?;
-        self.authz.check_assignment(&roles).await?;
-        if !self
-            .users
-            .set_roles(&user.id, &roles, &terms, self.clock.now())
-            .await?
-        {
-            return Err(AccountError::NoSuchUser);
+        for _ in 0..ATTEMPTS {
+            let user = self.users.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
+            let (mut roles, terms) = change(&user)?;
+            roles.sort();
+            roles.dedup();
+            validate_roles(&roles)?;
+            self.authz.check_assignment(&roles).await?;
+            let from = (user.roles.as_slice(), &user.role_terms);
+            if !self
+                .users
+                .set_roles(&user.id, from, &roles, &terms, self.clock.now())
+                .await?
+            {
+                continue;
+            }
+            self.audit
+                .record(
+                    context,
+                    AuditEvent::new("user.roles_changed", "success")
+                        .actor(actor)
+                        .subject(&user.id)
+                        .detail(json!({ "from": user.roles, "to": roles, "terms": terms })),
+                )
+                .await;
+            return Ok(UserRecord {
+                roles,
+                role_terms: terms,
+                ..user
+            });
         }
-        self.audit
-            .record(
-                context,
-                AuditEvent::new("user.roles_changed", "success")
-                    .actor(actor)
-                    .subject(&user.id)
-                    .detail(json!({ "from": user.roles, "to": roles, "terms": terms })),
-            )
-            .await;
-        Ok(UserRecord {
-            roles,
-            role_terms: terms,
-            ..user
-        })
+        Err(AuthzError::Busy.into())
     }
 }

@@ -94,11 +94,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// Disables (`Some(now)`) or enables (`None`) the user. Returns whether the user exists.
     async fn set_disabled(&self, id: &str, disabled_at: Option<i64>, now: i64) -> Result<bool, StoreError>;
 
-    /// Replaces the user's roles and their terms (one statement). Returns whether the user
-    /// exists.
+    /// Replaces the user's roles and their terms if they are still `from` (as the caller
+    /// read them: a compare-and-set, so two concurrent grants cannot lose one). Returns
+    /// whether it did; `false` when the user is gone or their roles changed meanwhile.
     async fn set_roles(
         &self,
         id: &str,
+        from: (&[String], &BTreeMap<String, serde_json::Value>),
         roles: &[String],
         terms: &BTreeMap<String, serde_json::Value>,
         now: i64,
@@ -348,17 +350,25 @@ impl UserStore for SqlStore {
     async fn set_roles(
         &self,
         id: &str,
+        from: (&[String], &BTreeMap<String, serde_json::Value>),
         roles: &[String],
         terms: &BTreeMap<String, serde_json::Value>,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE users SET roles = $2, role_terms = $3, updated_at = $4 WHERE id = $1")
-            .bind(id)
-            .bind(roles_json(roles)?)
-            .bind(terms_json(terms)?)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
+        // The columns hold what roles_json/terms_json wrote (sorted maps): equal values are
+        // equal texts.
+        let done = sqlx::query(
+            "UPDATE users SET roles = $2, role_terms = $3, updated_at = $4 \
+             WHERE id = $1 AND roles = $5 AND role_terms = $6",
+        )
+        .bind(id)
+        .bind(roles_json(roles)?)
+        .bind(terms_json(terms)?)
+        .bind(now)
+        .bind(roles_json(from.0)?)
+        .bind(terms_json(from.1)?)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 

@@ -402,6 +402,7 @@ pub async fn remove_sod(
         (status = 404, description = "No such user"),
         (status = 409, description = "The roles break a separation-of-duty rule"),
         (status = 415, description = "The body is not JSON"),
+        (status = 503, description = "The user's roles kept changing; try again"),
     ),
 )]
 pub async fn set_user_roles(

@@ -13,6 +13,7 @@ use crate::mfa::{payload, who, PASSWORD};
 backend_tests!(
     assignments_hold_on_their_channel_until_their_expiry_and_in_their_hours,
     a_session_activates_one_side_of_a_dynamic_rule,
+    concurrent_grants_to_one_user_lose_none,
 );
 
 fn now(node: &TestNode) -> i64 {
@@ -349,4 +350,31 @@ async fn a_session_activates_one_side_of_a_dynamic_rule(backend: Backend) {
             .contains("dynamic separation-of-duty"),
         "{decision}"
     );
+}
+
+/// Grants read the user's roles and write them back only if unchanged (compare-and-set):
+/// racing grants all land, none overwrites another.
+async fn concurrent_grants_to_one_user_lose_none(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let user_id = node.create_user(&who("authz-race"), PASSWORD).await;
+    let grants = (0..4).map(|i| {
+        let accounts = node.state.accounts.clone();
+        let user_id = user_id.clone();
+        tokio::spawn(async move {
+            accounts
+                .grant_role(
+                    &user_id,
+                    &format!("racer-{i}"),
+                    Default::default(),
+                    "operator",
+                    &Default::default(),
+                )
+                .await
+        })
+    });
+    for grant in futures_util::future::join_all(grants).await {
+        grant.unwrap().unwrap();
+    }
+    let user = node.state.accounts.user(&user_id).await.unwrap().unwrap();
+    assert_eq!(user.roles, ["member", "racer-0", "racer-1", "racer-2", "racer-3"]);
 }
