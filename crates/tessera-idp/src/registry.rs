@@ -27,11 +27,12 @@ use rules::generated_client_id;
 pub use rules::{validate, ValidClient};
 
 /// The grant types a client may register.
-pub const GRANT_TYPES: [&str; 4] = [
+pub const GRANT_TYPES: [&str; 5] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     "password",
+    tessera_proto::DEVICE_CODE_GRANT,
 ];
 /// Authentication methods of confidential clients; the first is the default.
 pub const SECRET_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];

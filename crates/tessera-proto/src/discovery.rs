@@ -16,6 +16,7 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
+    pub device_authorization_endpoint: String,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
@@ -51,6 +52,7 @@ impl ProviderMetadata {
             end_session_endpoint: at(paths::END_SESSION),
             revocation_endpoint: at(paths::REVOKE),
             introspection_endpoint: at(paths::INTROSPECT),
+            device_authorization_endpoint: at(paths::DEVICE_AUTHORIZATION),
             // Tessera keeps e-mail and locale; `address` and `phone` would release nothing.
             scopes_supported: vec!["openid", "profile", "email"],
             response_types_supported: vec!["code"],
@@ -60,6 +62,7 @@ impl ProviderMetadata {
                 "refresh_token",
                 "client_credentials",
                 "password",
+                crate::DEVICE_CODE_GRANT,
             ],
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: vec!["RS256"],

@@ -82,8 +82,9 @@ pub(crate) struct ClientFields {
     /// Where RP-initiated logout may return (repeatable; same rules as --redirect-uri).
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     post_logout_redirect_uris: Option<Vec<String>>,
-    /// authorization_code, refresh_token, client_credentials, or password (first-party
-    /// only). Repeatable. Default: authorization_code.
+    /// authorization_code, refresh_token, client_credentials, password (first-party
+    /// only), or urn:ietf:params:oauth:grant-type:device_code (TVs and command-line tools).
+    /// Repeatable. Default: authorization_code.
     #[arg(long = "grant", value_name = "GRANT")]
     grants: Option<Vec<String>>,
     /// The scopes the client may request, space-separated. Default: "openid".

@@ -9,6 +9,7 @@
 //! every client that registered a back-channel logout URI.
 
 pub mod authorize;
+pub mod device;
 pub mod id_token;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tessera_store::StoreError;
 
 use self::authorize::{is_code_verifier, redirect_with, AuthorizeRequest};
 use self::id_token::{IdTokenClaims, LogoutTokenClaims, BACKCHANNEL_LOGOUT_EVENT};
+use crate::accounts::throttle::Throttle;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -85,6 +87,7 @@ pub struct Provider {
     audit: Auditor,
     clock: Arc<dyn Clock>,
     outbound: Arc<dyn Outbound>,
+    throttle: Throttle,
 }
 
 pub struct ProviderParts {
@@ -102,6 +105,8 @@ pub struct ProviderParts {
     pub clock: Arc<dyn Clock>,
     /// Where back-channel logout tokens are posted.
     pub outbound: Arc<dyn Outbound>,
+    /// Counts guesses at the device grant's user codes (with the login counters' rules).
+    pub throttle: Throttle,
 }
 
 fn redirect_error(
@@ -136,11 +141,21 @@ impl Provider {
             audit: parts.audit,
             clock: parts.clock,
             outbound: parts.outbound,
+            throttle: parts.throttle,
         }
     }
 
     pub fn clients(&self) -> &Arc<dyn ClientStore> {
         &self.clients
+    }
+
+    /// The guess counters (the device page's user codes).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The user's alive SSO session behind a cookie secret, if the user is still enabled.
@@ -209,6 +224,13 @@ impl Provider {
         fresh: bool,
         context: &RequestContext,
     ) -> Result<Next, StoreError> {
+        if let Some(to) = &request.continue_to {
+            // A sign-in for another hosted page: once signed in, on to it.
+            return Ok(match sso {
+                Some(_) => Next::Redirect(to.clone()),
+                None => Next::Login,
+            });
+        }
         let now = self.clock.now();
         let needs_login = match sso {
             None => true,

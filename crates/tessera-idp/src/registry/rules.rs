@@ -654,6 +654,30 @@ mod tests {
     }
 
     #[test]
+    fn device_clients_need_no_redirect_uri_and_may_be_public() {
+        let tv = ClientSpec {
+            client_name: Some("Living-room TV".into()),
+            public: true,
+            grant_types: Some(vec![
+                tessera_proto::DEVICE_CODE_GRANT.into(),
+                "refresh_token".into(),
+            ]),
+            ..ClientSpec::default()
+        };
+        let valid = validate(&tv, &channels()).unwrap();
+        assert_eq!(
+            valid.grant_types,
+            [tessera_proto::DEVICE_CODE_GRANT, "refresh_token"]
+        );
+        // Only the registered URN: a shortened name is not a grant type.
+        let short = ClientSpec {
+            grant_types: Some(vec!["device_code".into()]),
+            ..tv
+        };
+        assert_eq!(field_of(validate(&short, &channels())), "grant_types");
+    }
+
+    #[test]
     fn confidential_clients_use_basic_or_post() {
         let with = |method: &str| ClientSpec {
             token_endpoint_auth_method: Some(method.into()),

@@ -10,6 +10,7 @@ mod admin_users;
 mod alerts;
 mod audit;
 mod cors;
+mod device;
 pub(crate) mod health;
 mod hosted_mfa;
 mod hosted_passkeys;
@@ -105,6 +106,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route(paths::REVOKE, post(oauth::revoke).options(preflight))
         .route(paths::INTROSPECT, post(oauth::introspect).options(preflight))
+        .route(
+            paths::DEVICE_AUTHORIZATION,
+            post(oauth::device_authorization).options(preflight),
+        )
         .layer(cors::registered(state.clients.clone()));
     let router = Router::new()
         .merge(public)
@@ -114,6 +119,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(oidc::authorize).post(oidc::authorize))
         .route(paths::AUTHORIZE_LOGIN, post(oidc::login))
         .route(paths::AUTHORIZE_CONSENT, post(oidc::consent))
+        .route(paths::DEVICE, get(device::show).post(device::answer))
         .route(paths::AUTHORIZE_MFA, post(hosted_mfa::mfa))
         .route(paths::AUTHORIZE_PASSKEY_OPTIONS, post(hosted_passkeys::options))
         .route(paths::AUTHORIZE_PASSKEY, post(hosted_passkeys::sign_in))

@@ -311,6 +311,27 @@ pub(super) async fn posted_form(
     if !csrf_ok(headers, &form) {
         return Err(forged(headers));
     }
+    if let Some(user_code) = form.get(authorize::DEVICE_SIGN_IN) {
+        // The device page's sign-in: the client whose policy the sign-in follows, and the
+        // code to go back to. The code is not looked up here (that would be an unthrottled
+        // oracle); the device page checks it, throttled, when the user answers.
+        let client = match form.get("client_id") {
+            Some(id) if id.len() <= 255 => state.provider.clients().client(id).await,
+            _ => Ok(None),
+        };
+        return match client {
+            Ok(Some(client)) => Ok((
+                form.clone(),
+                AuthorizeRequest::device_sign_in(client, user_code, form.get("ui_locales").cloned()),
+            )),
+            Ok(None) => Err(authorize_error(
+                state,
+                headers,
+                AuthorizeError::Page(ErrorKind::InvalidClient),
+            )),
+            Err(err) => Err(authorize_error(state, headers, AuthorizeError::Store(err))),
+        };
+    }
     match authorize::validate(carried(&form), false, state.provider.clients().as_ref()).await {
         Ok(request) => Ok((form, request)),
         Err(err) => Err(authorize_error(state, headers, err)),

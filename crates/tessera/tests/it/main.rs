@@ -15,6 +15,7 @@ mod cli;
 mod clients;
 mod cluster;
 mod deploy;
+mod device;
 mod engine;
 mod foundation;
 mod gateway_outage;
