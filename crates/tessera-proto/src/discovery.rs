@@ -17,6 +17,7 @@ pub struct ProviderMetadata {
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
     pub device_authorization_endpoint: String,
+    pub pushed_authorization_request_endpoint: String,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
@@ -37,6 +38,8 @@ pub struct ProviderMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     pub backchannel_logout_supported: bool,
     pub backchannel_logout_session_supported: bool,
+    /// RFC 9126 §5: server-wide, pushing is optional (a client may require it for itself).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ProviderMetadata {
@@ -53,6 +56,7 @@ impl ProviderMetadata {
             revocation_endpoint: at(paths::REVOKE),
             introspection_endpoint: at(paths::INTROSPECT),
             device_authorization_endpoint: at(paths::DEVICE_AUTHORIZATION),
+            pushed_authorization_request_endpoint: at(paths::PAR),
             // Tessera keeps e-mail and locale; `address` and `phone` would release nothing.
             scopes_supported: vec!["openid", "profile", "email"],
             response_types_supported: vec!["code"],
@@ -100,6 +104,7 @@ impl ProviderMetadata {
             authorization_response_iss_parameter_supported: true,
             backchannel_logout_supported: true,
             backchannel_logout_session_supported: true,
+            require_pushed_authorization_requests: false,
         }
     }
 }

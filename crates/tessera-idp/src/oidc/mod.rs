@@ -11,6 +11,7 @@
 pub mod authorize;
 pub mod device;
 pub mod id_token;
+pub mod par;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,6 +33,7 @@ pub struct ValidClient {
     pub access_token_ttl_secs: Option<i64>,
     pub refresh_token_ttl_secs: Option<i64>,
     pub mfa_policy: Option<String>,
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ValidClient {
@@ -58,6 +59,7 @@ impl ValidClient {
             access_token_ttl_secs: self.access_token_ttl_secs,
             refresh_token_ttl_secs: self.refresh_token_ttl_secs,
             mfa_policy: self.mfa_policy,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             created_at,
             updated_at: created_at,
         }
@@ -164,6 +166,7 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
         access_token_ttl_secs,
         refresh_token_ttl_secs,
         mfa_policy,
+        require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
     })
 }
 

@@ -83,6 +83,13 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0012_assignments_dsd.sql"),
         include_str!("../../migrations/postgres/0012_assignments_dsd.sql"),
     ),
+    // 13 is another change's, landing separately.
+    (
+        14,
+        "client require pushed authorization requests",
+        include_str!("../../migrations/sqlite/0014_client_require_par.sql"),
+        include_str!("../../migrations/postgres/0014_client_require_par.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -20,6 +20,7 @@ mod oauth;
 mod oidc;
 pub mod openapi;
 mod paging;
+mod par;
 mod passkeys;
 mod request;
 mod sessions;
@@ -106,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(paths::REVOKE, post(oauth::revoke).options(preflight))
         .route(paths::INTROSPECT, post(oauth::introspect).options(preflight))
+        .route(paths::PAR, post(par::push).options(preflight))
         .route(
             paths::DEVICE_AUTHORIZATION,
             post(oauth::device_authorization).options(preflight),

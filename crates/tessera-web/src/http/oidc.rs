@@ -259,12 +259,37 @@ pub async fn authorize(
     } else {
         body.to_vec()
     };
-    let (params, repeated) = authorize::parse_params(&raw);
+    let (mut params, mut repeated) = authorize::parse_params(&raw);
+    // A pushed request (RFC 9126 §4): its parameters, validated again, stand for the query.
+    let pushed = match params
+        .get("request_uri")
+        .filter(|uri| uri.starts_with(tessera_idp::oidc::par::REQUEST_URI_PREFIX))
+        .cloned()
+    {
+        Some(uri) => match super::par::pushed_params(&state, &headers, &params, repeated, &uri).await {
+            Ok(pushed) => {
+                params = pushed;
+                repeated = false;
+                true
+            }
+            Err(refused) => return refused,
+        },
+        None => false,
+    };
     let ui_locales = params.get("ui_locales").cloned();
     let request = match authorize::validate(params, repeated, state.provider.clients().as_ref()).await {
         Ok(request) => request,
         Err(err) => return authorize_error_in(&state, &headers, err, ui_locales.as_deref()),
     };
+    if request.client.require_pushed_authorization_requests && !pushed {
+        let refused = AuthorizeError::Redirect {
+            redirect_uri: request.redirect_uri.clone(),
+            state: request.state.clone(),
+            error: OAuthErrorCode::InvalidRequest,
+            description: "this client must push its authorization requests to the PAR endpoint",
+        };
+        return authorize_error_in(&state, &headers, refused, ui_locales.as_deref());
+    }
     let sso = match state
         .provider
         .sso_session(cookie(&headers, SSO_COOKIE).as_deref())

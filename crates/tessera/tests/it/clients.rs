@@ -964,6 +964,32 @@ async fn cli_registers_a_public_device_client() {
         created.get("client_secret").is_none_or(Value::is_null),
         "{created}"
     );
+    assert_eq!(created["require_pushed_authorization_requests"], false);
+}
+
+#[tokio::test]
+async fn cli_makes_a_client_require_pushed_authorization_requests() {
+    let cli = Cli::new();
+    let created = cli
+        .ok(&[
+            "create",
+            "--name",
+            "Bank",
+            "--client-id",
+            "bank",
+            "--redirect-uri",
+            "https://bank.example/cb",
+            "--require-par",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(created["require_pushed_authorization_requests"], true);
+    let updated = cli
+        .ok(&["update", "bank", "--require-par=false", "--json"])
+        .await
+        .json();
+    assert_eq!(updated["require_pushed_authorization_requests"], false);
 }
 
 #[tokio::test]

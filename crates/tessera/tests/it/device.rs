@@ -53,6 +53,7 @@ async fn device_client(node: &TestNode, client_id: &str, confidential: bool, gra
         access_token_ttl_secs: None,
         refresh_token_ttl_secs: None,
         mfa_policy: None,
+        require_pushed_authorization_requests: false,
         created_at: now,
         updated_at: now,
     };

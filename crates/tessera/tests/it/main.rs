@@ -27,6 +27,7 @@ mod oidc;
 mod oidc_abuse;
 mod operability;
 mod pages;
+mod par;
 mod passkeys;
 mod resilience;
 mod tls;

@@ -219,6 +219,7 @@ async fn a_clients_required_policy_enrols_on_the_hosted_page(backend: Backend) {
         scope: Some("openid email".into()),
         first_party: true,
         mfa_policy: policy.map(str::to_owned),
+        require_pushed_authorization_requests: false,
         ..ClientSpec::default()
     };
     let refused = registry.create(spec("payroll-bad", Some("sometimes"))).await;

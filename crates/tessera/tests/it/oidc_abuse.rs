@@ -531,6 +531,7 @@ async fn register(node: &TestNode, client_id: &str, adjust: impl FnOnce(&mut Cli
         access_token_ttl_secs: None,
         refresh_token_ttl_secs: None,
         mfa_policy: None,
+        require_pushed_authorization_requests: false,
         created_at: now,
         updated_at: now,
     };
@@ -2950,6 +2951,7 @@ async fn every_discovered_endpoint_answers(backend: Backend) {
         ("revocation_endpoint", Method::POST, 401),
         ("introspection_endpoint", Method::POST, 401),
         ("device_authorization_endpoint", Method::POST, 401),
+        ("pushed_authorization_request_endpoint", Method::POST, 401),
     ];
     let mut seen = Vec::new();
     for (name, method, expected) in endpoints {
