@@ -18,6 +18,7 @@ backend_tests!(
     openid_client_and_authlib_complete_the_code_flow,
     openid_client_asking_for_acr_values_gets_the_factor_in_amr,
     openid_client_completes_the_device_flow_approved_on_the_hosted_page,
+    openid_client_completes_a_code_flow_through_pushed_authorization_requests,
 );
 
 fn interop_dir() -> PathBuf {
@@ -204,6 +205,7 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
             mfa_policy: None,
+            require_pushed_authorization_requests: false,
             created_at: now,
             updated_at: now,
         })
@@ -385,6 +387,7 @@ async fn openid_client_completes_the_device_flow_approved_on_the_hosted_page(bac
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
             mfa_policy: None,
+            require_pushed_authorization_requests: false,
             created_at: now,
             updated_at: now,
         })
@@ -432,4 +435,55 @@ async fn openid_client_completes_the_device_flow_approved_on_the_hosted_page(bac
     let failed = failure(&out);
     assert_eq!(failed["step"], "poll", "{out}");
     assert_eq!(failed["oauth_error"], "access_denied", "{out}");
+}
+
+/// openid-client's `buildAuthorizationUrlWithPAR` pushes the request (client_secret_basic)
+/// to a client that requires PAR; the browser carries only client_id and request_uri; the
+/// library validates the callback and the ID token; the used request_uri is refused after.
+async fn openid_client_completes_a_code_flow_through_pushed_authorization_requests(backend: Backend) {
+    let found = available([(
+        "node openid-client",
+        node_has("openid-client"),
+        "node",
+        "rp_par_openid_client.mjs",
+    )]);
+    let Some((name, program, script)) = found.into_iter().next() else {
+        return;
+    };
+    let Some(node) = spawn(backend).await else { return };
+    let email = "rp-par@example.com";
+    let user_id = node.create_user(email, RP_PASSWORD).await;
+    let rp = node
+        .create_oidc_client("rp-par", false, RP_REDIRECT, true, None)
+        .await;
+    let mut record = node.state.clients.client("rp-par").await.unwrap().unwrap();
+    record.require_pushed_authorization_requests = true;
+    node.state.clients.update_client(&record).await.unwrap();
+    let secret = rp.secret.clone().unwrap();
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", "rp-par"),
+        ("CLIENT_SECRET", secret.as_str()),
+        ("REDIRECT_URI", RP_REDIRECT),
+        ("USERNAME", email),
+        ("PASSWORD", RP_PASSWORD),
+    ];
+    let (ok, out) = run_with(program, script, &[], &envs);
+    assert!(ok, "{name} failed the PAR code flow against Tessera:\n{out}");
+    eprintln!("{name}:\n{out}");
+    let walked = steps(&out);
+    assert_eq!(
+        walked["discovery"]["pushed_authorization_request_endpoint"],
+        node.at("/oauth2/par").as_str()
+    );
+    assert_eq!(
+        walked["discovery"]["require_pushed_authorization_requests"],
+        false
+    );
+    assert_eq!(walked["login"]["iss"], node.url.as_str());
+    let claims = &walked["authorization_code_grant"]["claims"];
+    assert_eq!(claims["sub"], user_id.as_str(), "{out}");
+    assert_eq!(claims["aud"], "rp-par");
+    assert_eq!(walked["authorization_code_grant"]["scope"], "openid email");
+    assert_eq!(walked["replay"]["used"], true, "{out}");
 }
