@@ -236,11 +236,13 @@ impl Provider {
         let needs_login = match sso {
             None => true,
             Some((session, _)) => {
-                // A sign-in without the class asked for (`acr_values`: step-up to MFA) is
-                // done again; right after a login the user gave what they have.
+                // A sign-in without the class asked for (`acr_values`: step-up to MFA), or
+                // without the second factor the client's policy requires, is done again;
+                // right after a login the user gave what they have.
                 !fresh
                     && (must_reauthenticate(request.prompt.login, request.max_age, session.auth_time, now)
-                        || !request.acr_met_by(&session.amr))
+                        || !request.acr_met_by(&session.amr)
+                        || !self.policy_met_by(&request.client, &session.amr))
             }
         };
         if needs_login {
@@ -272,6 +274,14 @@ impl Provider {
         Ok(Next::Redirect(
             self.issue_code(request, session, user, context).await?,
         ))
+    }
+
+    /// Whether a sign-in whose methods are `amr` meets `client`'s second-factor policy:
+    /// under `required`, only a sign-in that passed a factor. (An SSO session started at a
+    /// client with a laxer policy must not carry a password-only sign-in into this one.)
+    pub fn policy_met_by(&self, client: &ClientRecord, amr: &str) -> bool {
+        crate::mfa::client_policy(client, self.config.mfa.policy) != crate::config::MfaPolicy::Required
+            || amr.split_ascii_whitespace().any(|m| m == "mfa")
     }
 
     async fn has_consent(&self, request: &AuthorizeRequest, user_id: &str) -> Result<bool, StoreError> {

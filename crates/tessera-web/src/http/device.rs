@@ -15,7 +15,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use tessera_idp::audit::{AuditEvent, RequestContext};
-use tessera_idp::config::MfaPolicy;
 use tessera_idp::oidc::authorize::{AuthorizeError, AuthorizeRequest};
 use tessera_idp::oidc::device::{normalize_user_code, PendingDevice};
 use tessera_idp::state::AppState;
@@ -150,10 +149,7 @@ async fn signed_in_for(
         .sso_session(cookie(headers, SSO_COOKIE).as_deref())
         .await
         .map_err(|err| authorize_error(state, headers, AuthorizeError::Store(err)))?;
-    Ok(sso.filter(|(session, _)| {
-        state.mfa.policy_for(&pending.client) != MfaPolicy::Required
-            || session.amr.split_ascii_whitespace().any(|m| m == "mfa")
-    }))
+    Ok(sso.filter(|(session, _)| state.provider.policy_met_by(&pending.client, &session.amr)))
 }
 
 /// The hosted login for `pending`'s client, continuing to this page with its code.
