@@ -20,6 +20,11 @@ backend_tests!(
     a_client_that_requires_a_second_factor_gets_it_on_the_device_page
 );
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_one_device_grant_and_only_one_poll_redeems_it() {
+    two_nodes_share_one_device_grant(Backend::Postgres).await
+}
+
 const PASSWORD: &str = "correct horse battery staple 42";
 const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -542,4 +547,109 @@ async fn a_client_that_requires_a_second_factor_gets_it_on_the_device_page(backe
         &poll(&node, &strict, started["device_code"].as_str().unwrap()).await,
         "authorization_pending",
     );
+}
+
+/// A second node of `node`'s deployment: its configuration (database, Redis, master key,
+/// issuer), its own listener and process state. Returns its base URL.
+async fn peer(node: &TestNode) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let started = tessera_web::start_with_clock(node.config.clone(), node.clock.clone())
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move {
+        let _ = tessera_web::serve(started, listener, std::future::pending()).await;
+    });
+    (url, server)
+}
+
+/// RFC 8628 across nodes: started on one node, approved on the other, polled on both at
+/// once — exactly one poll gets the tokens, whichever node it reached.
+async fn two_nodes_share_one_device_grant(backend: Backend) {
+    let Some(node) = node(backend).await else { return };
+    if node.config.redis_url.is_none() {
+        eprintln!("skipped: the nodes share nothing without Redis");
+        return;
+    }
+    let (other, server) = peer(&node).await;
+    node.create_user("two-nodes@example.com", PASSWORD).await;
+    let tv = device_client(&node, "shared-tv", false, &[GRANT]).await;
+    let started = start(&node, &tv, "openid").await;
+    let device_code = started["device_code"].as_str().unwrap().to_owned();
+
+    // The user's browser talks to the other node only.
+    let mut browser = Browser::new();
+    let entry = browser.get(&format!("{other}/device")).await;
+    let mut fields = entry.form_fields();
+    fields.insert(
+        "user_code".into(),
+        started["user_code"].as_str().unwrap().to_owned(),
+    );
+    let login = browser.post_form(&format!("{other}/device"), &fields).await;
+    let mut fields = login.form_fields();
+    fields.insert("username".into(), "two-nodes@example.com".into());
+    fields.insert("password".into(), PASSWORD.into());
+    let signed_in = browser
+        .post_form(&format!("{other}/oauth2/authorize/login"), &fields)
+        .await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    let confirm = browser
+        .get(&format!("{other}{}", signed_in.location.unwrap()))
+        .await;
+    let mut fields = confirm.form_fields();
+    fields.insert("decision".into(), "allow".into());
+    let done = browser.post_form(&format!("{other}/device"), &fields).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+
+    // Eight polls at once, half on each node: one 200, the rest refused.
+    let http = reqwest::Client::new();
+    let polls = (0..8).map(|i| {
+        let base = if i % 2 == 0 {
+            node.url.clone()
+        } else {
+            other.clone()
+        };
+        let http = http.clone();
+        let secret = tv.secret.clone();
+        let device_code = device_code.clone();
+        async move {
+            let mut form = vec![("grant_type", GRANT.to_owned()), ("device_code", device_code)];
+            if secret.is_none() {
+                form.push(("client_id", "shared-tv".to_owned()));
+            }
+            let response = http
+                .post(format!("{base}/oauth2/token"))
+                .form(&form)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap();
+            (status, body)
+        }
+    });
+    let answers = futures_util::future::join_all(polls).await;
+    let ok = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(ok, 1, "{answers:?}");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!(*status, 400, "{body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(["slow_down", "invalid_grant"].contains(&error), "{error}: {body}");
+    }
+    // Redeemed is redeemed on both nodes (checked before the pace).
+    for base in [&node.url, &other] {
+        let response = http
+            .post(format!("{base}/oauth2/token"))
+            .form(&[
+                ("grant_type", GRANT),
+                ("device_code", device_code.as_str()),
+                ("client_id", "shared-tv"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_grant", "{base}: {body}");
+    }
+    server.abort();
 }
