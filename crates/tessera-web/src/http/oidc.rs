@@ -281,6 +281,8 @@ pub async fn authorize(
         Ok(request) => request,
         Err(err) => return authorize_error_in(&state, &headers, err, ui_locales.as_deref()),
     };
+    // Enforced here, at the front door: the hosted forms that continue a request re-validate
+    // the parameters they carry, which only this page put there (CSRF-bound, SameSite=Strict).
     if request.client.require_pushed_authorization_requests && !pushed {
         let refused = AuthorizeError::Redirect {
             redirect_uri: request.redirect_uri.clone(),
