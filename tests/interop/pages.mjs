@@ -11,6 +11,9 @@
 //   REDIRECT_PREFIX        the clients' redirect URI (not a real host: answered here)
 //   SCREENSHOT_DIR         where the PNG screenshots go
 //   CHROMIUM               (optional) the browser; /usr/bin/chromium by default
+//   DEVICE_USER_CODE_KO, DEVICE_USER_CODE_EN
+//                          (optional) user codes of two pending device grants: the /device
+//                          page in Korean (approved) and English (denied)
 //
 // Checks, with JavaScript off unless said otherwise: <html lang>; labelled inputs; a wrong
 // password announced in role=alert with the page still usable; login redirects with code,
@@ -43,10 +46,18 @@ const PASSWORD = need('PASSWORD');
 const REDIRECT_PREFIX = need('REDIRECT_PREFIX');
 const SCREENSHOT_DIR = need('SCREENSHOT_DIR');
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// Two pending device grants (RFC 8628) of a device client: approved in Korean, denied in
+// English on /device. Optional, so the script still runs without them.
+const DEVICE_USER_CODE_KO = process.env.DEVICE_USER_CODE_KO;
+const DEVICE_USER_CODE_EN = process.env.DEVICE_USER_CODE_EN;
 
 // What the pages say (crates/tessera-idp/src/pages/text.rs).
 const TEXT = {
   en: {
+    deviceTitle: 'Connect a device',
+    code: 'Code',
+    continue: 'Continue',
+    deviceDone: 'Request denied',
     title: 'Sign in',
     email: 'E-mail address',
     password: 'Password',
@@ -57,6 +68,10 @@ const TEXT = {
     deny: 'Deny',
   },
   ko: {
+    deviceTitle: '기기 연결',
+    code: '코드',
+    continue: '계속',
+    deviceDone: '기기가 연결되었습니다',
     title: '로그인',
     email: '이메일 주소',
     password: '비밀번호',
@@ -507,6 +522,44 @@ try {
     await shoot(page, 'error-page-en-desktop.png');
     await context.close();
   });
+
+  // The device verification page: the code typed in lower case without its dash, the
+  // hosted login, the confirmation naming the scopes, the answer.
+  for (const [lang, code, decision] of [
+    ['ko', DEVICE_USER_CODE_KO, 'allow'],
+    ['en', DEVICE_USER_CODE_EN, 'deny'],
+  ]) {
+    if (!code) continue;
+    await step(`device page ${lang} (desktop, JavaScript off)`, async () => {
+      const { context, page } = await open(browser, { locale: lang === 'ko' ? 'ko-KR' : 'en-US' });
+      const text = TEXT[lang];
+      const shown = await page.goto(`${ISSUER}/device`);
+      equal('device page status', shown.status(), 200);
+      equal('device page <html lang>', await page.locator('html').getAttribute('lang'), lang);
+      equal('device page h1', (await page.getByRole('heading', { level: 1 }).innerText()).trim(), text.deviceTitle);
+      await shoot(page, `device-${lang}-desktop.png`);
+      await page.getByLabel(text.code, { exact: true }).fill(code.replace('-', '').toLowerCase());
+      await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: text.continue }).click()]);
+      await page.getByLabel(text.email, { exact: true }).fill(USERNAME);
+      await page.getByLabel(text.password, { exact: true }).fill(PASSWORD);
+      await Promise.all([
+        page.waitForURL((url) => url.pathname === '/device' && url.searchParams.has('user_code')),
+        page.getByRole('button', { name: text.signIn, exact: true }).click(),
+      ]);
+      equal('confirmation <html lang>', await page.locator('html').getAttribute('lang'), lang);
+      check('the confirmation shows the code', (await page.locator('code.key').innerText()).trim() === code);
+      const scopes = await page.getByRole('list').locator('li').allInnerTexts();
+      check('the confirmation lists the scopes', scopes.length >= 1, JSON.stringify(scopes));
+      if (lang === 'ko') check('the scopes are in Korean', scopes.every((s) => HANGUL.test(s)), JSON.stringify(scopes));
+      await shoot(page, `device-confirm-${lang}-desktop.png`);
+      const button = text[decision];
+      await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: button, exact: true }).click()]);
+      const heading = (await page.getByRole('heading', { level: 1 }).innerText()).trim();
+      equal('the answer page', heading, decision === 'allow' ? TEXT.ko.deviceDone : TEXT.en.deviceDone);
+      await shoot(page, `device-done-${lang}-desktop.png`);
+      await context.close();
+    });
+  }
 
   // (e) Every page had the CSP header, and nothing left the node.
   currentStep = 'headers and requests';

@@ -30,6 +30,8 @@
 // step with the library's error ({"step", "ok": false, "error", "code"}) and exits 1.
 import * as client from "openid-client";
 
+import { browse, jar, parseForm, submit as submitForm } from "./hosted_browser.mjs";
+
 const flags = new Set(process.argv.slice(2));
 for (const flag of flags) {
   if (!["--wrong-nonce", "--tamper-id-token", "--tamper-code", "--acr-mfa"].includes(flag)) {
@@ -73,52 +75,6 @@ async function expectRejection(action, kind, error) {
   throw new Error(`check failed: expected ${kind.name} ${error}, but it succeeded`);
 }
 
-// --- A browser: fetch with a cookie jar, never following redirects. ---------------------
-const jar = new Map();
-async function browse(url, init = {}) {
-  const headers = new Headers(init.headers);
-  if (jar.size) headers.set("cookie", [...jar].map(([k, v]) => `${k}=${v}`).join("; "));
-  const response = await fetch(url, { ...init, headers, redirect: "manual" });
-  for (const line of response.headers.getSetCookie()) {
-    const [pair, ...attributes] = line.split(";");
-    const eq = pair.indexOf("=");
-    const name = pair.slice(0, eq).trim();
-    const value = pair.slice(eq + 1).trim();
-    const expired = attributes.some((a) => a.trim().toLowerCase() === "max-age=0");
-    if (expired || value === "") jar.delete(name);
-    else jar.set(name, value);
-  }
-  return response;
-}
-
-function unescapeHtml(text) {
-  return text
-    .replaceAll("&quot;", '"')
-    .replaceAll("&#39;", "'")
-    .replaceAll("&#x27;", "'")
-    .replaceAll("&lt;", "<")
-    .replaceAll("&gt;", ">")
-    .replaceAll("&amp;", "&");
-}
-
-function attribute(tag, name) {
-  const match = tag.match(new RegExp(`\\s${name}="([^"]*)"`));
-  return match ? unescapeHtml(match[1]) : undefined;
-}
-
-/// The first form of a page: its action and its named inputs with their values.
-function parseForm(html) {
-  const form = html.match(/<form\b[^>]*>/);
-  check(form, "the page has a form");
-  const fields = new URLSearchParams();
-  for (const [tag] of html.matchAll(/<input\b[^>]*>/g)) {
-    const name = attribute(tag, "name");
-    const value = attribute(tag, "value");
-    if (name !== undefined && value !== undefined) fields.set(name, value);
-  }
-  return { action: attribute(form[0], "action"), fields };
-}
-
 /// Walks the hosted login at `authorizationUrl`; returns the 303's Location.
 async function logIn(authorizationUrl) {
   const page = await browse(authorizationUrl);
@@ -145,14 +101,8 @@ async function logIn(authorizationUrl) {
 }
 
 /// Posts the first form of `html` (a hosted page) with `extra` fields set.
-async function submit(html, extra) {
-  const { action, fields } = parseForm(html);
-  for (const [name, value] of Object.entries(extra)) fields.set(name, value);
-  return browse(new URL(action, ISSUER), {
-    method: "POST",
-    headers: { "content-type": "application/x-www-form-urlencoded" },
-    body: fields.toString(),
-  });
+function submit(html, extra) {
+  return submitForm(ISSUER, html, extra);
 }
 
 /// The step-up of `--acr-mfa`: an authorization request asking for the MFA class.

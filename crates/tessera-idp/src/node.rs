@@ -254,7 +254,7 @@ impl Node {
             hasher,
             mailer,
             tokens: tokens.clone(),
-            throttle,
+            throttle: throttle.clone(),
             alerts: alerts.clone(),
             mfa: mfa.clone(),
             authz: authz.clone(),
@@ -281,6 +281,7 @@ impl Node {
             audit: audit.clone(),
             clock: clock.clone(),
             outbound,
+            throttle,
         }));
         let state = AppState {
             issuer: config.issuer().into(),

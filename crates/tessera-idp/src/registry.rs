@@ -27,11 +27,12 @@ use rules::generated_client_id;
 pub use rules::{validate, ValidClient};
 
 /// The grant types a client may register.
-pub const GRANT_TYPES: [&str; 4] = [
+pub const GRANT_TYPES: [&str; 5] = [
     "authorization_code",
     "refresh_token",
     "client_credentials",
     "password",
+    tessera_proto::DEVICE_CODE_GRANT,
 ];
 /// Authentication methods of confidential clients; the first is the default.
 pub const SECRET_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
@@ -106,6 +107,9 @@ pub struct ClientSpec {
     /// this client; absent follows the deployment's `mfa.policy`.
     #[serde(default)]
     pub mfa_policy: Option<String>,
+    /// Its authorization requests must be pushed to `/oauth2/par` first (RFC 9126 §5).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     /// A public client (a browser or native app) keeps no secret.
     #[serde(default)]
     pub public: bool,
@@ -146,6 +150,8 @@ pub struct ClientPatch {
     /// `null` follows the deployment's `mfa.policy` again.
     #[serde(default, deserialize_with = "nullable")]
     pub mfa_policy: Option<Option<String>>,
+    #[serde(default)]
+    pub require_pushed_authorization_requests: Option<bool>,
     /// Accepted only when unchanged: a client does not switch between public and
     /// confidential (delete it and register it again).
     #[serde(default)]
@@ -180,6 +186,8 @@ pub struct ClientView {
     pub refresh_token_ttl_secs: Option<i64>,
     /// `null`: the deployment's `mfa.policy`.
     pub mfa_policy: Option<String>,
+    /// `/oauth2/authorize` takes only `request_uri`s from `/oauth2/par` (RFC 9126 §5).
+    pub require_pushed_authorization_requests: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -202,6 +210,7 @@ impl From<&ClientRecord> for ClientView {
             access_token_ttl_secs: record.access_token_ttl_secs,
             refresh_token_ttl_secs: record.refresh_token_ttl_secs,
             mfa_policy: record.mfa_policy.clone(),
+            require_pushed_authorization_requests: record.require_pushed_authorization_requests,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -239,6 +248,10 @@ impl ClientView {
             ("access_token_ttl_secs", json!(self.access_token_ttl_secs)),
             ("refresh_token_ttl_secs", json!(self.refresh_token_ttl_secs)),
             ("mfa_policy", json!(self.mfa_policy)),
+            (
+                "require_pushed_authorization_requests",
+                json!(self.require_pushed_authorization_requests),
+            ),
             ("created_at", json!(self.created_at)),
             ("updated_at", json!(self.updated_at)),
         ]
@@ -488,6 +501,10 @@ impl ClientPatch {
             ("access_token_ttl_secs", self.access_token_ttl_secs.is_some()),
             ("refresh_token_ttl_secs", self.refresh_token_ttl_secs.is_some()),
             ("mfa_policy", self.mfa_policy.is_some()),
+            (
+                "require_pushed_authorization_requests",
+                self.require_pushed_authorization_requests.is_some(),
+            ),
         ];
         set.iter()
             .filter(|(_, present)| *present)
@@ -520,6 +537,10 @@ impl ClientPatch {
         set(&mut spec.access_token_ttl_secs, self.access_token_ttl_secs);
         set(&mut spec.refresh_token_ttl_secs, self.refresh_token_ttl_secs);
         set(&mut spec.mfa_policy, self.mfa_policy);
+        set(
+            &mut spec.require_pushed_authorization_requests,
+            self.require_pushed_authorization_requests,
+        );
         spec
     }
 }
@@ -541,6 +562,7 @@ fn spec_of(record: &ClientRecord) -> ClientSpec {
         access_token_ttl_secs: record.access_token_ttl_secs,
         refresh_token_ttl_secs: record.refresh_token_ttl_secs,
         mfa_policy: record.mfa_policy.clone(),
+        require_pushed_authorization_requests: record.require_pushed_authorization_requests,
         public: record.secret_hash.is_none(),
     }
 }

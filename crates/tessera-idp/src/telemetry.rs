@@ -172,6 +172,7 @@ pub const GRANT_TYPES: &[&str] = &[
     "authorization_code",
     "client_credentials",
     "password",
+    "device_code",
 ];
 
 /// Buckets of request latency, in seconds.

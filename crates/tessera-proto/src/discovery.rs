@@ -16,6 +16,8 @@ pub struct ProviderMetadata {
     pub end_session_endpoint: String,
     pub revocation_endpoint: String,
     pub introspection_endpoint: String,
+    pub device_authorization_endpoint: String,
+    pub pushed_authorization_request_endpoint: String,
     pub scopes_supported: Vec<&'static str>,
     pub response_types_supported: Vec<&'static str>,
     pub response_modes_supported: Vec<&'static str>,
@@ -36,6 +38,8 @@ pub struct ProviderMetadata {
     pub authorization_response_iss_parameter_supported: bool,
     pub backchannel_logout_supported: bool,
     pub backchannel_logout_session_supported: bool,
+    /// RFC 9126 §5: server-wide, pushing is optional (a client may require it for itself).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ProviderMetadata {
@@ -51,6 +55,8 @@ impl ProviderMetadata {
             end_session_endpoint: at(paths::END_SESSION),
             revocation_endpoint: at(paths::REVOKE),
             introspection_endpoint: at(paths::INTROSPECT),
+            device_authorization_endpoint: at(paths::DEVICE_AUTHORIZATION),
+            pushed_authorization_request_endpoint: at(paths::PAR),
             // Tessera keeps e-mail and locale; `address` and `phone` would release nothing.
             scopes_supported: vec!["openid", "profile", "email"],
             response_types_supported: vec!["code"],
@@ -60,6 +66,7 @@ impl ProviderMetadata {
                 "refresh_token",
                 "client_credentials",
                 "password",
+                crate::DEVICE_CODE_GRANT,
             ],
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: vec!["RS256"],
@@ -97,6 +104,7 @@ impl ProviderMetadata {
             authorization_response_iss_parameter_supported: true,
             backchannel_logout_supported: true,
             backchannel_logout_session_supported: true,
+            require_pushed_authorization_requests: false,
         }
     }
 }

@@ -28,6 +28,12 @@ pub enum OAuthErrorCode {
     RequestNotSupported,
     RequestUriNotSupported,
     RegistrationNotSupported,
+    /// RFC 8628 §3.5: the user has not yet answered on the verification page.
+    AuthorizationPending,
+    /// RFC 8628 §3.5: polling faster than the interval; the interval grows by 5 seconds.
+    SlowDown,
+    /// RFC 8628 §3.5: the device code expired; the device must start again.
+    ExpiredToken,
     /// A code defined elsewhere (an extension), written as is.
     Extension(String),
 }
@@ -57,6 +63,9 @@ impl OAuthErrorCode {
             OAuthErrorCode::RequestNotSupported => "request_not_supported",
             OAuthErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             OAuthErrorCode::RegistrationNotSupported => "registration_not_supported",
+            OAuthErrorCode::AuthorizationPending => "authorization_pending",
+            OAuthErrorCode::SlowDown => "slow_down",
+            OAuthErrorCode::ExpiredToken => "expired_token",
             OAuthErrorCode::Extension(code) => code,
         }
     }
@@ -124,6 +133,9 @@ mod tests {
             (OAuthErrorCode::LoginRequired, "login_required"),
             (OAuthErrorCode::ConsentRequired, "consent_required"),
             (OAuthErrorCode::InteractionRequired, "interaction_required"),
+            (OAuthErrorCode::AuthorizationPending, "authorization_pending"),
+            (OAuthErrorCode::SlowDown, "slow_down"),
+            (OAuthErrorCode::ExpiredToken, "expired_token"),
         ];
         for (code, text) in expected {
             assert_eq!(code.as_str(), text);
@@ -155,5 +167,9 @@ mod tests {
         assert_eq!(OAuthErrorCode::InsufficientScope.http_status(), 403);
         assert_eq!(OAuthErrorCode::InvalidGrant.http_status(), 400);
         assert_eq!(OAuthErrorCode::TemporarilyUnavailable.http_status(), 503);
+        // RFC 8628 §3.5: the device grant's answers are plain token-endpoint errors.
+        assert_eq!(OAuthErrorCode::AuthorizationPending.http_status(), 400);
+        assert_eq!(OAuthErrorCode::SlowDown.http_status(), 400);
+        assert_eq!(OAuthErrorCode::ExpiredToken.http_status(), 400);
     }
 }

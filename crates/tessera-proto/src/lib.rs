@@ -10,3 +10,6 @@ pub mod problem;
 
 pub use error::{OAuthError, OAuthErrorCode};
 pub use problem::Problem;
+
+/// The grant type of the device authorization grant (RFC 8628 §3.4).
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";

@@ -59,6 +59,12 @@ pub const AUTHORIZE_MFA: &str = "/oauth2/authorize/mfa";
 pub const AUTHORIZE_PASSKEY_OPTIONS: &str = "/oauth2/authorize/passkey/options";
 pub const AUTHORIZE_PASSKEY: &str = "/oauth2/authorize/passkey";
 pub const USERINFO: &str = "/oauth2/userinfo";
+/// The device authorization endpoint (RFC 8628 §3.1).
+pub const DEVICE_AUTHORIZATION: &str = "/oauth2/device_authorization";
+/// The pushed authorization request endpoint (RFC 9126 §2).
+pub const PAR: &str = "/oauth2/par";
+/// The hosted page where a user enters a device's user code (RFC 8628 §3.3).
+pub const DEVICE: &str = "/device";
 pub const END_SESSION: &str = "/oauth2/logout";
 pub const LOGOUT_CONFIRM: &str = "/oauth2/logout/confirm";
 pub const ADMIN_CLIENTS: &str = "/admin/clients";

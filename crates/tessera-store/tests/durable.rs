@@ -764,6 +764,7 @@ fn client(client_id: &str) -> ClientRecord {
         access_token_ttl_secs: Some(600),
         refresh_token_ttl_secs: None,
         mfa_policy: None,
+        require_pushed_authorization_requests: false,
         created_at: 1_000,
         updated_at: 1_000,
     }

@@ -293,6 +293,7 @@ impl TestNode {
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
             mfa_policy: None,
+            require_pushed_authorization_requests: false,
             created_at: now,
             updated_at: now,
         };
@@ -519,6 +520,7 @@ impl TestNode {
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
             mfa_policy: None,
+            require_pushed_authorization_requests: false,
             created_at: now,
             updated_at: now,
         };

@@ -96,6 +96,7 @@ fn client(now: i64) -> ClientRecord {
         access_token_ttl_secs: None,
         refresh_token_ttl_secs: None,
         mfa_policy: None,
+        require_pushed_authorization_requests: false,
         created_at: now,
         updated_at: now,
     }

@@ -82,8 +82,9 @@ pub(crate) struct ClientFields {
     /// Where RP-initiated logout may return (repeatable; same rules as --redirect-uri).
     #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
     post_logout_redirect_uris: Option<Vec<String>>,
-    /// authorization_code, refresh_token, client_credentials, or password (first-party
-    /// only). Repeatable. Default: authorization_code.
+    /// authorization_code, refresh_token, client_credentials, password (first-party
+    /// only), or urn:ietf:params:oauth:grant-type:device_code (TVs and command-line tools).
+    /// Repeatable. Default: authorization_code.
     #[arg(long = "grant", value_name = "GRANT")]
     grants: Option<Vec<String>>,
     /// The scopes the client may request, space-separated. Default: "openid".
@@ -114,6 +115,9 @@ pub(crate) struct ClientFields {
     /// or `default` (the deployment's mfa.policy).
     #[arg(long, value_name = "POLICY")]
     mfa_policy: Option<String>,
+    /// Authorization requests must be pushed to /oauth2/par first (RFC 9126).
+    #[arg(long = "require-par", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
+    require_par: Option<bool>,
     /// client_secret_basic (default) or client_secret_post; `none` for a public client.
     #[arg(long, value_name = "METHOD")]
     auth_method: Option<String>,
@@ -154,6 +158,7 @@ impl ClientFields {
             access_token_ttl_secs: self.access_token_ttl.and_then(|t| t.0),
             refresh_token_ttl_secs: self.refresh_token_ttl.and_then(|t| t.0),
             mfa_policy: self.mfa_policy.filter(|p| p != "default"),
+            require_pushed_authorization_requests: self.require_par.unwrap_or(false),
             public: self.public.unwrap_or(false),
         }
     }
@@ -176,6 +181,7 @@ impl ClientFields {
             access_token_ttl_secs: self.access_token_ttl.map(|t| t.0),
             refresh_token_ttl_secs: self.refresh_token_ttl.map(|t| t.0),
             mfa_policy: self.mfa_policy.map(|p| Some(p).filter(|p| p != "default")),
+            require_pushed_authorization_requests: self.require_par,
             public: self.public,
         }
     }

@@ -164,6 +164,7 @@ impl Accounts {
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
             mfa_policy: None,
+            require_pushed_authorization_requests: false,
             created_at: now,
             updated_at: now,
         };

@@ -69,6 +69,13 @@ pub struct Attempt {
     pub number: u64,
 }
 
+/// An admitted guess at a short code: give it back with [`Throttle::guess_succeeded`] when
+/// it was right; a wrong guess is simply dropped (it stays counted).
+#[derive(Debug)]
+pub struct Guess {
+    keys: Vec<String>,
+}
+
 /// Cheap to clone: the MFA verification counts wrong codes on the same counters.
 #[derive(Clone)]
 pub struct Throttle {
@@ -202,6 +209,51 @@ impl Throttle {
     pub fn captcha_required(&self, attempt: &Attempt) -> bool {
         self.config.captcha_after_failures > 0
             && attempt.number >= u64::from(self.config.captcha_after_failures)
+    }
+
+    /// Admits or refuses one guess at a short code of kind `kind` (the device grant's user
+    /// codes): counted before the check against the client IP (at most `max_per_ip` in the
+    /// window) and against everyone together (at most `max_global`), divided among the live
+    /// nodes while the store counts per node. A right guess gives both counts back
+    /// ([`Throttle::guess_succeeded`]); a wrong one stays counted.
+    pub async fn admit_guess(
+        &self,
+        kind: &str,
+        ip: Option<&str>,
+        max_per_ip: u32,
+        max_global: u32,
+    ) -> Result<Result<Guess, Refusal>, StoreError> {
+        let (max_per_ip, max_global) = if self.store.degraded() {
+            let nodes = self.cluster.live_nodes_fresh(Duration::from_secs(1)).await;
+            ((max_per_ip / nodes).max(1), (max_global / nodes).max(1))
+        } else {
+            (max_per_ip, max_global)
+        };
+        let mut keys = vec![(format!("guess:{kind}:all"), max_global)];
+        if let Some(ip) = ip {
+            keys.push((format!("guess:{kind}:ip:{ip}"), max_per_ip));
+        }
+        let mut counted: Vec<String> = Vec::new();
+        for (key, limit) in keys {
+            let n = self.store.add(&key, 1, self.window()).await?;
+            counted.push(key.clone());
+            if n > i64::from(limit) {
+                let left = self.store.ttl(&key).await?.unwrap_or(self.window());
+                for key in &counted {
+                    self.store.add(key, -1, self.window()).await?;
+                }
+                return Ok(Err(Refusal::RetryAfter(whole_secs(left))));
+            }
+        }
+        Ok(Ok(Guess { keys: counted }))
+    }
+
+    /// The guess was right: it no longer counts (the counts are of wrong guesses).
+    pub async fn guess_succeeded(&self, guess: Guess) -> Result<(), StoreError> {
+        for key in &guess.keys {
+            self.store.add(key, -1, self.window()).await?;
+        }
+        Ok(())
     }
 
     /// Forgets an account's failures and lockouts (an operator unlocking it, or a reset).

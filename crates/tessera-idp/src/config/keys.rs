@@ -169,6 +169,26 @@ pub const KEYS: &[EnvKey] = &[
         ValueKind::Int,
     ),
     (
+        "device.code_ttl_secs",
+        "TESSERA_DEVICE__CODE_TTL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "device.poll_interval_secs",
+        "TESSERA_DEVICE__POLL_INTERVAL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "device.max_failures_per_ip",
+        "TESSERA_DEVICE__MAX_FAILURES_PER_IP",
+        ValueKind::Int,
+    ),
+    (
+        "device.max_failures",
+        "TESSERA_DEVICE__MAX_FAILURES",
+        ValueKind::Int,
+    ),
+    (
         "alerts.new_sign_in_email",
         "TESSERA_ALERTS__NEW_SIGN_IN_EMAIL",
         ValueKind::Bool,

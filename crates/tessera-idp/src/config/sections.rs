@@ -58,6 +58,34 @@ pub struct LoginConfig {
     pub captcha_after_failures: u32,
 }
 
+/// The device authorization grant (RFC 8628): TVs and command-line tools that show a code
+/// the user enters on the hosted `/device` page.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Seconds a device code and its user code stay valid (`expires_in`).
+    pub code_ttl_secs: u64,
+    /// Seconds a device must wait between polls of the token endpoint (`interval`).
+    pub poll_interval_secs: u64,
+    /// Wrong user codes entered from one client IP within `login.window_secs` before that
+    /// IP is refused.
+    pub max_failures_per_ip: u32,
+    /// Wrong user codes entered from anywhere within `login.window_secs` before every
+    /// entry is refused: bounds what a distributed guesser can try.
+    pub max_failures: u32,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            code_ttl_secs: 600,
+            poll_interval_secs: 5,
+            max_failures_per_ip: 10,
+            max_failures: 1000,
+        }
+    }
+}
+
 /// Abnormal-login alerts: the new sign-in e-mail and abuse signals (docs/operations.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

@@ -187,6 +187,19 @@ impl Config {
                 "must be at least login.lockout_secs",
             ));
         }
+        positive("device.code_ttl_secs", self.device.code_ttl_secs)?;
+        positive("device.poll_interval_secs", self.device.poll_interval_secs)?;
+        if self.device.poll_interval_secs >= self.device.code_ttl_secs {
+            return Err(invalid(
+                "device.poll_interval_secs",
+                "must be shorter than device.code_ttl_secs",
+            ));
+        }
+        positive(
+            "device.max_failures_per_ip",
+            u64::from(self.device.max_failures_per_ip),
+        )?;
+        positive("device.max_failures", u64::from(self.device.max_failures))?;
         self.validate_alerts()?;
         if self.mail.transport == MailTransport::Smtp && self.mail.smtp_url.is_none() {
             return Err(invalid(

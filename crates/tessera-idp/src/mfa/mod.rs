@@ -24,6 +24,7 @@ use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
 pub use self::passkeys::PasskeyOptions;
+pub use self::sign_in::client_policy;
 pub use self::sms::SmsSender;
 pub use self::totp::{qr_svg, TotpKey};
 use crate::accounts::throttle::Throttle;

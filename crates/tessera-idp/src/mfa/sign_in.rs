@@ -17,6 +17,15 @@ use crate::config::MfaPolicy;
 use crate::mail::{self, Locale, Outgoing};
 use crate::tokens::opaque::{random_b64, sha256_b64};
 
+/// The second-factor policy of sign-ins to `client`: its own, else `deployment`'s.
+pub fn client_policy(client: &tessera_store::durable::ClientRecord, deployment: MfaPolicy) -> MfaPolicy {
+    client
+        .mfa_policy
+        .as_deref()
+        .and_then(MfaPolicy::parse)
+        .unwrap_or(deployment)
+}
+
 impl Mfa {
     /// A factor's attempt for `user`, admitted by the account's login throttle (a refusal is
     /// audited as a failure of `method`).
@@ -59,11 +68,7 @@ impl Mfa {
 
     /// The second-factor policy of sign-ins to `client`: its own, else the deployment's.
     pub fn policy_for(&self, client: &tessera_store::durable::ClientRecord) -> MfaPolicy {
-        client
-            .mfa_policy
-            .as_deref()
-            .and_then(MfaPolicy::parse)
-            .unwrap_or(self.config.mfa.policy)
+        client_policy(client, self.config.mfa.policy)
     }
 
     /// The challenge a password sign-in of `user` must pass, if any: the user's factors

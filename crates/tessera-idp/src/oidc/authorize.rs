@@ -37,9 +37,50 @@ pub struct AuthorizeRequest {
     pub ui_locales: Option<String>,
     /// The request's parameters as received, carried through the login and consent pages.
     pub params: BTreeMap<String, String>,
+    /// Not an authorization request but a sign-in for another hosted page (the device
+    /// verification page): where the browser goes once signed in, instead of the client.
+    pub continue_to: Option<String>,
 }
 
+/// The carried parameter that marks a hosted sign-in as one for the device verification
+/// page: the user code being verified. Dropped from real authorization requests.
+pub const DEVICE_SIGN_IN: &str = "device_user_code";
+
 impl AuthorizeRequest {
+    /// A sign-in through the hosted login (with the second factor `client`'s policy asks
+    /// for) that continues to the device verification page for `user_code`: nothing is
+    /// redirected to the client, and no code is issued.
+    pub fn device_sign_in(client: ClientRecord, user_code: &str, ui_locales: Option<String>) -> Self {
+        let mut params = BTreeMap::new();
+        params.insert("client_id".to_owned(), client.client_id.clone());
+        params.insert(DEVICE_SIGN_IN.to_owned(), user_code.to_owned());
+        if let Some(locales) = &ui_locales {
+            params.insert("ui_locales".to_owned(), locales.clone());
+        }
+        let continue_to = format!(
+            "{}?{}",
+            tessera_proto::paths::DEVICE,
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("user_code", user_code)
+                .finish()
+        );
+        AuthorizeRequest {
+            client,
+            redirect_uri: String::new(),
+            scope: Vec::new(),
+            state: None,
+            nonce: None,
+            code_challenge: None,
+            prompt: Prompt::default(),
+            max_age: None,
+            acr_values: Vec::new(),
+            login_hint: None,
+            ui_locales,
+            params,
+            continue_to: Some(continue_to),
+        }
+    }
+
     /// Whether a sign-in whose methods are `amr` (space-separated) meets `acr_values`.
     /// Unknown classes are ignored (OIDC Core: a voluntary claim); a request for the MFA
     /// class is met only by a sign-in with a second factor.
@@ -105,11 +146,13 @@ pub fn parse_params(raw: &[u8]) -> (BTreeMap<String, String>, bool) {
 const MAX_PARAM_LEN: usize = 2048;
 
 pub async fn validate(
-    params: BTreeMap<String, String>,
+    mut params: BTreeMap<String, String>,
     repeated: bool,
     clients: &dyn ClientStore,
 ) -> Result<AuthorizeRequest, AuthorizeError> {
     let page = |detail: &str| AuthorizeError::Page(ErrorKind::InvalidRequest(detail.to_owned()));
+    // Only the device page's own sign-in carries this (see `AuthorizeRequest::device_sign_in`).
+    params.remove(DEVICE_SIGN_IN);
     // 1. The client.
     let client_id = params
         .get("client_id")
@@ -273,6 +316,7 @@ pub async fn validate(
         ui_locales: params.get("ui_locales").cloned(),
         client,
         params,
+        continue_to: None,
     })
 }
 

@@ -9,7 +9,9 @@
 //! every client that registered a back-channel logout URI.
 
 pub mod authorize;
+pub mod device;
 pub mod id_token;
+pub mod par;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +27,7 @@ use tessera_store::StoreError;
 
 use self::authorize::{is_code_verifier, redirect_with, AuthorizeRequest};
 use self::id_token::{IdTokenClaims, LogoutTokenClaims, BACKCHANNEL_LOGOUT_EVENT};
+use crate::accounts::throttle::Throttle;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -85,6 +88,7 @@ pub struct Provider {
     audit: Auditor,
     clock: Arc<dyn Clock>,
     outbound: Arc<dyn Outbound>,
+    throttle: Throttle,
 }
 
 pub struct ProviderParts {
@@ -102,6 +106,8 @@ pub struct ProviderParts {
     pub clock: Arc<dyn Clock>,
     /// Where back-channel logout tokens are posted.
     pub outbound: Arc<dyn Outbound>,
+    /// Counts guesses at the device grant's user codes (with the login counters' rules).
+    pub throttle: Throttle,
 }
 
 fn redirect_error(
@@ -136,11 +142,21 @@ impl Provider {
             audit: parts.audit,
             clock: parts.clock,
             outbound: parts.outbound,
+            throttle: parts.throttle,
         }
     }
 
     pub fn clients(&self) -> &Arc<dyn ClientStore> {
         &self.clients
+    }
+
+    /// The guess counters (the device page's user codes).
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// The user's alive SSO session behind a cookie secret, if the user is still enabled.
@@ -209,15 +225,24 @@ impl Provider {
         fresh: bool,
         context: &RequestContext,
     ) -> Result<Next, StoreError> {
+        if let Some(to) = &request.continue_to {
+            // A sign-in for another hosted page: once signed in, on to it.
+            return Ok(match sso {
+                Some(_) => Next::Redirect(to.clone()),
+                None => Next::Login,
+            });
+        }
         let now = self.clock.now();
         let needs_login = match sso {
             None => true,
             Some((session, _)) => {
-                // A sign-in without the class asked for (`acr_values`: step-up to MFA) is
-                // done again; right after a login the user gave what they have.
+                // A sign-in without the class asked for (`acr_values`: step-up to MFA), or
+                // without the second factor the client's policy requires, is done again;
+                // right after a login the user gave what they have.
                 !fresh
                     && (must_reauthenticate(request.prompt.login, request.max_age, session.auth_time, now)
-                        || !request.acr_met_by(&session.amr))
+                        || !request.acr_met_by(&session.amr)
+                        || !self.policy_met_by(&request.client, &session.amr))
             }
         };
         if needs_login {
@@ -249,6 +274,14 @@ impl Provider {
         Ok(Next::Redirect(
             self.issue_code(request, session, user, context).await?,
         ))
+    }
+
+    /// Whether a sign-in whose methods are `amr` meets `client`'s second-factor policy:
+    /// under `required`, only a sign-in that passed a factor. (An SSO session started at a
+    /// client with a laxer policy must not carry a password-only sign-in into this one.)
+    pub fn policy_met_by(&self, client: &ClientRecord, amr: &str) -> bool {
+        crate::mfa::client_policy(client, self.config.mfa.policy) != crate::config::MfaPolicy::Required
+            || amr.split_ascii_whitespace().any(|m| m == "mfa")
     }
 
     async fn has_consent(&self, request: &AuthorizeRequest, user_id: &str) -> Result<bool, StoreError> {

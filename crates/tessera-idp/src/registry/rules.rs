@@ -33,6 +33,7 @@ pub struct ValidClient {
     pub access_token_ttl_secs: Option<i64>,
     pub refresh_token_ttl_secs: Option<i64>,
     pub mfa_policy: Option<String>,
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl ValidClient {
@@ -58,6 +59,7 @@ impl ValidClient {
             access_token_ttl_secs: self.access_token_ttl_secs,
             refresh_token_ttl_secs: self.refresh_token_ttl_secs,
             mfa_policy: self.mfa_policy,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
             created_at,
             updated_at: created_at,
         }
@@ -164,6 +166,7 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
         access_token_ttl_secs,
         refresh_token_ttl_secs,
         mfa_policy,
+        require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
     })
 }
 
@@ -651,6 +654,30 @@ mod tests {
             ..public
         };
         assert_eq!(field_of(validate(&machine, &channels())), "grant_types");
+    }
+
+    #[test]
+    fn device_clients_need_no_redirect_uri_and_may_be_public() {
+        let tv = ClientSpec {
+            client_name: Some("Living-room TV".into()),
+            public: true,
+            grant_types: Some(vec![
+                tessera_proto::DEVICE_CODE_GRANT.into(),
+                "refresh_token".into(),
+            ]),
+            ..ClientSpec::default()
+        };
+        let valid = validate(&tv, &channels()).unwrap();
+        assert_eq!(
+            valid.grant_types,
+            [tessera_proto::DEVICE_CODE_GRANT, "refresh_token"]
+        );
+        // Only the registered URN: a shortened name is not a grant type.
+        let short = ClientSpec {
+            grant_types: Some(vec!["device_code".into()]),
+            ..tv
+        };
+        assert_eq!(field_of(validate(&short, &channels())), "grant_types");
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct ClientRecord {
     /// Per-client second-factor policy (`off`, `optional`, `adaptive`, `required`); `None` follows
     /// the deployment's.
     pub mfa_policy: Option<String>,
+    /// The client's authorization requests must be pushed (RFC 9126 §5): `/oauth2/authorize`
+    /// takes only a `request_uri` from `/oauth2/par`.
+    pub require_pushed_authorization_requests: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -61,7 +64,8 @@ pub trait ClientStore: Send + Sync + 'static {
 const CLIENT_COLUMNS: &str =
     "client_id, name, secret_hash, token_endpoint_auth_method, channel, grant_types, \
      scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, backchannel_logout_uri, \
-     first_party, access_token_ttl_secs, refresh_token_ttl_secs, mfa_policy, created_at, updated_at";
+     first_party, access_token_ttl_secs, refresh_token_ttl_secs, mfa_policy, require_pushed_authorization_requests, \
+     created_at, updated_at";
 
 fn to_json(list: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(list).map_err(|e| StoreError::Corrupt(format!("client list field: {e}")))
@@ -89,6 +93,9 @@ fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
         access_token_ttl_secs: row.try_get("access_token_ttl_secs")?,
         refresh_token_ttl_secs: row.try_get("refresh_token_ttl_secs")?,
         mfa_policy: row.try_get("mfa_policy")?,
+        require_pushed_authorization_requests: row
+            .try_get::<i64, _>("require_pushed_authorization_requests")?
+            != 0,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -101,8 +108,8 @@ impl ClientStore for SqlStore {
             "INSERT INTO clients (client_id, name, secret_hash, token_endpoint_auth_method, channel, \
              grant_types, scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, \
              backchannel_logout_uri, first_party, access_token_ttl_secs, refresh_token_ttl_secs, \
-             created_at, updated_at, mfa_policy) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+             created_at, updated_at, mfa_policy, require_pushed_authorization_requests) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -121,6 +128,7 @@ impl ClientStore for SqlStore {
         .bind(client.created_at)
         .bind(client.updated_at)
         .bind(&client.mfa_policy)
+        .bind(i64::from(client.require_pushed_authorization_requests))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -147,7 +155,7 @@ impl ClientStore for SqlStore {
              grant_types = $6, scopes = $7, redirect_uris = $8, post_logout_redirect_uris = $9, \
              allowed_cors_origins = $10, backchannel_logout_uri = $11, first_party = $12, \
              access_token_ttl_secs = $13, refresh_token_ttl_secs = $14, updated_at = $15, \
-             mfa_policy = $16 WHERE client_id = $1",
+             mfa_policy = $16, require_pushed_authorization_requests = $17 WHERE client_id = $1",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -165,6 +173,7 @@ impl ClientStore for SqlStore {
         .bind(client.refresh_token_ttl_secs)
         .bind(client.updated_at)
         .bind(&client.mfa_policy)
+        .bind(i64::from(client.require_pushed_authorization_requests))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)

@@ -89,6 +89,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0013_api_keys.sql"),
         include_str!("../../migrations/postgres/0013_api_keys.sql"),
     ),
+    (
+        14,
+        "client require pushed authorization requests",
+        include_str!("../../migrations/sqlite/0014_client_require_par.sql"),
+        include_str!("../../migrations/postgres/0014_client_require_par.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -244,13 +244,16 @@ fn recovery_codes_page(
     codes: &[String],
     onward: Response,
 ) -> Response {
-    let continue_to = format!(
-        "{}?{}",
-        paths::AUTHORIZE,
-        url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(request.params.iter())
-            .finish()
-    );
+    let continue_to = match &request.continue_to {
+        Some(to) => to.clone(),
+        None => format!(
+            "{}?{}",
+            paths::AUTHORIZE,
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(request.params.iter())
+                .finish()
+        ),
+    };
     let mut response =
         pages::recovery_codes_page(locale(Some(request), headers), codes, &continue_to).into_response();
     for cookie in onward.headers().get_all(header::SET_COOKIE) {

@@ -11,6 +11,7 @@ mod alerts;
 mod api_keys;
 mod audit;
 mod cors;
+mod device;
 pub(crate) mod health;
 mod hosted_mfa;
 mod hosted_passkeys;
@@ -20,6 +21,7 @@ mod oauth;
 mod oidc;
 pub mod openapi;
 mod paging;
+mod par;
 mod passkeys;
 mod request;
 mod sessions;
@@ -106,6 +108,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route(paths::REVOKE, post(oauth::revoke).options(preflight))
         .route(paths::INTROSPECT, post(oauth::introspect).options(preflight))
+        .route(paths::PAR, post(par::push).options(preflight))
+        .route(
+            paths::DEVICE_AUTHORIZATION,
+            post(oauth::device_authorization).options(preflight),
+        )
         .layer(cors::registered(state.clients.clone()));
     let router = Router::new()
         .merge(public)
@@ -115,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(oidc::authorize).post(oidc::authorize))
         .route(paths::AUTHORIZE_LOGIN, post(oidc::login))
         .route(paths::AUTHORIZE_CONSENT, post(oidc::consent))
+        .route(paths::DEVICE, get(device::show).post(device::answer))
         .route(paths::AUTHORIZE_MFA, post(hosted_mfa::mfa))
         .route(paths::AUTHORIZE_PASSKEY_OPTIONS, post(hosted_passkeys::options))
         .route(paths::AUTHORIZE_PASSKEY, post(hosted_passkeys::sign_in))

@@ -94,6 +94,7 @@ pub async fn token(
         "refresh_token",
         "client_credentials",
         "password",
+        tessera_proto::DEVICE_CODE_GRANT,
     ]
     .contains(&grant_type)
     {
@@ -150,6 +151,13 @@ pub async fn token(
                 .await?;
             TokenResponse::from(issued)
         }
+        tessera_proto::DEVICE_CODE_GRANT => {
+            let granted = state
+                .provider
+                .poll_device(&client, required(&form, "device_code")?, &context)
+                .await?;
+            TokenResponse::from(granted)
+        }
         "client_credentials" => {
             let scope = tessera_idp::oidc::allowed_scope(&client, form.get("scope").map(String::as_str))?;
             let (access_token, expires_in) =
@@ -198,9 +206,64 @@ pub async fn token(
         "authorization_code" => "authorization_code",
         "refresh_token" => "refresh_token",
         "client_credentials" => "client_credentials",
+        tessera_proto::DEVICE_CODE_GRANT => "device_code",
         _ => "password",
     });
     Ok(no_store(response))
+}
+
+/// The device authorization response (RFC 8628 §3.2).
+#[derive(Serialize)]
+struct DeviceAuthorizationResponse {
+    device_code: String,
+    user_code: String,
+    verification_uri: String,
+    verification_uri_complete: String,
+    expires_in: u64,
+    interval: u64,
+}
+
+/// `POST /oauth2/device_authorization` (RFC 8628 §3.1): client authentication as at the
+/// token endpoint (a public client sends its `client_id`), for clients registered for the
+/// device code grant.
+pub async fn device_authorization(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthReply> {
+    let form = oauth_form(&headers, &body)?;
+    let client = authenticate(state.clients.as_ref(), &headers, &form, true).await?;
+    if !client
+        .grant_types
+        .iter()
+        .any(|g| g == tessera_proto::DEVICE_CODE_GRANT)
+    {
+        return Err(OAuthFailure::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "the client may not use the device authorization grant",
+        )
+        .into());
+    }
+    let started = state
+        .provider
+        .start_device_authorization(&client, form.get("scope").map(String::as_str), &context)
+        .await?;
+    let verification_uri = format!("{}{}", state.issuer, tessera_proto::paths::DEVICE);
+    let mut complete = url::Url::parse(&verification_uri).map_err(|e| {
+        OAuthFailure::new(OAuthErrorCode::ServerError, "the verification URI is invalid").caused_by(e)
+    })?;
+    complete
+        .query_pairs_mut()
+        .append_pair("user_code", &started.user_code);
+    Ok(no_store(DeviceAuthorizationResponse {
+        device_code: started.device_code,
+        user_code: started.user_code,
+        verification_uri_complete: complete.to_string(),
+        verification_uri,
+        expires_in: started.expires_in,
+        interval: started.interval,
+    }))
 }
 
 /// `POST /oauth2/revoke` (RFC 7009): 200 whether or not the token was valid.

@@ -259,12 +259,39 @@ pub async fn authorize(
     } else {
         body.to_vec()
     };
-    let (params, repeated) = authorize::parse_params(&raw);
+    let (mut params, mut repeated) = authorize::parse_params(&raw);
+    // A pushed request (RFC 9126 §4): its parameters, validated again, stand for the query.
+    let pushed = match params
+        .get("request_uri")
+        .filter(|uri| uri.starts_with(tessera_idp::oidc::par::REQUEST_URI_PREFIX))
+        .cloned()
+    {
+        Some(uri) => match super::par::pushed_params(&state, &headers, &params, repeated, &uri).await {
+            Ok(pushed) => {
+                params = pushed;
+                repeated = false;
+                true
+            }
+            Err(refused) => return refused,
+        },
+        None => false,
+    };
     let ui_locales = params.get("ui_locales").cloned();
     let request = match authorize::validate(params, repeated, state.provider.clients().as_ref()).await {
         Ok(request) => request,
         Err(err) => return authorize_error_in(&state, &headers, err, ui_locales.as_deref()),
     };
+    // Enforced here, at the front door: the hosted forms that continue a request re-validate
+    // the parameters they carry, which only this page put there (CSRF-bound, SameSite=Strict).
+    if request.client.require_pushed_authorization_requests && !pushed {
+        let refused = AuthorizeError::Redirect {
+            redirect_uri: request.redirect_uri.clone(),
+            state: request.state.clone(),
+            error: OAuthErrorCode::InvalidRequest,
+            description: "this client must push its authorization requests to the PAR endpoint",
+        };
+        return authorize_error_in(&state, &headers, refused, ui_locales.as_deref());
+    }
     let sso = match state
         .provider
         .sso_session(cookie(&headers, SSO_COOKIE).as_deref())
@@ -310,6 +337,27 @@ pub(super) async fn posted_form(
     let form = form_of(body);
     if !csrf_ok(headers, &form) {
         return Err(forged(headers));
+    }
+    if let Some(user_code) = form.get(authorize::DEVICE_SIGN_IN) {
+        // The device page's sign-in: the client whose policy the sign-in follows, and the
+        // code to go back to. The code is not looked up here (that would be an unthrottled
+        // oracle); the device page checks it, throttled, when the user answers.
+        let client = match form.get("client_id") {
+            Some(id) if id.len() <= 255 => state.provider.clients().client(id).await,
+            _ => Ok(None),
+        };
+        return match client {
+            Ok(Some(client)) => Ok((
+                form.clone(),
+                AuthorizeRequest::device_sign_in(client, user_code, form.get("ui_locales").cloned()),
+            )),
+            Ok(None) => Err(authorize_error(
+                state,
+                headers,
+                AuthorizeError::Page(ErrorKind::InvalidClient),
+            )),
+            Err(err) => Err(authorize_error(state, headers, AuthorizeError::Store(err))),
+        };
     }
     match authorize::validate(carried(&form), false, state.provider.clients().as_ref()).await {
         Ok(request) => Ok((form, request)),

@@ -1,4 +1,4 @@
-//! The hosted pages (R33): login, consent, logout and error pages as HTML, in English and
+//! The hosted pages (R33): login, consent, device verification, logout and error pages as HTML, in English and
 //! Korean, and their one stylesheet.
 //!
 //! Pure rendering: the flow code decides what to show and calls a `*_page` function, which
@@ -13,6 +13,7 @@
 //! and a login hint. There is deliberately no `form-action` directive: Chrome applies it to
 //! the redirect after a form post, which must be allowed to go to the client's redirect URI.
 
+mod device;
 mod text;
 mod views;
 
@@ -24,6 +25,9 @@ use axum::response::{IntoResponse, Response};
 
 use tessera_idp::mail::{escape, Locale};
 
+pub use device::{
+    device_confirm_page, device_done_page, device_page, DeviceConfirmView, DeviceError, DeviceView,
+};
 pub use tessera_idp::error::ErrorKind;
 pub use views::{
     consent_page, end_sign_in_page, enrol_page, error_page, logged_out_page, login_page, logout_confirm_page,

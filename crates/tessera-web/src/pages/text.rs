@@ -56,6 +56,22 @@ pub(super) enum Key {
     Allow,
     Deny,
 
+    DeviceTitle,
+    DeviceLede,
+    UserCode,
+    DeviceInvalidCode,
+    /// `{time}`
+    DeviceTooManyAttempts,
+    /// `{client}`
+    DeviceConfirmHeading,
+    /// `{code}`
+    DeviceConfirmCode,
+    DeviceConfirmWarning,
+    DeviceApprovedTitle,
+    DeviceApprovedBody,
+    DeviceDeniedTitle,
+    DeviceDeniedBody,
+
     LogoutTitle,
     /// `{client}`
     LogoutClient,
@@ -158,6 +174,19 @@ fn en(key: Key) -> &'static str {
         Key::ConsentTrust => "Allow only if you trust this application.",
         Key::Allow => "Allow",
         Key::Deny => "Deny",
+
+        Key::DeviceTitle => "Connect a device",
+        Key::DeviceLede => "Enter the code shown on your TV, console or command line.",
+        Key::UserCode => "Code",
+        Key::DeviceInvalidCode => "This code is not valid. Check the code on your device; it may have expired.",
+        Key::DeviceTooManyAttempts => "Too many wrong codes. Try again in {time}.",
+        Key::DeviceConfirmHeading => "{client} on a device wants to access your Tessera account",
+        Key::DeviceConfirmCode => "Check that your device shows this code: {code}",
+        Key::DeviceConfirmWarning => "Allow only if you started this on a device of your own just now.",
+        Key::DeviceApprovedTitle => "Device connected",
+        Key::DeviceApprovedBody => "You can go back to your device; it signs in within a few seconds.",
+        Key::DeviceDeniedTitle => "Request denied",
+        Key::DeviceDeniedBody => "The device was not connected to your account.",
 
         Key::LogoutTitle => "Sign out of Tessera?",
         Key::LogoutClient => "{client} asked to sign you out.",
@@ -264,6 +293,19 @@ fn ko(key: Key) -> &'static str {
         Key::ConsentTrust => "신뢰할 수 있는 애플리케이션인 경우에만 허용하세요.",
         Key::Allow => "허용",
         Key::Deny => "거부",
+
+        Key::DeviceTitle => "기기 연결",
+        Key::DeviceLede => "TV, 콘솔 또는 명령줄에 표시된 코드를 입력하세요.",
+        Key::UserCode => "코드",
+        Key::DeviceInvalidCode => "유효하지 않은 코드입니다. 기기에 표시된 코드를 확인하세요. 코드가 만료되었을 수 있습니다.",
+        Key::DeviceTooManyAttempts => "잘못된 코드를 너무 많이 입력했습니다. {time} 후에 다시 시도하세요.",
+        Key::DeviceConfirmHeading => "기기의 {client}에서 Tessera 계정에 대한 접근을 요청합니다",
+        Key::DeviceConfirmCode => "기기에 이 코드가 표시되는지 확인하세요: {code}",
+        Key::DeviceConfirmWarning => "방금 본인의 기기에서 시작한 경우에만 허용하세요.",
+        Key::DeviceApprovedTitle => "기기가 연결되었습니다",
+        Key::DeviceApprovedBody => "기기로 돌아가세요. 몇 초 안에 로그인됩니다.",
+        Key::DeviceDeniedTitle => "요청을 거부했습니다",
+        Key::DeviceDeniedBody => "기기가 계정에 연결되지 않았습니다.",
 
         Key::LogoutTitle => "Tessera에서 로그아웃할까요?",
         Key::LogoutClient => "{client}에서 로그아웃을 요청했습니다.",

@@ -8,7 +8,7 @@ use tessera_idp::error::ErrorKind;
 use tessera_idp::mail::{escape, Locale};
 
 /// The id of a page's error message, which its inputs name in `aria-describedby`.
-const ERROR_ID: &str = "form-error";
+pub(super) const ERROR_ID: &str = "form-error";
 
 /// At most this many characters of an [`ErrorKind::InvalidRequest`] detail are shown.
 const MAX_DETAIL_CHARS: usize = 300;
@@ -406,28 +406,7 @@ pub fn consent_page(locale: Locale, view: &ConsentView<'_>) -> Page {
         "<h1 id=\"page-title\">{}</h1>\n",
         fill(t(locale, Key::ConsentHeading), &args)
     ));
-    let mut seen: Vec<&str> = Vec::with_capacity(view.scopes.len());
-    for scope in view.scopes {
-        if !scope.is_empty() && !seen.contains(scope) {
-            seen.push(scope);
-        }
-    }
-    if seen.is_empty() {
-        body.push_str(&format!("<p>{}</p>\n", escape(t(locale, Key::ConsentNone))));
-    } else {
-        body.push_str(&format!(
-            "<p id=\"scopes-intro\">{}</p>\n<ul class=\"scopes\" aria-labelledby=\"scopes-intro\">\n",
-            fill(t(locale, Key::ConsentIntro), &args)
-        ));
-        for scope in seen {
-            let item = match text::scope(locale, scope) {
-                Some(description) => escape(description),
-                None => format!("<code>{}</code>", escape(scope)),
-            };
-            body.push_str(&format!("<li>{item}</li>\n"));
-        }
-        body.push_str("</ul>\n");
-    }
+    body.push_str(&scope_list(locale, view.scopes, &args));
     body.push_str(&format!(
         "<p class=\"muted\">{}</p>\n",
         escape(t(locale, Key::ConsentTrust))
@@ -632,7 +611,7 @@ pub fn error_page(locale: Locale, status: StatusCode, kind: ErrorKind) -> Page {
 // ---------------------------------------------------------------------------------------
 
 /// A page title (text), marked as an error when `error`.
-fn page_title(locale: Locale, title: &str, error: bool) -> String {
+pub(super) fn page_title(locale: Locale, title: &str, error: bool) -> String {
     if error {
         format!("{}{title}", t(locale, Key::ErrorTitlePrefix))
     } else {
@@ -640,19 +619,51 @@ fn page_title(locale: Locale, title: &str, error: bool) -> String {
     }
 }
 
+/// What the scopes asked for allow, each with its description (a scope without one is
+/// shown by its name), introduced with `args`' `{client}`; or that nothing more is asked.
+pub(super) fn scope_list(locale: Locale, scopes: &[&str], args: &[(&str, &str)]) -> String {
+    let mut seen: Vec<&str> = Vec::with_capacity(scopes.len());
+    for scope in scopes {
+        if !scope.is_empty() && !seen.contains(scope) {
+            seen.push(scope);
+        }
+    }
+    if seen.is_empty() {
+        return format!("<p>{}</p>\n", escape(t(locale, Key::ConsentNone)));
+    }
+    let mut out = format!(
+        "<p id=\"scopes-intro\">{}</p>\n<ul class=\"scopes\" aria-labelledby=\"scopes-intro\">\n",
+        fill(t(locale, Key::ConsentIntro), args)
+    );
+    for scope in seen {
+        let item = match text::scope(locale, scope) {
+            Some(description) => escape(description),
+            None => format!("<code>{}</code>", escape(scope)),
+        };
+        out.push_str(&format!("<li>{item}</li>\n"));
+    }
+    out.push_str("</ul>\n");
+    out
+}
+
 /// `text` escaped, in `<strong>`.
-fn strong(text: &str) -> String {
+pub(super) fn strong(text: &str) -> String {
     format!("<strong>{}</strong>", escape(text))
 }
 
 /// The error message (HTML), announced by screen readers.
-fn alert(message: &str) -> String {
+pub(super) fn alert(message: &str) -> String {
     format!("<div class=\"alert\" role=\"alert\" id=\"{ERROR_ID}\"><p>{message}</p></div>\n")
 }
 
 /// A form posting `csrf`, the hidden fields and `decision`: one submit button per
 /// `(value, label, class)`.
-fn decision_form(action: &str, csrf: &str, hidden: Hidden<'_>, buttons: [(&str, &str, &str); 2]) -> String {
+pub(super) fn decision_form(
+    action: &str,
+    csrf: &str,
+    hidden: Hidden<'_>,
+    buttons: [(&str, &str, &str); 2],
+) -> String {
     let mut out = format!("<form method=\"post\" action=\"{}\">\n", escape(action));
     hidden.render(csrf, &mut out);
     out.push_str("<div class=\"actions\">\n");

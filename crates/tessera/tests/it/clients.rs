@@ -937,6 +937,62 @@ async fn cli_registers_shows_updates_rotates_and_deletes_a_client() {
 }
 
 #[tokio::test]
+async fn cli_registers_a_public_device_client() {
+    let cli = Cli::new();
+    let created = cli
+        .ok(&[
+            "create",
+            "--name",
+            "Living-room TV",
+            "--client-id",
+            "tv",
+            "--public",
+            "--grant",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "--grant",
+            "refresh_token",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(
+        created["grant_types"],
+        json!(["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"])
+    );
+    assert_eq!(created["redirect_uris"], json!([]));
+    assert!(
+        created.get("client_secret").is_none_or(Value::is_null),
+        "{created}"
+    );
+    assert_eq!(created["require_pushed_authorization_requests"], false);
+}
+
+#[tokio::test]
+async fn cli_makes_a_client_require_pushed_authorization_requests() {
+    let cli = Cli::new();
+    let created = cli
+        .ok(&[
+            "create",
+            "--name",
+            "Bank",
+            "--client-id",
+            "bank",
+            "--redirect-uri",
+            "https://bank.example/cb",
+            "--require-par",
+            "--json",
+        ])
+        .await
+        .json();
+    assert_eq!(created["require_pushed_authorization_requests"], true);
+    let updated = cli
+        .ok(&["update", "bank", "--require-par=false", "--json"])
+        .await
+        .json();
+    assert_eq!(updated["require_pushed_authorization_requests"], false);
+}
+
+#[tokio::test]
 async fn cli_text_output_prints_the_id_and_the_secret_once() {
     let cli = Cli::new();
     let created = cli

@@ -17,6 +17,8 @@ backend_tests!(
     jose_and_jwcrypto_verify_access_tokens_of_every_algorithm,
     openid_client_and_authlib_complete_the_code_flow,
     openid_client_asking_for_acr_values_gets_the_factor_in_amr,
+    openid_client_completes_the_device_flow_approved_on_the_hosted_page,
+    openid_client_completes_a_code_flow_through_pushed_authorization_requests,
 );
 
 fn interop_dir() -> PathBuf {
@@ -43,8 +45,8 @@ fn python_has(modules: &str) -> bool {
 /// Of `(name, available, program, script)`, the ones that can run here, as
 /// (name, program, script). A missing one is skipped with a message, or fails the test
 /// under `TESSERA_REQUIRE_INTEROP=1`.
-fn available(
-    tools: [(&'static str, bool, &'static str, &'static str); 2],
+fn available<const N: usize>(
+    tools: [(&'static str, bool, &'static str, &'static str); N],
 ) -> Vec<(&'static str, &'static str, &'static str)> {
     let mut found = Vec::new();
     let required = std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
@@ -203,6 +205,7 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
             access_token_ttl_secs: None,
             refresh_token_ttl_secs: None,
             mfa_policy: None,
+            require_pushed_authorization_requests: false,
             created_at: now,
             updated_at: now,
         })
@@ -341,4 +344,146 @@ async fn openid_client_asking_for_acr_values_gets_the_factor_in_amr(backend: Bac
         serde_json::json!(["pwd", "otp", "mfa"]),
         "{out}"
     );
+}
+
+/// openid-client's device flow (RFC 8628): the library starts it and polls while the
+/// script's browser approves on `/device`; with `--nudge` one poll of the script's own makes
+/// the library's first poll too early, so it must honour `slow_down` (+5 s) to finish; with
+/// `--deny` the library raises `access_denied`.
+async fn openid_client_completes_the_device_flow_approved_on_the_hosted_page(backend: Backend) {
+    let found = available([(
+        "node openid-client",
+        node_has("openid-client"),
+        "node",
+        "rp_device_openid_client.mjs",
+    )]);
+    let Some((name, program, script)) = found.into_iter().next() else {
+        return;
+    };
+    let Some(node) = spawn_with(backend, |c| c.device.poll_interval_secs = 1).await else {
+        return;
+    };
+    let email = "rp-device@example.com";
+    let user_id = node.create_user(email, RP_PASSWORD).await;
+    let now = tessera_idp::clock::Clock::now(node.clock.as_ref());
+    node.state
+        .clients
+        .create_client(&ClientRecord {
+            client_id: "rp-tv".to_owned(),
+            name: "rp TV".to_owned(),
+            secret_hash: None,
+            token_endpoint_auth_method: "none".to_owned(),
+            channel: "web".to_owned(),
+            grant_types: vec![
+                "urn:ietf:params:oauth:grant-type:device_code".into(),
+                "refresh_token".into(),
+            ],
+            scopes: vec!["openid".into(), "email".into()],
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            allowed_cors_origins: vec![],
+            backchannel_logout_uri: None,
+            first_party: true,
+            access_token_ttl_secs: None,
+            refresh_token_ttl_secs: None,
+            mfa_policy: None,
+            require_pushed_authorization_requests: false,
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .expect("cannot create the device client");
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", "rp-tv"),
+        ("USERNAME", email),
+        ("PASSWORD", RP_PASSWORD),
+    ];
+
+    let (ok, out) = run_with(program, script, &[], &envs);
+    assert!(ok, "{name} failed the device flow against Tessera:\n{out}");
+    eprintln!("{name}:\n{out}");
+    let walked = steps(&out);
+    assert_eq!(
+        walked["discovery"]["device_authorization_endpoint"],
+        node.at("/oauth2/device_authorization").as_str()
+    );
+    assert_eq!(walked["device_authorization"]["interval"], 1);
+    assert_eq!(walked["approve"]["page"], "connected");
+    let claims = &walked["poll"]["claims"];
+    assert_eq!(claims["sub"], user_id.as_str(), "{out}");
+    assert_eq!(claims["iss"], node.url.as_str());
+    assert_eq!(claims["email"], email);
+    assert_eq!(walked["poll"]["has_refresh_token"], true);
+    assert_eq!(walked["userinfo"]["userinfo"]["sub"], user_id.as_str());
+
+    // slow_down: the library's first poll comes a quarter second after the script's, is
+    // told to slow down, and succeeds only because it then waits 1 + 5 s.
+    let (ok, out) = run_with(program, script, &["--nudge"], &envs);
+    assert!(ok, "{name} did not recover from slow_down:\n{out}");
+    eprintln!("{name} --nudge:\n{out}");
+    let waited = steps(&out)["poll"]["waited_ms"].as_i64().unwrap_or_default();
+    assert!(
+        waited >= 6000,
+        "the library polled again before 1 + 5 s: {waited} ms\n{out}"
+    );
+
+    // Denied: the library raises access_denied from the poll.
+    let (ok, out) = run_with(program, script, &["--deny"], &envs);
+    assert!(!ok, "{name} got tokens the user denied:\n{out}");
+    eprintln!("{name} --deny:\n{out}");
+    let failed = failure(&out);
+    assert_eq!(failed["step"], "poll", "{out}");
+    assert_eq!(failed["oauth_error"], "access_denied", "{out}");
+}
+
+/// openid-client's `buildAuthorizationUrlWithPAR` pushes the request (client_secret_basic)
+/// to a client that requires PAR; the browser carries only client_id and request_uri; the
+/// library validates the callback and the ID token; the used request_uri is refused after.
+async fn openid_client_completes_a_code_flow_through_pushed_authorization_requests(backend: Backend) {
+    let found = available([(
+        "node openid-client",
+        node_has("openid-client"),
+        "node",
+        "rp_par_openid_client.mjs",
+    )]);
+    let Some((name, program, script)) = found.into_iter().next() else {
+        return;
+    };
+    let Some(node) = spawn(backend).await else { return };
+    let email = "rp-par@example.com";
+    let user_id = node.create_user(email, RP_PASSWORD).await;
+    let rp = node
+        .create_oidc_client("rp-par", false, RP_REDIRECT, true, None)
+        .await;
+    let mut record = node.state.clients.client("rp-par").await.unwrap().unwrap();
+    record.require_pushed_authorization_requests = true;
+    node.state.clients.update_client(&record).await.unwrap();
+    let secret = rp.secret.clone().unwrap();
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", "rp-par"),
+        ("CLIENT_SECRET", secret.as_str()),
+        ("REDIRECT_URI", RP_REDIRECT),
+        ("USERNAME", email),
+        ("PASSWORD", RP_PASSWORD),
+    ];
+    let (ok, out) = run_with(program, script, &[], &envs);
+    assert!(ok, "{name} failed the PAR code flow against Tessera:\n{out}");
+    eprintln!("{name}:\n{out}");
+    let walked = steps(&out);
+    assert_eq!(
+        walked["discovery"]["pushed_authorization_request_endpoint"],
+        node.at("/oauth2/par").as_str()
+    );
+    assert_eq!(
+        walked["discovery"]["require_pushed_authorization_requests"],
+        false
+    );
+    assert_eq!(walked["login"]["iss"], node.url.as_str());
+    let claims = &walked["authorization_code_grant"]["claims"];
+    assert_eq!(claims["sub"], user_id.as_str(), "{out}");
+    assert_eq!(claims["aud"], "rp-par");
+    assert_eq!(walked["authorization_code_grant"]["scope"], "openid email");
+    assert_eq!(walked["replay"]["used"], true, "{out}");
 }

@@ -11,12 +11,13 @@ use tessera_idp::config::MfaPolicy;
 use tessera_idp::registry::{ClientRegistry, ClientSpec};
 use tessera_store::durable::{AuditQuery, AuditStore};
 use tessera_testkit::{
-    backend_tests, pkce_pair, spawn_with, spawn_with_mail_and, Backend, Browser, TestNode,
+    backend_tests, pkce_pair, spawn, spawn_with, spawn_with_mail_and, Backend, Browser, TestNode,
 };
 
 use crate::mfa::{mailed_code, now, payload, pyotp_available, pyotp_code, verify, who, PASSWORD};
 
 backend_tests!(
+    an_sso_session_without_a_factor_does_not_carry_into_a_client_that_requires_one,
     a_required_policy_enrols_an_app_during_the_json_sign_in,
     a_clients_required_policy_enrols_on_the_hosted_page,
     risky_sign_ins_without_a_factor_pass_an_e_mailed_code,
@@ -219,6 +220,7 @@ async fn a_clients_required_policy_enrols_on_the_hosted_page(backend: Backend) {
         scope: Some("openid email".into()),
         first_party: true,
         mfa_policy: policy.map(str::to_owned),
+        require_pushed_authorization_requests: false,
         ..ClientSpec::default()
     };
     let refused = registry.create(spec("payroll-bad", Some("sometimes"))).await;
@@ -486,4 +488,55 @@ async fn other_policies_and_unverified_addresses_do_not_step_up(backend: Backend
     assert_eq!(login_from(&node, &caller(net(15)), &email, laptop).await.0, 200);
     let (status, body) = login_from(&node, &caller(net(16)), &email, stranger).await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Found while adding the device grant: an SSO session from a password-only sign-in at a
+/// client with a laxer policy got a code from a client whose policy is `required`, without
+/// a factor ever being passed. It must sign in again (and enrol) there.
+async fn an_sso_session_without_a_factor_does_not_carry_into_a_client_that_requires_one(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let email = who("sso-carry");
+    node.create_user(&email, PASSWORD).await;
+    node.create_oidc_client("lax-app", true, REDIRECT, true, None)
+        .await;
+    node.create_oidc_client("strict-app", true, REDIRECT, true, None)
+        .await;
+    let mut record = node.state.clients.client("strict-app").await.unwrap().unwrap();
+    record.mfa_policy = Some("required".into());
+    node.state.clients.update_client(&record).await.unwrap();
+    let (_, challenge) = pkce_pair();
+    let url = |client: &str, prompt: Option<&str>| {
+        let mut url = reqwest::Url::parse(&node.at("/oauth2/authorize")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("scope", "openid")
+            .append_pair("state", "st-carry")
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        if let Some(prompt) = prompt {
+            url.query_pairs_mut().append_pair("prompt", prompt);
+        }
+        url.to_string()
+    };
+    let mut browser = Browser::new();
+    let page = browser.get(&url("lax-app", None)).await;
+    let mut form = page.form_fields();
+    form.insert("username".into(), email.clone());
+    form.insert("password".into(), PASSWORD.into());
+    let done = browser
+        .post_form(&node.at("/oauth2/authorize/login"), &form)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    // The lax client's SSO still works for itself...
+    assert_eq!(browser.get(&url("lax-app", None)).await.status, 302);
+    // ...but the strict one shows the login (whose second step enrols a factor), and
+    // prompt=none answers login_required instead of a code.
+    let strict = browser.get(&url("strict-app", None)).await;
+    assert_eq!(strict.status, 200, "{:?}", strict.location);
+    assert!(strict.body.contains("name=\"password\""), "{}", strict.body);
+    let silent = browser.get(&url("strict-app", Some("none"))).await;
+    assert_eq!(silent.status, 302);
+    assert_eq!(silent.location_params()["error"], "login_required");
 }

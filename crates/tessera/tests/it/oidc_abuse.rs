@@ -440,6 +440,9 @@ async fn token_sessions(node: &TestNode, user_id: &str) -> usize {
 
 // --- the token endpoint --------------------------------------------------------------------
 
+/// The device authorization grant's type (RFC 8628).
+const DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 async fn token_request(node: &TestNode, client: &TestClient, fields: &[(&str, &str)]) -> (u16, Value) {
     let response = node.post_form(TOKEN, client, fields).await;
     let status = response.status().as_u16();
@@ -528,6 +531,7 @@ async fn register(node: &TestNode, client_id: &str, adjust: impl FnOnce(&mut Cli
         access_token_ttl_secs: None,
         refresh_token_ttl_secs: None,
         mfa_policy: None,
+        require_pushed_authorization_requests: false,
         created_at: now,
         updated_at: now,
     };
@@ -2946,6 +2950,8 @@ async fn every_discovered_endpoint_answers(backend: Backend) {
         ("end_session_endpoint", Method::GET, 200),
         ("revocation_endpoint", Method::POST, 401),
         ("introspection_endpoint", Method::POST, 401),
+        ("device_authorization_endpoint", Method::POST, 401),
+        ("pushed_authorization_request_endpoint", Method::POST, 401),
     ];
     let mut seen = Vec::new();
     for (name, method, expected) in endpoints {
@@ -2995,6 +3001,10 @@ async fn advertised_grants_and_client_authentication_work_and_nothing_else(backe
     })
     .await;
     let post_secret = poster.secret.unwrap();
+    let tv = register(&node, "tv", |c| {
+        c.grant_types = vec![DEVICE_CODE.into()];
+    })
+    .await;
 
     // Each advertised grant type works.
     let mut refresh_token = None;
@@ -3033,6 +3043,24 @@ async fn advertised_grants_and_client_authentication_work_and_nothing_else(backe
                 .await;
                 assert_eq!(status, 200, "{body}");
             }
+            DEVICE_CODE => {
+                // Accepted: a fresh device code is pending until the user answers (the
+                // whole flow is in device.rs).
+                let response = node.post_form("/oauth2/device_authorization", &tv, &[]).await;
+                let status = response.status().as_u16();
+                let started: Value = response.json().await.unwrap();
+                assert_eq!(status, 200, "{started}");
+                let answer = token_request(
+                    &node,
+                    &tv,
+                    &[
+                        ("grant_type", grant.as_str()),
+                        ("device_code", started["device_code"].as_str().unwrap()),
+                    ],
+                )
+                .await;
+                assert_oauth_error(&answer, 400, "authorization_pending", &grant);
+            }
             other => panic!("advertised grant type {other} has no test"),
         }
     }
@@ -3044,7 +3072,6 @@ async fn advertised_grants_and_client_authentication_work_and_nothing_else(backe
     for grant in [
         "implicit",
         "token",
-        "urn:ietf:params:oauth:grant-type:device_code",
         "urn:ietf:params:oauth:grant-type:jwt-bearer",
         "urn:ietf:params:oauth:grant-type:token-exchange",
         "urn:ietf:params:oauth:grant-type:saml2-bearer",

@@ -26,7 +26,7 @@ const PASSWORD: &str = "pages horse battery staple 9";
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// The screenshots the script must leave behind.
-const SCREENSHOTS: [&str; 12] = [
+const SCREENSHOTS: [&str; 18] = [
     "login-en-desktop.png",
     "login-ko-desktop.png",
     "login-en-mobile.png",
@@ -39,7 +39,42 @@ const SCREENSHOTS: [&str; 12] = [
     "consent-ko-mobile.png",
     "error-page-en-desktop.png",
     "error-page-ko-mobile.png",
+    "device-ko-desktop.png",
+    "device-confirm-ko-desktop.png",
+    "device-done-ko-desktop.png",
+    "device-en-desktop.png",
+    "device-confirm-en-desktop.png",
+    "device-done-en-desktop.png",
 ];
+
+/// The device authorization grant's type (RFC 8628).
+fn device_grant() -> &'static str {
+    "urn:ietf:params:oauth:grant-type:device_code"
+}
+
+async fn start_device(node: &TestNode, tv: &TestClient) -> Value {
+    let response = node
+        .post_form("/oauth2/device_authorization", tv, &[("scope", "openid email")])
+        .await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The device's poll: (status, error or token type).
+async fn poll_device(node: &TestNode, tv: &TestClient, started: &Value) -> (u16, Value) {
+    let response = node
+        .post_form(
+            "/oauth2/token",
+            tv,
+            &[
+                ("grant_type", device_grant()),
+                ("device_code", started["device_code"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop")
@@ -152,6 +187,13 @@ async fn hosted_pages_work_in_headless_chromium(backend: Backend) {
     let url_en = authorize_url(&node, &first, &challenge_en, "st-en", "en");
     let url_ko = authorize_url(&node, &first, &challenge_ko, "st-ko", "ko");
     let url_consent = authorize_url(&node, &third, &challenge_consent, "st-consent", "en");
+    // A TV with two pending device grants: approved in Korean, denied in English.
+    let tv = node.create_client("pages-tv", true, "web").await;
+    let mut record = node.state.clients.client("pages-tv").await.unwrap().unwrap();
+    record.grant_types = vec![device_grant().to_owned()];
+    node.state.clients.update_client(&record).await.unwrap();
+    let device_ko = start_device(&node, &tv).await;
+    let device_en = start_device(&node, &tv).await;
 
     let backend_name = match backend {
         Backend::Sqlite => "sqlite",
@@ -175,6 +217,8 @@ async fn hosted_pages_work_in_headless_chromium(backend: Backend) {
         .env("PASSWORD", PASSWORD)
         .env("REDIRECT_PREFIX", REDIRECT)
         .env("SCREENSHOT_DIR", &shots)
+        .env("DEVICE_USER_CODE_KO", device_ko["user_code"].as_str().unwrap())
+        .env("DEVICE_USER_CODE_EN", device_en["user_code"].as_str().unwrap())
         .kill_on_drop(true);
     let output = tokio::time::timeout(SCRIPT_TIMEOUT, command.output())
         .await
@@ -195,6 +239,15 @@ async fn hosted_pages_work_in_headless_chromium(backend: Backend) {
         .unwrap_or_else(|| panic!("pages.mjs printed no JSON summary:\n{stdout}\n{stderr}"));
     assert_eq!(summary["ok"], true, "{summary}");
     assert_eq!(summary["failures"], serde_json::json!([]), "{summary}");
+    // What the answers on /device did to the devices' polls.
+    let (status, tokens) = poll_device(&node, &tv, &device_ko).await;
+    assert_eq!(status, 200, "{tokens}");
+    let (status, denied) = poll_device(&node, &tv, &device_en).await;
+    assert_eq!(
+        (status, denied["error"].as_str()),
+        (400, Some("access_denied")),
+        "{denied}"
+    );
 
     for name in SCREENSHOTS {
         let path = shots.join(name);
