@@ -31,6 +31,7 @@ mod operability;
 mod pages;
 mod par;
 mod passkeys;
+mod properties;
 mod resilience;
 mod tls;
 mod tokens;
