@@ -8,6 +8,8 @@
 //! - Session limits: any sequence of bursts of concurrent logins never passes the
 //!   channel's limit, under both `reject` and `revoke_oldest`.
 //! - Narrowing: a refresh never gains a scope.
+//! - Login throttle: any burst of wrong passwords for one account, spread over one to
+//!   three nodes, gets at most `login.max_failures` password checks.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -332,6 +334,125 @@ fn a_refresh_never_gains_a_scope_sqlite() {
 #[test]
 fn a_refresh_never_gains_a_scope_postgres() {
     narrowing_property(Backend::Postgres);
+}
+
+/// Another node on `node`'s database and ephemeral store (and clock); its URL.
+async fn peer(node: &TestNode) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let started = tessera_web::start_with_clock(node.config.clone(), node.clock.clone())
+        .await
+        .unwrap();
+    let server = tokio::spawn(async move {
+        let _ = tessera_web::serve(started, listener, std::future::pending()).await;
+    });
+    (url, server)
+}
+
+/// Bursts of wrong passwords for one account from many addresses (the per-IP limit stays
+/// out of it), spread over `nodes` nodes at once: a wrong password is answered 401 only
+/// when it was checked, so at most `max_failures` 401s, the rest 429; and past the limit
+/// the right password is refused too (the account is locked).
+fn throttle_property(backend: Backend) {
+    const MAX_FAILURES: u32 = 4;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(node) = runtime.block_on(spawn_with(backend, |c| {
+        c.login.max_failures = MAX_FAILURES;
+    })) else {
+        return;
+    };
+    // Nodes count together through Redis; without it (SQLite's in-process store) there is
+    // one node.
+    let mut urls = vec![node.url.clone()];
+    let mut servers = Vec::new();
+    if node.config.redis_url.is_some() {
+        for _ in 0..2 {
+            let (url, server) = runtime.block_on(peer(&node));
+            urls.push(url);
+            servers.push(server);
+        }
+    }
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases: cases(backend) / 4,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let strategy = (1..=urls.len(), 1usize..12);
+    let outcome = runner.run(&strategy, |(nodes, burst)| {
+        runtime.block_on(async {
+            let email = format!("{}@example.com", unique("prop-throttle"));
+            node.create_user(&email, crate::mfa::PASSWORD).await;
+            let attempts = (0..burst).map(|i| {
+                let url = urls[i % nodes].clone();
+                let email = email.clone();
+                async move {
+                    let client = reqwest::Client::builder()
+                        .local_address(tessera_testkit::loopback_ip())
+                        .build()
+                        .unwrap();
+                    client
+                        .post(format!("{url}/auth/login"))
+                        .json(&serde_json::json!({ "email": email, "password": "not the password" }))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                }
+            });
+            let statuses = futures_util::future::join_all(attempts).await;
+            let checked = statuses.iter().filter(|s| **s == 401).count();
+            assert!(
+                statuses.iter().all(|s| *s == 401 || *s == 429),
+                "{nodes} nodes, {burst} attempts: {statuses:?}"
+            );
+            assert!(
+                checked <= MAX_FAILURES as usize,
+                "{nodes} nodes, {burst} attempts: {checked} passwords checked: {statuses:?}"
+            );
+            assert_eq!(checked, burst.min(MAX_FAILURES as usize), "{statuses:?}");
+            let client = reqwest::Client::builder()
+                .local_address(tessera_testkit::loopback_ip())
+                .build()
+                .unwrap();
+            let right = client
+                .post(format!("{}/auth/login", urls[0]))
+                .json(&serde_json::json!({ "email": email, "password": crate::mfa::PASSWORD }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16();
+            let locked = burst >= MAX_FAILURES as usize;
+            assert_eq!(
+                right,
+                if locked { 429 } else { 200 },
+                "{nodes} nodes, {burst} attempts"
+            );
+        });
+        Ok(())
+    });
+    for server in servers {
+        server.abort();
+    }
+    runtime.block_on(async move { drop(node) });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
+    }
+}
+
+#[test]
+fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks_sqlite() {
+    throttle_property(Backend::Sqlite);
+}
+
+#[test]
+fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks_across_nodes_postgres() {
+    throttle_property(Backend::Postgres);
 }
 
 /// A name no other case or run uses.
