@@ -272,6 +272,22 @@ impl TestClient {
 }
 
 impl TestNode {
+    /// Starts another node on this one's database, ephemeral store, configuration and
+    /// clock (a cluster of two when Redis is configured); its URL and server task.
+    pub async fn peer(&self) -> (String, tokio::task::JoinHandle<()>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("cannot bind");
+        let url = format!("http://{}", listener.local_addr().expect("no local addr"));
+        let started = tessera_web::start_with_clock(self.config.clone(), self.clock.clone())
+            .await
+            .expect("cannot start a peer node");
+        let server = tokio::spawn(async move {
+            let _ = tessera_web::serve(started, listener, std::future::pending()).await;
+        });
+        (url, server)
+    }
+
     /// Registers a client (`public` ones authenticate with `none`) on `channel`.
     pub async fn create_client(&self, client_id: &str, public: bool, channel: &str) -> TestClient {
         use tessera_store::durable::ClientRecord;

@@ -549,20 +549,6 @@ async fn a_client_that_requires_a_second_factor_gets_it_on_the_device_page(backe
     );
 }
 
-/// A second node of `node`'s deployment: its configuration (database, Redis, master key,
-/// issuer), its own listener and process state. Returns its base URL.
-async fn peer(node: &TestNode) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let started = tessera_web::start_with_clock(node.config.clone(), node.clock.clone())
-        .await
-        .unwrap();
-    let server = tokio::spawn(async move {
-        let _ = tessera_web::serve(started, listener, std::future::pending()).await;
-    });
-    (url, server)
-}
-
 /// RFC 8628 across nodes: started on one node, approved on the other, polled on both at
 /// once — exactly one poll gets the tokens, whichever node it reached.
 async fn two_nodes_share_one_device_grant(backend: Backend) {
@@ -571,7 +557,7 @@ async fn two_nodes_share_one_device_grant(backend: Backend) {
         eprintln!("skipped: the nodes share nothing without Redis");
         return;
     }
-    let (other, server) = peer(&node).await;
+    let (other, server) = node.peer().await;
     node.create_user("two-nodes@example.com", PASSWORD).await;
     let tv = device_client(&node, "shared-tv", false, &[GRANT]).await;
     let started = start(&node, &tv, "openid").await;

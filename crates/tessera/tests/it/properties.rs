@@ -336,19 +336,6 @@ fn a_refresh_never_gains_a_scope_postgres() {
     narrowing_property(Backend::Postgres);
 }
 
-/// Another node on `node`'s database and ephemeral store (and clock); its URL.
-async fn peer(node: &TestNode) -> (String, tokio::task::JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let started = tessera_web::start_with_clock(node.config.clone(), node.clock.clone())
-        .await
-        .unwrap();
-    let server = tokio::spawn(async move {
-        let _ = tessera_web::serve(started, listener, std::future::pending()).await;
-    });
-    (url, server)
-}
-
 /// Bursts of wrong passwords for one account from many addresses (the per-IP limit stays
 /// out of it), spread over `nodes` nodes at once: a wrong password is answered 401 only
 /// when it was checked, so at most `max_failures` 401s, the rest 429; and past the limit
@@ -371,7 +358,7 @@ fn throttle_property(backend: Backend) {
     let mut servers = Vec::new();
     if node.config.redis_url.is_some() {
         for _ in 0..2 {
-            let (url, server) = runtime.block_on(peer(&node));
+            let (url, server) = runtime.block_on(node.peer());
             urls.push(url);
             servers.push(server);
         }
