@@ -25,11 +25,10 @@ use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{ClientRecord, SsoSessionRecord, UserRecord};
 use tessera_store::StoreError;
 
-use super::{allowed_scope, token_failure, Granted, Provider};
+use super::{allowed_scope, BrowserGrant, Granted, Provider};
 use crate::audit::{AuditEvent, RequestContext};
 use crate::error::OAuthFailure;
 use crate::tokens::opaque::{random_b64, sha256_b64};
-use crate::tokens::Login;
 
 /// The user code's alphabet: consonants only (no vowels, so no words; no 0/O or 1/I to
 /// confuse), as RFC 8628 §6.1 suggests.
@@ -377,39 +376,17 @@ impl Provider {
         {
             return Err(invalid("device code already redeemed"));
         }
-        let now = self.clock.now();
-        let user = self
-            .users
-            .user(&decision.user_id)
-            .await?
-            .filter(|u| u.disabled_at.is_none())
-            .ok_or_else(|| invalid("user gone or disabled"))?;
-        let sso = self
-            .store
-            .sso_session(&decision.sso_session_id)
-            .await?
-            .filter(|s| s.is_alive(now))
-            .ok_or_else(|| invalid("the sign-in session ended"))?;
+        let grant = BrowserGrant {
+            user_id: &decision.user_id,
+            sso_session_id: &decision.sso_session_id,
+            amr: &decision.amr,
+            auth_time: decision.auth_time,
+            scope: &record.scope,
+        };
+        let (user, sso, issued) = self
+            .start_granted_session(client, &grant, invalid, context)
+            .await?;
         let amr: Vec<&str> = decision.amr.split_ascii_whitespace().collect();
-        let issued = self
-            .tokens
-            .start_session(
-                Login {
-                    subject: &user.id,
-                    client,
-                    channel: None,
-                    scope: &record.scope,
-                    roles: &user.roles,
-                    role_terms: &user.role_terms,
-                    active_roles: None,
-                    amr: &amr,
-                    auth_time: decision.auth_time,
-                    sso_session_id: Some(&sso.id),
-                },
-                context,
-            )
-            .await
-            .map_err(token_failure)?;
         let id_token = if record.scope.split_ascii_whitespace().any(|s| s == "openid") {
             Some(self.id_token(
                 client,

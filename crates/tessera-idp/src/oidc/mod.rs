@@ -64,6 +64,17 @@ pub enum Next {
     Redirect(String),
 }
 
+/// What a browser sign-in granted a client: whose, through which SSO session, how and
+/// when they signed in, and the scope.
+pub(super) struct BrowserGrant<'a> {
+    pub user_id: &'a str,
+    pub sso_session_id: &'a str,
+    /// Space-separated (RFC 8176).
+    pub amr: &'a str,
+    pub auth_time: i64,
+    pub scope: &'a str,
+}
+
 /// The tokens of a grant, ready for the token response.
 #[derive(Debug)]
 pub struct Granted {
@@ -454,38 +465,17 @@ impl Provider {
             (None, Some(_)) => return Err(invalid("code_verifier sent for a code without a challenge")),
             (None, None) => {}
         }
-        let user = self
-            .users
-            .user(&record.user_id)
-            .await?
-            .filter(|u| u.disabled_at.is_none())
-            .ok_or_else(|| invalid("user gone or disabled"))?;
-        let sso = self
-            .store
-            .sso_session(&record.sso_session_id)
-            .await?
-            .filter(|s| s.is_alive(now))
-            .ok_or_else(|| invalid("the sign-in session ended"))?;
+        let grant = BrowserGrant {
+            user_id: &record.user_id,
+            sso_session_id: &record.sso_session_id,
+            amr: &record.amr,
+            auth_time: record.auth_time,
+            scope: &record.scope,
+        };
+        let (user, sso, issued) = self
+            .start_granted_session(client, &grant, invalid, context)
+            .await?;
         let amr: Vec<&str> = record.amr.split_ascii_whitespace().collect();
-        let issued = self
-            .tokens
-            .start_session(
-                Login {
-                    subject: &user.id,
-                    client,
-                    channel: None,
-                    scope: &record.scope,
-                    roles: &user.roles,
-                    role_terms: &user.role_terms,
-                    active_roles: None,
-                    amr: &amr,
-                    auth_time: record.auth_time,
-                    sso_session_id: Some(&sso.id),
-                },
-                context,
-            )
-            .await
-            .map_err(token_failure)?;
         self.store
             .attach_token_session(&code_hash, &issued.session.id)
             .await?;
@@ -513,6 +503,53 @@ impl Provider {
             None
         };
         Ok(self.granted(client, issued, id_token))
+    }
+
+    /// Starts the token session of what a browser sign-in granted `client` (a redeemed
+    /// code, an approved device): its user must still be enabled and its SSO session alive
+    /// (refused as `invalid` says otherwise). The session starts with the default active
+    /// roles; a refresh may choose others.
+    pub(super) async fn start_granted_session(
+        &self,
+        client: &ClientRecord,
+        grant: &BrowserGrant<'_>,
+        invalid: impl Fn(&str) -> OAuthFailure,
+        context: &RequestContext,
+    ) -> Result<(UserRecord, SsoSessionRecord, Issued), OAuthFailure> {
+        let now = self.clock.now();
+        let user = self
+            .users
+            .user(grant.user_id)
+            .await?
+            .filter(|u| u.disabled_at.is_none())
+            .ok_or_else(|| invalid("user gone or disabled"))?;
+        let sso = self
+            .store
+            .sso_session(grant.sso_session_id)
+            .await?
+            .filter(|s| s.is_alive(now))
+            .ok_or_else(|| invalid("the sign-in session ended"))?;
+        let amr: Vec<&str> = grant.amr.split_ascii_whitespace().collect();
+        let issued = self
+            .tokens
+            .start_session(
+                Login {
+                    subject: &user.id,
+                    client,
+                    channel: None,
+                    scope: grant.scope,
+                    roles: &user.roles,
+                    role_terms: &user.role_terms,
+                    active_roles: None,
+                    amr: &amr,
+                    auth_time: grant.auth_time,
+                    sso_session_id: Some(&sso.id),
+                },
+                context,
+            )
+            .await
+            .map_err(token_failure)?;
+        Ok((user, sso, issued))
     }
 
     /// `grant_type=password`: only for clients that enable it (legacy first-party apps).
