@@ -442,6 +442,54 @@ pub async fn spawn_with_mail_and(
 }
 
 impl TestNode {
+    /// `POST` a JSON `body` too large for the server to `path` over a fresh connection,
+    /// reading the answer while the body is still being written: the server answers an
+    /// oversized body at once and closes the connection without reading the rest, and a
+    /// client that reads only after writing everything (as reqwest does) then often sees
+    /// nothing but a broken pipe. Returns status, headers and body text.
+    pub async fn post_oversized(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+        let authority = self.url.trim_start_matches("http://").to_owned();
+        let stream = tokio::net::TcpStream::connect(&authority).await.expect("connect");
+        let (mut reader, mut writer) = stream.into_split();
+        let mut head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        if let Some(token) = bearer {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        let writing = tokio::spawn(async move {
+            // The server may stop reading, and reset the connection, at any point.
+            if writer.write_all(head.as_bytes()).await.is_ok() {
+                let _ = writer.write_all(&body).await;
+            }
+        });
+        let mut received = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        while parse_response(&received).is_none() {
+            match tokio::time::timeout(WAIT, reader.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => received.extend_from_slice(&chunk[..n]),
+                Err(_) => panic!("no answer to an oversized body within {WAIT:?}"),
+            }
+        }
+        writing.abort();
+        parse_response(&received).unwrap_or_else(|| {
+            panic!(
+                "no complete response to an oversized body: {:?}",
+                String::from_utf8_lossy(&received)
+            )
+        })
+    }
+
     /// `POST` JSON to `path`; returns status, headers and body (JSON, or null when empty).
     pub async fn post_json(
         &self,
@@ -624,4 +672,24 @@ pub fn loopback_ip() -> std::net::IpAddr {
         ((r >> 8) % 256) as u8,
         1 + ((r >> 16) % 254) as u8,
     ))
+}
+
+/// A complete HTTP/1.1 response with a `Content-Length` body, or `None` if `raw` is not one
+/// (yet): status, headers, body text.
+fn parse_response(raw: &[u8]) -> Option<(u16, reqwest::header::HeaderMap, String)> {
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        let (name, value) = line.split_once(':')?;
+        headers.append(
+            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
+            reqwest::header::HeaderValue::from_str(value.trim()).ok()?,
+        );
+    }
+    let length: usize = headers.get("content-length")?.to_str().ok()?.parse().ok()?;
+    let body = raw.get(head_end..head_end + length)?;
+    Some((status, headers, String::from_utf8(body.to_vec()).ok()?))
 }

@@ -214,72 +214,16 @@ impl<'a> Api<'a> {
     }
 }
 
-/// `POST path` with `body` over a fresh connection, reading the answer while the body is
-/// still being written. The server answers an oversized body at once and closes the
-/// connection without reading the rest; a client that reads only after writing everything
-/// (as reqwest does) then often sees nothing but the broken pipe.
+/// `POST path` with an oversized `body` ([`TestNode::post_oversized`]), as a [`Reply`].
 async fn post_oversized(node: &TestNode, path: &str, bearer: Option<&str>, body: Vec<u8>) -> Reply {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = node.url.trim_start_matches("http://").to_owned();
-    let stream = tokio::net::TcpStream::connect(&authority).await.expect("connect");
-    let (mut reader, mut writer) = stream.into_split();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if let Some(token) = bearer {
-        head.push_str(&format!("Authorization: Bearer {token}\r\n"));
-    }
-    head.push_str("\r\n");
-    let writing = tokio::spawn(async move {
-        // The server may stop reading, and reset the connection, at any point.
-        if writer.write_all(head.as_bytes()).await.is_ok() {
-            let _ = writer.write_all(&body).await;
-        }
-    });
-    let mut received = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    while parse_response(&received).is_none() {
-        match tokio::time::timeout(WAIT, reader.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => break,
-            Ok(Ok(n)) => received.extend_from_slice(&chunk[..n]),
-            Err(_) => panic!("no answer to an oversized body within {WAIT:?}"),
-        }
-    }
-    writing.abort();
-    parse_response(&received).unwrap_or_else(|| {
-        panic!(
-            "no complete response to an oversized body: {:?}",
-            String::from_utf8_lossy(&received)
-        )
-    })
-}
-
-/// A complete HTTP/1.1 response with a `Content-Length` body, or `None` if `raw` is not one
-/// (yet).
-fn parse_response(raw: &[u8]) -> Option<Reply> {
-    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = std::str::from_utf8(&raw[..head_end]).ok()?;
-    let mut lines = head.split("\r\n");
-    let status: u16 = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let mut headers = HeaderMap::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':')?;
-        headers.append(
-            reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()).ok()?,
-            reqwest::header::HeaderValue::from_str(value.trim()).ok()?,
-        );
-    }
-    let length: usize = headers.get("content-length")?.to_str().ok()?.parse().ok()?;
-    let body = raw.get(head_end..head_end + length)?;
-    let text = String::from_utf8(body.to_vec()).ok()?;
+    let (status, headers, text) = node.post_oversized(path, bearer, body).await;
     let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Some(Reply {
+    Reply {
         status,
         headers,
         text,
         json,
-    })
+    }
 }
 
 fn client_from(ip: IpAddr) -> reqwest::Client {

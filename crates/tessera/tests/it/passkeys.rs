@@ -334,7 +334,9 @@ async fn passkey_ceremonies_refuse_foreign_and_malformed_answers(backend: Backen
     assert_eq!(status, 400, "{body}");
     // An oversized answer is refused before anything reads it.
     let huge = json!({ "passkeyToken": passkey_token, "credential": { "id": "A".repeat(3 << 20) } });
-    let (status, _, _) = node.post_json("/auth/passkey/login", &huge, None).await;
+    let (status, _, _) = node
+        .post_oversized("/auth/passkey/login", None, huge.to_string().into_bytes())
+        .await;
     assert_eq!(status, 413);
 
     // As a second factor: verify without a credential is a 400; options for a made-up
