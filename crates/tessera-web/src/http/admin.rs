@@ -189,6 +189,15 @@ pub(super) fn no_store(status: StatusCode, body: impl serde::Serialize) -> Respo
     response
 }
 
+/// `201 Created` with `body` (never cached) and `Location: location`.
+pub(super) fn created(body: impl serde::Serialize, location: &str) -> Response {
+    let mut response = no_store(StatusCode::CREATED, body);
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
 #[derive(serde::Serialize)]
 struct ClientList {
     clients: Vec<ClientView>,
@@ -241,15 +250,11 @@ pub async fn create(
     let claims = admin(&state, &headers).await?;
     let spec: ClientSpec = metadata(&headers, &body)?;
     let (record, secret) = registry(&state, &claims, context).create(spec).await?;
-    let mut response = no_store(
-        StatusCode::CREATED,
-        ClientView::from(&record).with_secret(secret.as_deref()),
-    );
     let location = paths::ADMIN_CLIENT.replace("{id}", &record.client_id);
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    Ok(created(
+        ClientView::from(&record).with_secret(secret.as_deref()),
+        &location,
+    ))
 }
 
 /// `GET /admin/clients/{id}`

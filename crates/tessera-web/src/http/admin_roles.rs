@@ -7,7 +7,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -20,7 +20,7 @@ use tessera_idp::authz::{
 use tessera_idp::state::AppState;
 use tessera_proto::paths;
 
-use super::admin::{actor, admin, no_store, path_id, AdminError};
+use super::admin::{actor, admin, created, no_store, path_id, AdminError};
 use super::request::{json_body, Context};
 use crate::error::ApiError;
 
@@ -212,11 +212,8 @@ pub async fn create(
         .authz
         .put_role(&new.name, spec, true, &actor(&claims), &context)
         .await?;
-    let mut response = no_store(StatusCode::CREATED, &role);
-    if let Ok(value) = HeaderValue::from_str(&paths::ADMIN_ROLE.replace("{name}", &role.name)) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    let location = paths::ADMIN_ROLE.replace("{name}", &role.name);
+    Ok(created(&role, &location))
 }
 
 /// `GET /admin/roles/{name}`

@@ -7,14 +7,14 @@
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tessera_proto::paths;
 
-use super::admin::{actor, admin, no_store, path_id, AdminError};
+use super::admin::{actor, admin, created, no_store, path_id, AdminError};
 use super::paging::{invalid, next_page, parameters, PageSize};
 use super::request::{json_body, Context};
 use crate::error::ApiError;
@@ -194,12 +194,8 @@ pub async fn create(
             &context,
         )
         .await?;
-    let mut response = no_store(StatusCode::CREATED, UserView::from(&user));
     let location = paths::ADMIN_USER.replace("{id}", &user.id);
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    Ok(created(UserView::from(&user), &location))
 }
 
 /// `GET /admin/users/{id}`

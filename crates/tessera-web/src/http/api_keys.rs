@@ -6,7 +6,7 @@
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -16,7 +16,7 @@ use tessera_idp::state::AppState;
 use tessera_proto::{paths, OAuthErrorCode};
 use tessera_store::durable::ApiKeyOwner;
 
-use super::admin::{actor, admin, no_store, path_id, AdminError};
+use super::admin::{actor, admin, created, no_store, path_id, AdminError};
 use super::paging::{invalid, parameters};
 use super::request::{json_body, oauth_form, Context};
 use super::sessions::caller;
@@ -103,14 +103,6 @@ fn owner_of(user_id: Option<String>, client_id: Option<String>) -> Result<ApiKey
     }
 }
 
-fn created(body: NewlyCreatedApiKey, location: String) -> Response {
-    let mut response = no_store(StatusCode::CREATED, &body);
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
 /// `GET /admin/api-keys?user_id=|client_id=`
 #[utoipa::path(
     get,
@@ -193,7 +185,7 @@ pub async fn admin_create(
         .create(&owner, spec, Grantor::Operator, &actor(&claims), &context)
         .await?;
     let location = paths::ADMIN_API_KEY.replace("{id}", &key.view.id);
-    Ok(created(key.into(), location))
+    Ok(created(NewlyCreatedApiKey::from(key), &location))
 }
 
 /// `GET /admin/api-keys/{id}`
@@ -336,11 +328,7 @@ pub async fn own_create(
         )
         .await?;
     let location = paths::ACCOUNT_API_KEY.replace("{id}", &key.view.id);
-    let mut response = no_store(StatusCode::CREATED, camel_body(NewlyCreatedApiKey::from(key)));
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    Ok(created(camel_body(NewlyCreatedApiKey::from(key)), &location))
 }
 
 /// `DELETE /auth/api-keys/{id}` → 200 the key, revoked; another account's key is 404.
