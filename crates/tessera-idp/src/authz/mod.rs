@@ -521,25 +521,26 @@ impl Authz {
         Err(AuthzError::Busy)
     }
 
-    /// The roles active in a session of a user assigned `assigned` (with `terms`), in
-    /// `situation`: of the assignments in force there, those `chosen` (the session's choice,
-    /// cut to what is still in force), or every one but those in a broken dynamic rule when
-    /// nothing was chosen. A choice that a dynamic rule added since forbids loses the
-    /// conflicting roles likewise.
-    pub async fn active_roles(
+    /// What a session of a user assigned `assigned` (with `terms`) is granted in
+    /// `situation`, from one read of the graph. Its active roles are, of the assignments in
+    /// force there, those `chosen` (the session's choice, cut to what is still in force),
+    /// or every one but those in a broken dynamic rule when nothing was chosen; a choice
+    /// that a dynamic rule added since forbids loses the conflicting roles likewise.
+    pub async fn session_grants(
         &self,
         assigned: &[String],
         terms: &BTreeMap<String, serde_json::Value>,
         chosen: Option<&[String]>,
         situation: &Situation<'_>,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<Effective, StoreError> {
         let snapshot = self.snapshot().await?;
+        let graph = Graph::new(&snapshot);
         let held = in_force(assigned, terms, situation);
-        let candidates = match chosen {
+        let candidates: Vec<String> = match chosen {
             Some(chosen) => held.into_iter().filter(|r| chosen.contains(r)).collect(),
             None => held,
         };
-        Ok(Graph::new(&snapshot).default_activation(&candidates))
+        Ok(graph.effective_in(&graph.default_activation(&candidates), Some(situation)))
     }
 
     /// Checks a session's request to activate `chosen`: each must be assigned and in force
@@ -567,7 +568,7 @@ impl Authz {
         }
     }
 
-    /// What the `active` roles grant now, in `situation` (the request getting a token).
+    /// What `active` (roles as given, no activation rule applied) grant now, in `situation`.
     pub async fn effective(
         &self,
         active: &[String],

@@ -746,11 +746,10 @@ impl TokenService {
             .active_roles
             .as_deref()
             .map(|roles| roles.split_ascii_whitespace().map(str::to_owned).collect());
-        let active = self
+        let mut grants = self
             .authz
-            .active_roles(assigned, terms, chosen.as_deref(), &situation)
+            .session_grants(assigned, terms, chosen.as_deref(), &situation)
             .await?;
-        let mut grants = self.authz.effective(&active, &situation).await?;
         if grants.permissions.len() > MAX_TOKEN_PERMISSIONS {
             self.audit
                 .record(
