@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use tessera_store::durable::{ClientRecord, ClientStore, OneTimeTokenRecord, UserRecord, UserStore};
 use tessera_store::StoreError;
+use tokio::sync::Semaphore;
 
 use self::throttle::Throttle;
 use crate::alerts::Alerts;
@@ -99,7 +100,12 @@ pub struct Accounts {
     api_keys: Arc<crate::apikeys::ApiKeys>,
     audit: Auditor,
     clock: Arc<dyn Clock>,
+    /// Work done after the request that caused it was answered (see `forgot_password`).
+    background: Semaphore,
 }
+
+/// How many answered requests may do their work at once; more wait their turn.
+const BACKGROUND_PERMITS: usize = 16;
 
 pub struct AccountsParts {
     pub config: Arc<Config>,
@@ -139,6 +145,7 @@ impl Accounts {
             api_keys: parts.api_keys,
             audit: parts.audit,
             clock: parts.clock,
+            background: Semaphore::new(BACKGROUND_PERMITS),
         }
     }
 
@@ -371,17 +378,40 @@ impl Accounts {
     }
 
     /// `POST /auth/password/forgot`: mails a reset link if the account exists and is
-    /// enabled. The caller always gets the same answer.
-    pub async fn forgot_password(
-        &self,
+    /// enabled. The caller always gets the same answer, and gets it before the address is
+    /// even looked up: a known address costs database writes, an audit row and a mail that
+    /// an unknown one does not, and an answer that waited for them would tell by its timing
+    /// which addresses have accounts. The work runs after the answer, a bounded number at a
+    /// time; a failure there is logged (the user asks again, as for a lost mail).
+    pub fn forgot_password(
+        self: &Arc<Self>,
         raw_email: &str,
         fallback_locale: Locale,
         context: &RequestContext,
-    ) -> Result<(), AccountError> {
+    ) {
         let Some(email) = email::normalize(raw_email) else {
-            return Ok(());
+            return;
         };
-        let Some(user) = self.users.user_by_email(&email).await? else {
+        let accounts = Arc::clone(self);
+        let context = context.clone();
+        tokio::spawn(async move {
+            let Ok(_permit) = accounts.background.acquire().await else {
+                return;
+            };
+            if let Err(err) = accounts.send_reset_link(&email, fallback_locale, &context).await {
+                tracing::error!(error = %err, "password reset request failed");
+            }
+        });
+    }
+
+    /// The work of a forgot-password request, after it was answered.
+    async fn send_reset_link(
+        &self,
+        email: &str,
+        fallback_locale: Locale,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let Some(user) = self.users.user_by_email(email).await? else {
             return Ok(());
         };
         if user.disabled_at.is_some() {

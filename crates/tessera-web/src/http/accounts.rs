@@ -396,8 +396,7 @@ pub async fn forgot_password(
         let request: ForgotRequest = json_body(&headers, &body)?;
         state
             .accounts
-            .forgot_password(&request.email, locale(&headers), &context)
-            .await?;
+            .forgot_password(&request.email, locale(&headers), &context);
         Ok((StatusCode::ACCEPTED, json!({})))
     })
     .await
