@@ -433,7 +433,7 @@ pub async fn spawn_with_mail_and(
     let sink = SmtpSink::start()?;
     let url = sink.url();
     let node = spawn_with(backend, move |config| {
-        config.mail.transport = tessera_idp::config::MailTransport::Smtp;
+        config.mail.transport = Some(tessera_idp::config::MailTransport::Smtp);
         config.mail.smtp_url = Some(tessera_idp::secret::Secret::new(url));
         adjust(config);
     })

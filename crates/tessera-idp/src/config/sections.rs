@@ -120,9 +120,10 @@ pub struct AlertsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MailConfig {
-    /// `file` writes each message as an `.eml` file into `mail.file_dir` (the embedded
-    /// default); `smtp` delivers through `mail.smtp_url`.
-    pub transport: MailTransport,
+    /// `file` writes each message as an `.eml` file into `mail.file_dir`; `smtp` delivers
+    /// through `mail.smtp_url`. Unset: `smtp` when `mail.smtp_url` is set, else `file` (the
+    /// embedded default); read it through [`MailConfig::transport`].
+    pub transport: Option<MailTransport>,
     /// `smtp://host:25`, `smtp://user:pass@host:587?tls=required` (STARTTLS) or
     /// `smtps://host:465`. Credentials are refused over plaintext to a non-loopback host.
     pub smtp_url: Option<Secret>,
@@ -130,6 +131,18 @@ pub struct MailConfig {
     pub from: String,
     /// Directory of the `file` transport; defaults to `data_dir/mail`.
     pub file_dir: Option<PathBuf>,
+}
+
+impl MailConfig {
+    /// The transport in use: the configured one, or `smtp` when only a server is given
+    /// (an operator who names a server expects it to be used).
+    pub fn transport(&self) -> MailTransport {
+        match (self.transport, &self.smtp_url) {
+            (Some(transport), _) => transport,
+            (None, Some(_)) => MailTransport::Smtp,
+            (None, None) => MailTransport::File,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -369,7 +382,7 @@ impl Default for AlertsConfig {
 impl Default for MailConfig {
     fn default() -> Self {
         MailConfig {
-            transport: MailTransport::File,
+            transport: None,
             smtp_url: None,
             from: "Tessera <no-reply@localhost>".to_owned(),
             file_dir: None,

@@ -110,6 +110,30 @@ fn smtp_credentials_need_tls_unless_local() {
 }
 
 #[test]
+fn a_configured_smtp_server_is_used_or_the_configuration_refused() {
+    use super::MailTransport;
+    let url = ("TESSERA_MAIL__SMTP_URL", "smtp://relay.internal:25");
+    // A server alone means SMTP (it used to mean .eml files, silently).
+    let config = Config::load(None, env(&[url])).unwrap();
+    assert_eq!(config.mail.transport(), MailTransport::Smtp);
+    let config = Config::load(None, env(&[url, ("TESSERA_MAIL__TRANSPORT", "smtp")])).unwrap();
+    assert_eq!(config.mail.transport(), MailTransport::Smtp);
+    // A server next to an explicit `file` transport is a contradiction, named by its key.
+    let err = Config::load(None, env(&[url, ("TESSERA_MAIL__TRANSPORT", "file")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("`mail.smtp_url`") && err.contains("mail.transport"),
+        "{err}"
+    );
+    // Neither: the embedded default.
+    let config = Config::load(None, Vec::new()).unwrap();
+    assert_eq!(config.mail.transport(), MailTransport::File);
+    let config = Config::load(None, env(&[("TESSERA_MAIL__TRANSPORT", "file")])).unwrap();
+    assert_eq!(config.mail.transport(), MailTransport::File);
+}
+
+#[test]
 fn environment_overrides_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tessera.toml");

@@ -201,7 +201,14 @@ impl Config {
         )?;
         positive("device.max_failures", u64::from(self.device.max_failures))?;
         self.validate_alerts()?;
-        if self.mail.transport == MailTransport::Smtp && self.mail.smtp_url.is_none() {
+        if self.mail.transport == Some(MailTransport::File) && self.mail.smtp_url.is_some() {
+            return Err(invalid(
+                "mail.smtp_url",
+                "is set but mail.transport = \"file\" would never use it: remove mail.transport \
+                 (the server is then used) or mail.smtp_url",
+            ));
+        }
+        if self.mail.transport() == MailTransport::Smtp && self.mail.smtp_url.is_none() {
             return Err(invalid(
                 "mail.smtp_url",
                 "is required when mail.transport = \"smtp\"",

@@ -130,7 +130,7 @@ impl Mailer {
             reason: format!("is not an e-mail address ({e}), e.g. \"Tessera <no-reply@example.com>\""),
         })?;
         let mut secrets = Vec::new();
-        let transport = match config.mail.transport {
+        let transport = match config.mail.transport() {
             MailTransport::File => {
                 // The directory is created at the first message, so a node that never
                 // writes mail to disk (PostgreSQL, SMTP in practice) needs no local disk.

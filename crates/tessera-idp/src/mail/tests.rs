@@ -178,7 +178,7 @@ fn a_bad_from_address_names_the_key() {
 async fn smtp_urls_are_checked_and_their_secrets_kept_out_of_errors() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = file_config(dir.path());
-    config.mail.transport = MailTransport::Smtp;
+    config.mail.transport = Some(MailTransport::Smtp);
     for url in [
         "http://user:hunter2@mail.example.com",
         "smtp://user:hunter2@mail.example.com?tls=maybe",
@@ -212,7 +212,7 @@ async fn smtp_urls_are_checked_and_their_secrets_kept_out_of_errors() {
 fn smtp_outside_a_runtime_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = file_config(dir.path());
-    config.mail.transport = MailTransport::Smtp;
+    config.mail.transport = Some(MailTransport::Smtp);
     config.mail.smtp_url = Some(Secret::new("smtp://127.0.0.1:2525"));
     let err = Mailer::from_config(&config).unwrap_err().to_string();
     assert!(err.contains("Tokio"), "{err}");

@@ -381,7 +381,7 @@ fn the_idp_configuration_loads_and_matches_its_deployment() {
     assert!(config.database_url().starts_with("postgres://"));
     assert!(config.redis_url.is_some() && config.master_key.is_some() && config.pepper.is_some());
     assert!(config.issuer().starts_with("https://"), "{}", config.issuer());
-    assert_eq!(config.mail.transport, tessera_idp::config::MailTransport::Smtp);
+    assert_eq!(config.mail.transport(), tessera_idp::config::MailTransport::Smtp);
     assert_eq!(config.log.format, tessera_idp::config::LogFormat::Json);
     assert!(
         config.listen.ip().is_unspecified(),

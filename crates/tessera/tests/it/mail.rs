@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 fn smtp_config(url: &str) -> Config {
     let mut config = Config::default();
-    config.mail.transport = MailTransport::Smtp;
+    config.mail.transport = Some(MailTransport::Smtp);
     config.mail.smtp_url = Some(Secret::new(url));
     config.mail.from = "Tessera <no-reply@id.example.com>".to_owned();
     config
