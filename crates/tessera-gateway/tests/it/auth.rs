@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tessera_gateway::{RateLimitConfig, RouteConfig};
 
 use crate::common::*;
@@ -91,6 +92,56 @@ async fn protected_route_requires_a_valid_token_and_forwards_the_identity() {
         "tessera_gateway_verification_failures_total{reason=\"malformed\"} 1",
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+/// One rule for `aud` at the gateway and at the provider's own endpoints (RFC 9068 §4: a
+/// token may name several audiences, and is for a resource server when one of them is its
+/// own). The gateway used to accept an array the provider refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audience_array_is_judged_alike_by_the_gateway_and_the_provider() {
+    let node = node().await;
+    let upstream = Upstream::start("orders");
+    let gateway = TestGateway::start(config(&node.url, vec![route("/orders", &[&upstream])])).await;
+    let client = node.create_client("shop-web", false, "web").await;
+    let alice = login(&node, &client, "alice").await;
+    let ours = node.config.audience();
+    let other = "https://other.example";
+    let cases = [
+        (json!(ours), true),
+        (json!([ours]), true),
+        (json!([other, ours]), true),
+        (json!([ours, other]), true),
+        (json!(other), false),
+        (json!([other]), false),
+        (json!([]), false),
+        (json!([format!("{ours}/")]), false),
+        (json!(null), false),
+        (json!(7), false),
+    ];
+    for (aud, accepted) in cases {
+        let token = resigned(&node, &alice.token, |claims| claims["aud"] = aud.clone());
+        let (status, _, body) = get(&gateway.at("/orders/1"), Some(&token)).await;
+        assert_eq!(
+            status,
+            if accepted { 200 } else { 401 },
+            "gateway, aud {aud}: {body}"
+        );
+        let (status, body) = node.get_bearer("/auth/sessions", &token).await;
+        assert_eq!(
+            status,
+            if accepted { 200 } else { 401 },
+            "provider, aud {aud}: {body}"
+        );
+        let introspected = node.introspect(&client, &token).await;
+        assert_eq!(
+            introspected["active"], accepted,
+            "introspection, aud {aud}: {introspected}"
+        );
+        if accepted {
+            // Reported as the token has it.
+            assert_eq!(introspected["aud"], aud);
+        }
     }
 }
 

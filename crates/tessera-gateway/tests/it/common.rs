@@ -299,15 +299,23 @@ pub fn tampered(token: &str) -> String {
 /// `token`'s claims moved two hours into the past (expired for 105 minutes), signed again
 /// with the node's own ES256 key: a genuine token of that provider, only expired.
 pub fn expired(node: &TestNode, token: &str) -> String {
+    resigned(node, token, |claims| {
+        for claim in ["iat", "nbf", "exp", "auth_time"] {
+            if let Some(t) = claims[claim].as_i64() {
+                claims[claim] = json!(t - 7200);
+            }
+        }
+    })
+}
+
+/// `token`'s claims changed by `edit`, signed again with the node's own ES256 key: a token
+/// the provider could have issued.
+pub fn resigned(node: &TestNode, token: &str, edit: impl FnOnce(&mut Value)) -> String {
     use base64::Engine;
     let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let payload = token.split('.').nth(1).unwrap();
     let mut claims: Value = serde_json::from_slice(&engine.decode(payload).unwrap()).unwrap();
-    for claim in ["iat", "nbf", "exp", "auth_time"] {
-        if let Some(t) = claims[claim].as_i64() {
-            claims[claim] = json!(t - 7200);
-        }
-    }
+    edit(&mut claims);
     let key = node
         .state
         .keys

@@ -14,7 +14,7 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    pub aud: String,
+    pub aud: Audience,
     pub exp: i64,
     pub nbf: i64,
     pub iat: i64,
@@ -40,6 +40,37 @@ pub struct AccessClaims {
     /// Its methods (RFC 8176: `pwd`, `otp`, `mfa`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+}
+
+/// `aud`: one audience, or several (RFC 7519 §4.1.3). This provider issues one; a token
+/// naming several is accepted where it names the expected one (RFC 9068 §4), the same rule
+/// as `tessera-verify` and the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(one) => one == audience,
+            Audience::Many(many) => many.iter().any(|one| one == audience),
+        }
+    }
+}
+
+impl From<&str> for Audience {
+    fn from(audience: &str) -> Self {
+        Audience::One(audience.to_owned())
+    }
+}
+
+impl From<String> for Audience {
+    fn from(audience: String) -> Self {
+        Audience::One(audience)
+    }
 }
 
 /// Why a presented access token is not accepted. For logs; the client sees `invalid_token`.
@@ -130,7 +161,7 @@ pub fn verify(keys: &KeyRing, token: &str, expect: &Expectations<'_>) -> Result<
         return Err(Rejected::Issuer);
     }
     // 8. Audience, when the caller requires one.
-    if expect.audience.is_some_and(|aud| aud != claims.aud) {
+    if expect.audience.is_some_and(|aud| !claims.aud.contains(aud)) {
         return Err(Rejected::Audience);
     }
     // 9. Lifetime, with explicit leeway for clock skew between nodes.

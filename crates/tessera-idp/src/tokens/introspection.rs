@@ -6,7 +6,7 @@ use serde_json::json;
 use tessera_store::durable::{ClientRecord, RevokedKind};
 use tessera_store::StoreError;
 
-use super::access::{self, Expectations};
+use super::access::{self, Audience, Expectations};
 use super::opaque::{self, RefreshToken};
 use super::{TokenError, TokenService};
 use crate::audit::{AuditEvent, RequestContext};
@@ -29,7 +29,7 @@ pub struct IntrospectionDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub aud: Option<String>,
+    pub aud: Option<Audience>,
     pub iss: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,

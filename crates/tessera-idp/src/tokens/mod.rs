@@ -401,7 +401,7 @@ impl TokenService {
         let claims = AccessClaims {
             iss: self.issuer.to_string(),
             sub: client.client_id.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().into(),
             exp: now.saturating_add(ttl),
             nbf: now,
             iat: now,
@@ -777,7 +777,7 @@ impl TokenService {
         AccessClaims {
             iss: self.issuer.to_string(),
             sub: session.subject.clone(),
-            aud: self.audience.clone(),
+            aud: self.audience.clone().into(),
             exp: now.saturating_add(ttl),
             nbf: now,
             iat: now,

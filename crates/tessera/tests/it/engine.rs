@@ -674,7 +674,7 @@ async fn introspection_rejects_forged_and_broken_access_tokens(backend: Backend)
     }
 
     let mut other_audience = claims.clone();
-    other_audience.aud = "someone-else".to_owned();
+    other_audience.aud = "someone-else".to_owned().into();
     cases.push(("another audience", forge(&node, &header, &other_audience)));
 
     for (what, token) in &cases {
@@ -716,7 +716,7 @@ async fn introspection_rejects_a_token_for_another_audience(backend: Backend) {
     );
 
     let mut other = claims.clone();
-    other.aud = "someone-else".to_owned();
+    other.aud = "someone-else".to_owned().into();
     let token = forge(&node, &header, &other);
     assert_eq!(node.introspect(&app, &token).await, inactive());
 }
