@@ -181,22 +181,54 @@ fn original_host<B>(request: &Request<B>) -> Option<HeaderValue> {
     request.headers().get(HOST).cloned()
 }
 
-/// Whether a path is one we forward. Refused: dot segments (`.`/`..`, also
-/// percent-encoded), encoded slashes and backslashes, and anything not starting with `/`.
-/// An upstream that normalises such a path would otherwise reach another route than the
-/// one the gateway authorised.
+/// Whether a path is one we forward: routes match the path exactly as sent, so a path that
+/// an upstream would read as another one is refused rather than guessed at. Refused, as
+/// Spring Security's `StrictHttpFirewall` does and more:
+/// - anything not starting with `/`, and control characters;
+/// - dot segments (`.`/`..`, also percent-encoded), and empty segments (`//`): an upstream
+///   that normalises them, or merges slashes, reaches another route;
+/// - encoded `/`, `\`, NUL and `%` (double encoding), and `\` itself;
+/// - `;` (path parameters: Tomcat and Spring read `/api;x/..;/admin` as `/admin`);
+/// - percent-encoded unreserved characters (`/%61pi` is `/api` to an upstream, but
+///   matches no `/api` route here) and malformed escapes.
 pub(crate) fn path_is_acceptable(path: &str) -> bool {
-    if !path.starts_with('/') || path.contains('\\') {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return false;
     }
-    let lower = path.to_ascii_lowercase();
-    if lower.contains("%2f") || lower.contains("%5c") || lower.contains("%00") {
-        return false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' | b';' => return false,
+            b if b.is_ascii_control() => return false,
+            b'%' => {
+                let hex = |b: u8| char::from(b).to_digit(16);
+                let (Some(high), Some(low)) = (
+                    bytes.get(i + 1).copied().and_then(hex),
+                    bytes.get(i + 2).copied().and_then(hex),
+                ) else {
+                    return false;
+                };
+                let decoded = (high * 16 + low) as u8;
+                let unreserved = decoded.is_ascii_alphanumeric() || b"-._~".contains(&decoded);
+                if unreserved || b"/\\%;\0".contains(&decoded) || decoded.is_ascii_control() {
+                    return false;
+                }
+                i += 3;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
     }
-    !lower.split('/').any(|segment| {
-        let decoded = segment.replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
+    // Segments after the leading `/`: none empty (but a trailing `/` is a path of its own,
+    // `/a/`), none a dot segment.
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let last = segments.len() - 1;
+    !segments
+        .iter()
+        .enumerate()
+        .any(|(n, segment)| *segment == "." || *segment == ".." || (segment.is_empty() && n != last))
 }
 
 use tessera_proto::net::{is_trusted, normalize};
@@ -359,7 +391,16 @@ mod tests {
 
     #[test]
     fn ambiguous_paths_are_refused() {
-        for path in ["/a/b", "/", "/a.b/c..d", "/a/%41"] {
+        for path in [
+            "/a/b",
+            "/",
+            "/a/",
+            "/a.b/c..d",
+            "/a/%20b",
+            "/%E2%82%AC",
+            "/a/%3A",
+            "/a-b_c~d",
+        ] {
             assert!(path_is_acceptable(path), "{path}");
         }
         for path in [
@@ -371,7 +412,29 @@ mod tests {
             "/a%2fb",
             "/a\\b",
             "*",
+            "",
+            "a/b",
             "/a/%2E",
+            // Unreserved characters percent-encoded: the same path to an upstream.
+            "/%61pi/orders",
+            "/a/%41",
+            "/a/%7e",
+            // Path parameters and their encodings (Tomcat: `..;` is `..`).
+            "/api;x/orders",
+            "/api/..;/admin",
+            "/api/%3b/x",
+            // Empty segments: merged by nginx and many frameworks.
+            "//admin",
+            "/api//x",
+            // Double encoding, NUL, control characters, malformed escapes.
+            "/a/%252e%252e/b",
+            "/a/%00",
+            "/a/%0a",
+            "/a/\tb",
+            "/a/%",
+            "/a/%4",
+            "/a/%zz",
+            "/a/%5C",
         ] {
             assert!(!path_is_acceptable(path), "{path}");
         }
