@@ -191,7 +191,7 @@ fn original_host<B>(request: &Request<B>) -> Option<HeaderValue> {
 /// - `;` (path parameters: Tomcat and Spring read `/api;x/..;/admin` as `/admin`);
 /// - percent-encoded unreserved characters (`/%61pi` is `/api` to an upstream, but
 ///   matches no `/api` route here) and malformed escapes.
-pub(crate) fn path_is_acceptable(path: &str) -> bool {
+pub fn path_is_acceptable(path: &str) -> bool {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return false;

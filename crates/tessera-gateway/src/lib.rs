@@ -30,5 +30,17 @@ mod response;
 mod routes;
 mod server;
 
+/// The request-head checks, for the fuzz targets in `fuzz/` (not a stable API).
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::headers::path_is_acceptable;
+    pub use crate::routes::prefix_matches;
+
+    /// The bearer token the gateway would verify, or `None` when it refuses the header.
+    pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
+        crate::auth::bearer_token(headers).ok()
+    }
+}
+
 pub use config::{ConfigError, CorsConfig, GatewayConfig, LogFormat, RateLimitConfig, RouteConfig};
 pub use server::{run, Gateway, GatewayError};

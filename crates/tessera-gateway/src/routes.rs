@@ -11,6 +11,18 @@ use crate::metrics::{Metrics, RouteMetrics};
 use crate::ratelimit::FixedWindow;
 
 /// Milliseconds since the first call, on the monotonic clock (for health deadlines).
+/// Whether `path` is `prefix` or lies below it, segment-wise (`prefix` normalised, as
+/// routes hold it: `/`, or no trailing `/`).
+pub fn prefix_matches(prefix: &str, path: &str) -> bool {
+    if prefix == "/" {
+        return true;
+    }
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
 fn now_ms() -> u64 {
     static START: OnceLock<Instant> = OnceLock::new();
     let start = START.get_or_init(Instant::now);
@@ -116,13 +128,7 @@ impl Route {
     /// Whether `path` is the prefix or lies below it, segment-wise: `/api` matches `/api`
     /// and `/api/x`, not `/apix`.
     fn matches_path(&self, path: &str) -> bool {
-        if self.prefix == "/" {
-            return true;
-        }
-        match path.strip_prefix(self.prefix.as_str()) {
-            Some(rest) => rest.is_empty() || rest.starts_with('/'),
-            None => false,
-        }
+        prefix_matches(&self.prefix, path)
     }
 
     /// The path to request from the upstream (its base path, then the request's path with
