@@ -245,7 +245,7 @@ pub async fn validate(
         code_challenge.as_deref(),
         params.get("code_challenge_method").map(String::as_str),
     ) {
-        (None, None) if client.secret_hash.is_none() => {
+        (None, None) if client.is_public() => {
             return Err(fail(
                 OAuthErrorCode::InvalidRequest,
                 "public clients must use PKCE (code_challenge with S256)",

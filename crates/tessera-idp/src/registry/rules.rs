@@ -3,7 +3,10 @@
 
 use tessera_store::durable::ClientRecord;
 
-use super::{ClientSpec, RegistryError, DEFAULT_CHANNEL, DEFAULT_SCOPE, GRANT_TYPES, SECRET_AUTH_METHODS};
+use tessera_proto::client_auth::{assertion_algs, CONFIDENTIAL_AUTH_METHODS, PRIVATE_KEY_JWT};
+
+use super::{ClientSpec, RegistryError, DEFAULT_CHANNEL, DEFAULT_SCOPE, GRANT_TYPES};
+use crate::clients::check_jwks;
 
 /// The longest URI accepted (the authorization endpoint accepts no longer parameter).
 const MAX_URI_LEN: usize = 2048;
@@ -12,6 +15,8 @@ const MAX_CLIENT_ID_LEN: usize = 128;
 const MAX_NAME_LEN: usize = 200;
 /// Ten years: a sanity bound on token lifetimes.
 const MAX_TTL_SECS: i64 = 315_360_000;
+/// The longest inline JWK set, serialised.
+const MAX_JWKS_LEN: usize = 65_536;
 /// Loopback hosts where `http` redirect URIs are allowed (RFC 8252 §7.3, §8.3).
 const LOOPBACK: &str = "127.0.0.1, [::1], localhost";
 
@@ -22,6 +27,10 @@ pub struct ValidClient {
     pub name: String,
     pub public: bool,
     pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The inline JWK set, compact JSON.
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub redirect_uris: Vec<String>,
@@ -48,6 +57,10 @@ impl ValidClient {
             name: self.name,
             secret_hash,
             token_endpoint_auth_method: self.token_endpoint_auth_method,
+            token_endpoint_auth_signing_alg: self.token_endpoint_auth_signing_alg,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
+            secret_sealed: None,
             channel: self.channel,
             grant_types: self.grant_types,
             scopes: self.scopes,
@@ -83,13 +96,34 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
                 "a public client has no secret and authenticates with `none`",
             ))
         }
-        (false, None) => SECRET_AUTH_METHODS[0].to_owned(),
-        (false, Some(m)) if SECRET_AUTH_METHODS.contains(&m) => m.to_owned(),
+        (false, None) => CONFIDENTIAL_AUTH_METHODS[0].to_owned(),
+        (false, Some(m)) if CONFIDENTIAL_AUTH_METHODS.contains(&m) => m.to_owned(),
         (false, Some(m)) => {
             return Err(RegistryError::invalid(
                 "token_endpoint_auth_method",
-                format!("`{m}` is not supported; use client_secret_basic, client_secret_post, or none for a public client"),
+                format!(
+                    "`{m}` is not supported; use {}, or none for a public client",
+                    CONFIDENTIAL_AUTH_METHODS.join(", ")
+                ),
             ))
+        }
+    };
+    let (jwks, jwks_uri) = check_keys(spec, &token_endpoint_auth_method)?;
+    let token_endpoint_auth_signing_alg = match spec.token_endpoint_auth_signing_alg.as_deref() {
+        None => None,
+        Some(alg) if assertion_algs(&token_endpoint_auth_method).contains(&alg) => Some(alg.to_owned()),
+        Some(alg) => {
+            let allowed = assertion_algs(&token_endpoint_auth_method);
+            return Err(RegistryError::invalid(
+                "token_endpoint_auth_signing_alg",
+                match allowed.is_empty() {
+                    true => format!("`{token_endpoint_auth_method}` sends no signed assertion"),
+                    false => format!(
+                        "`{alg}` is not allowed for {token_endpoint_auth_method}; use {}",
+                        allowed.join(", ")
+                    ),
+                },
+            ));
         }
     };
 
@@ -155,6 +189,9 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
         name,
         public,
         token_endpoint_auth_method,
+        token_endpoint_auth_signing_alg,
+        jwks,
+        jwks_uri,
         grant_types,
         scopes,
         redirect_uris,
@@ -168,6 +205,55 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
         mfa_policy,
         require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
     })
+}
+
+/// A `private_key_jwt` client registers its public keys — inline (`jwks`) or by URL
+/// (`jwks_uri`, https; http only on a loopback host), exactly one of them; no other client
+/// registers keys. Returns the inline set as compact JSON and the URI.
+fn check_keys(spec: &ClientSpec, method: &str) -> Result<(Option<String>, Option<String>), RegistryError> {
+    if method != PRIVATE_KEY_JWT {
+        if spec.jwks.is_some() || spec.jwks_uri.is_some() {
+            let field = if spec.jwks.is_some() { "jwks" } else { "jwks_uri" };
+            return Err(RegistryError::invalid(
+                field,
+                format!("only private_key_jwt clients register keys (this one uses {method})"),
+            ));
+        }
+        return Ok((None, None));
+    }
+    match (&spec.jwks, &spec.jwks_uri) {
+        (Some(_), Some(_)) => Err(RegistryError::invalid(
+            "jwks",
+            "register keys inline (jwks) or by URL (jwks_uri), not both",
+        )),
+        (None, None) => Err(RegistryError::invalid(
+            "jwks_uri",
+            "a private_key_jwt client needs its public keys: jwks or jwks_uri",
+        )),
+        (Some(document), None) => {
+            let compact = document.to_string();
+            if compact.len() > MAX_JWKS_LEN {
+                return Err(RegistryError::invalid(
+                    "jwks",
+                    format!("a JWK set of at most {MAX_JWKS_LEN} bytes"),
+                ));
+            }
+            check_jwks(document).map_err(|e| RegistryError::invalid("jwks", e.0))?;
+            Ok((Some(compact), None))
+        }
+        (None, Some(uri)) => {
+            let field = "jwks_uri";
+            let url = parse_uri(field, uri)?;
+            match url.scheme() {
+                "https" => Ok((None, Some(uri.to_owned()))),
+                "http" if is_loopback(&url) => Ok((None, Some(uri.to_owned()))),
+                _ => Err(RegistryError::invalid(
+                    field,
+                    format!("`{uri}`: use https (http only on a loopback host: {LOOPBACK})"),
+                )),
+            }
+        }
+    }
 }
 
 fn check_client_id(id: &str) -> Result<(), RegistryError> {
@@ -694,12 +780,125 @@ mod tests {
         );
         assert_eq!(
             field_of(validate(&with("private_key_jwt"), &channels())),
-            "token_endpoint_auth_method"
+            "jwks_uri",
+            "private_key_jwt without keys"
         );
         assert_eq!(
             field_of(validate(&with("basic"), &channels())),
             "token_endpoint_auth_method"
         );
+    }
+
+    fn ec_key() -> serde_json::Value {
+        serde_json::json!({
+            "kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
+        })
+    }
+
+    fn key_client(jwks: Option<serde_json::Value>, jwks_uri: Option<&str>) -> ClientSpec {
+        ClientSpec {
+            token_endpoint_auth_method: Some("private_key_jwt".into()),
+            jwks,
+            jwks_uri: jwks_uri.map(str::to_owned),
+            ..web_app()
+        }
+    }
+
+    #[test]
+    fn private_key_jwt_clients_register_public_signature_keys_inline_or_by_https_url() {
+        let valid = validate(
+            &key_client(Some(serde_json::json!({"keys": [ec_key()]})), None),
+            &channels(),
+        )
+        .unwrap();
+        assert_eq!(valid.token_endpoint_auth_method, "private_key_jwt");
+        assert!(valid.jwks.as_deref().unwrap().contains("\"kid\":\"k1\""));
+        let valid = validate(&key_client(None, Some("https://app.example/jwks")), &channels()).unwrap();
+        assert_eq!(valid.jwks_uri.as_deref(), Some("https://app.example/jwks"));
+        assert!(validate(&key_client(None, Some("http://127.0.0.1:9000/jwks")), &channels()).is_ok());
+
+        let mut private = ec_key();
+        private["d"] = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI".into();
+        let mut encryption = ec_key();
+        encryption["use"] = "enc".into();
+        let mut twice = vec![ec_key(), ec_key()];
+        twice[1]["x"] = ec_key()["x"].clone();
+        for (bad, why) in [
+            (serde_json::json!({"keys": []}), "empty"),
+            (serde_json::json!([ec_key()]), "not an object"),
+            (serde_json::json!({"keys": [private]}), "private key"),
+            (
+                serde_json::json!({"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}),
+                "symmetric",
+            ),
+            (serde_json::json!({"keys": [encryption]}), "encryption key"),
+            (serde_json::json!({"keys": twice}), "duplicate kid"),
+            (
+                serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}),
+                "not a point",
+            ),
+            (serde_json::json!({"keys": vec![ec_key(); 21]}), "too many"),
+        ] {
+            assert_eq!(
+                field_of(validate(&key_client(Some(bad), None), &channels())),
+                "jwks",
+                "{why}"
+            );
+        }
+        assert_eq!(
+            field_of(validate(
+                &key_client(
+                    Some(serde_json::json!({"keys": [ec_key()]})),
+                    Some("https://a.example/j")
+                ),
+                &channels()
+            )),
+            "jwks"
+        );
+        for bad in [
+            "http://app.example/jwks",
+            "https://app.example/jwks#f",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(
+                field_of(validate(&key_client(None, Some(bad)), &channels())),
+                "jwks_uri",
+                "{bad}"
+            );
+        }
+        // Keys are for private_key_jwt only.
+        let spec = ClientSpec {
+            jwks_uri: Some("https://app.example/jwks".into()),
+            ..web_app()
+        };
+        assert_eq!(field_of(validate(&spec, &channels())), "jwks_uri");
+    }
+
+    #[test]
+    fn assertion_algorithms_fit_the_method() {
+        let with = |method: &str, alg: &str| ClientSpec {
+            token_endpoint_auth_method: Some(method.into()),
+            token_endpoint_auth_signing_alg: Some(alg.into()),
+            jwks_uri: (method == "private_key_jwt").then(|| "https://app.example/jwks".to_owned()),
+            ..web_app()
+        };
+        assert!(validate(&with("private_key_jwt", "ES256"), &channels()).is_ok());
+        assert!(validate(&with("client_secret_jwt", "HS512"), &channels()).is_ok());
+        for (method, alg) in [
+            ("private_key_jwt", "HS256"),
+            ("private_key_jwt", "none"),
+            ("client_secret_jwt", "RS256"),
+            ("client_secret_jwt", "none"),
+            ("client_secret_basic", "HS256"),
+        ] {
+            assert_eq!(
+                field_of(validate(&with(method, alg), &channels())),
+                "token_endpoint_auth_signing_alg",
+                "{method} {alg}"
+            );
+        }
     }
 
     #[test]

@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_idp::clients::authenticate;
 use tessera_idp::error::OAuthFailure;
 use tessera_idp::oidc::authorize::{self, AuthorizeError};
 use tessera_idp::oidc::par::{Pushed, PAR_TTL_SECS};
@@ -39,7 +38,10 @@ pub async fn push(
     body: Bytes,
 ) -> Result<Response, OAuthReply> {
     let mut form = oauth_form(&headers, &body)?;
-    let client = authenticate(state.clients.as_ref(), &headers, &form, true).await?;
+    let client = state
+        .client_auth
+        .authenticate(&headers, &form, true, tessera_proto::paths::PAR)
+        .await?;
     // §2.1: a pushed request cannot itself refer to one.
     if form.contains_key("request_uri") {
         return Err(OAuthFailure::new(OAuthErrorCode::InvalidRequest, "request_uri cannot be pushed").into());

@@ -14,6 +14,7 @@ mod architecture;
 mod authz;
 mod authz_terms;
 mod cli;
+mod client_auth;
 mod clients;
 mod cluster;
 mod deploy;

@@ -1,0 +1,9 @@
+-- JWT client authentication (RFC 7523 §2.2, OpenID Connect Core §9): the algorithm a client
+-- signs its assertions with (NULL: any the method allows), its public keys inline (a JWKS
+-- document) or by URL, and, for `client_secret_jwt` only, its secret sealed with the master
+-- key (the server needs the secret itself to check an HMAC; a hash cannot). NULL for every
+-- existing client: they keep authenticating as before.
+ALTER TABLE clients ADD COLUMN token_endpoint_auth_signing_alg TEXT;
+ALTER TABLE clients ADD COLUMN jwks TEXT;
+ALTER TABLE clients ADD COLUMN jwks_uri TEXT;
+ALTER TABLE clients ADD COLUMN secret_sealed TEXT;
