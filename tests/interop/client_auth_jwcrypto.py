@@ -4,8 +4,12 @@ assertion is accepted once, and refused when replayed; an unsigned one (alg none
 signed HS256 with the client's public key as the HMAC secret (key confusion), one for
 another audience and one that lives two hours are refused with invalid_client.
 
+Then request objects (OpenID Connect Core §6.1) signed ES256 with the same key for a client
+registered with request_object_signing_alg ES256: a good one gets the login page, a
+tampered one and an unsigned one are redirected with invalid_request_object.
+
 Environment: TOKEN_ENDPOINT, ISSUER, CLIENT_ID, KEY_PEM (the P-256 private key, PKCS#8
-PEM), KEY_KID.
+PEM), KEY_KID, RO_CLIENT_ID, REDIRECT_URI.
 
 Prints one JSON line per case ({"step", "ok", "status"}) and exits 0, or prints the failing
 case ({"step", "ok": false, "error"}) and exits 1."""
@@ -96,6 +100,42 @@ def main() -> None:
 
     expect("wrong_audience", signed(key, "ES256", claims(aud="https://other-idp.example"), kid), 401)
     expect("two_hours", signed(key, "ES256", claims(exp=int(time.time()) + 7200), kid), 401)
+
+    ro_client = env("RO_CLIENT_ID")
+    request = {
+        "iss": ro_client,
+        "aud": env("ISSUER"),
+        "client_id": ro_client,
+        "response_type": "code",
+        "redirect_uri": env("REDIRECT_URI"),
+        "scope": "openid",
+        "state": "st-jwcrypto",
+        "code_challenge": b64(os.urandom(32)),
+        "code_challenge_method": "S256",
+    }
+    good = signed(key, "ES256", request, kid)
+    authorize("request_object", ro_client, good, 200)
+    header, payload, signature = good.split(".")
+    tampered = header + "." + b64(json.dumps({**request, "scope": "openid email"}).encode()) + "." + signature
+    authorize("request_object_tampered", ro_client, tampered, 302, "invalid_request_object")
+    unsigned_request = b64(json.dumps({"alg": "none"}).encode()) + "." + b64(json.dumps(request).encode()) + "."
+    authorize("request_object_unsigned", ro_client, unsigned_request, 302, "invalid_request_object")
+
+
+def authorize(step: str, client_id: str, request: str, status: int, error=None) -> None:
+    global STEP
+    STEP = step
+    answer = requests.get(
+        env("ISSUER") + "/oauth2/authorize",
+        params={"client_id": client_id, "response_type": "code", "redirect_uri": env("REDIRECT_URI"), "request": request},
+        allow_redirects=False,
+        timeout=10,
+    )
+    assert answer.status_code == status, f"{answer.status_code} {answer.headers.get('location')}"
+    if error:
+        location = answer.headers["location"]
+        assert f"error={error}" in location, location
+    print(json.dumps({"step": step, "ok": True, "status": answer.status_code}), flush=True)
 
 
 if __name__ == "__main__":

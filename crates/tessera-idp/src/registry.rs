@@ -101,6 +101,11 @@ pub struct ClientSpec {
     /// `private_key_jwt`: the https URL where it publishes its JWK set.
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// The algorithm of its request objects (`request`, OpenID Connect Core §6.1): `none`,
+    /// an asymmetric algorithm (with `jwks` or `jwks_uri`), or an HMAC (client_secret_jwt
+    /// clients). Absent: it sends none, and `request` is refused.
+    #[serde(default)]
+    pub request_object_signing_alg: Option<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     #[serde(default)]
@@ -154,6 +159,9 @@ pub struct ClientPatch {
     pub jwks: Option<Option<Value>>,
     #[serde(default, deserialize_with = "nullable")]
     pub jwks_uri: Option<Option<String>>,
+    /// `null`: the client sends no request objects.
+    #[serde(default, deserialize_with = "nullable")]
+    pub request_object_signing_alg: Option<Option<String>>,
     #[serde(default)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -200,6 +208,7 @@ pub struct ClientView {
     #[schema(value_type = Option<Object>)]
     pub jwks: Option<Value>,
     pub jwks_uri: Option<String>,
+    pub request_object_signing_alg: Option<String>,
     pub grant_types: Vec<String>,
     pub scope: String,
     pub redirect_uris: Vec<String>,
@@ -231,6 +240,7 @@ impl From<&ClientRecord> for ClientView {
                 .as_deref()
                 .and_then(|jwks| serde_json::from_str(jwks).ok()),
             jwks_uri: record.jwks_uri.clone(),
+            request_object_signing_alg: record.request_object_signing_alg.clone(),
             grant_types: record.grant_types.clone(),
             scope: record.scopes.join(" "),
             redirect_uris: record.redirect_uris.clone(),
@@ -275,6 +285,10 @@ impl ClientView {
             ),
             ("jwks", json!(self.jwks)),
             ("jwks_uri", json!(self.jwks_uri)),
+            (
+                "request_object_signing_alg",
+                json!(self.request_object_signing_alg),
+            ),
             ("grant_types", json!(self.grant_types)),
             ("scope", json!(self.scope)),
             ("redirect_uris", json!(self.redirect_uris)),
@@ -564,6 +578,10 @@ impl ClientPatch {
             ("jwks", self.jwks.is_some()),
             ("jwks_uri", self.jwks_uri.is_some()),
             (
+                "request_object_signing_alg",
+                self.request_object_signing_alg.is_some(),
+            ),
+            (
                 "post_logout_redirect_uris",
                 self.post_logout_redirect_uris.is_some(),
             ),
@@ -606,6 +624,10 @@ impl ClientPatch {
         set(&mut spec.jwks, self.jwks);
         set(&mut spec.jwks_uri, self.jwks_uri);
         set(
+            &mut spec.request_object_signing_alg,
+            self.request_object_signing_alg,
+        );
+        set(
             &mut spec.post_logout_redirect_uris,
             self.post_logout_redirect_uris,
         );
@@ -639,6 +661,7 @@ fn spec_of(record: &ClientRecord) -> ClientSpec {
             .as_deref()
             .and_then(|jwks| serde_json::from_str(jwks).ok()),
         jwks_uri: record.jwks_uri.clone(),
+        request_object_signing_alg: record.request_object_signing_alg.clone(),
         post_logout_redirect_uris: record.post_logout_redirect_uris.clone(),
         backchannel_logout_uri: record.backchannel_logout_uri.clone(),
         allowed_cors_origins: record.allowed_cors_origins.clone(),

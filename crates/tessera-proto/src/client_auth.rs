@@ -44,6 +44,12 @@ pub fn assertion_algs(method: &str) -> &'static [&'static str] {
     }
 }
 
+/// What a request object (OpenID Connect Core §6.1) may be signed with: `none` (only for a
+/// client that registered exactly that), a key pair, or the client's secret.
+pub fn request_object_algs() -> Vec<&'static str> {
+    std::iter::once("none").chain(all_assertion_algs()).collect()
+}
+
 /// Every assertion algorithm, for discovery's `*_auth_signing_alg_values_supported`.
 pub fn all_assertion_algs() -> Vec<&'static str> {
     PRIVATE_KEY_JWT_ALGS

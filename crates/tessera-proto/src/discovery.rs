@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::client_auth::{all_assertion_algs, AUTH_METHODS};
+use crate::client_auth::{all_assertion_algs, request_object_algs, AUTH_METHODS};
 use crate::paths;
 
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +38,7 @@ pub struct ProviderMetadata {
     pub acr_values_supported: Vec<&'static str>,
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
+    pub request_object_signing_alg_values_supported: Vec<&'static str>,
     pub request_uri_parameter_supported: bool,
     pub authorization_response_iss_parameter_supported: bool,
     pub backchannel_logout_supported: bool,
@@ -108,7 +109,8 @@ impl ProviderMetadata {
             ui_locales_supported: vec!["en", "ko"],
             acr_values_supported: crate::acr::SUPPORTED.to_vec(),
             claims_parameter_supported: false,
-            request_parameter_supported: false,
+            request_parameter_supported: true,
+            request_object_signing_alg_values_supported: request_object_algs(),
             request_uri_parameter_supported: false,
             authorization_response_iss_parameter_supported: true,
             backchannel_logout_supported: true,

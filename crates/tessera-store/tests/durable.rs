@@ -751,6 +751,7 @@ fn client(client_id: &str) -> ClientRecord {
         jwks: None,
         jwks_uri: None,
         secret_sealed: None,
+        request_object_signing_alg: None,
         grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
         scopes: vec![
             "openid".to_owned(),
@@ -887,6 +888,7 @@ async fn client_crud_and_lists_round_trip(backend: &str) {
     changed.jwks = Some(r#"{"keys":[]}"#.to_owned());
     changed.jwks_uri = Some("https://b.example/jwks".to_owned());
     changed.secret_sealed = Some("AQID".to_owned());
+    changed.request_object_signing_alg = Some("none".to_owned());
     changed.created_at = 9_999; // ignored: created_at is kept
     changed.updated_at = 2_000;
     assert!(store.update_client(&changed).await.unwrap());

@@ -90,6 +90,7 @@ fn client(now: i64) -> ClientRecord {
         jwks: None,
         jwks_uri: None,
         secret_sealed: None,
+        request_object_signing_alg: None,
         grant_types: vec!["refresh_token".into()],
         scopes: vec!["openid".into()],
         redirect_uris: vec![],

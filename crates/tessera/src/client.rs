@@ -133,6 +133,11 @@ pub(crate) struct ClientFields {
     /// private_key_jwt: the https URL where it publishes its JWK set ('' clears it on update).
     #[arg(long, value_name = "URI")]
     jwks_uri: Option<String>,
+    /// The algorithm of its request objects: none, an asymmetric one (with --jwks or
+    /// --jwks-uri), or HS256/HS384/HS512 for a client_secret_jwt client; `default`: it sends
+    /// none (`request` is refused).
+    #[arg(long, value_name = "ALG")]
+    request_object_alg: Option<String>,
 }
 
 /// The JWK set in the file `path`; `None` for an empty path (clears the keys on update).
@@ -185,6 +190,7 @@ impl ClientFields {
             token_endpoint_auth_signing_alg: self.auth_signing_alg.filter(|a| a != "default"),
             jwks,
             jwks_uri: self.jwks_uri.filter(|u| !u.is_empty()),
+            request_object_signing_alg: self.request_object_alg.filter(|a| a != "default"),
             post_logout_redirect_uris: list_flag(self.post_logout_redirect_uris).unwrap_or_default(),
             backchannel_logout_uri: self.backchannel_logout_uri.filter(|u| !u.is_empty()),
             allowed_cors_origins: list_flag(self.cors_origins).unwrap_or_default(),
@@ -215,6 +221,9 @@ impl ClientFields {
                 .map(|a| Some(a).filter(|a| a != "default")),
             jwks,
             jwks_uri: self.jwks_uri.map(|u| Some(u).filter(|u| !u.is_empty())),
+            request_object_signing_alg: self
+                .request_object_alg
+                .map(|a| Some(a).filter(|a| a != "default")),
             post_logout_redirect_uris: list_flag(self.post_logout_redirect_uris),
             backchannel_logout_uri: self
                 .backchannel_logout_uri

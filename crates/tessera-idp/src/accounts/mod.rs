@@ -158,6 +158,7 @@ impl Accounts {
             jwks: None,
             jwks_uri: None,
             secret_sealed: None,
+            request_object_signing_alg: None,
             grant_types: vec!["refresh_token".to_owned()],
             scopes: vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()],
             redirect_uris: Vec::new(),

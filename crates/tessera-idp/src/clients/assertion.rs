@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::Value;
-use tessera_proto::client_auth::{assertion_algs, CLIENT_SECRET_JWT, PRIVATE_KEY_JWT};
+use tessera_proto::client_auth::{assertion_algs, CLIENT_SECRET_JWT_ALGS};
 use tessera_proto::paths;
 use tessera_store::durable::{ClientRecord, ClientStore};
 use tessera_store::ephemeral::EphemeralStore;
@@ -119,19 +120,9 @@ impl Assertions {
                 "client {client_id} registered another assertion algorithm than {alg}"
             )));
         }
-        // 4. The signature, with the client's registered keys.
-        let claims = match method {
-            CLIENT_SECRET_JWT => {
-                let sealed = client
-                    .secret_sealed
-                    .as_deref()
-                    .ok_or_else(|| refuse(format!("client {client_id} has no usable secret")))?;
-                let secret = self.secrets.open(&client_id, sealed).map_err(refuse)?;
-                verify(assertion, header.alg, &DecodingKey::from_secret(&secret))?
-            }
-            PRIVATE_KEY_JWT => self.verify_with_client_keys(&client, assertion, &header).await?,
-            _ => return Err(refuse("no assertion method")),
-        };
+        // 4. The signature, with the client's registered keys (the algorithm, checked
+        //    above, is of the method's family).
+        let claims: AssertionClaims = self.verify_signed(&client, assertion, &header).await?;
         // 5. The claims (RFC 7523 §3 items 3 to 7).
         self.check_claims(&client, &claims, endpoint)?;
         // 6. Single use: the first to store its jti wins, on every node sharing the store,
@@ -145,12 +136,32 @@ impl Assertions {
         Ok(client)
     }
 
-    async fn verify_with_client_keys(
+    /// The claims of `jwt` once its signature verifies with what `client` registered for
+    /// the header's algorithm: its secret for an HMAC, its public keys otherwise. The caller
+    /// has checked that the client may use that algorithm.
+    pub(super) async fn verify_signed<T: DeserializeOwned>(
+        &self,
+        client: &ClientRecord,
+        jwt: &str,
+        header: &jsonwebtoken::Header,
+    ) -> Result<T, OAuthFailure> {
+        if CLIENT_SECRET_JWT_ALGS.contains(&format!("{:?}", header.alg).as_str()) {
+            let sealed = client
+                .secret_sealed
+                .as_deref()
+                .ok_or_else(|| refuse(format!("client {} has no usable secret", client.client_id)))?;
+            let secret = self.secrets.open(&client.client_id, sealed).map_err(refuse)?;
+            return verify(jwt, header.alg, &DecodingKey::from_secret(&secret));
+        }
+        self.verify_with_client_keys(client, jwt, header).await
+    }
+
+    async fn verify_with_client_keys<T: DeserializeOwned>(
         &self,
         client: &ClientRecord,
         assertion: &str,
         header: &jsonwebtoken::Header,
-    ) -> Result<AssertionClaims, OAuthFailure> {
+    ) -> Result<T, OAuthFailure> {
         let mut refreshed = false;
         loop {
             let candidates = self
@@ -228,7 +239,15 @@ impl Assertions {
 
 /// The `alg` of the protected header, refusing `none`, unknown algorithms and any `crit`
 /// member (RFC 7515 §4.1.11: extensions we do not understand must fail the JWS).
-fn header_alg(assertion: &str) -> Result<String, OAuthFailure> {
+pub(super) fn header_alg(assertion: &str) -> Result<String, OAuthFailure> {
+    match header_alg_or_none(assertion)?.as_str() {
+        "none" => Err(refuse("unsigned client assertion (alg none)")),
+        alg => Ok(alg.to_owned()),
+    }
+}
+
+/// [`header_alg`], with `none` (for request objects, where a client may register it).
+pub(super) fn header_alg_or_none(assertion: &str) -> Result<String, OAuthFailure> {
     let encoded = assertion.split('.').next().unwrap_or_default();
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(encoded)
@@ -239,7 +258,7 @@ fn header_alg(assertion: &str) -> Result<String, OAuthFailure> {
         return Err(refuse("client assertion header has crit"));
     }
     match header.get("alg").and_then(Value::as_str) {
-        Some(alg) if alg.eq_ignore_ascii_case("none") => Err(refuse("unsigned client assertion (alg none)")),
+        Some(alg) if alg.eq_ignore_ascii_case("none") => Ok("none".to_owned()),
         Some(alg) => Ok(alg.to_owned()),
         None => Err(refuse("client assertion header has no alg")),
     }
@@ -247,13 +266,17 @@ fn header_alg(assertion: &str) -> Result<String, OAuthFailure> {
 
 /// Checks the signature only: the claims are checked by [`Assertions::check_claims`]
 /// against the node's clock.
-fn verify(assertion: &str, alg: Algorithm, key: &DecodingKey) -> Result<AssertionClaims, OAuthFailure> {
+fn verify<T: DeserializeOwned>(
+    assertion: &str,
+    alg: Algorithm,
+    key: &DecodingKey,
+) -> Result<T, OAuthFailure> {
     let mut validation = Validation::new(alg);
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
-    jsonwebtoken::decode::<AssertionClaims>(assertion, key, &validation)
+    jsonwebtoken::decode::<T>(assertion, key, &validation)
         .map(|data| data.claims)
         .map_err(refuse)
 }

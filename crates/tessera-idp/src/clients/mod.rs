@@ -3,10 +3,11 @@
 //! (`client_secret_basic`, `client_secret_post`), a signed JWT assertion (`private_key_jwt`,
 //! `client_secret_jwt`; RFC 7523 §2.2, OpenID Connect Core §9, in [`assertion`]), or the
 //! `client_id` alone for public clients (`none`) — exactly one method per request, and the
-//! one the client registered.
+//! one the client registered. The same keys check request objects ([`request_object`]).
 
 mod assertion;
 mod jwks;
+mod request_object;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use crate::outbound::Outbound;
 use crate::tokens::opaque::{hashes_equal, random_b64, sha256_b64, CLIENT_SECRET_PREFIX};
 
 pub use jwks::{check_jwks, JwksError, MAX_JWKS_KEYS};
+pub use request_object::{RequestObjectError, MAX_REQUEST_OBJECT_LEN};
 
 /// A new client secret (shown once) and the hash to store.
 pub fn new_client_secret() -> (String, String) {

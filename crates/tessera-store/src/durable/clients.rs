@@ -28,6 +28,9 @@ pub struct ClientRecord {
     /// For `client_secret_jwt` only: the secret sealed with the master key (base64url), as
     /// an HMAC needs the secret itself. `secret_hash` is kept beside it.
     pub secret_sealed: Option<String>,
+    /// The algorithm of its request objects (`none` for unsigned ones); `None`: it sends
+    /// none.
+    pub request_object_signing_alg: Option<String>,
     /// The channel its sessions belong to (`web`, `mobile`, `partner`, …).
     pub channel: String,
     pub grant_types: Vec<String>,
@@ -83,7 +86,8 @@ const CLIENT_COLUMNS: &str =
     "client_id, name, secret_hash, token_endpoint_auth_method, channel, grant_types, \
      scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, backchannel_logout_uri, \
      first_party, access_token_ttl_secs, refresh_token_ttl_secs, mfa_policy, require_pushed_authorization_requests, \
-     token_endpoint_auth_signing_alg, jwks, jwks_uri, secret_sealed, created_at, updated_at";
+     token_endpoint_auth_signing_alg, jwks, jwks_uri, secret_sealed, request_object_signing_alg, \
+     created_at, updated_at";
 
 fn to_json(list: &[String]) -> Result<String, StoreError> {
     serde_json::to_string(list).map_err(|e| StoreError::Corrupt(format!("client list field: {e}")))
@@ -104,6 +108,7 @@ fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
         jwks: row.try_get("jwks")?,
         jwks_uri: row.try_get("jwks_uri")?,
         secret_sealed: row.try_get("secret_sealed")?,
+        request_object_signing_alg: row.try_get("request_object_signing_alg")?,
         channel: row.try_get("channel")?,
         grant_types: list_column(row, "grant_types")?,
         scopes: list_column(row, "scopes")?,
@@ -131,9 +136,9 @@ impl ClientStore for SqlStore {
              grant_types, scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, \
              backchannel_logout_uri, first_party, access_token_ttl_secs, refresh_token_ttl_secs, \
              created_at, updated_at, mfa_policy, require_pushed_authorization_requests, \
-             token_endpoint_auth_signing_alg, jwks, jwks_uri, secret_sealed) \
+             token_endpoint_auth_signing_alg, jwks, jwks_uri, secret_sealed, request_object_signing_alg) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-             $19, $20, $21, $22)",
+             $19, $20, $21, $22, $23)",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -157,6 +162,7 @@ impl ClientStore for SqlStore {
         .bind(&client.jwks)
         .bind(&client.jwks_uri)
         .bind(&client.secret_sealed)
+        .bind(&client.request_object_signing_alg)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -184,8 +190,8 @@ impl ClientStore for SqlStore {
              allowed_cors_origins = $10, backchannel_logout_uri = $11, first_party = $12, \
              access_token_ttl_secs = $13, refresh_token_ttl_secs = $14, updated_at = $15, \
              mfa_policy = $16, require_pushed_authorization_requests = $17, \
-             token_endpoint_auth_signing_alg = $18, jwks = $19, jwks_uri = $20, secret_sealed = $21 \
-             WHERE client_id = $1",
+             token_endpoint_auth_signing_alg = $18, jwks = $19, jwks_uri = $20, secret_sealed = $21, \
+             request_object_signing_alg = $22 WHERE client_id = $1",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -208,6 +214,7 @@ impl ClientStore for SqlStore {
         .bind(&client.jwks)
         .bind(&client.jwks_uri)
         .bind(&client.secret_sealed)
+        .bind(&client.request_object_signing_alg)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)

@@ -97,7 +97,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         17,
-        "client jwt authentication",
+        "client jwt authentication and request objects",
         include_str!("../../migrations/sqlite/0017_client_jwt_auth.sql"),
         include_str!("../../migrations/postgres/0017_client_jwt_auth.sql"),
     ),

@@ -62,6 +62,10 @@ pub async fn push(
             form.insert("client_id".to_owned(), client.client_id.clone());
         }
     }
+    // A signed request object may be pushed (RFC 9126 §3): its parameters are what is stored.
+    let form = authorize::with_request_object(form, state.provider.clients().as_ref(), &state.client_auth)
+        .await
+        .map_err(refusal)?;
     let request = authorize::validate(form, false, state.provider.clients().as_ref())
         .await
         .map_err(refusal)?;
@@ -84,6 +88,7 @@ fn refusal(err: AuthorizeError) -> OAuthReply {
         AuthorizeError::Redirect {
             error, description, ..
         } => OAuthFailure::new(error, description),
+        AuthorizeError::Unredirectable { error, description } => OAuthFailure::new(error, description),
         AuthorizeError::Page(ErrorKind::InvalidRedirectUri) => OAuthFailure::new(
             OAuthErrorCode::InvalidRequest,
             "redirect_uri is missing or not registered for this client",

@@ -200,6 +200,7 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
             jwks: None,
             jwks_uri: None,
             secret_sealed: None,
+            request_object_signing_alg: None,
             grant_types: vec!["client_credentials".into()],
             scopes: vec!["api:read".into()],
             redirect_uris: vec![],
@@ -383,6 +384,7 @@ async fn openid_client_completes_the_device_flow_approved_on_the_hosted_page(bac
             jwks: None,
             jwks_uri: None,
             secret_sealed: None,
+            request_object_signing_alg: None,
             grant_types: vec![
                 "urn:ietf:params:oauth:grant-type:device_code".into(),
                 "refresh_token".into(),
@@ -557,7 +559,7 @@ async fn openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions(bac
         "client_name": "JWT service",
         "token_endpoint_auth_method": "private_key_jwt",
         "grant_types": ["client_credentials"],
-        "jwks": {"keys": [public]},
+        "jwks": {"keys": [public.clone()]},
     });
     registry
         .create(serde_json::from_value(spec).unwrap())
@@ -574,6 +576,17 @@ async fn openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions(bac
         .await
         .unwrap();
     let hmac_secret = hmac_secret.unwrap();
+    let spec = serde_json::json!({
+        "client_id": "ro-client",
+        "client_name": "Request objects",
+        "redirect_uris": [RP_REDIRECT],
+        "request_object_signing_alg": "ES256",
+        "jwks": {"keys": [public]},
+    });
+    registry
+        .create(serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
     let token_endpoint = node.at("/oauth2/token");
     let envs = [
         ("ISSUER", node.url.as_str()),
@@ -588,6 +601,8 @@ async fn openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions(bac
         ("OTHER_PEM", other_pem.as_str()),
         ("HMAC_CLIENT_ID", "hmac-service"),
         ("HMAC_SECRET", hmac_secret.as_str()),
+        ("RO_CLIENT_ID", "ro-client"),
+        ("REDIRECT_URI", RP_REDIRECT),
     ];
     for (name, program, script) in tools {
         let (ok, out) = run_with(program, script, &[], &envs);
@@ -618,6 +633,9 @@ async fn openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions(bac
                 ] {
                     assert_eq!(walked[refused]["status"], 401, "{refused}");
                 }
+                assert_eq!(walked["request_object"]["status"], 200);
+                assert_eq!(walked["request_object_tampered"]["status"], 302);
+                assert_eq!(walked["request_object_unsigned"]["status"], 302);
             }
         }
     }

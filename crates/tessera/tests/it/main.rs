@@ -33,6 +33,7 @@ mod pages;
 mod par;
 mod passkeys;
 mod properties;
+mod request_objects;
 mod resilience;
 mod tls;
 mod tokens;

@@ -525,6 +525,7 @@ async fn register(node: &TestNode, client_id: &str, adjust: impl FnOnce(&mut Cli
         jwks: None,
         jwks_uri: None,
         secret_sealed: None,
+        request_object_signing_alg: None,
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         scopes: vec!["openid".into(), "profile".into(), "email".into()],
         redirect_uris: vec![REDIRECT.to_owned()],
@@ -3381,8 +3382,10 @@ async fn advertised_authorization_values_work_and_nothing_else(backend: Backend)
         let page = agent.get(&request.url(&node)).await;
         assert_client_error(&node, &page, error, "st-1", error);
     }
+    // Request objects by value are supported for clients that register an algorithm
+    // (request_objects.rs); this client registered none.
+    assert_eq!(metadata["request_parameter_supported"], true);
     for (name, value) in [
-        ("request_parameter_supported", false),
         ("request_uri_parameter_supported", false),
         ("claims_parameter_supported", false),
     ] {
