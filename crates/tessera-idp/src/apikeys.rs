@@ -305,7 +305,7 @@ impl ApiKeys {
     /// a credential of its own).
     async fn confidential_client(&self, client_id: &str) -> Result<ClientRecord, ApiKeyError> {
         match self.clients.client(client_id).await? {
-            Some(client) if client.secret_hash.is_some() => Ok(client),
+            Some(client) if !client.is_public() => Ok(client),
             _ => Err(ApiKeyError::NoSuchOwner),
         }
     }
@@ -560,12 +560,7 @@ impl ApiKeys {
                 (record.scopes.clone(), permissions, None)
             }
             ApiKeyOwner::Client(client_id) => {
-                let Some(client) = self
-                    .clients
-                    .client(client_id)
-                    .await?
-                    .filter(|c| c.secret_hash.is_some())
-                else {
+                let Some(client) = self.clients.client(client_id).await?.filter(|c| !c.is_public()) else {
                     return Ok(ApiKeyCheck::inactive());
                 };
                 let scopes = record

@@ -20,6 +20,7 @@ use crate::alerts::{Alerts, AlertsParts};
 use crate::apikeys::{ApiKeys, ApiKeysParts};
 use crate::audit::Auditor;
 use crate::authz::Authz;
+use crate::clients::{ClientAuth, ClientAuthParts, SecretSeal};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, Cluster};
 use crate::config::{decode_master_key, Config, ConfigError};
@@ -280,8 +281,16 @@ impl Node {
             outbox: shared.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
-            outbound,
+            outbound: outbound.clone(),
             throttle,
+        }));
+        let client_auth = Arc::new(ClientAuth::new(ClientAuthParts {
+            config: config.clone(),
+            clients: shared.clone(),
+            ephemeral: ephemeral.clone(),
+            clock: clock.clone(),
+            outbound,
+            secrets: Arc::new(SecretSeal::new(&master)?),
         }));
         let state = AppState {
             issuer: config.issuer().into(),
@@ -291,6 +300,7 @@ impl Node {
             ephemeral,
             clock,
             clients: shared.clone(),
+            client_auth,
             revocations: shared,
             tokens,
             accounts,

@@ -1,5 +1,6 @@
 //! Outbound HTTP: what the provider sends to other systems — back-channel logout tokens to
-//! relying parties, abuse signals to the alerts webhook. The domain decides what to send
+//! relying parties, abuse signals to the alerts webhook — and the documents it fetches
+//! from URLs clients registered (a `jwks_uri`). The domain decides what to send
 //! and when to retry; the client that sends it is handed to the node at start-up
 //! (`tessera-web` has one on reqwest), so this crate carries no HTTP stack of its own.
 
@@ -52,6 +53,26 @@ impl Post {
     }
 }
 
+/// One GET of a URL a client registered: bounded in time and size, and only to the
+/// addresses `addresses` allows (checked on every address the host name resolves to, at
+/// connection time, so a DNS answer cannot steer the fetch inside the network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Get {
+    pub url: String,
+    /// The whole exchange, body included, gives up after this.
+    pub timeout: Duration,
+    /// A longer body is refused (not truncated).
+    pub max_bytes: usize,
+    pub addresses: tessera_proto::net::AddressPolicy,
+}
+
+/// The answer to a [`Get`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
 /// Why a request got no answer. The text never carries the URL (it may hold a secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -62,6 +83,10 @@ pub struct OutboundError(pub String);
 pub trait Outbound: Send + Sync {
     /// Sends `post`; the response's status code, whatever it is.
     async fn post(&self, post: Post) -> Result<u16, OutboundError>;
+
+    /// Fetches `get`: its status and body, or an error when the address is not allowed,
+    /// the time runs out or the body is longer than allowed.
+    async fn get(&self, get: Get) -> Result<Fetched, OutboundError>;
 }
 
 /// The header carrying a webhook body's signature: `sha256=<hex HMAC-SHA256>`.

@@ -6,7 +6,9 @@
 //! host; a reverse-domain private-use scheme for native apps, RFC 8252 §7.1), CORS entries
 //! are origins, grant types are the ones Tessera offers (the password grant only for
 //! first-party clients), public clients have no secret and no client-credentials grant.
-//! Secrets are generated here, stored as a hash, and handed back once.
+//! Secrets are generated here, stored as a hash, and handed back once; a `client_secret_jwt`
+//! client's secret is also kept sealed with the master key (an HMAC needs the secret
+//! itself). A `private_key_jwt` client has no secret: it registers its public keys.
 
 use std::sync::Arc;
 
@@ -17,9 +19,10 @@ use tessera_store::StoreError;
 
 use crate::accounts::FIRST_PARTY_CLIENT;
 use crate::audit::{AuditEvent, Auditor, RequestContext};
-use crate::clients::new_client_secret;
+use crate::clients::{needs_sealed_secret, new_client_secret, SecretSeal};
 use crate::clock::Clock;
 use crate::state::AppState;
+use tessera_proto::client_auth::CLIENT_SECRET_JWT;
 
 mod rules;
 
@@ -34,8 +37,6 @@ pub const GRANT_TYPES: [&str; 5] = [
     "password",
     tessera_proto::DEVICE_CODE_GRANT,
 ];
-/// Authentication methods of confidential clients; the first is the default.
-pub const SECRET_AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
 /// The scope an access token needs for the admin API (`/admin/*`); only clients whose
 /// registered scopes include it can obtain it, through the client-credentials grant.
 pub const ADMIN_SCOPE: &str = "tessera:admin";
@@ -85,9 +86,26 @@ pub struct ClientSpec {
     /// Space-separated; default `openid`.
     #[serde(default)]
     pub scope: Option<String>,
-    /// `none` for public clients; `client_secret_basic` (default) or `client_secret_post`.
+    /// `none` for public clients; `client_secret_basic` (default), `client_secret_post`,
+    /// `client_secret_jwt` or `private_key_jwt`.
     #[serde(default)]
     pub token_endpoint_auth_method: Option<String>,
+    /// The one algorithm its client assertions are signed with (`private_key_jwt`: RS256,
+    /// PS256, ES256, EdDSA, …; `client_secret_jwt`: HS256, HS384, HS512); absent: any of them.
+    #[serde(default)]
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// `private_key_jwt`: its public keys, a JWK set (`{"keys": [...]}`).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    /// `private_key_jwt`: the https URL where it publishes its JWK set.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// The algorithm of its request objects (`request`, OpenID Connect Core §6.1): `none`,
+    /// an asymmetric algorithm (with `jwks` or `jwks_uri`), or an HMAC (client_secret_jwt
+    /// clients). Absent: it sends none, and `request` is refused.
+    #[serde(default)]
+    pub request_object_signing_alg: Option<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     #[serde(default)]
@@ -133,6 +151,17 @@ pub struct ClientPatch {
     pub scope: Option<String>,
     #[serde(default)]
     pub token_endpoint_auth_method: Option<String>,
+    /// `null`: any algorithm the method allows.
+    #[serde(default, deserialize_with = "nullable")]
+    pub token_endpoint_auth_signing_alg: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub jwks_uri: Option<Option<String>>,
+    /// `null`: the client sends no request objects.
+    #[serde(default, deserialize_with = "nullable")]
+    pub request_object_signing_alg: Option<Option<String>>,
     #[serde(default)]
     pub post_logout_redirect_uris: Option<Vec<String>>,
     #[serde(default, deserialize_with = "nullable")]
@@ -174,6 +203,12 @@ pub struct ClientView {
     pub client_name: String,
     pub public: bool,
     pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Its public keys (`private_key_jwt`), when registered inline.
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<Value>,
+    pub jwks_uri: Option<String>,
+    pub request_object_signing_alg: Option<String>,
     pub grant_types: Vec<String>,
     pub scope: String,
     pub redirect_uris: Vec<String>,
@@ -197,8 +232,15 @@ impl From<&ClientRecord> for ClientView {
         ClientView {
             client_id: record.client_id.clone(),
             client_name: record.name.clone(),
-            public: record.secret_hash.is_none(),
+            public: record.is_public(),
             token_endpoint_auth_method: record.token_endpoint_auth_method.clone(),
+            token_endpoint_auth_signing_alg: record.token_endpoint_auth_signing_alg.clone(),
+            jwks: record
+                .jwks
+                .as_deref()
+                .and_then(|jwks| serde_json::from_str(jwks).ok()),
+            jwks_uri: record.jwks_uri.clone(),
+            request_object_signing_alg: record.request_object_signing_alg.clone(),
             grant_types: record.grant_types.clone(),
             scope: record.scopes.join(" "),
             redirect_uris: record.redirect_uris.clone(),
@@ -237,6 +279,16 @@ impl ClientView {
                 "token_endpoint_auth_method",
                 json!(self.token_endpoint_auth_method),
             ),
+            (
+                "token_endpoint_auth_signing_alg",
+                json!(self.token_endpoint_auth_signing_alg),
+            ),
+            ("jwks", json!(self.jwks)),
+            ("jwks_uri", json!(self.jwks_uri)),
+            (
+                "request_object_signing_alg",
+                json!(self.request_object_signing_alg),
+            ),
             ("grant_types", json!(self.grant_types)),
             ("scope", json!(self.scope)),
             ("redirect_uris", json!(self.redirect_uris)),
@@ -274,6 +326,7 @@ pub struct Registered<'a> {
 #[derive(Clone)]
 pub struct ClientRegistry {
     clients: Arc<dyn ClientStore>,
+    secrets: Arc<SecretSeal>,
     clock: Arc<dyn Clock>,
     audit: Auditor,
     channels: Vec<String>,
@@ -286,6 +339,7 @@ impl ClientRegistry {
     pub fn new(state: &AppState) -> Self {
         ClientRegistry::from_parts(
             state.clients.clone(),
+            state.client_auth.secrets(),
             state.clock.clone(),
             state.audit.clone(),
             state.config.channels(),
@@ -293,15 +347,17 @@ impl ClientRegistry {
     }
 
     /// A registry from its parts (the CLI needs no running node); `channels` are the ones
-    /// clients may name (`Config::channels`).
+    /// clients may name (`Config::channels`), `secrets` seals `client_secret_jwt` secrets.
     pub fn from_parts(
         clients: Arc<dyn ClientStore>,
+        secrets: Arc<SecretSeal>,
         clock: Arc<dyn Clock>,
         audit: Auditor,
         channels: Vec<String>,
     ) -> Self {
         ClientRegistry {
             clients,
+            secrets,
             clock,
             audit,
             channels,
@@ -318,13 +374,13 @@ impl ClientRegistry {
         self
     }
 
-    /// Registers a client. Returns it with its secret (confidential clients only), which
-    /// exists nowhere else: only its hash is stored.
+    /// Registers a client. Returns it with its secret (clients that authenticate with a
+    /// secret only), which is stored only as a hash (and, for `client_secret_jwt`, sealed).
     pub async fn create(&self, spec: ClientSpec) -> Result<(ClientRecord, Option<String>), RegistryError> {
         let valid = validate(&spec, &self.channels)?;
-        let (secret, secret_hash) = match valid.public {
-            true => (None, None),
-            false => {
+        let (secret, secret_hash) = match uses_secret(&valid.token_endpoint_auth_method) {
+            false => (None, None),
+            true => {
                 let (secret, hash) = new_client_secret();
                 (Some(secret), Some(hash))
             }
@@ -337,6 +393,11 @@ impl ClientRegistry {
             record.client_id = match &spec.client_id {
                 Some(id) => id.clone(),
                 None => generated_client_id(&record.name),
+            };
+            // The seal is bound to the client id: seal again for each id drawn.
+            record.secret_sealed = match (&secret, needs_sealed_secret(&record.token_endpoint_auth_method)) {
+                (Some(secret), true) => Some(self.seal(&record.client_id, secret)?),
+                _ => None,
             };
             match self.clients.create_client(&record).await {
                 Ok(()) => break,
@@ -353,7 +414,8 @@ impl ClientRegistry {
                 .client(&record.client_id)
                 .detail(json!({
                     "client_name": record.name,
-                    "public": record.secret_hash.is_none(),
+                    "public": record.is_public(),
+                    "token_endpoint_auth_method": record.token_endpoint_auth_method,
                     "grant_types": record.grant_types,
                     "scope": record.scopes.join(" "),
                     "first_party": record.first_party,
@@ -392,7 +454,7 @@ impl ClientRegistry {
                 "a client id cannot be changed",
             ));
         }
-        let was_public = current.secret_hash.is_none();
+        let was_public = current.is_public();
         if patch.public.is_some_and(|public| public != was_public) {
             return Err(RegistryError::invalid(
                 "public",
@@ -408,11 +470,18 @@ impl ClientRegistry {
                 "a client cannot switch between public (none) and confidential; delete it and register it again",
             ));
         }
+        check_method_change(
+            &current.token_endpoint_auth_method,
+            &valid.token_endpoint_auth_method,
+        )?;
+        let keeps_secret = uses_secret(&valid.token_endpoint_auth_method);
+        let keeps_seal = needs_sealed_secret(&valid.token_endpoint_auth_method);
         let mut record = valid.into_record(
             current.client_id.clone(),
-            current.secret_hash.clone(),
+            current.secret_hash.clone().filter(|_| keeps_secret),
             current.created_at,
         );
+        record.secret_sealed = current.secret_sealed.clone().filter(|_| keeps_seal);
         record.updated_at = current.updated_at;
         if record == current {
             return Ok(current);
@@ -454,14 +523,20 @@ impl ClientRegistry {
     /// Returns the new secret (shown once).
     pub async fn rotate_secret(&self, client_id: &str) -> Result<String, RegistryError> {
         let mut record = self.get(client_id).await?;
-        if record.secret_hash.is_none() {
+        if !uses_secret(&record.token_endpoint_auth_method) {
             return Err(RegistryError::invalid(
                 "token_endpoint_auth_method",
-                "a public client has no secret to rotate",
+                match record.is_public() {
+                    true => "a public client has no secret to rotate",
+                    false => "a private_key_jwt client has no secret: it rotates its keys (jwks, jwks_uri)",
+                },
             ));
         }
         let (secret, hash) = new_client_secret();
         record.secret_hash = Some(hash);
+        if needs_sealed_secret(&record.token_endpoint_auth_method) {
+            record.secret_sealed = Some(self.seal(client_id, &secret)?);
+        }
         record.updated_at = self.clock.now();
         if !self.clients.update_client(&record).await? {
             return Err(RegistryError::NotFound);
@@ -469,6 +544,12 @@ impl ClientRegistry {
         self.record(AuditEvent::new("client.secret_rotated", "success").client(client_id))
             .await;
         Ok(secret)
+    }
+
+    fn seal(&self, client_id: &str, secret: &str) -> Result<String, RegistryError> {
+        self.secrets
+            .seal(client_id, secret)
+            .map_err(|e| RegistryError::Store(StoreError::Corrupt(format!("sealing a client secret: {e}"))))
     }
 
     async fn record(&self, event: AuditEvent) {
@@ -489,6 +570,16 @@ impl ClientPatch {
             (
                 "token_endpoint_auth_method",
                 self.token_endpoint_auth_method.is_some(),
+            ),
+            (
+                "token_endpoint_auth_signing_alg",
+                self.token_endpoint_auth_signing_alg.is_some(),
+            ),
+            ("jwks", self.jwks.is_some()),
+            ("jwks_uri", self.jwks_uri.is_some()),
+            (
+                "request_object_signing_alg",
+                self.request_object_signing_alg.is_some(),
             ),
             (
                 "post_logout_redirect_uris",
@@ -527,6 +618,16 @@ impl ClientPatch {
             self.token_endpoint_auth_method.map(Some),
         );
         set(
+            &mut spec.token_endpoint_auth_signing_alg,
+            self.token_endpoint_auth_signing_alg,
+        );
+        set(&mut spec.jwks, self.jwks);
+        set(&mut spec.jwks_uri, self.jwks_uri);
+        set(
+            &mut spec.request_object_signing_alg,
+            self.request_object_signing_alg,
+        );
+        set(
             &mut spec.post_logout_redirect_uris,
             self.post_logout_redirect_uris,
         );
@@ -554,6 +655,13 @@ fn spec_of(record: &ClientRecord) -> ClientSpec {
         grant_types: Some(record.grant_types.clone()),
         scope: Some(record.scopes.join(" ")),
         token_endpoint_auth_method: Some(record.token_endpoint_auth_method.clone()),
+        token_endpoint_auth_signing_alg: record.token_endpoint_auth_signing_alg.clone(),
+        jwks: record
+            .jwks
+            .as_deref()
+            .and_then(|jwks| serde_json::from_str(jwks).ok()),
+        jwks_uri: record.jwks_uri.clone(),
+        request_object_signing_alg: record.request_object_signing_alg.clone(),
         post_logout_redirect_uris: record.post_logout_redirect_uris.clone(),
         backchannel_logout_uri: record.backchannel_logout_uri.clone(),
         allowed_cors_origins: record.allowed_cors_origins.clone(),
@@ -563,8 +671,30 @@ fn spec_of(record: &ClientRecord) -> ClientSpec {
         refresh_token_ttl_secs: record.refresh_token_ttl_secs,
         mfa_policy: record.mfa_policy.clone(),
         require_pushed_authorization_requests: record.require_pushed_authorization_requests,
-        public: record.secret_hash.is_none(),
+        public: record.is_public(),
     }
+}
+
+/// Whether a client registered with `method` authenticates with a secret we issue.
+fn uses_secret(method: &str) -> bool {
+    ["client_secret_basic", "client_secret_post", CLIENT_SECRET_JWT].contains(&method)
+}
+
+/// A change of method that needs a credential the client does not have is refused: a
+/// `private_key_jwt` client has no secret to switch to, and a secret kept only as a hash
+/// cannot be sealed for `client_secret_jwt`. (Moving the other way drops what is no
+/// longer used.) Such a client is registered again, or gets a new secret after a change
+/// to `client_secret_basic`.
+fn check_method_change(from: &str, to: &str) -> Result<(), RegistryError> {
+    let gains_secret = !uses_secret(from) && uses_secret(to);
+    let gains_seal = !needs_sealed_secret(from) && needs_sealed_secret(to);
+    if from != to && (gains_secret || gains_seal) {
+        return Err(RegistryError::invalid(
+            "token_endpoint_auth_method",
+            format!("a client cannot switch from {from} to {to}: it has no usable secret for it; delete it and register it again"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -597,7 +727,11 @@ mod tests {
         let db = Arc::new(db);
         let clock: Arc<dyn Clock> = Arc::new(crate::clock::ManualClock::new(1_000));
         let audit = Auditor::new(db.clone(), clock.clone());
-        (ClientRegistry::from_parts(db, clock, audit, channels()), dir)
+        let secrets = Arc::new(SecretSeal::new(&[7; 32]).unwrap());
+        (
+            ClientRegistry::from_parts(db, secrets, clock, audit, channels()),
+            dir,
+        )
     }
 
     #[tokio::test]
@@ -688,6 +822,77 @@ mod tests {
         assert!(matches!(
             registry.rotate_secret(&created.client_id).await,
             Err(RegistryError::NotFound)
+        ));
+    }
+
+    #[tokio::test]
+    async fn client_secret_jwt_secrets_are_sealed_and_methods_change_only_with_a_usable_credential() {
+        let (registry, _dir) = registry().await;
+        let spec = ClientSpec {
+            token_endpoint_auth_method: Some("client_secret_jwt".into()),
+            ..web_app()
+        };
+        let (created, secret) = registry.create(spec).await.unwrap();
+        let secret = secret.unwrap();
+        let sealed = created.secret_sealed.clone().unwrap();
+        assert!(!sealed.contains(&secret));
+        let seal = SecretSeal::new(&[7; 32]).unwrap();
+        assert_eq!(seal.open(&created.client_id, &sealed).unwrap(), secret.as_bytes());
+        // Bound to the client: a sealed secret copied to another row does not open.
+        assert!(seal.open("another-client", &sealed).is_err());
+        assert!(SecretSeal::new(&[8; 32])
+            .unwrap()
+            .open(&created.client_id, &sealed)
+            .is_err());
+
+        let rotated = registry.rotate_secret(&created.client_id).await.unwrap();
+        let stored = registry.get(&created.client_id).await.unwrap();
+        assert_eq!(
+            seal.open(&created.client_id, stored.secret_sealed.as_deref().unwrap())
+                .unwrap(),
+            rotated.as_bytes()
+        );
+
+        // To client_secret_basic: the sealed copy goes, the hash stays.
+        let patch: ClientPatch =
+            serde_json::from_str(r#"{"token_endpoint_auth_method":"client_secret_basic"}"#).unwrap();
+        let basic = registry.update(&created.client_id, patch).await.unwrap();
+        assert_eq!(basic.secret_sealed, None);
+        assert_eq!(basic.secret_hash, stored.secret_hash);
+        // Back: a hash cannot be sealed.
+        let patch: ClientPatch =
+            serde_json::from_str(r#"{"token_endpoint_auth_method":"client_secret_jwt"}"#).unwrap();
+        assert!(matches!(
+            registry.update(&created.client_id, patch).await,
+            Err(RegistryError::Invalid {
+                field: "token_endpoint_auth_method",
+                ..
+            })
+        ));
+        // To private_key_jwt: the secret goes; there is none to rotate or switch back to.
+        let patch: ClientPatch = serde_json::from_str(
+            r#"{"token_endpoint_auth_method":"private_key_jwt","jwks_uri":"https://app.example/jwks"}"#,
+        )
+        .unwrap();
+        let keyed = registry.update(&created.client_id, patch).await.unwrap();
+        assert_eq!(
+            (keyed.secret_hash.as_deref(), keyed.secret_sealed.as_deref()),
+            (None, None)
+        );
+        assert!(!keyed.is_public() && !ClientView::from(&keyed).public);
+        assert!(matches!(
+            registry.rotate_secret(&created.client_id).await,
+            Err(RegistryError::Invalid { .. })
+        ));
+        let patch: ClientPatch =
+            serde_json::from_str(r#"{"token_endpoint_auth_method":"client_secret_post","jwks_uri":null}"#)
+                .unwrap();
+        assert!(matches!(
+            registry.update(&created.client_id, patch).await,
+            Err(RegistryError::Invalid {
+                field: "token_endpoint_auth_method",
+                ..
+            })
         ));
     }
 

@@ -10,6 +10,7 @@ use crate::alerts::Alerts;
 use crate::apikeys::ApiKeys;
 use crate::audit::Auditor;
 use crate::authz::Authz;
+use crate::clients::ClientAuth;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub ephemeral: Arc<dyn EphemeralStore>,
     pub clock: Arc<dyn Clock>,
     pub clients: Arc<dyn ClientStore>,
+    /// Client authentication at every endpoint where a client authenticates.
+    pub client_auth: Arc<ClientAuth>,
     pub revocations: Arc<dyn RevocationStore>,
     pub tokens: Arc<TokenService>,
     pub accounts: Arc<Accounts>,

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::client_auth::{all_assertion_algs, request_object_algs, AUTH_METHODS};
 use crate::paths;
 
 #[derive(Debug, Clone, Serialize)]
@@ -25,8 +26,11 @@ pub struct ProviderMetadata {
     pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub token_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub revocation_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub revocation_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub introspection_endpoint_auth_methods_supported: Vec<&'static str>,
+    pub introspection_endpoint_auth_signing_alg_values_supported: Vec<&'static str>,
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub prompt_values_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
@@ -34,6 +38,7 @@ pub struct ProviderMetadata {
     pub acr_values_supported: Vec<&'static str>,
     pub claims_parameter_supported: bool,
     pub request_parameter_supported: bool,
+    pub request_object_signing_alg_values_supported: Vec<&'static str>,
     pub request_uri_parameter_supported: bool,
     pub authorization_response_iss_parameter_supported: bool,
     pub backchannel_logout_supported: bool,
@@ -70,13 +75,18 @@ impl ProviderMetadata {
             ],
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: vec!["RS256"],
-            token_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post", "none"],
-            revocation_endpoint_auth_methods_supported: vec![
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
+            // Every endpoint where a client authenticates takes every method (public
+            // clients, `none`, are refused at introspection).
+            token_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+            token_endpoint_auth_signing_alg_values_supported: all_assertion_algs(),
+            revocation_endpoint_auth_methods_supported: AUTH_METHODS.to_vec(),
+            revocation_endpoint_auth_signing_alg_values_supported: all_assertion_algs(),
+            introspection_endpoint_auth_methods_supported: AUTH_METHODS
+                .iter()
+                .copied()
+                .filter(|m| *m != "none")
+                .collect(),
+            introspection_endpoint_auth_signing_alg_values_supported: all_assertion_algs(),
             code_challenge_methods_supported: vec!["S256"],
             prompt_values_supported: vec!["none", "login", "consent"],
             claims_supported: vec![
@@ -99,7 +109,8 @@ impl ProviderMetadata {
             ui_locales_supported: vec!["en", "ko"],
             acr_values_supported: crate::acr::SUPPORTED.to_vec(),
             claims_parameter_supported: false,
-            request_parameter_supported: false,
+            request_parameter_supported: true,
+            request_object_signing_alg_values_supported: request_object_algs(),
             request_uri_parameter_supported: false,
             authorization_response_iss_parameter_supported: true,
             backchannel_logout_supported: true,

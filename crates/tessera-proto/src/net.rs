@@ -94,6 +94,55 @@ pub fn client_ip<'a>(
     client
 }
 
+/// Where the provider may connect when it fetches a URL a client registered (a `jwks_uri`):
+/// never to an address inside the deployment's own networks, which would let a client make
+/// the provider reach its metadata service or internal admin ports (SSRF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AddressPolicy {
+    /// Loopback (127/8, ::1) is reachable: for tests and single-host development only.
+    pub allow_loopback: bool,
+}
+
+impl AddressPolicy {
+    /// Whether a connection to `ip` is allowed: public unicast addresses only, and loopback
+    /// when [`AddressPolicy::allow_loopback`] is set. Refused: unspecified, private
+    /// (RFC 1918, fc00::/7), shared (100.64/10), link-local (169.254/16 with the cloud
+    /// metadata address, fe80::/10), multicast, broadcast, documentation and reserved
+    /// ranges, and IPv4-mapped forms of all of them.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        let ip = normalize(ip);
+        if ip.is_loopback() {
+            return self.allow_loopback;
+        }
+        const REFUSED: [&str; 18] = [
+            "0.0.0.0/8",
+            "10.0.0.0/8",
+            "100.64.0.0/10",
+            "169.254.0.0/16",
+            "172.16.0.0/12",
+            "192.0.0.0/24",
+            "192.0.2.0/24",
+            "192.168.0.0/16",
+            "198.18.0.0/15",
+            "198.51.100.0/24",
+            "203.0.113.0/24",
+            "224.0.0.0/3",
+            "::/128",
+            "64:ff9b::/96",
+            "100::/64",
+            "2001:db8::/32",
+            "fc00::/7",
+            "fe80::/10",
+        ];
+        let refused = REFUSED
+            .iter()
+            .filter_map(|range| Cidr::parse(range).ok())
+            .any(|range| range.contains(ip));
+        let multicast_v6 = matches!(ip, IpAddr::V6(v6) if v6.is_multicast());
+        !refused && !multicast_v6
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -143,5 +192,37 @@ mod tests {
         );
         // No header: the proxy itself.
         assert_eq!(client_ip(ip("10.0.0.2"), [], &trusted), ip("10.0.0.2"));
+    }
+
+    #[test]
+    fn fetches_reach_only_public_addresses_and_loopback_when_allowed() {
+        let strict = AddressPolicy::default();
+        let loopback = AddressPolicy { allow_loopback: true };
+        for public in ["8.8.8.8", "1.1.1.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(strict.allows(ip(public)), "{public}");
+        }
+        for internal in [
+            "127.0.0.1",
+            "127.3.4.5",
+            "::1",
+            "::ffff:127.0.0.1",
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "ff02::1",
+        ] {
+            assert!(!strict.allows(ip(internal)), "{internal}");
+        }
+        assert!(loopback.allows(ip("127.0.0.1")) && loopback.allows(ip("::1")));
+        assert!(!loopback.allows(ip("169.254.169.254")) && !loopback.allows(ip("10.0.0.1")));
     }
 }

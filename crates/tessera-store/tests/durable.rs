@@ -747,6 +747,11 @@ fn client(client_id: &str) -> ClientRecord {
         secret_hash: Some("c2VjcmV0LWhhc2g".to_owned()),
         token_endpoint_auth_method: "client_secret_basic".to_owned(),
         channel: "web".to_owned(),
+        token_endpoint_auth_signing_alg: None,
+        jwks: None,
+        jwks_uri: None,
+        secret_sealed: None,
+        request_object_signing_alg: None,
         grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
         scopes: vec![
             "openid".to_owned(),
@@ -878,6 +883,12 @@ async fn client_crud_and_lists_round_trip(backend: &str) {
     changed.redirect_uris = vec!["https://new.example/cb".to_owned()];
     changed.scopes = vec![];
     changed.first_party = false;
+    changed.token_endpoint_auth_method = "private_key_jwt".to_owned();
+    changed.token_endpoint_auth_signing_alg = Some("ES256".to_owned());
+    changed.jwks = Some(r#"{"keys":[]}"#.to_owned());
+    changed.jwks_uri = Some("https://b.example/jwks".to_owned());
+    changed.secret_sealed = Some("AQID".to_owned());
+    changed.request_object_signing_alg = Some("none".to_owned());
     changed.created_at = 9_999; // ignored: created_at is kept
     changed.updated_at = 2_000;
     assert!(store.update_client(&changed).await.unwrap());

@@ -1,14 +1,26 @@
 //! The domain's outbound HTTP port ([`tessera_idp::outbound::Outbound`]) on reqwest:
 //! rustls, no redirects followed, the request's own timeout, and errors without the URL.
+//!
+//! Fetches of URLs that clients registered ([`Outbound::get`]) go through clients of their
+//! own: no proxy, and a resolver that drops every address the request's
+//! [`AddressPolicy`] refuses, so the connection is made only to an address that was
+//! checked (a host name that resolves to 169.254.169.254 or 10.0.0.1 gets no connection).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use async_trait::async_trait;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use tessera_idp::outbound::{Outbound, OutboundError, Post};
+use tessera_idp::outbound::{Fetched, Get, Outbound, OutboundError, Post};
+use tessera_proto::net::AddressPolicy;
 
-/// Sends outbound requests over one pooled client.
+/// Sends outbound requests over pooled clients.
 #[derive(Debug, Clone)]
 pub struct HttpClient {
     client: reqwest::Client,
+    /// For [`Outbound::get`]: `[strict, loopback allowed]`.
+    guarded: [reqwest::Client; 2],
 }
 
 impl HttpClient {
@@ -17,8 +29,50 @@ impl HttpClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|err| OutboundError(err.without_url().to_string()))?;
-        Ok(HttpClient { client })
+        let guarded = |policy: AddressPolicy| {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .dns_resolver(Arc::new(GuardedResolver(policy)))
+                .build()
+                .map_err(|err| OutboundError(err.without_url().to_string()))
+        };
+        Ok(HttpClient {
+            client,
+            guarded: [
+                guarded(AddressPolicy {
+                    allow_loopback: false,
+                })?,
+                guarded(AddressPolicy { allow_loopback: true })?,
+            ],
+        })
     }
+}
+
+/// Resolves with the system resolver and keeps only the addresses the policy allows.
+#[derive(Debug)]
+struct GuardedResolver(AddressPolicy);
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.0;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((host.as_str(), 0)).await?;
+            let allowed: Vec<SocketAddr> = resolved.filter(|addr| policy.allows(addr.ip())).collect();
+            if allowed.is_empty() {
+                return Err(Box::new(OutboundError(
+                    "the host resolves to no address the provider may connect to".to_owned(),
+                )) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+fn refused_address() -> OutboundError {
+    OutboundError("the address is one the provider may not connect to".to_owned())
 }
 
 #[async_trait]
@@ -39,5 +93,54 @@ impl Outbound for HttpClient {
             Ok(response) => Ok(response.status().as_u16()),
             Err(err) => Err(OutboundError(err.without_url().to_string())),
         }
+    }
+
+    async fn get(&self, get: Get) -> Result<Fetched, OutboundError> {
+        let url = url::Url::parse(&get.url).map_err(|_| OutboundError("not a URL".to_owned()))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(OutboundError("only http(s) URLs are fetched".to_owned()));
+        }
+        // An address literal is connected to without resolving: check it here.
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            Some(url::Host::Domain(_)) => None,
+            None => return Err(OutboundError("the URL has no host".to_owned())),
+        };
+        if literal.is_some_and(|ip| !get.addresses.allows(ip)) {
+            return Err(refused_address());
+        }
+        let client = &self.guarded[usize::from(get.addresses.allow_loopback)];
+        let exchange = async {
+            let mut response = client
+                .get(url)
+                .timeout(get.timeout)
+                .send()
+                .await
+                .map_err(|err| OutboundError(err.without_url().to_string()))?;
+            let status = response.status().as_u16();
+            let too_long = || OutboundError(format!("the body is longer than {} bytes", get.max_bytes));
+            if response
+                .content_length()
+                .is_some_and(|length| length > get.max_bytes as u64)
+            {
+                return Err(too_long());
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|err| OutboundError(err.without_url().to_string()))?
+            {
+                if body.len() + chunk.len() > get.max_bytes {
+                    return Err(too_long());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Fetched { status, body })
+        };
+        tokio::time::timeout(get.timeout, exchange)
+            .await
+            .map_err(|_| OutboundError("the fetch timed out".to_owned()))?
     }
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use clap::Subcommand;
 use tessera_idp::audit::Auditor;
+use tessera_idp::clients::SecretSeal;
 use tessera_idp::clock::{Clock, SystemClock};
-use tessera_idp::node::open_database;
+use tessera_idp::node::{master_key_bytes, open_database};
 use tessera_idp::registry::{ClientPatch, ClientRegistry, ClientSpec, ClientView, RegistryError};
 use tessera_idp::Config;
 
@@ -118,9 +119,37 @@ pub(crate) struct ClientFields {
     /// Authorization requests must be pushed to /oauth2/par first (RFC 9126).
     #[arg(long = "require-par", num_args = 0..=1, require_equals = true, default_missing_value = "true", value_name = "BOOL")]
     require_par: Option<bool>,
-    /// client_secret_basic (default) or client_secret_post; `none` for a public client.
+    /// client_secret_basic (default), client_secret_post, client_secret_jwt or
+    /// private_key_jwt (with --jwks or --jwks-uri); `none` for a public client.
     #[arg(long, value_name = "METHOD")]
     auth_method: Option<String>,
+    /// The one algorithm its client assertions are signed with (RS256, PS256, ES256, EdDSA,
+    /// … for private_key_jwt; HS256, HS384, HS512 for client_secret_jwt), or `default` (any).
+    #[arg(long, value_name = "ALG")]
+    auth_signing_alg: Option<String>,
+    /// private_key_jwt: a file holding its public keys, a JWK set ('' clears it on update).
+    #[arg(long, value_name = "FILE")]
+    jwks: Option<std::path::PathBuf>,
+    /// private_key_jwt: the https URL where it publishes its JWK set ('' clears it on update).
+    #[arg(long, value_name = "URI")]
+    jwks_uri: Option<String>,
+    /// The algorithm of its request objects: none, an asymmetric one (with --jwks or
+    /// --jwks-uri), or HS256/HS384/HS512 for a client_secret_jwt client; `default`: it sends
+    /// none (`request` is refused).
+    #[arg(long, value_name = "ALG")]
+    request_object_alg: Option<String>,
+}
+
+/// The JWK set in the file `path`; `None` for an empty path (clears the keys on update).
+fn read_jwks(path: &std::path::Path) -> Result<Option<serde_json::Value>, Box<dyn std::error::Error>> {
+    if path.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read --jwks {}: {e}", path.display()))?;
+    let document =
+        serde_json::from_str(&text).map_err(|e| format!("--jwks {} is not JSON: {e}", path.display()))?;
+    Ok(Some(document))
 }
 
 /// A lifetime flag: seconds, or `default` (the configured lifetime).
@@ -142,14 +171,26 @@ fn list_flag(values: Option<Vec<String>>) -> Option<Vec<String>> {
 }
 
 impl ClientFields {
-    fn into_spec(self, name: String, client_id: Option<String>) -> ClientSpec {
-        ClientSpec {
+    fn into_spec(
+        self,
+        name: String,
+        client_id: Option<String>,
+    ) -> Result<ClientSpec, Box<dyn std::error::Error>> {
+        let jwks = match &self.jwks {
+            Some(path) => read_jwks(path)?,
+            None => None,
+        };
+        Ok(ClientSpec {
             client_id,
             client_name: Some(name),
             redirect_uris: list_flag(self.redirect_uris).unwrap_or_default(),
             grant_types: list_flag(self.grants),
             scope: self.scope,
             token_endpoint_auth_method: self.auth_method,
+            token_endpoint_auth_signing_alg: self.auth_signing_alg.filter(|a| a != "default"),
+            jwks,
+            jwks_uri: self.jwks_uri.filter(|u| !u.is_empty()),
+            request_object_signing_alg: self.request_object_alg.filter(|a| a != "default"),
             post_logout_redirect_uris: list_flag(self.post_logout_redirect_uris).unwrap_or_default(),
             backchannel_logout_uri: self.backchannel_logout_uri.filter(|u| !u.is_empty()),
             allowed_cors_origins: list_flag(self.cors_origins).unwrap_or_default(),
@@ -160,17 +201,29 @@ impl ClientFields {
             mfa_policy: self.mfa_policy.filter(|p| p != "default"),
             require_pushed_authorization_requests: self.require_par.unwrap_or(false),
             public: self.public.unwrap_or(false),
-        }
+        })
     }
 
-    fn into_patch(self, name: Option<String>) -> ClientPatch {
-        ClientPatch {
+    fn into_patch(self, name: Option<String>) -> Result<ClientPatch, Box<dyn std::error::Error>> {
+        let jwks = match &self.jwks {
+            Some(path) => Some(read_jwks(path)?),
+            None => None,
+        };
+        Ok(ClientPatch {
             client_id: None,
             client_name: name,
             redirect_uris: list_flag(self.redirect_uris),
             grant_types: list_flag(self.grants),
             scope: self.scope,
             token_endpoint_auth_method: self.auth_method,
+            token_endpoint_auth_signing_alg: self
+                .auth_signing_alg
+                .map(|a| Some(a).filter(|a| a != "default")),
+            jwks,
+            jwks_uri: self.jwks_uri.map(|u| Some(u).filter(|u| !u.is_empty())),
+            request_object_signing_alg: self
+                .request_object_alg
+                .map(|a| Some(a).filter(|a| a != "default")),
             post_logout_redirect_uris: list_flag(self.post_logout_redirect_uris),
             backchannel_logout_uri: self
                 .backchannel_logout_uri
@@ -183,7 +236,7 @@ impl ClientFields {
             mfa_policy: self.mfa_policy.map(|p| Some(p).filter(|p| p != "default")),
             require_pushed_authorization_requests: self.require_par,
             public: self.public,
-        }
+        })
     }
 }
 
@@ -211,7 +264,8 @@ pub(crate) async fn client(config: Config, command: ClientCommand) -> CmdResult 
     let db = Arc::new(open_database(&config).await?);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let audit = Auditor::new(db.clone(), clock.clone());
-    let registry = ClientRegistry::from_parts(db, clock, audit, config.channels());
+    let secrets = Arc::new(SecretSeal::new(&master_key_bytes(&config)?)?);
+    let registry = ClientRegistry::from_parts(db, secrets, clock, audit, config.channels());
     match command {
         ClientCommand::Create {
             name,
@@ -219,7 +273,7 @@ pub(crate) async fn client(config: Config, command: ClientCommand) -> CmdResult 
             client_id,
             json,
         } => {
-            let (record, secret) = registry.create(fields.into_spec(name, client_id)).await?;
+            let (record, secret) = registry.create(fields.into_spec(name, client_id)?).await?;
             if json {
                 print_client(&ClientView::from(&record), secret.as_deref(), true)?;
             } else {
@@ -247,11 +301,7 @@ pub(crate) async fn client(config: Config, command: ClientCommand) -> CmdResult 
                 println!(
                     "{:<32}  {:<12}  {:<8}  {:<40}  {}",
                     c.client_id,
-                    if c.secret_hash.is_some() {
-                        "confidential"
-                    } else {
-                        "public"
-                    },
+                    if !c.is_public() { "confidential" } else { "public" },
                     c.channel,
                     c.grant_types.join(","),
                     c.name
@@ -269,7 +319,7 @@ pub(crate) async fn client(config: Config, command: ClientCommand) -> CmdResult 
             json,
         } => {
             let record = registry
-                .update(&id, fields.into_patch(name))
+                .update(&id, fields.into_patch(name)?)
                 .await
                 .map_err(not_found(&id))?;
             print_client(&ClientView::from(&record), None, json)?;

@@ -169,6 +169,36 @@ pub const KEYS: &[EnvKey] = &[
         ValueKind::Int,
     ),
     (
+        "client_auth.assertion_max_lifetime_secs",
+        "TESSERA_CLIENT_AUTH__ASSERTION_MAX_LIFETIME_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "client_auth.jwks_cache_secs",
+        "TESSERA_CLIENT_AUTH__JWKS_CACHE_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "client_auth.jwks_refetch_interval_secs",
+        "TESSERA_CLIENT_AUTH__JWKS_REFETCH_INTERVAL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "client_auth.jwks_max_bytes",
+        "TESSERA_CLIENT_AUTH__JWKS_MAX_BYTES",
+        ValueKind::Int,
+    ),
+    (
+        "client_auth.jwks_fetch_timeout_ms",
+        "TESSERA_CLIENT_AUTH__JWKS_FETCH_TIMEOUT_MS",
+        ValueKind::Int,
+    ),
+    (
+        "client_auth.jwks_uri_allow_loopback",
+        "TESSERA_CLIENT_AUTH__JWKS_URI_ALLOW_LOOPBACK",
+        ValueKind::Bool,
+    ),
+    (
         "device.code_ttl_secs",
         "TESSERA_DEVICE__CODE_TTL_SECS",
         ValueKind::Int,

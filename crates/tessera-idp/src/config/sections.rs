@@ -86,6 +86,44 @@ impl Default for DeviceConfig {
     }
 }
 
+/// JWT client authentication (`private_key_jwt`, `client_secret_jwt`; docs/clients.md):
+/// how long an assertion may live, and how clients' `jwks_uri` documents are fetched.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientAuthConfig {
+    /// The longest lifetime (`exp` from now, and from `iat` when present) of a client
+    /// assertion; a longer one is refused. Each assertion's `jti` is remembered until its
+    /// `exp`, so this also bounds the replay cache.
+    pub assertion_max_lifetime_secs: u64,
+    /// Seconds a fetched `jwks_uri` document is used before it is fetched again.
+    pub jwks_cache_secs: u64,
+    /// At most one fetch of a `jwks_uri` per this many seconds, even when an assertion names
+    /// a key id the cached document lacks (so forged key ids cannot make the provider hammer
+    /// the client's server).
+    pub jwks_refetch_interval_secs: u64,
+    /// A `jwks_uri` document longer than this many bytes is refused.
+    pub jwks_max_bytes: u64,
+    /// A `jwks_uri` fetch that takes longer than this many milliseconds fails.
+    pub jwks_fetch_timeout_ms: u64,
+    /// Allow `jwks_uri` hosts that resolve to loopback addresses (127.0.0.0/8, ::1): for
+    /// tests and single-host development only. Private, link-local (169.254.169.254) and
+    /// other internal addresses are refused regardless.
+    pub jwks_uri_allow_loopback: bool,
+}
+
+impl Default for ClientAuthConfig {
+    fn default() -> Self {
+        ClientAuthConfig {
+            assertion_max_lifetime_secs: 3600,
+            jwks_cache_secs: 300,
+            jwks_refetch_interval_secs: 30,
+            jwks_max_bytes: 65_536,
+            jwks_fetch_timeout_ms: 3000,
+            jwks_uri_allow_loopback: false,
+        }
+    }
+}
+
 /// Abnormal-login alerts: the new sign-in e-mail and abuse signals (docs/operations.md).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

@@ -134,6 +134,15 @@ impl Config {
         )?;
         positive("sessions.idle_timeout_secs", self.sessions.idle_timeout_secs)?;
         positive(
+            "client_auth.assertion_max_lifetime_secs",
+            self.client_auth.assertion_max_lifetime_secs,
+        )?;
+        positive("client_auth.jwks_max_bytes", self.client_auth.jwks_max_bytes)?;
+        positive(
+            "client_auth.jwks_fetch_timeout_ms",
+            self.client_auth.jwks_fetch_timeout_ms,
+        )?;
+        positive(
             "sessions.cleanup_interval_secs",
             self.sessions.cleanup_interval_secs,
         )?;

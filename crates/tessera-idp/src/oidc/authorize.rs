@@ -10,6 +10,7 @@ use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{ClientRecord, ClientStore};
 use tessera_store::StoreError;
 
+use crate::clients::ClientAuth;
 use crate::error::ErrorKind;
 
 /// The `prompt` values we support (OIDC Core §3.1.2.1).
@@ -116,6 +117,13 @@ pub enum AuthorizeError {
         error: OAuthErrorCode,
         description: &'static str,
     },
+    /// Tell the client, but nothing trusted says where (a request object refused when the
+    /// query names no registered `redirect_uri`): an error page for a browser, the error
+    /// itself at the PAR endpoint.
+    Unredirectable {
+        error: OAuthErrorCode,
+        description: &'static str,
+    },
     Store(StoreError),
 }
 
@@ -139,6 +147,90 @@ pub fn parse_params(raw: &[u8]) -> (BTreeMap<String, String>, bool) {
         }
     }
     (params, repeated)
+}
+
+/// A request object passed by value (`request`; OpenID Connect Core §6.1, RFC 9101 §5)
+/// replaced by the parameters it carries, which take precedence over the query's; the
+/// result is then validated as any request is. A client that registered no
+/// `request_object_signing_alg` gets `request_not_supported`; an object that does not
+/// verify (signature, registered algorithm, `iss`, `aud`, `exp`, `nbf`), or whose
+/// `client_id` or `response_type` differs from the query's, gets `invalid_request_object`.
+/// Errors go to the query's `redirect_uri` when it is registered, to a page otherwise.
+pub async fn with_request_object(
+    mut params: BTreeMap<String, String>,
+    clients: &dyn ClientStore,
+    client_auth: &ClientAuth,
+) -> Result<BTreeMap<String, String>, AuthorizeError> {
+    let Some(jwt) = params.remove("request") else {
+        return Ok(params);
+    };
+    let Some(client_id) = params.get("client_id").cloned() else {
+        return Err(AuthorizeError::Page(ErrorKind::InvalidRequest(
+            "client_id is missing".to_owned(),
+        )));
+    };
+    if client_id.len() > 255 {
+        return Err(AuthorizeError::Page(ErrorKind::InvalidClient));
+    }
+    let client = clients
+        .client(&client_id)
+        .await?
+        .ok_or(AuthorizeError::Page(ErrorKind::InvalidClient))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .filter(|uri| client.redirect_uris.contains(uri))
+        .cloned();
+    let state = params.get("state").cloned();
+    let fail = |error: OAuthErrorCode, description: &'static str| match &redirect_uri {
+        Some(uri) => AuthorizeError::Redirect {
+            redirect_uri: uri.clone(),
+            state: state.clone(),
+            error,
+            description,
+        },
+        None => AuthorizeError::Unredirectable { error, description },
+    };
+    if params.contains_key("request_uri") {
+        return Err(fail(
+            OAuthErrorCode::InvalidRequest,
+            "request and request_uri cannot be sent together",
+        ));
+    }
+    if client.request_object_signing_alg.is_none() {
+        return Err(fail(
+            OAuthErrorCode::RequestNotSupported,
+            "this client registered no request_object_signing_alg",
+        ));
+    }
+    let claims = client_auth.request_object(&client, &jwt).await.map_err(|err| {
+        tracing::info!(client_id = %client.client_id, reason = %err, "request object refused");
+        fail(
+            OAuthErrorCode::InvalidRequestObject,
+            "the request object is invalid",
+        )
+    })?;
+    for name in ["client_id", "response_type"] {
+        match (claims.get(name), params.get(name)) {
+            (None, _) => {}
+            (Some(serde_json::Value::String(inner)), Some(outer)) if inner == outer => {}
+            (Some(serde_json::Value::String(_)), None) => {}
+            (Some(_), _) => {
+                return Err(fail(
+                    OAuthErrorCode::InvalidRequestObject,
+                    "the request object's client_id or response_type differs from the request's",
+                ))
+            }
+        }
+    }
+    for (name, value) in claims {
+        let text = match value {
+            serde_json::Value::String(text) => text,
+            // Numbers (max_age), booleans, and JSON members such as `claims` as their JSON.
+            other => other.to_string(),
+        };
+        params.insert(name, text);
+    }
+    Ok(params)
 }
 
 /// The longest value accepted for any parameter (a URL is rarely longer; this keeps pages
@@ -245,7 +337,7 @@ pub async fn validate(
         code_challenge.as_deref(),
         params.get("code_challenge_method").map(String::as_str),
     ) {
-        (None, None) if client.secret_hash.is_none() => {
+        (None, None) if client.is_public() => {
             return Err(fail(
                 OAuthErrorCode::InvalidRequest,
                 "public clients must use PKCE (code_challenge with S256)",

@@ -3,7 +3,13 @@
 
 use tessera_store::durable::ClientRecord;
 
-use super::{ClientSpec, RegistryError, DEFAULT_CHANNEL, DEFAULT_SCOPE, GRANT_TYPES, SECRET_AUTH_METHODS};
+use tessera_proto::client_auth::{
+    assertion_algs, CLIENT_SECRET_JWT, CLIENT_SECRET_JWT_ALGS, CONFIDENTIAL_AUTH_METHODS, PRIVATE_KEY_JWT,
+    PRIVATE_KEY_JWT_ALGS,
+};
+
+use super::{ClientSpec, RegistryError, DEFAULT_CHANNEL, DEFAULT_SCOPE, GRANT_TYPES};
+use crate::clients::check_jwks;
 
 /// The longest URI accepted (the authorization endpoint accepts no longer parameter).
 const MAX_URI_LEN: usize = 2048;
@@ -12,6 +18,8 @@ const MAX_CLIENT_ID_LEN: usize = 128;
 const MAX_NAME_LEN: usize = 200;
 /// Ten years: a sanity bound on token lifetimes.
 const MAX_TTL_SECS: i64 = 315_360_000;
+/// The longest inline JWK set, serialised.
+const MAX_JWKS_LEN: usize = 65_536;
 /// Loopback hosts where `http` redirect URIs are allowed (RFC 8252 §7.3, §8.3).
 const LOOPBACK: &str = "127.0.0.1, [::1], localhost";
 
@@ -22,6 +30,11 @@ pub struct ValidClient {
     pub name: String,
     pub public: bool,
     pub token_endpoint_auth_method: String,
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// The inline JWK set, compact JSON.
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub request_object_signing_alg: Option<String>,
     pub grant_types: Vec<String>,
     pub scopes: Vec<String>,
     pub redirect_uris: Vec<String>,
@@ -48,6 +61,11 @@ impl ValidClient {
             name: self.name,
             secret_hash,
             token_endpoint_auth_method: self.token_endpoint_auth_method,
+            token_endpoint_auth_signing_alg: self.token_endpoint_auth_signing_alg,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
+            secret_sealed: None,
+            request_object_signing_alg: self.request_object_signing_alg,
             channel: self.channel,
             grant_types: self.grant_types,
             scopes: self.scopes,
@@ -83,13 +101,39 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
                 "a public client has no secret and authenticates with `none`",
             ))
         }
-        (false, None) => SECRET_AUTH_METHODS[0].to_owned(),
-        (false, Some(m)) if SECRET_AUTH_METHODS.contains(&m) => m.to_owned(),
+        (false, None) => CONFIDENTIAL_AUTH_METHODS[0].to_owned(),
+        (false, Some(m)) if CONFIDENTIAL_AUTH_METHODS.contains(&m) => m.to_owned(),
         (false, Some(m)) => {
             return Err(RegistryError::invalid(
                 "token_endpoint_auth_method",
-                format!("`{m}` is not supported; use client_secret_basic, client_secret_post, or none for a public client"),
+                format!(
+                    "`{m}` is not supported; use {}, or none for a public client",
+                    CONFIDENTIAL_AUTH_METHODS.join(", ")
+                ),
             ))
+        }
+    };
+    let request_object_signing_alg = check_request_object_alg(spec, &token_endpoint_auth_method)?;
+    let signs_with_keys = token_endpoint_auth_method == PRIVATE_KEY_JWT
+        || request_object_signing_alg
+            .as_deref()
+            .is_some_and(|alg| PRIVATE_KEY_JWT_ALGS.contains(&alg));
+    let (jwks, jwks_uri) = check_keys(spec, signs_with_keys)?;
+    let token_endpoint_auth_signing_alg = match spec.token_endpoint_auth_signing_alg.as_deref() {
+        None => None,
+        Some(alg) if assertion_algs(&token_endpoint_auth_method).contains(&alg) => Some(alg.to_owned()),
+        Some(alg) => {
+            let allowed = assertion_algs(&token_endpoint_auth_method);
+            return Err(RegistryError::invalid(
+                "token_endpoint_auth_signing_alg",
+                match allowed.is_empty() {
+                    true => format!("`{token_endpoint_auth_method}` sends no signed assertion"),
+                    false => format!(
+                        "`{alg}` is not allowed for {token_endpoint_auth_method}; use {}",
+                        allowed.join(", ")
+                    ),
+                },
+            ));
         }
     };
 
@@ -155,6 +199,10 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
         name,
         public,
         token_endpoint_auth_method,
+        token_endpoint_auth_signing_alg,
+        jwks,
+        jwks_uri,
+        request_object_signing_alg,
         grant_types,
         scopes,
         redirect_uris,
@@ -168,6 +216,77 @@ pub fn validate(spec: &ClientSpec, channels: &[String]) -> Result<ValidClient, R
         mfa_policy,
         require_pushed_authorization_requests: spec.require_pushed_authorization_requests,
     })
+}
+
+/// `none`, an asymmetric algorithm (the client then registers keys), or an HMAC for a
+/// `client_secret_jwt` client (the only one whose secret the server can use).
+fn check_request_object_alg(spec: &ClientSpec, method: &str) -> Result<Option<String>, RegistryError> {
+    match spec.request_object_signing_alg.as_deref() {
+        None => Ok(None),
+        Some(alg) if alg == "none" || PRIVATE_KEY_JWT_ALGS.contains(&alg) => Ok(Some(alg.to_owned())),
+        Some(alg) if CLIENT_SECRET_JWT_ALGS.contains(&alg) && method == CLIENT_SECRET_JWT => Ok(Some(alg.to_owned())),
+        Some(alg) => Err(RegistryError::invalid(
+            "request_object_signing_alg",
+            format!(
+                "`{alg}` is not allowed; use none, {} (with jwks or jwks_uri), or for a client_secret_jwt client {}",
+                PRIVATE_KEY_JWT_ALGS.join(", "),
+                CLIENT_SECRET_JWT_ALGS.join(", ")
+            ),
+        )),
+    }
+}
+
+/// A client that signs with a key pair (`private_key_jwt`, or an asymmetric
+/// `request_object_signing_alg`) registers its public keys — inline (`jwks`) or by URL
+/// (`jwks_uri`, https; http only on a loopback host), exactly one of them; no other client
+/// registers keys. Returns the inline set as compact JSON and the URI.
+fn check_keys(
+    spec: &ClientSpec,
+    signs_with_keys: bool,
+) -> Result<(Option<String>, Option<String>), RegistryError> {
+    if !signs_with_keys {
+        if spec.jwks.is_some() || spec.jwks_uri.is_some() {
+            let field = if spec.jwks.is_some() { "jwks" } else { "jwks_uri" };
+            return Err(RegistryError::invalid(
+                field,
+                "only clients that sign with a key pair (private_key_jwt, or an asymmetric request_object_signing_alg) register keys",
+            ));
+        }
+        return Ok((None, None));
+    }
+    match (&spec.jwks, &spec.jwks_uri) {
+        (Some(_), Some(_)) => Err(RegistryError::invalid(
+            "jwks",
+            "register keys inline (jwks) or by URL (jwks_uri), not both",
+        )),
+        (None, None) => Err(RegistryError::invalid(
+            "jwks_uri",
+            "a client that signs with a key pair needs its public keys: jwks or jwks_uri",
+        )),
+        (Some(document), None) => {
+            let compact = document.to_string();
+            if compact.len() > MAX_JWKS_LEN {
+                return Err(RegistryError::invalid(
+                    "jwks",
+                    format!("a JWK set of at most {MAX_JWKS_LEN} bytes"),
+                ));
+            }
+            check_jwks(document).map_err(|e| RegistryError::invalid("jwks", e.0))?;
+            Ok((Some(compact), None))
+        }
+        (None, Some(uri)) => {
+            let field = "jwks_uri";
+            let url = parse_uri(field, uri)?;
+            match url.scheme() {
+                "https" => Ok((None, Some(uri.to_owned()))),
+                "http" if is_loopback(&url) => Ok((None, Some(uri.to_owned()))),
+                _ => Err(RegistryError::invalid(
+                    field,
+                    format!("`{uri}`: use https (http only on a loopback host: {LOOPBACK})"),
+                )),
+            }
+        }
+    }
 }
 
 fn check_client_id(id: &str) -> Result<(), RegistryError> {
@@ -419,401 +538,4 @@ pub(super) fn generated_client_id(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::registry::{ClientPatch, ClientView};
-
-    fn channels() -> Vec<String> {
-        ["web", "mobile", "partner"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
-    }
-
-    fn web_app() -> ClientSpec {
-        ClientSpec {
-            client_name: Some("Web app".into()),
-            redirect_uris: vec!["https://app.example/cb".into()],
-            ..ClientSpec::default()
-        }
-    }
-
-    fn field_of(result: Result<ValidClient, RegistryError>) -> &'static str {
-        match result {
-            Err(RegistryError::Invalid { field, .. }) => field,
-            other => panic!("expected an invalid field, got {other:?}"),
-        }
-    }
-
-    fn with_redirect(uri: &str) -> ClientSpec {
-        ClientSpec {
-            redirect_uris: vec![uri.into()],
-            ..web_app()
-        }
-    }
-
-    #[test]
-    fn a_minimal_web_app_gets_the_defaults() {
-        let valid = validate(&web_app(), &channels()).unwrap();
-        assert_eq!(valid.name, "Web app");
-        assert!(!valid.public);
-        assert_eq!(valid.token_endpoint_auth_method, "client_secret_basic");
-        assert_eq!(valid.grant_types, ["authorization_code"]);
-        assert_eq!(valid.scopes, ["openid"]);
-        assert_eq!(valid.channel, "web");
-        assert!(!valid.first_party);
-    }
-
-    #[test]
-    fn redirect_uris_must_be_https_loopback_http_or_a_private_use_scheme() {
-        for good in [
-            "https://app.example/cb",
-            "https://app.example:8443/cb?x=1",
-            "http://127.0.0.1:4000/cb",
-            "http://[::1]/cb",
-            "http://localhost:3000/callback",
-            "com.example.app:/oauth2redirect",
-            "com.example.app://cb",
-        ] {
-            assert!(
-                validate(&with_redirect(good), &channels()).is_ok(),
-                "{good} was refused"
-            );
-        }
-        for bad in [
-            "http://app.example/cb",
-            "http://127.0.0.2/cb",
-            "https://app.example/cb#frag",
-            "https://*.example.com/cb",
-            "https://app.example/*",
-            "/cb",
-            "app.example/cb",
-            "https:app.example/cb",
-            "myapp:/cb",
-            "javascript:alert(1)",
-            "data:text/html,hi",
-            "https://user:pw@app.example/cb",
-            " https://app.example/cb",
-            "",
-        ] {
-            assert_eq!(
-                field_of(validate(&with_redirect(bad), &channels())),
-                "redirect_uris",
-                "{bad} was accepted"
-            );
-        }
-    }
-
-    #[test]
-    fn refusals_name_the_value_and_the_rule() {
-        let Err(err) = validate(&with_redirect("http://evil.example/cb"), &channels()) else {
-            panic!()
-        };
-        let text = err.to_string();
-        assert!(text.starts_with("invalid redirect_uris:"), "{text}");
-        assert!(
-            text.contains("http://evil.example/cb") && text.contains("loopback"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn post_logout_uris_follow_the_redirect_rules() {
-        let spec = ClientSpec {
-            post_logout_redirect_uris: vec!["https://app.example/bye#x".into()],
-            ..web_app()
-        };
-        assert_eq!(
-            field_of(validate(&spec, &channels())),
-            "post_logout_redirect_uris"
-        );
-        let spec = ClientSpec {
-            post_logout_redirect_uris: vec!["http://localhost/bye".into()],
-            ..web_app()
-        };
-        assert!(validate(&spec, &channels()).is_ok());
-    }
-
-    #[test]
-    fn backchannel_logout_is_https_or_loopback_http() {
-        let with = |uri: &str| ClientSpec {
-            backchannel_logout_uri: Some(uri.into()),
-            ..web_app()
-        };
-        assert!(validate(&with("https://app.example/logout"), &channels()).is_ok());
-        assert!(validate(&with("http://127.0.0.1:9000/logout"), &channels()).is_ok());
-        for bad in [
-            "http://app.example/logout",
-            "com.example.app:/logout",
-            "https://app.example/l#f",
-            "logout",
-        ] {
-            assert_eq!(
-                field_of(validate(&with(bad), &channels())),
-                "backchannel_logout_uri",
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn cors_entries_are_origins_stored_as_browsers_send_them() {
-        let with = |origin: &str| ClientSpec {
-            allowed_cors_origins: vec![origin.into()],
-            ..web_app()
-        };
-        let valid = validate(&with("https://App.Example:443/"), &channels()).unwrap();
-        assert_eq!(valid.allowed_cors_origins, ["https://app.example"]);
-        let valid = validate(&with("http://localhost:3000"), &channels()).unwrap();
-        assert_eq!(valid.allowed_cors_origins, ["http://localhost:3000"]);
-        for bad in [
-            "*",
-            "https://*.example.com",
-            "https://app.example/path",
-            "https://app.example?x=1",
-            "http://app.example",
-            "app.example",
-            "ftp://app.example",
-        ] {
-            assert_eq!(
-                field_of(validate(&with(bad), &channels())),
-                "allowed_cors_origins",
-                "{bad}"
-            );
-        }
-    }
-
-    #[test]
-    fn grant_types_are_known_and_the_password_grant_is_first_party_only() {
-        let with = |grants: &[&str], first_party: bool| ClientSpec {
-            grant_types: Some(grants.iter().map(|g| g.to_string()).collect()),
-            first_party,
-            ..web_app()
-        };
-        assert_eq!(
-            field_of(validate(&with(&["implicit"], false), &channels())),
-            "grant_types"
-        );
-        assert_eq!(
-            field_of(validate(&with(&["device_code"], false), &channels())),
-            "grant_types"
-        );
-        assert_eq!(field_of(validate(&with(&[], false), &channels())), "grant_types");
-        assert_eq!(
-            field_of(validate(&with(&["password"], false), &channels())),
-            "grant_types"
-        );
-        let valid = validate(
-            &with(&["password", "refresh_token", "password"], true),
-            &channels(),
-        )
-        .unwrap();
-        assert_eq!(valid.grant_types, ["password", "refresh_token"]);
-    }
-
-    #[test]
-    fn the_authorization_code_grant_needs_a_redirect_uri() {
-        let spec = ClientSpec {
-            redirect_uris: vec![],
-            ..web_app()
-        };
-        assert_eq!(field_of(validate(&spec, &channels())), "redirect_uris");
-        let service = ClientSpec {
-            client_name: Some("Batch job".into()),
-            grant_types: Some(vec!["client_credentials".into()]),
-            ..ClientSpec::default()
-        };
-        assert!(validate(&service, &channels()).is_ok());
-    }
-
-    #[test]
-    fn public_clients_authenticate_with_none_and_never_use_client_credentials() {
-        let public = ClientSpec {
-            public: true,
-            ..web_app()
-        };
-        let valid = validate(&public, &channels()).unwrap();
-        assert!(valid.public);
-        assert_eq!(valid.token_endpoint_auth_method, "none");
-        // `none` alone makes a client public (RFC 7591).
-        let by_method = ClientSpec {
-            token_endpoint_auth_method: Some("none".into()),
-            ..web_app()
-        };
-        assert!(validate(&by_method, &channels()).unwrap().public);
-        let with_secret_method = ClientSpec {
-            token_endpoint_auth_method: Some("client_secret_post".into()),
-            ..public.clone()
-        };
-        assert_eq!(
-            field_of(validate(&with_secret_method, &channels())),
-            "token_endpoint_auth_method"
-        );
-        let machine = ClientSpec {
-            grant_types: Some(vec!["client_credentials".into()]),
-            ..public
-        };
-        assert_eq!(field_of(validate(&machine, &channels())), "grant_types");
-    }
-
-    #[test]
-    fn device_clients_need_no_redirect_uri_and_may_be_public() {
-        let tv = ClientSpec {
-            client_name: Some("Living-room TV".into()),
-            public: true,
-            grant_types: Some(vec![
-                tessera_proto::DEVICE_CODE_GRANT.into(),
-                "refresh_token".into(),
-            ]),
-            ..ClientSpec::default()
-        };
-        let valid = validate(&tv, &channels()).unwrap();
-        assert_eq!(
-            valid.grant_types,
-            [tessera_proto::DEVICE_CODE_GRANT, "refresh_token"]
-        );
-        // Only the registered URN: a shortened name is not a grant type.
-        let short = ClientSpec {
-            grant_types: Some(vec!["device_code".into()]),
-            ..tv
-        };
-        assert_eq!(field_of(validate(&short, &channels())), "grant_types");
-    }
-
-    #[test]
-    fn confidential_clients_use_basic_or_post() {
-        let with = |method: &str| ClientSpec {
-            token_endpoint_auth_method: Some(method.into()),
-            ..web_app()
-        };
-        assert_eq!(
-            validate(&with("client_secret_post"), &channels())
-                .unwrap()
-                .token_endpoint_auth_method,
-            "client_secret_post"
-        );
-        assert_eq!(
-            field_of(validate(&with("private_key_jwt"), &channels())),
-            "token_endpoint_auth_method"
-        );
-        assert_eq!(
-            field_of(validate(&with("basic"), &channels())),
-            "token_endpoint_auth_method"
-        );
-    }
-
-    #[test]
-    fn scopes_are_tokens_and_ttls_positive_and_channels_configured() {
-        let valid = validate(
-            &ClientSpec {
-                scope: Some("openid  profile email openid tessera:admin".into()),
-                ..web_app()
-            },
-            &channels(),
-        )
-        .unwrap();
-        assert_eq!(valid.scopes, ["openid", "profile", "email", "tessera:admin"]);
-        for bad in ["openid \"quoted\"", "back\\slash", "tab\tseparated", "é"] {
-            let spec = ClientSpec {
-                scope: Some(bad.into()),
-                ..web_app()
-            };
-            assert_eq!(field_of(validate(&spec, &channels())), "scope", "{bad}");
-        }
-        for ttl in [0, -5, MAX_TTL_SECS + 1] {
-            let spec = ClientSpec {
-                access_token_ttl_secs: Some(ttl),
-                ..web_app()
-            };
-            assert_eq!(field_of(validate(&spec, &channels())), "access_token_ttl_secs");
-            let spec = ClientSpec {
-                refresh_token_ttl_secs: Some(ttl),
-                mfa_policy: None,
-                ..web_app()
-            };
-            assert_eq!(field_of(validate(&spec, &channels())), "refresh_token_ttl_secs");
-        }
-        let spec = ClientSpec {
-            channel: Some("kiosk".into()),
-            ..web_app()
-        };
-        assert_eq!(field_of(validate(&spec, &channels())), "channel");
-        let spec = ClientSpec {
-            channel: Some("partner".into()),
-            ..web_app()
-        };
-        assert_eq!(validate(&spec, &channels()).unwrap().channel, "partner");
-    }
-
-    #[test]
-    fn names_and_ids_are_checked() {
-        let spec = ClientSpec {
-            client_name: Some("   ".into()),
-            ..web_app()
-        };
-        assert_eq!(field_of(validate(&spec, &channels())), "client_name");
-        for bad in ["", "has space", "a:b", "ünï", &"x".repeat(129)] {
-            let spec = ClientSpec {
-                client_id: Some(bad.to_owned()),
-                ..web_app()
-            };
-            assert_eq!(field_of(validate(&spec, &channels())), "client_id", "{bad}");
-        }
-    }
-
-    #[test]
-    fn generated_ids_are_readable_and_distinct() {
-        let a = generated_client_id("Billing Portal (EU)!");
-        let b = generated_client_id("Billing Portal (EU)!");
-        assert!(a.starts_with("billing-portal-eu-"), "{a}");
-        assert_eq!(a.len(), "billing-portal-eu-".len() + 8, "{a}");
-        assert_ne!(a, b);
-        assert!(generated_client_id("日本").starts_with("client-"));
-        assert!(check_client_id(&generated_client_id(&"long name ".repeat(20))).is_ok());
-    }
-
-    #[test]
-    fn specs_and_patches_parse_from_json_and_refuse_unknown_fields() {
-        let spec: ClientSpec =
-            serde_json::from_str(r#"{"client_name":"x","redirect_uris":["https://a.example/cb"]}"#).unwrap();
-        assert!(validate(&spec, &channels()).is_ok());
-        assert!(serde_json::from_str::<ClientSpec>(r#"{"client_name":"x","redirect_uri":"y"}"#).is_err());
-        let patch: ClientPatch =
-            serde_json::from_str(r#"{"backchannel_logout_uri":null,"access_token_ttl_secs":60}"#).unwrap();
-        assert_eq!(patch.backchannel_logout_uri, Some(None));
-        assert_eq!(patch.access_token_ttl_secs, Some(Some(60)));
-        assert_eq!(patch.refresh_token_ttl_secs, None);
-        assert_eq!(
-            patch.changed_fields(),
-            ["backchannel_logout_uri", "access_token_ttl_secs"]
-        );
-    }
-
-    #[test]
-    fn the_view_never_shows_the_hash() {
-        let record = validate(&web_app(), &channels()).unwrap().into_record(
-            "web-app".into(),
-            Some("HASH-VALUE".into()),
-            1,
-        );
-        let view = ClientView::from(&record);
-        let shown = serde_json::to_string(&view.with_secret(None)).unwrap();
-        assert!(
-            !shown.contains("HASH-VALUE") && !shown.contains("client_secret\""),
-            "{shown}"
-        );
-        // Fields in the view's order, the id first.
-        assert!(
-            shown.starts_with("{\"client_id\":\"web-app\",\"client_name\""),
-            "{shown}"
-        );
-        let names: Vec<&str> = view.fields().iter().map(|(name, _)| *name).collect();
-        let serialized = serde_json::to_value(&view).unwrap();
-        assert_eq!(names.len(), serialized.as_object().unwrap().len());
-        assert!(names.iter().all(|n| serialized.get(*n).is_some()));
-        let shown = serde_json::to_value(view.with_secret(Some("tcs_secret"))).unwrap();
-        assert_eq!(shown["client_secret"], "tcs_secret");
-        assert_eq!(shown["client_secret_expires_at"], 0);
-        assert_eq!(shown["scope"], "openid");
-    }
-}
+mod tests;

@@ -16,8 +16,21 @@ pub struct ClientRecord {
     pub name: String,
     /// SHA-256 of the client secret (base64url); `None` for a public client.
     pub secret_hash: Option<String>,
-    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt` or `none`.
+    /// `client_secret_basic`, `client_secret_post`, `client_secret_jwt`, `private_key_jwt`
+    /// or `none`.
     pub token_endpoint_auth_method: String,
+    /// The one algorithm its JWT assertions may use; `None`: any its method allows.
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Its public keys (a JWKS document, JSON), for `private_key_jwt`.
+    pub jwks: Option<String>,
+    /// Where its public keys are published, for `private_key_jwt`.
+    pub jwks_uri: Option<String>,
+    /// For `client_secret_jwt` only: the secret sealed with the master key (base64url), as
+    /// an HMAC needs the secret itself. `secret_hash` is kept beside it.
+    pub secret_sealed: Option<String>,
+    /// The algorithm of its request objects (`none` for unsigned ones); `None`: it sends
+    /// none.
+    pub request_object_signing_alg: Option<String>,
     /// The channel its sessions belong to (`web`, `mobile`, `partner`, …).
     pub channel: String,
     pub grant_types: Vec<String>,
@@ -43,6 +56,14 @@ pub struct ClientRecord {
     pub updated_at: i64,
 }
 
+impl ClientRecord {
+    /// A public client (a browser or native app, method `none`) keeps no credential. Every
+    /// other client is confidential, whether it holds a secret or a key pair.
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == "none"
+    }
+}
+
 #[async_trait]
 pub trait ClientStore: Send + Sync + 'static {
     /// Stores a new client; `StoreError::Conflict` if the id is taken.
@@ -65,6 +86,7 @@ const CLIENT_COLUMNS: &str =
     "client_id, name, secret_hash, token_endpoint_auth_method, channel, grant_types, \
      scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, backchannel_logout_uri, \
      first_party, access_token_ttl_secs, refresh_token_ttl_secs, mfa_policy, require_pushed_authorization_requests, \
+     token_endpoint_auth_signing_alg, jwks, jwks_uri, secret_sealed, request_object_signing_alg, \
      created_at, updated_at";
 
 fn to_json(list: &[String]) -> Result<String, StoreError> {
@@ -82,6 +104,11 @@ fn client_from_row(row: &AnyRow) -> Result<ClientRecord, StoreError> {
         name: row.try_get("name")?,
         secret_hash: row.try_get("secret_hash")?,
         token_endpoint_auth_method: row.try_get("token_endpoint_auth_method")?,
+        token_endpoint_auth_signing_alg: row.try_get("token_endpoint_auth_signing_alg")?,
+        jwks: row.try_get("jwks")?,
+        jwks_uri: row.try_get("jwks_uri")?,
+        secret_sealed: row.try_get("secret_sealed")?,
+        request_object_signing_alg: row.try_get("request_object_signing_alg")?,
         channel: row.try_get("channel")?,
         grant_types: list_column(row, "grant_types")?,
         scopes: list_column(row, "scopes")?,
@@ -108,8 +135,10 @@ impl ClientStore for SqlStore {
             "INSERT INTO clients (client_id, name, secret_hash, token_endpoint_auth_method, channel, \
              grant_types, scopes, redirect_uris, post_logout_redirect_uris, allowed_cors_origins, \
              backchannel_logout_uri, first_party, access_token_ttl_secs, refresh_token_ttl_secs, \
-             created_at, updated_at, mfa_policy, require_pushed_authorization_requests) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+             created_at, updated_at, mfa_policy, require_pushed_authorization_requests, \
+             token_endpoint_auth_signing_alg, jwks, jwks_uri, secret_sealed, request_object_signing_alg) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+             $19, $20, $21, $22, $23)",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -129,6 +158,11 @@ impl ClientStore for SqlStore {
         .bind(client.updated_at)
         .bind(&client.mfa_policy)
         .bind(i64::from(client.require_pushed_authorization_requests))
+        .bind(&client.token_endpoint_auth_signing_alg)
+        .bind(&client.jwks)
+        .bind(&client.jwks_uri)
+        .bind(&client.secret_sealed)
+        .bind(&client.request_object_signing_alg)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -155,7 +189,9 @@ impl ClientStore for SqlStore {
              grant_types = $6, scopes = $7, redirect_uris = $8, post_logout_redirect_uris = $9, \
              allowed_cors_origins = $10, backchannel_logout_uri = $11, first_party = $12, \
              access_token_ttl_secs = $13, refresh_token_ttl_secs = $14, updated_at = $15, \
-             mfa_policy = $16, require_pushed_authorization_requests = $17 WHERE client_id = $1",
+             mfa_policy = $16, require_pushed_authorization_requests = $17, \
+             token_endpoint_auth_signing_alg = $18, jwks = $19, jwks_uri = $20, secret_sealed = $21, \
+             request_object_signing_alg = $22 WHERE client_id = $1",
         )
         .bind(&client.client_id)
         .bind(&client.name)
@@ -174,6 +210,11 @@ impl ClientStore for SqlStore {
         .bind(client.updated_at)
         .bind(&client.mfa_policy)
         .bind(i64::from(client.require_pushed_authorization_requests))
+        .bind(&client.token_endpoint_auth_signing_alg)
+        .bind(&client.jwks)
+        .bind(&client.jwks_uri)
+        .bind(&client.secret_sealed)
+        .bind(&client.request_object_signing_alg)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)

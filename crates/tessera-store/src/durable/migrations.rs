@@ -95,6 +95,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0014_client_require_par.sql"),
         include_str!("../../migrations/postgres/0014_client_require_par.sql"),
     ),
+    (
+        17,
+        "client jwt authentication and request objects",
+        include_str!("../../migrations/sqlite/0017_client_jwt_auth.sql"),
+        include_str!("../../migrations/postgres/0017_client_jwt_auth.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

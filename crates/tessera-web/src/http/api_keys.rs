@@ -356,7 +356,10 @@ pub async fn check(
     body: Bytes,
 ) -> Result<Response, OAuthReply> {
     let form = oauth_form(&headers, &body)?;
-    let _client = tessera_idp::clients::authenticate(state.clients.as_ref(), &headers, &form, false).await?;
+    let _client = state
+        .client_auth
+        .authenticate(&headers, &form, false, tessera_proto::paths::API_KEY_CHECK)
+        .await?;
     let key = form
         .get("key")
         .ok_or_else(|| OAuthFailure::new(OAuthErrorCode::InvalidRequest, "key is required"))?;

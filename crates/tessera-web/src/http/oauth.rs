@@ -7,11 +7,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tessera_proto::OAuthErrorCode;
+use tessera_proto::{paths, OAuthErrorCode};
 
 use super::request::{oauth_form, Context};
 use crate::error::OAuthReply;
-use tessera_idp::clients::authenticate;
 use tessera_idp::error::OAuthFailure;
 use tessera_idp::state::AppState;
 use tessera_idp::tokens::opaque::sha256_b64;
@@ -105,13 +104,10 @@ pub async fn token(
         .into());
     }
     // Client credentials need a client that can keep a secret.
-    let client = authenticate(
-        state.clients.as_ref(),
-        &headers,
-        &form,
-        grant_type != "client_credentials",
-    )
-    .await?;
+    let client = state
+        .client_auth
+        .authenticate(&headers, &form, grant_type != "client_credentials", paths::TOKEN)
+        .await?;
     if !client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthFailure::new(
             OAuthErrorCode::UnauthorizedClient,
@@ -233,7 +229,10 @@ pub async fn device_authorization(
     body: Bytes,
 ) -> Result<Response, OAuthReply> {
     let form = oauth_form(&headers, &body)?;
-    let client = authenticate(state.clients.as_ref(), &headers, &form, true).await?;
+    let client = state
+        .client_auth
+        .authenticate(&headers, &form, true, paths::DEVICE_AUTHORIZATION)
+        .await?;
     if !client
         .grant_types
         .iter()
@@ -274,7 +273,10 @@ pub async fn revoke(
     body: Bytes,
 ) -> Result<Response, OAuthReply> {
     let form = oauth_form(&headers, &body)?;
-    let client = authenticate(state.clients.as_ref(), &headers, &form, true).await?;
+    let client = state
+        .client_auth
+        .authenticate(&headers, &form, true, paths::REVOKE)
+        .await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthFailure::new(OAuthErrorCode::InvalidRequest, "token is required"))?;
@@ -307,7 +309,10 @@ pub async fn introspect(
     body: Bytes,
 ) -> Result<Response, OAuthReply> {
     let form = oauth_form(&headers, &body)?;
-    let client = authenticate(state.clients.as_ref(), &headers, &form, false).await?;
+    let client = state
+        .client_auth
+        .authenticate(&headers, &form, false, paths::INTROSPECT)
+        .await?;
     let token = form
         .get("token")
         .ok_or_else(|| OAuthFailure::new(OAuthErrorCode::InvalidRequest, "token is required"))?;

@@ -120,6 +120,12 @@ fn authorize_error_in(
         headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
     );
     match err {
+        AuthorizeError::Unredirectable { description, .. } => pages::error_page(
+            page_locale,
+            StatusCode::BAD_REQUEST,
+            ErrorKind::InvalidRequest(description.to_owned()),
+        )
+        .into_response(),
         AuthorizeError::Page(kind) => {
             let status = match kind {
                 ErrorKind::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
@@ -276,6 +282,14 @@ pub async fn authorize(
         },
         None => false,
     };
+    // A request object by value (pushed ones were resolved when pushed).
+    let params =
+        match authorize::with_request_object(params, state.provider.clients().as_ref(), &state.client_auth)
+            .await
+        {
+            Ok(params) => params,
+            Err(err) => return authorize_error_in(&state, &headers, err, None),
+        };
     let ui_locales = params.get("ui_locales").cloned();
     let request = match authorize::validate(params, repeated, state.provider.clients().as_ref()).await {
         Ok(request) => request,

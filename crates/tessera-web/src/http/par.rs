@@ -8,7 +8,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use tessera_idp::clients::authenticate;
 use tessera_idp::error::OAuthFailure;
 use tessera_idp::oidc::authorize::{self, AuthorizeError};
 use tessera_idp::oidc::par::{Pushed, PAR_TTL_SECS};
@@ -39,7 +38,10 @@ pub async fn push(
     body: Bytes,
 ) -> Result<Response, OAuthReply> {
     let mut form = oauth_form(&headers, &body)?;
-    let client = authenticate(state.clients.as_ref(), &headers, &form, true).await?;
+    let client = state
+        .client_auth
+        .authenticate(&headers, &form, true, tessera_proto::paths::PAR)
+        .await?;
     // §2.1: a pushed request cannot itself refer to one.
     if form.contains_key("request_uri") {
         return Err(OAuthFailure::new(OAuthErrorCode::InvalidRequest, "request_uri cannot be pushed").into());
@@ -60,6 +62,10 @@ pub async fn push(
             form.insert("client_id".to_owned(), client.client_id.clone());
         }
     }
+    // A signed request object may be pushed (RFC 9126 §3): its parameters are what is stored.
+    let form = authorize::with_request_object(form, state.provider.clients().as_ref(), &state.client_auth)
+        .await
+        .map_err(refusal)?;
     let request = authorize::validate(form, false, state.provider.clients().as_ref())
         .await
         .map_err(refusal)?;
@@ -82,6 +88,7 @@ fn refusal(err: AuthorizeError) -> OAuthReply {
         AuthorizeError::Redirect {
             error, description, ..
         } => OAuthFailure::new(error, description),
+        AuthorizeError::Unredirectable { error, description } => OAuthFailure::new(error, description),
         AuthorizeError::Page(ErrorKind::InvalidRedirectUri) => OAuthFailure::new(
             OAuthErrorCode::InvalidRequest,
             "redirect_uri is missing or not registered for this client",

@@ -420,9 +420,14 @@ async fn admin_api_refuses_invalid_metadata_naming_the_field(backend: Backend) {
             "https",
         ),
         (
-            base(json!({"token_endpoint_auth_method": "private_key_jwt"})),
+            base(json!({"token_endpoint_auth_method": "tls_client_auth"})),
             "token_endpoint_auth_method",
-            "private_key_jwt",
+            "tls_client_auth",
+        ),
+        (
+            base(json!({"token_endpoint_auth_method": "private_key_jwt"})),
+            "jwks_uri",
+            "public keys",
         ),
         (base(json!({"scope": "openid \"x\""})), "scope", "scope"),
         (

@@ -48,6 +48,11 @@ async fn device_client(node: &TestNode, client_id: &str, confidential: bool, gra
         }
         .to_owned(),
         channel: "mobile".to_owned(),
+        token_endpoint_auth_signing_alg: None,
+        jwks: None,
+        jwks_uri: None,
+        secret_sealed: None,
+        request_object_signing_alg: None,
         grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
         scopes: vec!["openid".into(), "profile".into(), "email".into()],
         redirect_uris: vec![],

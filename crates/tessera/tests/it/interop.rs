@@ -19,6 +19,7 @@ backend_tests!(
     openid_client_asking_for_acr_values_gets_the_factor_in_amr,
     openid_client_completes_the_device_flow_approved_on_the_hosted_page,
     openid_client_completes_a_code_flow_through_pushed_authorization_requests,
+    openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions,
 );
 
 fn interop_dir() -> PathBuf {
@@ -195,6 +196,11 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
             secret_hash: Some(cc_hash),
             token_endpoint_auth_method: "client_secret_post".to_owned(),
             channel: "service".to_owned(),
+            token_endpoint_auth_signing_alg: None,
+            jwks: None,
+            jwks_uri: None,
+            secret_sealed: None,
+            request_object_signing_alg: None,
             grant_types: vec!["client_credentials".into()],
             scopes: vec!["api:read".into()],
             redirect_uris: vec![],
@@ -374,6 +380,11 @@ async fn openid_client_completes_the_device_flow_approved_on_the_hosted_page(bac
             secret_hash: None,
             token_endpoint_auth_method: "none".to_owned(),
             channel: "web".to_owned(),
+            token_endpoint_auth_signing_alg: None,
+            jwks: None,
+            jwks_uri: None,
+            secret_sealed: None,
+            request_object_signing_alg: None,
             grant_types: vec![
                 "urn:ietf:params:oauth:grant-type:device_code".into(),
                 "refresh_token".into(),
@@ -486,4 +497,146 @@ async fn openid_client_completes_a_code_flow_through_pushed_authorization_reques
     assert_eq!(claims["aud"], "rp-par");
     assert_eq!(walked["authorization_code_grant"]["scope"], "openid email");
     assert_eq!(walked["replay"]["used"], true, "{out}");
+}
+
+/// A P-256 key pair for a `private_key_jwt` client: PKCS#8 DER (base64) and PEM of the
+/// private key, and the public JWK with `kid`.
+fn client_key(kid: &str) -> (String, String, Value) {
+    use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use base64::Engine as _;
+    let doc = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let der = base64::engine::general_purpose::STANDARD.encode(doc.as_ref());
+    let lines: Vec<String> = der
+        .as_bytes()
+        .chunks(64)
+        .map(|line| String::from_utf8_lossy(line).into_owned())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    let encoding = jsonwebtoken::EncodingKey::from_ec_der(doc.as_ref());
+    let mut public =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, jsonwebtoken::Algorithm::ES256).unwrap();
+    public.common.key_id = Some(kid.to_owned());
+    (der, pem, serde_json::to_value(public).unwrap())
+}
+
+async fn openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions(backend: Backend) {
+    let tools = available([
+        (
+            "node openid-client",
+            node_has("openid-client"),
+            "node",
+            "client_auth_openid_client.mjs",
+        ),
+        (
+            "python authlib",
+            python_has("authlib, requests"),
+            "python3",
+            "client_auth_authlib.py",
+        ),
+        (
+            "python jwcrypto",
+            python_has("jwcrypto, requests"),
+            "python3",
+            "client_auth_jwcrypto.py",
+        ),
+    ]);
+    if tools.is_empty() {
+        return;
+    }
+    let Some(node) = spawn(backend).await else { return };
+    let registry = tessera_idp::registry::ClientRegistry::new(&node.state);
+    let (der, pem, public) = client_key("interop-key");
+    let (other_der, other_pem, _) = client_key("interop-key");
+    let spec = serde_json::json!({
+        "client_id": "jwt-service",
+        "client_name": "JWT service",
+        "token_endpoint_auth_method": "private_key_jwt",
+        "grant_types": ["client_credentials"],
+        "jwks": {"keys": [public.clone()]},
+    });
+    registry
+        .create(serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
+    let spec = serde_json::json!({
+        "client_id": "hmac-service",
+        "client_name": "HMAC service",
+        "token_endpoint_auth_method": "client_secret_jwt",
+        "grant_types": ["client_credentials"],
+    });
+    let (_, hmac_secret) = registry
+        .create(serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
+    let hmac_secret = hmac_secret.unwrap();
+    let spec = serde_json::json!({
+        "client_id": "ro-client",
+        "client_name": "Request objects",
+        "redirect_uris": [RP_REDIRECT],
+        "request_object_signing_alg": "ES256",
+        "jwks": {"keys": [public]},
+    });
+    registry
+        .create(serde_json::from_value(spec).unwrap())
+        .await
+        .unwrap();
+    let token_endpoint = node.at("/oauth2/token");
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("TOKEN_ENDPOINT", token_endpoint.as_str()),
+        ("CLIENT_ID", "jwt-service"),
+        ("KEY_CLIENT_ID", "jwt-service"),
+        ("CLIENT_KEY", der.as_str()),
+        ("OTHER_KEY", other_der.as_str()),
+        ("CLIENT_KID", "interop-key"),
+        ("KEY_KID", "interop-key"),
+        ("KEY_PEM", pem.as_str()),
+        ("OTHER_PEM", other_pem.as_str()),
+        ("HMAC_CLIENT_ID", "hmac-service"),
+        ("HMAC_SECRET", hmac_secret.as_str()),
+        ("RO_CLIENT_ID", "ro-client"),
+        ("REDIRECT_URI", RP_REDIRECT),
+    ];
+    for (name, program, script) in tools {
+        let (ok, out) = run_with(program, script, &[], &envs);
+        assert!(
+            ok,
+            "{name} failed JWT client authentication against Tessera:\n{out}"
+        );
+        eprintln!("{name}:\n{out}");
+        let walked = steps(&out);
+        match script {
+            "client_auth_openid_client.mjs" => {
+                assert_eq!(walked["introspection"]["active_after"], false);
+                assert_eq!(walked["unregistered_key"]["error"], "invalid_client");
+            }
+            "client_auth_authlib.py" => {
+                assert_eq!(walked["private_key_jwt"]["token_type"], "Bearer");
+                assert_eq!(walked["client_secret_jwt"]["token_type"], "Bearer");
+                assert_eq!(walked["unregistered_key"]["error"], "invalid_client");
+            }
+            _ => {
+                assert_eq!(walked["accepted"]["status"], 200);
+                for refused in [
+                    "replayed",
+                    "alg_none",
+                    "hs256_with_public_key",
+                    "wrong_audience",
+                    "two_hours",
+                ] {
+                    assert_eq!(walked[refused]["status"], 401, "{refused}");
+                }
+                assert_eq!(walked["request_object"]["status"], 200);
+                assert_eq!(walked["request_object_tampered"]["status"], 302);
+                assert_eq!(walked["request_object_unsigned"]["status"], 302);
+            }
+        }
+    }
 }

@@ -521,6 +521,11 @@ async fn register(node: &TestNode, client_id: &str, adjust: impl FnOnce(&mut Cli
         secret_hash: Some(hash),
         token_endpoint_auth_method: "client_secret_basic".to_owned(),
         channel: "web".to_owned(),
+        token_endpoint_auth_signing_alg: None,
+        jwks: None,
+        jwks_uri: None,
+        secret_sealed: None,
+        request_object_signing_alg: None,
         grant_types: vec!["authorization_code".into(), "refresh_token".into()],
         scopes: vec!["openid".into(), "profile".into(), "email".into()],
         redirect_uris: vec![REDIRECT.to_owned()],
@@ -3004,6 +3009,45 @@ async fn advertised_grants_and_client_authentication_work_and_nothing_else(backe
     })
     .await;
     let post_secret = poster.secret.unwrap();
+    // The JWT methods (RFC 7523): one client of each, registered as an operator would.
+    let registry = tessera_idp::registry::ClientRegistry::new(&node.state);
+    let hmac_spec = json!({"client_id": "hmac", "client_name": "hmac", "token_endpoint_auth_method": "client_secret_jwt", "grant_types": ["client_credentials"]});
+    let (_, hmac_secret) = registry
+        .create(serde_json::from_value(hmac_spec).unwrap())
+        .await
+        .unwrap();
+    let hmac_secret = hmac_secret.unwrap();
+    let keyed_key = crate::client_auth::KeyPair::es256("k1");
+    let keyed_spec = json!({"client_id": "keyed", "client_name": "keyed", "token_endpoint_auth_method": "private_key_jwt", "grant_types": ["client_credentials"], "jwks": crate::client_auth::KeyPair::jwks(&[&keyed_key])});
+    registry
+        .create(serde_json::from_value(keyed_spec).unwrap())
+        .await
+        .unwrap();
+    let assertion = |method: &str| {
+        let now = node.clock.now();
+        let (id, alg, key) = match method {
+            "client_secret_jwt" => (
+                "hmac",
+                Algorithm::HS256,
+                EncodingKey::from_secret(hmac_secret.as_bytes()),
+            ),
+            _ => ("keyed", Algorithm::ES256, keyed_key.encoding.clone()),
+        };
+        let claims = json!({"iss": id, "sub": id, "aud": node.url, "exp": now + 60, "jti": format!("{method}-{}", tessera_testkit::random_u64())});
+        jsonwebtoken::encode(&Header::new(alg), &claims, &key).unwrap()
+    };
+    let with_assertion = |path: &str, method: &str, fields: &[(&str, &str)]| {
+        let mut form: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        form.push((
+            "client_assertion_type".into(),
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+        ));
+        form.push(("client_assertion".into(), assertion(method)));
+        node.client.post(node.at(path)).form(&form).send()
+    };
     let tv = register(&node, "tv", |c| {
         c.grant_types = vec![DEVICE_CODE.into()];
     })
@@ -3116,11 +3160,18 @@ async fn advertised_grants_and_client_authentication_work_and_nothing_else(backe
                 .await;
                 redeem(&node, &spa, &code, Some(&verifier)).await
             }
+            "client_secret_jwt" | "private_key_jwt" => {
+                let response = with_assertion(TOKEN, &method, &[("grant_type", "client_credentials")])
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                (status, response.json().await.unwrap())
+            }
             other => panic!("advertised auth method {other} has no test"),
         };
         assert_eq!(status, 200, "{method}: {body}");
     }
-    // client_secret_jwt and private_key_jwt are not advertised and do not work.
+    // A client_secret_basic client cannot switch to client_secret_jwt on its own.
     let assertion = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &json!({"iss": "basic", "sub": "basic", "aud": node.at(TOKEN), "exp": node.clock.now() + 60, "jti": "j1"}),
@@ -3184,6 +3235,11 @@ async fn advertised_grants_and_client_authentication_work_and_nothing_else(backe
                 node.post_form("/oauth2/revoke", &spa, &[("token", "unknown")])
                     .await
             }
+            "client_secret_jwt" | "private_key_jwt" => {
+                with_assertion("/oauth2/revoke", &method, &[("token", "unknown")])
+                    .await
+                    .unwrap()
+            }
             other => panic!("advertised revocation auth method {other} has no test"),
         };
         assert_eq!(response.status(), 200, "revocation with {method}");
@@ -3207,6 +3263,11 @@ async fn advertised_grants_and_client_authentication_work_and_nothing_else(backe
                 .send()
                 .await
                 .unwrap(),
+            "client_secret_jwt" | "private_key_jwt" => {
+                with_assertion("/oauth2/introspect", method, &[("token", "unknown")])
+                    .await
+                    .unwrap()
+            }
             other => panic!("advertised introspection auth method {other} has no test"),
         };
         assert_eq!(response.status(), 200, "introspection with {method}");
@@ -3321,8 +3382,10 @@ async fn advertised_authorization_values_work_and_nothing_else(backend: Backend)
         let page = agent.get(&request.url(&node)).await;
         assert_client_error(&node, &page, error, "st-1", error);
     }
+    // Request objects by value are supported for clients that register an algorithm
+    // (request_objects.rs); this client registered none.
+    assert_eq!(metadata["request_parameter_supported"], true);
     for (name, value) in [
-        ("request_parameter_supported", false),
         ("request_uri_parameter_supported", false),
         ("claims_parameter_supported", false),
     ] {
