@@ -57,8 +57,7 @@ impl ProviderMetadata {
             introspection_endpoint: at(paths::INTROSPECT),
             device_authorization_endpoint: at(paths::DEVICE_AUTHORIZATION),
             pushed_authorization_request_endpoint: at(paths::PAR),
-            // Tessera keeps e-mail and locale; `address` and `phone` would release nothing.
-            scopes_supported: vec!["openid", "profile", "email"],
+            scopes_supported: crate::claims::SCOPES.to_vec(),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
             grant_types_supported: vec![
@@ -79,7 +78,7 @@ impl ProviderMetadata {
             introspection_endpoint_auth_methods_supported: vec!["client_secret_basic", "client_secret_post"],
             code_challenge_methods_supported: vec!["S256"],
             prompt_values_supported: vec!["none", "login", "consent"],
-            claims_supported: vec![
+            claims_supported: [
                 "iss",
                 "sub",
                 "aud",
@@ -91,11 +90,10 @@ impl ProviderMetadata {
                 "amr",
                 "sid",
                 "at_hash",
-                "email",
-                "email_verified",
-                "locale",
-                "updated_at",
-            ],
+            ]
+            .into_iter()
+            .chain(crate::claims::user_claims())
+            .collect(),
             ui_locales_supported: vec!["en", "ko"],
             acr_values_supported: crate::acr::SUPPORTED.to_vec(),
             claims_parameter_supported: false,

@@ -2,6 +2,7 @@
 //! functions: no I/O, no HTTP framework.
 
 pub mod acr;
+pub mod claims;
 pub mod discovery;
 pub mod error;
 pub mod net;

@@ -154,6 +154,7 @@ suite!(
     alive_sessions_are_counted_across_subjects,
     purge_removes_what_ended_and_keeps_what_is_needed,
     users_round_trip_and_a_taken_email_conflicts,
+    profiles_merge_atomically_and_go_with_their_user,
     set_password_moves_old_hashes_to_a_bounded_history,
     concurrent_password_changes_lose_no_hash,
     upgrade_password_hash_is_compare_and_set,
@@ -2228,6 +2229,74 @@ fn one_time(token_hash: &str, purpose: &str, user_id: &str, created_at: i64) -> 
         used_at: None,
         session_id: None,
     }
+}
+
+async fn profiles_merge_atomically_and_go_with_their_user(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = Arc::new(db.store.clone());
+    store
+        .create_user(&user("p1", "p1@example.com", 1_000))
+        .await
+        .unwrap();
+    assert!(store.profile("p1").await.unwrap().is_empty());
+    // Unknown user: nothing is written, no row appears.
+    let set_name = |mut p: serde_json::Map<String, serde_json::Value>| {
+        p.insert("name".into(), "N".into());
+        p
+    };
+    assert_eq!(
+        store
+            .update_profile("nobody", None, 1_001, &set_name)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.profile("nobody").await.unwrap().is_empty());
+
+    // Concurrent edits of different members: each merges into the one before, none is lost.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let member = format!("m{i}");
+            store
+                .update_profile("p1", None, 1_002, &move |mut p| {
+                    p.insert(member.clone(), serde_json::Value::from(i));
+                    p
+                })
+                .await
+                .unwrap()
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let profile = store.profile("p1").await.unwrap();
+    assert_eq!(profile.len(), 8, "{profile:?}");
+    // The locale lives on the user; updated_at moves.
+    let after = store
+        .update_profile("p1", Some(Some("ko-KR")), 1_005, &set_name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after["name"], "N");
+    let u = store.user("p1").await.unwrap().unwrap();
+    assert_eq!((u.locale.as_deref(), u.updated_at), (Some("ko-KR"), 1_005));
+    store
+        .update_profile("p1", Some(None), 1_006, &|p| p)
+        .await
+        .unwrap();
+    assert_eq!(store.user("p1").await.unwrap().unwrap().locale, None);
+    // Deleting the user deletes the profile.
+    assert!(store.delete_user("p1").await.unwrap());
+    store
+        .create_user(&user("p1", "p1@example.com", 2_000))
+        .await
+        .unwrap();
+    assert!(store.profile("p1").await.unwrap().is_empty());
 }
 
 async fn users_round_trip_and_a_taken_email_conflicts(backend: &str) {

@@ -392,7 +392,6 @@ impl Provider {
                 client,
                 &user,
                 &sso,
-                &record.scope,
                 None,
                 decision.auth_time,
                 &amr,

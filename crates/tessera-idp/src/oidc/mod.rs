@@ -9,6 +9,7 @@
 //! every client that registered a back-channel logout URI.
 
 pub mod authorize;
+pub mod claims;
 pub mod device;
 pub mod id_token;
 pub mod par;
@@ -493,7 +494,6 @@ impl Provider {
                 client,
                 &user,
                 &sso,
-                &record.scope,
                 record.nonce.clone(),
                 record.auth_time,
                 &amr,
@@ -600,7 +600,6 @@ impl Provider {
         client: &ClientRecord,
         user: &UserRecord,
         sso: &SsoSessionRecord,
-        scope: &str,
         nonce: Option<String>,
         auth_time: i64,
         amr: &[&str],
@@ -619,7 +618,9 @@ impl Provider {
             amr: amr.iter().map(|s| s.to_string()).collect(),
             sid: sso.id.clone(),
             at_hash: Some(id_token::at_hash(access_token)),
-            standard: standard_claims(user, scope),
+            // OIDC Core §5.4: with an access token issued, the scope's claims are served
+            // by userinfo, not repeated here.
+            standard: Map::new(),
         };
         id_token::sign_id_token(&self.keys, &claims).map_err(|e| {
             OAuthFailure::new(OAuthErrorCode::ServerError, "the ID token could not be issued").caused_by(e)
@@ -640,7 +641,8 @@ impl Provider {
             .user(&claims.sub)
             .await?
             .ok_or(TokenError::InvalidToken(crate::tokens::access::Rejected::Revoked))?;
-        let mut body = standard_claims(&user, &claims.scope);
+        let profile = self.users.profile(&user.id).await?;
+        let mut body = claims::of_scope(&user, &profile, &claims.scope);
         body.insert("sub".to_owned(), Value::from(user.id));
         Ok(Value::Object(body))
     }
@@ -852,31 +854,6 @@ pub fn allowed_scope(client: &ClientRecord, requested: Option<&str>) -> Result<S
         }
     }
     Ok(scope.join(" "))
-}
-
-/// Standard claims (OIDC Core §5.4) released by `scope`. Only what Tessera holds: e-mail,
-/// its verification, the preferred locale and when the profile changed.
-pub fn standard_claims(user: &UserRecord, scope: &str) -> Map<String, Value> {
-    let mut claims = Map::new();
-    for s in scope.split_ascii_whitespace() {
-        match s {
-            "email" => {
-                claims.insert("email".to_owned(), Value::from(user.email.clone()));
-                claims.insert(
-                    "email_verified".to_owned(),
-                    Value::from(user.email_verified_at.is_some()),
-                );
-            }
-            "profile" => {
-                if let Some(locale) = &user.locale {
-                    claims.insert("locale".to_owned(), Value::from(locale.clone()));
-                }
-                claims.insert("updated_at".to_owned(), Value::from(user.updated_at));
-            }
-            _ => {}
-        }
-    }
-    claims
 }
 
 /// Whether a signed-in user must sign in again (OIDC Core §3.1.2.1): `prompt=login`, or a

@@ -95,6 +95,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0014_client_require_par.sql"),
         include_str!("../../migrations/postgres/0014_client_require_par.sql"),
     ),
+    (
+        16,
+        "user profiles",
+        include_str!("../../migrations/sqlite/0016_user_profiles.sql"),
+        include_str!("../../migrations/postgres/0016_user_profiles.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -1,0 +1,7 @@
+-- OpenID Connect standard claims of a user beyond e-mail and locale (OIDC Core §5.1:
+-- name, given_name, …, address, phone_number): one JSON object per user, written only by
+-- the domain after validation. A user without a profile has no row.
+CREATE TABLE user_profiles (
+    user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    claims  TEXT NOT NULL
+);
