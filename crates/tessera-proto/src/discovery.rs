@@ -6,6 +6,10 @@ use serde::Serialize;
 
 use crate::paths;
 
+/// The `display` values of an authorization request (OIDC Core §3.1.2.1): all four are
+/// accepted, as the hosted pages fit every screen.
+pub const DISPLAY_VALUES: &[&str] = &["page", "popup", "touch", "wap"];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderMetadata {
     pub issuer: String,
@@ -30,6 +34,7 @@ pub struct ProviderMetadata {
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub prompt_values_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
+    pub display_values_supported: Vec<&'static str>,
     pub ui_locales_supported: Vec<&'static str>,
     pub acr_values_supported: Vec<&'static str>,
     pub claims_parameter_supported: bool,
@@ -94,9 +99,10 @@ impl ProviderMetadata {
             .into_iter()
             .chain(crate::claims::user_claims())
             .collect(),
+            display_values_supported: DISPLAY_VALUES.to_vec(),
             ui_locales_supported: vec!["en", "ko"],
             acr_values_supported: crate::acr::SUPPORTED.to_vec(),
-            claims_parameter_supported: false,
+            claims_parameter_supported: true,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             authorization_response_iss_parameter_supported: true,

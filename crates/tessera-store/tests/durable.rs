@@ -410,10 +410,12 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .create_sso_session(&sso("fixture-sso", "fixture-user", 1_200))
                 .await
                 .unwrap();
-            store
-                .create_authorization_code(&code("fixture-code", "fixture-user", "fixture-sso", 1_200))
-                .await
-                .unwrap();
+            // Today's store writes the column migration 16 added: raw SQL of the time.
+            insert_code_as_of_v4(
+                &db.url,
+                &code("fixture-code", "fixture-user", "fixture-sso", 1_200),
+            )
+            .await;
             store
                 .grant_consent("fixture-user", "fixture-client", "openid profile", 1_200)
                 .await
@@ -516,6 +518,38 @@ async fn insert_one_time_token_as_of_v3(url: &str, t: &OneTimeTokenRecord) {
     .bind(t.created_at)
     .bind(t.expires_at)
     .bind(t.used_at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Inserts an authorization code as migration 4 shaped the table (no `claims`).
+async fn insert_code_as_of_v4(url: &str, c: &AuthorizationCodeRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
+         scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
+         used_at, token_session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&c.code_hash)
+    .bind(&c.client_id)
+    .bind(&c.user_id)
+    .bind(&c.sso_session_id)
+    .bind(&c.redirect_uri)
+    .bind(&c.scope)
+    .bind(&c.nonce)
+    .bind(&c.code_challenge)
+    .bind(&c.code_challenge_method)
+    .bind(c.auth_time)
+    .bind(&c.amr)
+    .bind(c.created_at)
+    .bind(c.expires_at)
+    .bind(c.used_at)
+    .bind(&c.token_session_id)
     .execute(&mut conn)
     .await
     .unwrap();
@@ -2990,6 +3024,7 @@ fn code(code_hash: &str, user_id: &str, sso_session_id: &str, created_at: i64) -
         expires_at: created_at + CODE_TTL,
         used_at: None,
         token_session_id: None,
+        claims: None,
     }
 }
 
@@ -3203,7 +3238,11 @@ async fn authorization_codes_are_redeemed_once_and_replays_recognised(backend: &
     let store = &db.store;
     users(store, &["u1"]).await;
     store.create_sso_session(&sso("s1", "u1", 900)).await.unwrap();
-    let c1 = code("c1", "u1", "s1", 1_000);
+    // With a claims request, which comes back as written.
+    let c1 = AuthorizationCodeRecord {
+        claims: Some(r#"{"id_token":{"email":null}}"#.to_owned()),
+        ..code("c1", "u1", "s1", 1_000)
+    };
     store.create_authorization_code(&c1).await.unwrap();
     let err = store.create_authorization_code(&c1).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");

@@ -392,6 +392,7 @@ impl Provider {
                 client,
                 &user,
                 &sso,
+                serde_json::Map::new(),
                 None,
                 decision.auth_time,
                 &amr,

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use tessera_proto::claims::{ClaimsRequest, MalformedClaims};
 use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{
     AuthorizationCodeRecord, ClientRecord, ClientStore, ClusterStore, CodeRedemption, OidcStore,
@@ -257,7 +258,20 @@ impl Provider {
                         || !self.policy_met_by(&request.client, &session.amr))
             }
         };
-        if needs_login {
+        // OIDC Core §5.5.1: a request for a given `sub` is answered for that user only.
+        let other_user = match (request.requested_subject(), sso) {
+            (Some(wanted), Some((_, user))) => wanted != user.id,
+            _ => false,
+        };
+        if other_user && fresh {
+            return Ok(Next::Redirect(redirect_error(
+                request,
+                &self.issuer,
+                OAuthErrorCode::LoginRequired,
+                "the signed-in user is not the one requested",
+            )));
+        }
+        if needs_login || other_user {
             if request.prompt.none {
                 return Ok(Next::Redirect(redirect_error(
                     request,
@@ -381,6 +395,7 @@ impl Provider {
                 expires_at: now + CODE_TTL_SECS,
                 used_at: None,
                 token_session_id: None,
+                claims: request.claims.as_ref().map(|c| c.to_text()),
             })
             .await?;
         self.audit
@@ -490,10 +505,12 @@ impl Provider {
             return Err(invalid("code replayed while it was being redeemed"));
         }
         let id_token = if record.scope.split_ascii_whitespace().any(|s| s == "openid") {
+            let requested = self.requested_id_token_claims(&user, &record).await?;
             Some(self.id_token(
                 client,
                 &user,
                 &sso,
+                requested,
                 record.nonce.clone(),
                 record.auth_time,
                 &amr,
@@ -600,6 +617,7 @@ impl Provider {
         client: &ClientRecord,
         user: &UserRecord,
         sso: &SsoSessionRecord,
+        standard: Map<String, Value>,
         nonce: Option<String>,
         auth_time: i64,
         amr: &[&str],
@@ -618,13 +636,33 @@ impl Provider {
             amr: amr.iter().map(|s| s.to_string()).collect(),
             sid: sso.id.clone(),
             at_hash: Some(id_token::at_hash(access_token)),
-            // OIDC Core §5.4: with an access token issued, the scope's claims are served
-            // by userinfo, not repeated here.
-            standard: Map::new(),
+            standard,
         };
         id_token::sign_id_token(&self.keys, &claims).map_err(|e| {
             OAuthFailure::new(OAuthErrorCode::ServerError, "the ID token could not be issued").caused_by(e)
         })
+    }
+
+    /// The standard claims of the ID token issued with a code: none by scope (OIDC Core
+    /// §5.4: an access token is issued, so they are userinfo's), only those the request's
+    /// `claims` parameter asked for in `id_token` (§5.5) — and of those only what the
+    /// granted scope releases, as the user consented to scopes.
+    async fn requested_id_token_claims(
+        &self,
+        user: &UserRecord,
+        record: &AuthorizationCodeRecord,
+    ) -> Result<Map<String, Value>, OAuthFailure> {
+        let Some(text) = &record.claims else {
+            return Ok(Map::new());
+        };
+        let request = ClaimsRequest::parse(text).map_err(|MalformedClaims(why)| {
+            OAuthFailure::new(OAuthErrorCode::ServerError, "the ID token could not be issued")
+                .caused_by(why.to_owned())
+        })?;
+        let profile = self.users.profile(&user.id).await?;
+        let mut released = claims::of_scope(user, &profile, &record.scope);
+        released.retain(|name, _| request.id_token.contains_key(name));
+        Ok(released)
     }
 
     /// `GET/POST /oauth2/userinfo`: the claims the access token's scope releases.

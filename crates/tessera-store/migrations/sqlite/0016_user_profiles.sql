@@ -5,3 +5,7 @@ CREATE TABLE user_profiles (
     user_id TEXT PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
     claims  TEXT NOT NULL
 );
+
+-- The `claims` request parameter (OIDC Core §5.5) of the authorization request, as JSON:
+-- which claims the ID token issued with the code carries. NULL when the request had none.
+ALTER TABLE authorization_codes ADD COLUMN claims TEXT;

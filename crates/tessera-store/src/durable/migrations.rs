@@ -97,7 +97,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
     ),
     (
         16,
-        "user profiles",
+        "user profiles and claims requests",
         include_str!("../../migrations/sqlite/0016_user_profiles.sql"),
         include_str!("../../migrations/postgres/0016_user_profiles.sql"),
     ),

@@ -17,7 +17,10 @@ backend_tests!(
     scopes_release_their_claims_from_userinfo_not_the_id_token,
     operators_edit_profiles_and_only_they_verify_phone_numbers,
     profile_endpoints_refuse_abuse,
-    userinfo_takes_the_token_from_the_header_or_the_form_body_only
+    userinfo_takes_the_token_from_the_header_or_the_form_body_only,
+    the_claims_parameter_puts_what_it_asks_in_the_id_token_within_the_scope,
+    malformed_claims_and_display_are_invalid_requests_at_the_client,
+    a_requested_sub_is_answered_for_that_user_only
 );
 
 const REDIRECT: &str = "https://claims.example/cb";
@@ -58,9 +61,14 @@ async fn patch(node: &TestNode, path: &str, token: &str, body: &Value) -> (u16, 
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-/// Signs `email` in through the hosted login and redeems the code for `scope`.
-async fn code_flow(node: &TestNode, client: &TestClient, email: &str, scope: &str) -> Value {
-    let (verifier, challenge) = pkce_pair();
+/// An authorization request of `client` for `scope` with `extra` parameters.
+fn authorize_url(
+    node: &TestNode,
+    client: &TestClient,
+    challenge: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let mut url = reqwest::Url::parse(&node.at("/oauth2/authorize")).unwrap();
     url.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -68,10 +76,31 @@ async fn code_flow(node: &TestNode, client: &TestClient, email: &str, scope: &st
         .append_pair("redirect_uri", REDIRECT)
         .append_pair("scope", scope)
         .append_pair("nonce", "n-1")
-        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge", challenge)
         .append_pair("code_challenge_method", "S256");
+    for (name, value) in extra {
+        url.query_pairs_mut().append_pair(name, value);
+    }
+    url.to_string()
+}
+
+/// Signs `email` in through the hosted login and redeems the code for `scope`.
+async fn code_flow(node: &TestNode, client: &TestClient, email: &str, scope: &str) -> Value {
+    code_flow_with(node, client, email, scope, &[]).await.1
+}
+
+/// [`code_flow`] with `extra` request parameters; also hands back the signed-in browser.
+async fn code_flow_with(
+    node: &TestNode,
+    client: &TestClient,
+    email: &str,
+    scope: &str,
+    extra: &[(&str, &str)],
+) -> (Browser, Value) {
+    let (verifier, challenge) = pkce_pair();
+    let url = authorize_url(node, client, &challenge, scope, extra);
     let mut browser = Browser::from_address(loopback_ip());
-    let page = browser.get(url.as_str()).await;
+    let page = browser.get(&url).await;
     assert_eq!(page.status, 200, "{}", page.body);
     let mut form = page.form_fields();
     form.insert("username".into(), email.into());
@@ -81,15 +110,19 @@ async fn code_flow(node: &TestNode, client: &TestClient, email: &str, scope: &st
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let params: BTreeMap<String, String> = done.location_params();
+    (browser, redeem(node, client, &params["code"], &verifier).await)
+}
+
+async fn redeem(node: &TestNode, client: &TestClient, code: &str, verifier: &str) -> Value {
     let response = node
         .post_form(
             "/oauth2/token",
             client,
             &[
                 ("grant_type", "authorization_code"),
-                ("code", &params["code"]),
+                ("code", code),
                 ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
+                ("code_verifier", verifier),
             ],
         )
         .await;
@@ -510,4 +543,219 @@ async fn userinfo_takes_the_token_from_the_header_or_the_form_body_only(backend:
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
+}
+
+async fn the_claims_parameter_puts_what_it_asks_in_the_id_token_within_the_scope(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let (id, email, token) = user_with_token(&node, "asked").await;
+    patch(&node, PROFILE, &token, &full_profile()).await;
+    let app = node
+        .create_oidc_client("claims-param-app", false, REDIRECT, true, None)
+        .await;
+    // OIDC Core §5.5's example shape, with extras a provider must accept: display,
+    // claims_locales, an unknown parameter, an unknown claim, an unknown member.
+    let claims = json!({
+        "id_token": {
+            "email": { "essential": true },
+            "name": null,
+            "given_name": { "essential": false },
+            "phone_number": null,
+            "auth_time": { "essential": true },
+            "x_unknown": null
+        },
+        "userinfo": { "nickname": null, "address": { "essential": true } },
+        "x_member": { "ignored": true }
+    })
+    .to_string();
+    let (_, tokens) = code_flow_with(
+        &node,
+        &app,
+        &email,
+        "openid profile email",
+        &[
+            ("claims", &claims),
+            ("display", "popup"),
+            ("claims_locales", "ko-KR en"),
+            ("x_unknown_parameter", "ignored"),
+        ],
+    )
+    .await;
+    let id_token = id_token_claims(&node, tokens["id_token"].as_str().unwrap(), "claims-param-app").await;
+    assert_eq!(id_token["sub"], id.as_str());
+    assert_eq!(id_token["email"], email.as_str());
+    assert_eq!(id_token["name"], "Jane Q. Doe");
+    assert_eq!(id_token["given_name"], "Jane");
+    assert!(id_token["auth_time"].is_i64());
+    // Asked for, but outside the granted scope (phone) or not a claim we keep: left out.
+    for absent in [
+        "phone_number",
+        "x_unknown",
+        "email_verified",
+        "nickname",
+        "address",
+    ] {
+        assert!(id_token.get(absent).is_none(), "{absent}: {id_token}");
+    }
+    // Userinfo releases the scope's claims, as without the parameter; nothing outside it.
+    let (_, info) = node
+        .get_bearer(USERINFO, tokens["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(info["nickname"], "JJ");
+    assert!(info.get("address").is_none(), "{info}");
+
+    // Through PAR (RFC 9126) the parameter arrives as well.
+    let (verifier, challenge) = pkce_pair();
+    let pushed = node
+        .post_form(
+            "/oauth2/par",
+            &app,
+            &[
+                ("response_type", "code"),
+                ("redirect_uri", REDIRECT),
+                ("scope", "openid email"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+                ("claims", r#"{"id_token":{"email":null}}"#),
+            ],
+        )
+        .await;
+    assert_eq!(pushed.status(), 201);
+    let pushed: Value = pushed.json().await.unwrap();
+    let mut url = reqwest::Url::parse(&node.at("/oauth2/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("client_id", &app.client_id)
+        .append_pair("request_uri", pushed["request_uri"].as_str().unwrap());
+    let mut browser = Browser::from_address(loopback_ip());
+    let page = browser.get(url.as_str()).await;
+    let mut form = page.form_fields();
+    form.insert("username".into(), email.clone());
+    form.insert("password".into(), PASSWORD.into());
+    let done = browser
+        .post_form(&node.at("/oauth2/authorize/login"), &form)
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let tokens = redeem(&node, &app, &done.location_params()["code"], &verifier).await;
+    let id_token = id_token_claims(&node, tokens["id_token"].as_str().unwrap(), "claims-param-app").await;
+    assert_eq!(id_token["email"], email.as_str());
+    assert!(id_token.get("name").is_none(), "{id_token}");
+
+    let (_, metadata) = node.get_json("/.well-known/openid-configuration").await;
+    assert_eq!(metadata["claims_parameter_supported"], true);
+    assert_eq!(
+        metadata["display_values_supported"],
+        json!(["page", "popup", "touch", "wap"])
+    );
+}
+
+async fn malformed_claims_and_display_are_invalid_requests_at_the_client(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let app = node
+        .create_oidc_client("claims-bad-app", false, REDIRECT, true, None)
+        .await;
+    let (_, challenge) = pkce_pair();
+    let huge = format!(r#"{{"userinfo":{{"name":{{"value":"{}"}}}}}}"#, "x".repeat(4096));
+    let many = format!(
+        r#"{{"id_token":{{{}}}}}"#,
+        (0..65)
+            .map(|i| format!(r#""c{i}":null"#))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    for (name, value) in [
+        ("claims", "{"),
+        ("claims", "[]"),
+        ("claims", "\"id_token\""),
+        ("claims", r#"{"id_token":[]}"#),
+        ("claims", r#"{"id_token":{"email":true}}"#),
+        ("claims", r#"{"id_token":{"email":{"essential":"yes"}}}"#),
+        ("claims", huge.as_str()),
+        ("claims", many.as_str()),
+        ("display", "tv"),
+        ("display", "page popup"),
+    ] {
+        let mut browser = Browser::from_address(loopback_ip());
+        let page = browser
+            .get(&authorize_url(
+                &node,
+                &app,
+                &challenge,
+                "openid",
+                &[(name, value)],
+            ))
+            .await;
+        assert_eq!(page.status, 302, "{name}={value}: {}", page.body);
+        let params = page.location_params();
+        assert_eq!(params["error"], "invalid_request", "{name}={value}");
+        assert!(!params.contains_key("code"));
+    }
+    // Every display value is accepted.
+    for display in ["page", "popup", "touch", "wap"] {
+        let mut browser = Browser::from_address(loopback_ip());
+        let page = browser
+            .get(&authorize_url(
+                &node,
+                &app,
+                &challenge,
+                "openid",
+                &[("display", display)],
+            ))
+            .await;
+        assert_eq!(page.status, 200, "display={display}");
+        assert!(page.body.contains("name=\"password\""));
+    }
+}
+
+async fn a_requested_sub_is_answered_for_that_user_only(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let (id, email, _) = user_with_token(&node, "subject").await;
+    let app = node
+        .create_oidc_client("claims-sub-app", false, REDIRECT, true, None)
+        .await;
+    let (mut browser, _) = code_flow_with(&node, &app, &email, "openid", &[]).await;
+    let (_, challenge) = pkce_pair();
+    let other = r#"{"id_token":{"sub":{"value":"someone-else"}}}"#;
+    // Signed in as another user: prompt=none says login_required; without it, the login page.
+    let page = browser
+        .get(&authorize_url(
+            &node,
+            &app,
+            &challenge,
+            "openid",
+            &[("claims", other), ("prompt", "none")],
+        ))
+        .await;
+    assert_eq!(page.status, 302, "{}", page.body);
+    assert_eq!(page.location_params()["error"], "login_required");
+    let page = browser
+        .get(&authorize_url(
+            &node,
+            &app,
+            &challenge,
+            "openid",
+            &[("claims", other)],
+        ))
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("name=\"password\""));
+    // Signing in there as the same (wrong) user does not get a code either.
+    let mut form = page.form_fields();
+    form.insert("username".into(), email.clone());
+    form.insert("password".into(), PASSWORD.into());
+    let done = browser
+        .post_form(&node.at("/oauth2/authorize/login"), &form)
+        .await;
+    assert_eq!(done.location_params()["error"], "login_required", "{}", done.body);
+    // The right sub: a code at once from the SSO session.
+    let mine = json!({ "id_token": { "sub": { "value": id } } }).to_string();
+    let page = browser
+        .get(&authorize_url(
+            &node,
+            &app,
+            &challenge,
+            "openid",
+            &[("claims", &mine), ("prompt", "none")],
+        ))
+        .await;
+    assert_eq!(page.status, 302);
+    assert!(page.location_params().contains_key("code"), "{:?}", page.location);
 }

@@ -3326,10 +3326,22 @@ async fn advertised_authorization_values_work_and_nothing_else(backend: Backend)
     for (name, value) in [
         ("request_parameter_supported", false),
         ("request_uri_parameter_supported", false),
-        ("claims_parameter_supported", false),
+        // What the claims parameter does is shown in claims.rs.
+        ("claims_parameter_supported", true),
     ] {
         assert_eq!(metadata[name], value, "{name}");
     }
+    // Each advertised display value is accepted; another is not.
+    for display in list(&metadata, "display_values_supported") {
+        assert!(at_client(
+            &agent
+                .get(&authz.clone().set("display", &display).url(&node))
+                .await
+        )
+        .contains_key("code"));
+    }
+    let page = agent.get(&authz.clone().set("display", "tv").url(&node)).await;
+    assert_client_error(&node, &page, "invalid_request", "st-1", "display=tv");
 
     // Each advertised prompt value does what it says (third-party client, consent given).
     let third = Authz::new(&partner.client_id, &challenge);
