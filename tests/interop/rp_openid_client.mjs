@@ -34,7 +34,7 @@ import { browse, jar, parseForm, submit as submitForm } from "./hosted_browser.m
 
 const flags = new Set(process.argv.slice(2));
 for (const flag of flags) {
-  if (!["--wrong-nonce", "--tamper-id-token", "--tamper-code", "--acr-mfa"].includes(flag)) {
+  if (!["--wrong-nonce", "--tamper-id-token", "--tamper-code", "--acr-mfa", "--claims"].includes(flag)) {
     console.error(`unknown flag ${flag}`);
     process.exit(2);
   }
@@ -144,6 +144,41 @@ async function acrMfa(config) {
   report("acr_values", { acr: claims.acr, amr: claims.amr, auth_time: typeof claims.auth_time });
 }
 
+/// `--claims`: the claims request parameter (OIDC Core §5.5) asking for `email` and
+/// `name` in the ID token; the library validates the ID token, userinfo keeps the scope's.
+async function claimsParameter(config) {
+  currentStep = "claims";
+  check(config.serverMetadata().claims_parameter_supported === true, "discovery supports the claims parameter");
+  const codeVerifier = client.randomPKCECodeVerifier();
+  const nonce = client.randomNonce();
+  const state = client.randomState();
+  const authorizationUrl = client.buildAuthorizationUrl(config, {
+    redirect_uri: REDIRECT_URI,
+    scope: "openid email",
+    code_challenge: await client.calculatePKCECodeChallenge(codeVerifier),
+    code_challenge_method: "S256",
+    nonce,
+    state,
+    display: "touch",
+    claims: JSON.stringify({ id_token: { email: { essential: true }, name: null }, userinfo: { email: null } }),
+  });
+  const page = await browse(authorizationUrl);
+  const loginHtml = await page.text();
+  check(page.status === 200 && loginHtml.includes('name="password"'), `the login page, got ${page.status}`);
+  const done = await submit(loginHtml, { username: USERNAME, password: PASSWORD });
+  const location = done.headers.get("location");
+  check(done.status === 303 && location?.startsWith(REDIRECT_URI), `redirected to the client, got ${done.status}`);
+  const tokens = await client.authorizationCodeGrant(config, new URL(location), {
+    pkceCodeVerifier: codeVerifier,
+    expectedNonce: nonce,
+    expectedState: state,
+    idTokenExpected: true,
+  });
+  const claims = tokens.claims();
+  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+  report("claims", { id_token: claims, userinfo });
+}
+
 // --- The flow. ------------------------------------------------------------------------------
 async function main() {
   currentStep = "discovery";
@@ -168,6 +203,10 @@ async function main() {
 
   if (flags.has("--acr-mfa")) {
     await acrMfa(config);
+    return;
+  }
+  if (flags.has("--claims")) {
+    await claimsParameter(config);
     return;
   }
 

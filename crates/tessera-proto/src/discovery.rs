@@ -7,6 +7,10 @@ use serde::Serialize;
 use crate::client_auth::{all_assertion_algs, request_object_algs, AUTH_METHODS};
 use crate::paths;
 
+/// The `display` values of an authorization request (OIDC Core §3.1.2.1): all four are
+/// accepted, as the hosted pages fit every screen.
+pub const DISPLAY_VALUES: &[&str] = &["page", "popup", "touch", "wap"];
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderMetadata {
     pub issuer: String,
@@ -34,6 +38,7 @@ pub struct ProviderMetadata {
     pub code_challenge_methods_supported: Vec<&'static str>,
     pub prompt_values_supported: Vec<&'static str>,
     pub claims_supported: Vec<&'static str>,
+    pub display_values_supported: Vec<&'static str>,
     pub ui_locales_supported: Vec<&'static str>,
     pub acr_values_supported: Vec<&'static str>,
     pub claims_parameter_supported: bool,
@@ -62,8 +67,7 @@ impl ProviderMetadata {
             introspection_endpoint: at(paths::INTROSPECT),
             device_authorization_endpoint: at(paths::DEVICE_AUTHORIZATION),
             pushed_authorization_request_endpoint: at(paths::PAR),
-            // Tessera keeps e-mail and locale; `address` and `phone` would release nothing.
-            scopes_supported: vec!["openid", "profile", "email"],
+            scopes_supported: crate::claims::SCOPES.to_vec(),
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["query"],
             grant_types_supported: vec![
@@ -89,7 +93,7 @@ impl ProviderMetadata {
             introspection_endpoint_auth_signing_alg_values_supported: all_assertion_algs(),
             code_challenge_methods_supported: vec!["S256"],
             prompt_values_supported: vec!["none", "login", "consent"],
-            claims_supported: vec![
+            claims_supported: [
                 "iss",
                 "sub",
                 "aud",
@@ -101,14 +105,14 @@ impl ProviderMetadata {
                 "amr",
                 "sid",
                 "at_hash",
-                "email",
-                "email_verified",
-                "locale",
-                "updated_at",
-            ],
+            ]
+            .into_iter()
+            .chain(crate::claims::user_claims())
+            .collect(),
+            display_values_supported: DISPLAY_VALUES.to_vec(),
             ui_locales_supported: vec!["en", "ko"],
             acr_values_supported: crate::acr::SUPPORTED.to_vec(),
-            claims_parameter_supported: false,
+            claims_parameter_supported: true,
             request_parameter_supported: true,
             request_object_signing_alg_values_supported: request_object_algs(),
             request_uri_parameter_supported: false,

@@ -2,6 +2,7 @@
 //! functions: no I/O, no HTTP framework.
 
 pub mod acr;
+pub mod claims;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;

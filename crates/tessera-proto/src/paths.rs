@@ -23,6 +23,8 @@ pub const VERIFY_EMAIL: &str = "/auth/verify-email";
 pub const LOGIN: &str = "/auth/login";
 pub const REISSUE: &str = "/auth/reissue";
 pub const ME: &str = "/auth/me";
+/// The signed-in user's profile (OIDC standard claims): `GET`, `PATCH` (JSON merge patch).
+pub const PROFILE: &str = "/auth/profile";
 pub const MEMBER_ME: &str = "/api/member/me";
 pub const PASSWORD_FORGOT: &str = "/auth/password/forgot";
 pub const PASSWORD_RESET: &str = "/auth/password/reset";
@@ -76,6 +78,7 @@ pub const ADMIN_USER: &str = "/admin/users/{id}";
 pub const ADMIN_USER_DISABLE: &str = "/admin/users/{id}/disable";
 pub const ADMIN_USER_ENABLE: &str = "/admin/users/{id}/enable";
 pub const ADMIN_USER_SESSIONS: &str = "/admin/users/{id}/sessions";
+pub const ADMIN_USER_PROFILE: &str = "/admin/users/{id}/profile";
 pub const ADMIN_USER_MFA: &str = "/admin/users/{id}/mfa";
 pub const ADMIN_USER_ROLES: &str = "/admin/users/{id}/roles";
 pub const ADMIN_ROLES: &str = "/admin/roles";

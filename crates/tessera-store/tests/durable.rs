@@ -154,6 +154,7 @@ suite!(
     alive_sessions_are_counted_across_subjects,
     purge_removes_what_ended_and_keeps_what_is_needed,
     users_round_trip_and_a_taken_email_conflicts,
+    profiles_merge_atomically_and_go_with_their_user,
     set_password_moves_old_hashes_to_a_bounded_history,
     concurrent_password_changes_lose_no_hash,
     upgrade_password_hash_is_compare_and_set,
@@ -409,10 +410,12 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .create_sso_session(&sso("fixture-sso", "fixture-user", 1_200))
                 .await
                 .unwrap();
-            store
-                .create_authorization_code(&code("fixture-code", "fixture-user", "fixture-sso", 1_200))
-                .await
-                .unwrap();
+            // Today's store writes the column migration 16 added: raw SQL of the time.
+            insert_code_as_of_v4(
+                &db.url,
+                &code("fixture-code", "fixture-user", "fixture-sso", 1_200),
+            )
+            .await;
             store
                 .grant_consent("fixture-user", "fixture-client", "openid profile", 1_200)
                 .await
@@ -515,6 +518,38 @@ async fn insert_one_time_token_as_of_v3(url: &str, t: &OneTimeTokenRecord) {
     .bind(t.created_at)
     .bind(t.expires_at)
     .bind(t.used_at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Inserts an authorization code as migration 4 shaped the table (no `claims`).
+async fn insert_code_as_of_v4(url: &str, c: &AuthorizationCodeRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
+         scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
+         used_at, token_session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&c.code_hash)
+    .bind(&c.client_id)
+    .bind(&c.user_id)
+    .bind(&c.sso_session_id)
+    .bind(&c.redirect_uri)
+    .bind(&c.scope)
+    .bind(&c.nonce)
+    .bind(&c.code_challenge)
+    .bind(&c.code_challenge_method)
+    .bind(c.auth_time)
+    .bind(&c.amr)
+    .bind(c.created_at)
+    .bind(c.expires_at)
+    .bind(c.used_at)
+    .bind(&c.token_session_id)
     .execute(&mut conn)
     .await
     .unwrap();
@@ -2241,6 +2276,74 @@ fn one_time(token_hash: &str, purpose: &str, user_id: &str, created_at: i64) -> 
     }
 }
 
+async fn profiles_merge_atomically_and_go_with_their_user(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = Arc::new(db.store.clone());
+    store
+        .create_user(&user("p1", "p1@example.com", 1_000))
+        .await
+        .unwrap();
+    assert!(store.profile("p1").await.unwrap().is_empty());
+    // Unknown user: nothing is written, no row appears.
+    let set_name = |mut p: serde_json::Map<String, serde_json::Value>| {
+        p.insert("name".into(), "N".into());
+        p
+    };
+    assert_eq!(
+        store
+            .update_profile("nobody", None, 1_001, &set_name)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(store.profile("nobody").await.unwrap().is_empty());
+
+    // Concurrent edits of different members: each merges into the one before, none is lost.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let member = format!("m{i}");
+            store
+                .update_profile("p1", None, 1_002, &move |mut p| {
+                    p.insert(member.clone(), serde_json::Value::from(i));
+                    p
+                })
+                .await
+                .unwrap()
+                .unwrap()
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let profile = store.profile("p1").await.unwrap();
+    assert_eq!(profile.len(), 8, "{profile:?}");
+    // The locale lives on the user; updated_at moves.
+    let after = store
+        .update_profile("p1", Some(Some("ko-KR")), 1_005, &set_name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after["name"], "N");
+    let u = store.user("p1").await.unwrap().unwrap();
+    assert_eq!((u.locale.as_deref(), u.updated_at), (Some("ko-KR"), 1_005));
+    store
+        .update_profile("p1", Some(None), 1_006, &|p| p)
+        .await
+        .unwrap();
+    assert_eq!(store.user("p1").await.unwrap().unwrap().locale, None);
+    // Deleting the user deletes the profile.
+    assert!(store.delete_user("p1").await.unwrap());
+    store
+        .create_user(&user("p1", "p1@example.com", 2_000))
+        .await
+        .unwrap();
+    assert!(store.profile("p1").await.unwrap().is_empty());
+}
+
 async fn users_round_trip_and_a_taken_email_conflicts(backend: &str) {
     let Some(db) = fresh(backend, true).await else {
         return;
@@ -2932,6 +3035,7 @@ fn code(code_hash: &str, user_id: &str, sso_session_id: &str, created_at: i64) -
         expires_at: created_at + CODE_TTL,
         used_at: None,
         token_session_id: None,
+        claims: None,
     }
 }
 
@@ -3145,7 +3249,11 @@ async fn authorization_codes_are_redeemed_once_and_replays_recognised(backend: &
     let store = &db.store;
     users(store, &["u1"]).await;
     store.create_sso_session(&sso("s1", "u1", 900)).await.unwrap();
-    let c1 = code("c1", "u1", "s1", 1_000);
+    // With a claims request, which comes back as written.
+    let c1 = AuthorizationCodeRecord {
+        claims: Some(r#"{"id_token":{"email":null}}"#.to_owned()),
+        ..code("c1", "u1", "s1", 1_000)
+    };
     store.create_authorization_code(&c1).await.unwrap();
     let err = store.create_authorization_code(&c1).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");

@@ -5,6 +5,7 @@
 pub mod email;
 pub mod import;
 mod login;
+pub mod profile;
 mod roles;
 pub mod throttle;
 
@@ -64,6 +65,8 @@ pub enum AccountError {
     Already(&'static str),
     #[error("invalid role name {0:?}: 1-64 of letters, digits and - _ : .")]
     InvalidRole(String),
+    #[error(transparent)]
+    InvalidProfile(#[from] profile::InvalidProfile),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error(transparent)]

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use tessera_proto::claims::{ClaimsRequest, MalformedClaims};
 use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{ClientRecord, ClientStore};
 use tessera_store::StoreError;
@@ -36,6 +37,8 @@ pub struct AuthorizeRequest {
     pub acr_values: Vec<String>,
     pub login_hint: Option<String>,
     pub ui_locales: Option<String>,
+    /// The `claims` parameter (OIDC Core §5.5), parsed.
+    pub claims: Option<ClaimsRequest>,
     /// The request's parameters as received, carried through the login and consent pages.
     pub params: BTreeMap<String, String>,
     /// Not an authorization request but a sign-in for another hosted page (the device
@@ -77,6 +80,7 @@ impl AuthorizeRequest {
             acr_values: Vec::new(),
             login_hint: None,
             ui_locales,
+            claims: None,
             params,
             continue_to: Some(continue_to),
         }
@@ -102,6 +106,18 @@ impl AuthorizeRequest {
 
     pub fn scope_string(&self) -> String {
         self.scope.join(" ")
+    }
+
+    /// The subject the client asked the ID token to be about (`claims.id_token.sub.value`,
+    /// OIDC Core §5.5.1): only that user may be answered.
+    pub fn requested_subject(&self) -> Option<&str> {
+        self.claims
+            .as_ref()?
+            .id_token
+            .get("sub")?
+            .value
+            .as_ref()?
+            .as_str()
     }
 }
 
@@ -392,6 +408,37 @@ pub async fn validate(
             }
         },
     };
+    // 7. display (OIDC Core §3.1.2.1): any of the four is fine, the pages fit every screen.
+    if params
+        .get("display")
+        .is_some_and(|d| !tessera_proto::discovery::DISPLAY_VALUES.contains(&d.as_str()))
+    {
+        return Err(fail(OAuthErrorCode::InvalidRequest, "unsupported display value"));
+    }
+    // 8. claims (OIDC Core §5.5). An `acr` asked for there counts as `acr_values` when
+    // those are not given (§5.5.1.1). `claims_locales` is accepted and has nothing to
+    // choose from: no claim is kept in more than one language (§5.2).
+    let claims = match params.get("claims") {
+        None => None,
+        Some(text) => Some(
+            ClaimsRequest::parse(text)
+                .map_err(|MalformedClaims(why)| fail(OAuthErrorCode::InvalidRequest, why))?,
+        ),
+    };
+    let mut acr_values: Vec<String> = params
+        .get("acr_values")
+        .map(|values| values.split_ascii_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default();
+    if acr_values.is_empty() {
+        if let Some(acr) = claims.as_ref().and_then(|c| c.id_token.get("acr")) {
+            acr_values = acr
+                .wanted()
+                .iter()
+                .filter_map(|v| v.as_str())
+                .map(str::to_owned)
+                .collect();
+        }
+    }
     Ok(AuthorizeRequest {
         redirect_uri: redirect_uri.clone(),
         scope,
@@ -400,12 +447,10 @@ pub async fn validate(
         code_challenge,
         prompt,
         max_age,
-        acr_values: params
-            .get("acr_values")
-            .map(|values| values.split_ascii_whitespace().map(str::to_owned).collect())
-            .unwrap_or_default(),
+        acr_values,
         login_hint: params.get("login_hint").cloned(),
         ui_locales: params.get("ui_locales").cloned(),
+        claims,
         client,
         params,
         continue_to: None,

@@ -392,7 +392,7 @@ impl Provider {
                 client,
                 &user,
                 &sso,
-                &record.scope,
+                serde_json::Map::new(),
                 None,
                 decision.auth_time,
                 &amr,

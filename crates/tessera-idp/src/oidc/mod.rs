@@ -9,6 +9,7 @@
 //! every client that registered a back-channel logout URI.
 
 pub mod authorize;
+pub mod claims;
 pub mod device;
 pub mod id_token;
 pub mod par;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use tessera_proto::claims::{ClaimsRequest, MalformedClaims};
 use tessera_proto::OAuthErrorCode;
 use tessera_store::durable::{
     AuthorizationCodeRecord, ClientRecord, ClientStore, ClusterStore, CodeRedemption, OidcStore,
@@ -256,7 +258,20 @@ impl Provider {
                         || !self.policy_met_by(&request.client, &session.amr))
             }
         };
-        if needs_login {
+        // OIDC Core §5.5.1: a request for a given `sub` is answered for that user only.
+        let other_user = match (request.requested_subject(), sso) {
+            (Some(wanted), Some((_, user))) => wanted != user.id,
+            _ => false,
+        };
+        if other_user && fresh {
+            return Ok(Next::Redirect(redirect_error(
+                request,
+                &self.issuer,
+                OAuthErrorCode::LoginRequired,
+                "the signed-in user is not the one requested",
+            )));
+        }
+        if needs_login || other_user {
             if request.prompt.none {
                 return Ok(Next::Redirect(redirect_error(
                     request,
@@ -380,6 +395,7 @@ impl Provider {
                 expires_at: now + CODE_TTL_SECS,
                 used_at: None,
                 token_session_id: None,
+                claims: request.claims.as_ref().map(|c| c.to_text()),
             })
             .await?;
         self.audit
@@ -489,11 +505,12 @@ impl Provider {
             return Err(invalid("code replayed while it was being redeemed"));
         }
         let id_token = if record.scope.split_ascii_whitespace().any(|s| s == "openid") {
+            let requested = self.requested_id_token_claims(&user, &record).await?;
             Some(self.id_token(
                 client,
                 &user,
                 &sso,
-                &record.scope,
+                requested,
                 record.nonce.clone(),
                 record.auth_time,
                 &amr,
@@ -600,7 +617,7 @@ impl Provider {
         client: &ClientRecord,
         user: &UserRecord,
         sso: &SsoSessionRecord,
-        scope: &str,
+        standard: Map<String, Value>,
         nonce: Option<String>,
         auth_time: i64,
         amr: &[&str],
@@ -619,11 +636,33 @@ impl Provider {
             amr: amr.iter().map(|s| s.to_string()).collect(),
             sid: sso.id.clone(),
             at_hash: Some(id_token::at_hash(access_token)),
-            standard: standard_claims(user, scope),
+            standard,
         };
         id_token::sign_id_token(&self.keys, &claims).map_err(|e| {
             OAuthFailure::new(OAuthErrorCode::ServerError, "the ID token could not be issued").caused_by(e)
         })
+    }
+
+    /// The standard claims of the ID token issued with a code: none by scope (OIDC Core
+    /// §5.4: an access token is issued, so they are userinfo's), only those the request's
+    /// `claims` parameter asked for in `id_token` (§5.5) — and of those only what the
+    /// granted scope releases, as the user consented to scopes.
+    async fn requested_id_token_claims(
+        &self,
+        user: &UserRecord,
+        record: &AuthorizationCodeRecord,
+    ) -> Result<Map<String, Value>, OAuthFailure> {
+        let Some(text) = &record.claims else {
+            return Ok(Map::new());
+        };
+        let request = ClaimsRequest::parse(text).map_err(|MalformedClaims(why)| {
+            OAuthFailure::new(OAuthErrorCode::ServerError, "the ID token could not be issued")
+                .caused_by(why.to_owned())
+        })?;
+        let profile = self.users.profile(&user.id).await?;
+        let mut released = claims::of_scope(user, &profile, &record.scope);
+        released.retain(|name, _| request.id_token.contains_key(name));
+        Ok(released)
     }
 
     /// `GET/POST /oauth2/userinfo`: the claims the access token's scope releases.
@@ -640,7 +679,8 @@ impl Provider {
             .user(&claims.sub)
             .await?
             .ok_or(TokenError::InvalidToken(crate::tokens::access::Rejected::Revoked))?;
-        let mut body = standard_claims(&user, &claims.scope);
+        let profile = self.users.profile(&user.id).await?;
+        let mut body = claims::of_scope(&user, &profile, &claims.scope);
         body.insert("sub".to_owned(), Value::from(user.id));
         Ok(Value::Object(body))
     }
@@ -852,31 +892,6 @@ pub fn allowed_scope(client: &ClientRecord, requested: Option<&str>) -> Result<S
         }
     }
     Ok(scope.join(" "))
-}
-
-/// Standard claims (OIDC Core §5.4) released by `scope`. Only what Tessera holds: e-mail,
-/// its verification, the preferred locale and when the profile changed.
-pub fn standard_claims(user: &UserRecord, scope: &str) -> Map<String, Value> {
-    let mut claims = Map::new();
-    for s in scope.split_ascii_whitespace() {
-        match s {
-            "email" => {
-                claims.insert("email".to_owned(), Value::from(user.email.clone()));
-                claims.insert(
-                    "email_verified".to_owned(),
-                    Value::from(user.email_verified_at.is_some()),
-                );
-            }
-            "profile" => {
-                if let Some(locale) = &user.locale {
-                    claims.insert("locale".to_owned(), Value::from(locale.clone()));
-                }
-                claims.insert("updated_at".to_owned(), Value::from(user.updated_at));
-            }
-            _ => {}
-        }
-    }
-    claims
 }
 
 /// Whether a signed-in user must sign in again (OIDC Core §3.1.2.1): `prompt=login`, or a

@@ -96,6 +96,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0014_client_require_par.sql"),
     ),
     (
+        16,
+        "user profiles and claims requests",
+        include_str!("../../migrations/sqlite/0016_user_profiles.sql"),
+        include_str!("../../migrations/postgres/0016_user_profiles.sql"),
+    ),
+    (
         17,
         "client jwt authentication and request objects",
         include_str!("../../migrations/sqlite/0017_client_jwt_auth.sql"),

@@ -56,6 +56,8 @@ pub struct AuthorizationCodeRecord {
     pub used_at: Option<i64>,
     /// The token session created when the code was redeemed (revoked if it is replayed).
     pub token_session_id: Option<String>,
+    /// The request's `claims` parameter (OIDC Core §5.5) as JSON, for the ID token.
+    pub claims: Option<String>,
 }
 
 /// The result of presenting an authorization code.
@@ -146,7 +148,8 @@ const SSO_COLUMNS: &str =
     "id, secret_hash, user_id, auth_time, amr, created_at, last_seen_at, expires_at, revoked_at";
 
 const CODE_COLUMNS: &str = "code_hash, client_id, user_id, sso_session_id, redirect_uri, scope, nonce, \
-     code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, used_at, token_session_id";
+     code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, used_at, token_session_id, \
+     claims";
 
 /// The condition "alive at `$now`" on the `sso_sessions` row.
 fn sso_alive(now: &str) -> String {
@@ -184,6 +187,7 @@ fn code_from_row(row: &AnyRow) -> Result<AuthorizationCodeRecord, StoreError> {
         expires_at: row.try_get("expires_at")?,
         used_at: row.try_get("used_at")?,
         token_session_id: row.try_get("token_session_id")?,
+        claims: row.try_get("claims")?,
     })
 }
 
@@ -300,8 +304,8 @@ impl OidcStore for SqlStore {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
              scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
-             used_at, token_session_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             used_at, token_session_id, claims) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&code.code_hash)
         .bind(&code.client_id)
@@ -318,6 +322,7 @@ impl OidcStore for SqlStore {
         .bind(code.expires_at)
         .bind(code.used_at)
         .bind(&code.token_session_id)
+        .bind(&code.claims)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -106,6 +106,25 @@ pub trait UserStore: Send + Sync + 'static {
         now: i64,
     ) -> Result<bool, StoreError>;
 
+    /// The user's profile claims (OIDC Core §5.1: name, address, phone number, …) as the
+    /// domain validated them: a JSON object, empty for a user without one (or no user).
+    async fn profile(&self, id: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError>;
+
+    /// Changes the profile atomically: `merge` is handed the profile as stored now and
+    /// returns the new one, which replaces it in the same transaction (two concurrent edits
+    /// cannot lose one). `locale` (when `Some`) replaces the user's locale; `updated_at`
+    /// becomes `now`. Returns the new profile, or `None` for an unknown user (nothing
+    /// changed).
+    async fn update_profile(
+        &self,
+        id: &str,
+        locale: Option<Option<&str>>,
+        now: i64,
+        merge: &(dyn Fn(serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value>
+              + Send
+              + Sync),
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError>;
+
     /// Deletes the user with their password history and single-use tokens. Sessions are
     /// ended by the caller first (so they reach the revocation feed).
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError>;
@@ -200,6 +219,10 @@ fn token_from_row(row: &AnyRow) -> Result<OneTimeTokenRecord, StoreError> {
         used_at: row.try_get("used_at")?,
         session_id: row.try_get("session_id")?,
     })
+}
+
+fn profile_from_text(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("user_profiles.claims: {e}")))
 }
 
 /// A count or limit as SQL wants it (anything beyond `i64::MAX` is as good as unlimited).
@@ -370,6 +393,71 @@ impl UserStore for SqlStore {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn profile(&self, id: &str) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+        let row = sqlx::query("SELECT claims FROM user_profiles WHERE user_id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Ok(serde_json::Map::new()),
+            Some(row) => profile_from_text(&row.try_get::<String, _>("claims")?),
+        }
+    }
+
+    async fn update_profile(
+        &self,
+        id: &str,
+        locale: Option<Option<&str>>,
+        now: i64,
+        merge: &(dyn Fn(serde_json::Map<String, serde_json::Value>) -> serde_json::Map<String, serde_json::Value>
+              + Send
+              + Sync),
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A write first, as in set_password: it takes SQLite's write lock and PostgreSQL's
+        // row lock, so a concurrent edit waits and then merges into this one's result.
+        let found = match locale {
+            Some(locale) => sqlx::query("UPDATE users SET updated_at = $2, locale = $3 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .bind(locale)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+            None => sqlx::query("UPDATE users SET updated_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected(),
+        };
+        if found == 0 {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let current = match sqlx::query("SELECT claims FROM user_profiles WHERE user_id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        {
+            None => serde_json::Map::new(),
+            Some(row) => profile_from_text(&row.try_get::<String, _>("claims")?)?,
+        };
+        let profile = merge(current);
+        let text =
+            serde_json::to_string(&profile).map_err(|e| StoreError::Corrupt(format!("user profile: {e}")))?;
+        sqlx::query(
+            "INSERT INTO user_profiles (user_id, claims) VALUES ($1, $2) \
+             ON CONFLICT (user_id) DO UPDATE SET claims = excluded.claims",
+        )
+        .bind(id)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(profile))
     }
 
     async fn delete_user(&self, id: &str) -> Result<bool, StoreError> {

@@ -118,6 +118,12 @@ impl From<AccountError> for ApiError {
             ),
             AccountError::Mfa(err) => err.into(),
             AccountError::Authz(err) => err.into(),
+            AccountError::InvalidProfile(invalid) => code(
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid-profile", "Profile rejected")
+                    .detail(invalid.to_string())
+                    .extension("field", Value::from(invalid.field.as_str())),
+                "invalid_profile",
+            ),
             AccountError::Token(err) => err.into(),
             AccountError::Store(err) => err.into(),
             AccountError::Password(err) => ApiError::internal().caused_by(err),

@@ -18,6 +18,7 @@ use super::admin::{actor, admin, created, no_store, path_id, AdminError};
 use super::paging::{invalid, next_page, parameters, PageSize};
 use super::request::{json_body, Context};
 use crate::error::ApiError;
+use tessera_idp::accounts::profile::{self, Editor, ProfilePatch};
 use tessera_idp::accounts::{AccountError, UserView};
 use tessera_idp::mfa::{FactorView, MfaError};
 use tessera_idp::state::AppState;
@@ -390,6 +391,122 @@ impl From<MfaError> for AdminError {
     fn from(err: MfaError) -> Self {
         ApiError::from(err).into()
     }
+}
+
+/// A user's profile: the OpenID Connect standard claims Tessera keeps (OIDC Core §5.1).
+/// As a request body, a JSON merge patch (RFC 7396): a member given replaces the stored
+/// one, `null` removes it, an absent member stays. (Documentation of the shape; the
+/// handlers check the members one by one and name the first bad one.)
+#[allow(dead_code)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserProfile {
+    /// Full name, at most 256 characters.
+    pub name: Option<String>,
+    /// At most 128 characters (as are the other names).
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub nickname: Option<String>,
+    pub preferred_username: Option<String>,
+    /// An absolute https or http URL without credentials, at most 2048 bytes.
+    #[schema(format = "uri")]
+    pub picture: Option<String>,
+    /// As `picture`.
+    #[schema(format = "uri")]
+    pub website: Option<String>,
+    /// At most 64 characters.
+    pub gender: Option<String>,
+    /// `YYYY-MM-DD`, `0000-MM-DD` (year withheld) or `YYYY`.
+    pub birthdate: Option<String>,
+    /// A time zone of the IANA database, such as `Europe/Paris`.
+    pub zoneinfo: Option<String>,
+    /// A BCP 47 language tag such as `ko-KR` (also the language of the user's e-mails).
+    pub locale: Option<String>,
+    /// E.164, such as `+14155550100`, optionally with `;ext=123`. A new number is
+    /// unverified unless the same patch verifies it.
+    pub phone_number: Option<String>,
+    /// Only the operator sets this; the user cannot.
+    pub phone_number_verified: Option<bool>,
+    pub address: Option<UserAddress>,
+    /// When the user last changed (read-only; Unix seconds).
+    #[schema(read_only)]
+    pub updated_at: Option<i64>,
+}
+
+/// The structured `address` claim (OIDC Core §5.1.1); each member at most 256 characters
+/// on one line, `formatted` and `street_address` at most 1024 with line breaks.
+#[allow(dead_code)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserAddress {
+    pub formatted: Option<String>,
+    pub street_address: Option<String>,
+    pub locality: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+/// `GET /admin/users/{id}/profile`
+#[utoipa::path(
+    get,
+    path = "/admin/users/{id}/profile",
+    tag = "users",
+    summary = "Show a user's profile",
+    operation_id = "getUserProfile",
+    description = "The OpenID Connect standard claims of the user (names, picture, birthdate, zoneinfo, locale, address, phone number) as clients receive them by scope.",
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The profile", body = UserProfile),
+        (status = 404, description = "No such user"),
+    ),
+)]
+pub async fn profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<Response, AdminError> {
+    admin(&state, &headers).await?;
+    let id = path_id(path, "user")?;
+    let user = state.accounts.user(&id).await?.ok_or(AccountError::NoSuchUser)?;
+    let stored = state.accounts.profile(&user.id).await?;
+    Ok(no_store(StatusCode::OK, profile::view(&user, &stored)))
+}
+
+/// `PATCH /admin/users/{id}/profile`
+#[utoipa::path(
+    patch,
+    path = "/admin/users/{id}/profile",
+    tag = "users",
+    summary = "Change a user's profile",
+    operation_id = "updateUserProfile",
+    description = "A JSON merge patch of the user's profile: a member given replaces it, `null` removes it. Unlike the user, the operator may set `phone_number_verified`. One invalid member refuses the whole patch. Audited as `user.profile_updated` (the names of the claims changed, never their values).",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = UserProfile,
+    responses(
+        (status = 200, description = "The changed profile", body = UserProfile),
+        (status = 400, description = "An invalid or unknown member (named in `field`), or a body that is not a JSON object"),
+        (status = 404, description = "No such user"),
+        (status = 415, description = "The body is not JSON"),
+    ),
+)]
+pub async fn update_profile(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+    body: Bytes,
+) -> Result<Response, AdminError> {
+    let claims = admin(&state, &headers).await?;
+    let id = path_id(path, "user")?;
+    let patch: serde_json::Map<String, serde_json::Value> = json_body(&headers, &body)?;
+    let patch = ProfilePatch::parse(&patch, Editor::Operator).map_err(AccountError::from)?;
+    let (user, stored) = state
+        .accounts
+        .update_profile(&id, &patch, &actor(&claims), &context)
+        .await?;
+    Ok(no_store(StatusCode::OK, profile::view(&user, &stored)))
 }
 
 /// `GET /admin/users/{id}/mfa`

@@ -23,6 +23,7 @@ pub mod openapi;
 mod paging;
 mod par;
 mod passkeys;
+mod profile;
 mod request;
 mod sessions;
 mod wellknown;
@@ -144,6 +145,7 @@ pub fn router(state: AppState) -> Router {
         .route(paths::LOGIN, post(accounts::login))
         .route(paths::REISSUE, post(accounts::reissue))
         .route(paths::ME, get(accounts::me))
+        .route(paths::PROFILE, get(profile::show).patch(profile::update))
         .route(paths::MEMBER_ME, get(accounts::member_me))
         .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
         .route(paths::PASSWORD_RESET, post(accounts::reset_password))
@@ -266,6 +268,8 @@ pub(crate) fn admin_routes() -> Vec<AdminRoute> {
         at(paths::ADMIN_USER_ENABLE, Post, admin_users::enable),
         at(paths::ADMIN_USER_SESSIONS, Get, admin_users::sessions),
         at(paths::ADMIN_USER_SESSIONS, Delete, admin_users::end_sessions),
+        at(paths::ADMIN_USER_PROFILE, Get, admin_users::profile),
+        at(paths::ADMIN_USER_PROFILE, Patch, admin_users::update_profile),
         at(paths::ADMIN_USER_MFA, Get, admin_users::factors),
         at(paths::ADMIN_USER_MFA, Delete, admin_users::reset_factors),
         at(paths::ADMIN_SESSION, Delete, admin_users::end_session),

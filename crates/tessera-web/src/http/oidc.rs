@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tessera_proto::{paths, OAuthErrorCode};
@@ -498,11 +498,19 @@ pub async fn consent(
     }
 }
 
-/// `GET|POST /oauth2/userinfo` with a Bearer token.
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, OAuthReply> {
-    let token = super::request::bearer_token(&headers)
-        .map_err(|_| OAuthFailure::new(OAuthErrorCode::InvalidToken, "a Bearer access token is required"))?;
-    match state.provider.userinfo(token).await {
+/// `GET|POST /oauth2/userinfo`: the access token in the `Authorization: Bearer` header
+/// (RFC 6750 §2.1) or, on a form-encoded `POST`, as the body's `access_token` (§2.2,
+/// which OIDC Core §5.3.1 allows) — one of the two, never both (§2). Never from the query
+/// string (§2.3): URLs end up in logs and browser history.
+pub async fn userinfo(
+    State(state): State<AppState>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, OAuthReply> {
+    let token = userinfo_token(&method, query.as_deref(), &headers, &body)?;
+    match state.provider.userinfo(&token).await {
         Ok(claims) => {
             let mut response = Json(claims).into_response();
             response
@@ -516,6 +524,42 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
         )
         .into()),
         Err(other) => Err(other.into()),
+    }
+}
+
+/// The access token of a userinfo request, from exactly one of the two places allowed.
+fn userinfo_token(
+    method: &Method,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<String, OAuthReply> {
+    let refuse = |description: &'static str| {
+        OAuthReply::from(OAuthFailure::new(OAuthErrorCode::InvalidRequest, description))
+    };
+    let in_query = query
+        .is_some_and(|q| url::form_urlencoded::parse(q.as_bytes()).any(|(name, _)| name == "access_token"));
+    if in_query {
+        return Err(refuse("the access token must not be sent in the query string"));
+    }
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    let in_body = if method == Method::POST && is_form {
+        super::request::oauth_form(headers, body)?.remove("access_token")
+    } else {
+        None
+    };
+    match (headers.contains_key(header::AUTHORIZATION), in_body) {
+        (true, Some(_)) => Err(refuse("the access token must be sent in one way only")),
+        (false, Some(token)) => Ok(token),
+        (_, None) => super::request::bearer_token(headers)
+            .map(str::to_owned)
+            .map_err(|_| {
+                OAuthFailure::new(OAuthErrorCode::InvalidToken, "a Bearer access token is required").into()
+            }),
     }
 }
 

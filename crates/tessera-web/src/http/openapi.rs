@@ -119,6 +119,8 @@ pub struct AuditPage {
         admin_users::sessions,
         admin_users::end_sessions,
         admin_users::end_session,
+        admin_users::profile,
+        admin_users::update_profile,
         admin_users::factors,
         admin_users::reset_factors,
         admin_roles::set_user_roles,

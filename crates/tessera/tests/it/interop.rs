@@ -17,6 +17,7 @@ backend_tests!(
     jose_and_jwcrypto_verify_access_tokens_of_every_algorithm,
     openid_client_and_authlib_complete_the_code_flow,
     openid_client_asking_for_acr_values_gets_the_factor_in_amr,
+    openid_client_asking_with_the_claims_parameter_gets_them_in_the_id_token,
     openid_client_completes_the_device_flow_approved_on_the_hosted_page,
     openid_client_completes_a_code_flow_through_pushed_authorization_requests,
     openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions,
@@ -244,13 +245,17 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
         assert_eq!(claims["sub"], user_id.as_str(), "{name}");
         assert_eq!(claims["aud"], rp.client_id.as_str(), "{name}");
         assert_eq!(claims["iss"], node.url.as_str(), "{name}");
-        assert_eq!(claims["email"], email, "{name}");
+        assert!(
+            claims.get("email").is_none(),
+            "{name}: scope claims are userinfo's"
+        );
         assert!(
             claims["at_hash"].is_string() && claims["sid"].is_string(),
             "{name}: {claims}"
         );
         let userinfo = &steps["userinfo"]["userinfo"];
         assert_eq!(userinfo["sub"], user_id.as_str(), "{name}");
+        assert_eq!(userinfo["email"], email, "{name}");
         assert_eq!(userinfo["email_verified"], true, "{name}");
         if *name == "node openid-client" {
             assert_eq!(steps["authorization_code_grant"]["id_token_alg"], "RS256");
@@ -352,6 +357,55 @@ async fn openid_client_asking_for_acr_values_gets_the_factor_in_amr(backend: Bac
     );
 }
 
+/// openid-client with the claims request parameter (OIDC Core §5.5): `email` and `name`
+/// asked for in the ID token, which the library validates; `name` is the user's profile
+/// claim, outside the granted scope (`openid email`), so it stays out.
+async fn openid_client_asking_with_the_claims_parameter_gets_them_in_the_id_token(backend: Backend) {
+    let Some((_, program, script)) = relying_parties()
+        .into_iter()
+        .find(|(name, ..)| *name == "node openid-client")
+    else {
+        return;
+    };
+    let Some(node) = spawn(backend).await else { return };
+    let email = format!("rp-claims-{}@example.com", tessera_testkit::random_u64());
+    let user_id = node.create_user(&email, RP_PASSWORD).await;
+    // A name, which the ID token must not carry: `profile` is not granted.
+    let patch = serde_json::json!({ "name": "RP Claims" });
+    let patch = tessera_idp::accounts::profile::ProfilePatch::parse(
+        patch.as_object().unwrap(),
+        tessera_idp::accounts::profile::Editor::Operator,
+    )
+    .unwrap();
+    node.state
+        .accounts
+        .update_profile(&user_id, &patch, "operator", &Default::default())
+        .await
+        .unwrap();
+    let rp = node
+        .create_oidc_client("rp-claims", false, RP_REDIRECT, true, None)
+        .await;
+    let secret = rp.secret.clone().unwrap();
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", rp.client_id.as_str()),
+        ("CLIENT_SECRET", secret.as_str()),
+        ("REDIRECT_URI", RP_REDIRECT),
+        ("USERNAME", email.as_str()),
+        ("PASSWORD", RP_PASSWORD),
+        ("CC_CLIENT_ID", "unused"),
+        ("CC_CLIENT_SECRET", "unused"),
+    ];
+    let (ok, out) = run_with(program, script, &["--claims"], &envs);
+    assert!(ok, "openid-client failed with the claims parameter:\n{out}");
+    let steps = steps(&out);
+    let id_token = &steps["claims"]["id_token"];
+    assert_eq!(id_token["sub"], user_id.as_str(), "{out}");
+    assert_eq!(id_token["email"], email.as_str(), "{out}");
+    assert!(id_token.get("name").is_none(), "{out}");
+    assert_eq!(steps["claims"]["userinfo"]["email"], email.as_str(), "{out}");
+}
+
 /// openid-client's device flow (RFC 8628): the library starts it and polls while the
 /// script's browser approves on `/device`; with `--nudge` one poll of the script's own makes
 /// the library's first poll too early, so it must honour `slow_down` (+5 s) to finish; with
@@ -424,9 +478,13 @@ async fn openid_client_completes_the_device_flow_approved_on_the_hosted_page(bac
     let claims = &walked["poll"]["claims"];
     assert_eq!(claims["sub"], user_id.as_str(), "{out}");
     assert_eq!(claims["iss"], node.url.as_str());
-    assert_eq!(claims["email"], email);
+    assert!(
+        claims.get("email").is_none(),
+        "scope claims are userinfo's: {claims}"
+    );
     assert_eq!(walked["poll"]["has_refresh_token"], true);
     assert_eq!(walked["userinfo"]["userinfo"]["sub"], user_id.as_str());
+    assert_eq!(walked["userinfo"]["userinfo"]["email"], email);
 
     // slow_down: the library's first poll comes a quarter second after the script's, is
     // told to slow down, and succeeds only because it then waits 1 + 5 s.

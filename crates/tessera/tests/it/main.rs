@@ -13,6 +13,7 @@ mod apikeys_gateway;
 mod architecture;
 mod authz;
 mod authz_terms;
+mod claims;
 mod cli;
 mod client_auth;
 mod clients;

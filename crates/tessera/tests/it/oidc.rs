@@ -110,7 +110,8 @@ async fn code_flow_with_pkce_sso_userinfo_replay_and_logout(backend: Backend) {
         .claims;
     assert_eq!(claims["sub"], user_id.as_str());
     assert_eq!(claims["nonce"], "n-456");
-    assert_eq!(claims["email"], "alice@example.com");
+    // An access token was issued: the scope's claims come from userinfo (OIDC Core §5.4).
+    assert!(claims.get("email").is_none(), "{claims}");
     assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(
@@ -123,6 +124,7 @@ async fn code_flow_with_pkce_sso_userinfo_replay_and_logout(backend: Backend) {
     let (status, info) = node.get_bearer("/oauth2/userinfo", access).await;
     assert_eq!(status, 200, "{info}");
     assert_eq!(info["sub"], user_id.as_str());
+    assert_eq!(info["email"], "alice@example.com");
     assert_eq!(info["email_verified"], true);
 
     // The code is single use; a replay revokes what it issued.

@@ -2702,14 +2702,15 @@ async fn userinfo_wants_a_live_user_token_with_openid(backend: Backend) {
     let response = node.client.post(&url).bearer_auth(access).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<Value>().await.unwrap(), info);
-    // The token goes in the header only, never the query or a form.
+    // Never in the query string (invalid_request); the form body of a POST is RFC 6750
+    // §2.2's other way, answered as the header is (more in claims.rs).
     let response = node
         .client
         .get(format!("{url}?access_token={access}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(response.status(), 400);
     let response = node
         .client
         .post(&url)
@@ -2717,7 +2718,8 @@ async fn userinfo_wants_a_live_user_token_with_openid(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.json::<Value>().await.unwrap(), info);
     // An ID token is not an access token.
     assert_eq!(userinfo_status(&node, text(&tokens, "id_token")).await, 401);
 
@@ -3387,10 +3389,22 @@ async fn advertised_authorization_values_work_and_nothing_else(backend: Backend)
     assert_eq!(metadata["request_parameter_supported"], true);
     for (name, value) in [
         ("request_uri_parameter_supported", false),
-        ("claims_parameter_supported", false),
+        // What the claims parameter does is shown in claims.rs.
+        ("claims_parameter_supported", true),
     ] {
         assert_eq!(metadata[name], value, "{name}");
     }
+    // Each advertised display value is accepted; another is not.
+    for display in list(&metadata, "display_values_supported") {
+        assert!(at_client(
+            &agent
+                .get(&authz.clone().set("display", &display).url(&node))
+                .await
+        )
+        .contains_key("code"));
+    }
+    let page = agent.get(&authz.clone().set("display", "tv").url(&node)).await;
+    assert_client_error(&node, &page, "invalid_request", "st-1", "display=tv");
 
     // Each advertised prompt value does what it says (third-party client, consent given).
     let third = Authz::new(&partner.client_id, &challenge);
