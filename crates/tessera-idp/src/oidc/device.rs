@@ -388,11 +388,12 @@ impl Provider {
             .await?;
         let amr: Vec<&str> = decision.amr.split_ascii_whitespace().collect();
         let id_token = if record.scope.split_ascii_whitespace().any(|s| s == "openid") {
+            let standard = self.requested_id_token_claims(&user, &record.scope, None).await?;
             Some(self.id_token(
                 client,
                 &user,
                 &sso,
-                serde_json::Map::new(),
+                standard,
                 None,
                 decision.auth_time,
                 &amr,

@@ -505,7 +505,9 @@ impl Provider {
             return Err(invalid("code replayed while it was being redeemed"));
         }
         let id_token = if record.scope.split_ascii_whitespace().any(|s| s == "openid") {
-            let requested = self.requested_id_token_claims(&user, &record).await?;
+            let requested = self
+                .requested_id_token_claims(&user, &record.scope, record.claims.as_deref())
+                .await?;
             Some(self.id_token(
                 client,
                 &user,
@@ -643,25 +645,31 @@ impl Provider {
         })
     }
 
-    /// The standard claims of the ID token issued with a code: none by scope (OIDC Core
-    /// §5.4: an access token is issued, so they are userinfo's), only those the request's
-    /// `claims` parameter asked for in `id_token` (§5.5) — and of those only what the
-    /// granted scope releases, as the user consented to scopes.
-    async fn requested_id_token_claims(
+    /// The standard claims of the ID token issued with a code. The scopes' claims are
+    /// userinfo's (OIDC Core §5.4: an access token is issued), except the few relying parties
+    /// read from the ID token and Tessera always put there ([`ID_TOKEN_SCOPE_CLAIMS`]:
+    /// `email`, `email_verified`, `locale`, `updated_at`, as Keycloak and Google do); and
+    /// those the request's `claims` parameter asked for in `id_token` (§5.5). All of them
+    /// only as far as the granted scope releases them: the user consented to scopes.
+    pub(crate) async fn requested_id_token_claims(
         &self,
         user: &UserRecord,
-        record: &AuthorizationCodeRecord,
+        scope: &str,
+        claims_parameter: Option<&str>,
     ) -> Result<Map<String, Value>, OAuthFailure> {
-        let Some(text) = &record.claims else {
-            return Ok(Map::new());
+        let request = match claims_parameter {
+            Some(text) => Some(ClaimsRequest::parse(text).map_err(|MalformedClaims(why)| {
+                OAuthFailure::new(OAuthErrorCode::ServerError, "the ID token could not be issued")
+                    .caused_by(why.to_owned())
+            })?),
+            None => None,
         };
-        let request = ClaimsRequest::parse(text).map_err(|MalformedClaims(why)| {
-            OAuthFailure::new(OAuthErrorCode::ServerError, "the ID token could not be issued")
-                .caused_by(why.to_owned())
-        })?;
         let profile = self.users.profile(&user.id).await?;
-        let mut released = claims::of_scope(user, &profile, &record.scope);
-        released.retain(|name, _| request.id_token.contains_key(name));
+        let mut released = claims::of_scope(user, &profile, scope);
+        released.retain(|name, _| {
+            ID_TOKEN_SCOPE_CLAIMS.contains(&name.as_str())
+                || request.as_ref().is_some_and(|r| r.id_token.contains_key(name))
+        });
         Ok(released)
     }
 
@@ -933,3 +941,7 @@ mod tests {
         ));
     }
 }
+
+/// The scope claims an ID token carries without being asked for them (see
+/// `Provider::requested_id_token_claims`).
+pub const ID_TOKEN_SCOPE_CLAIMS: &[&str] = &["email", "email_verified", "locale", "updated_at"];

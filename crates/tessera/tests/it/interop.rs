@@ -245,10 +245,7 @@ async fn openid_client_and_authlib_complete_the_code_flow(backend: Backend) {
         assert_eq!(claims["sub"], user_id.as_str(), "{name}");
         assert_eq!(claims["aud"], rp.client_id.as_str(), "{name}");
         assert_eq!(claims["iss"], node.url.as_str(), "{name}");
-        assert!(
-            claims.get("email").is_none(),
-            "{name}: scope claims are userinfo's"
-        );
+        assert_eq!(claims["email"], email, "{name}");
         assert!(
             claims["at_hash"].is_string() && claims["sid"].is_string(),
             "{name}: {claims}"
@@ -478,10 +475,7 @@ async fn openid_client_completes_the_device_flow_approved_on_the_hosted_page(bac
     let claims = &walked["poll"]["claims"];
     assert_eq!(claims["sub"], user_id.as_str(), "{out}");
     assert_eq!(claims["iss"], node.url.as_str());
-    assert!(
-        claims.get("email").is_none(),
-        "scope claims are userinfo's: {claims}"
-    );
+    assert_eq!(claims["email"], email);
     assert_eq!(walked["poll"]["has_refresh_token"], true);
     assert_eq!(walked["userinfo"]["userinfo"]["sub"], user_id.as_str());
     assert_eq!(walked["userinfo"]["userinfo"]["email"], email);

