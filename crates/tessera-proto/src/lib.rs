@@ -3,6 +3,7 @@
 
 pub mod acr;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod net;
 pub mod paths;

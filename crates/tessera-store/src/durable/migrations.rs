@@ -95,6 +95,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0014_client_require_par.sql"),
         include_str!("../../migrations/postgres/0014_client_require_par.sql"),
     ),
+    (
+        18,
+        "dpop bindings",
+        include_str!("../../migrations/sqlite/0018_dpop_bindings.sql"),
+        include_str!("../../migrations/postgres/0018_dpop_bindings.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

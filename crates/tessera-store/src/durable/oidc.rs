@@ -56,6 +56,9 @@ pub struct AuthorizationCodeRecord {
     pub used_at: Option<i64>,
     /// The token session created when the code was redeemed (revoked if it is replayed).
     pub token_session_id: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to (`dpop_jkt` of the
+    /// authorization request); the token request must prove possession of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The result of presenting an authorization code.
@@ -146,7 +149,7 @@ const SSO_COLUMNS: &str =
     "id, secret_hash, user_id, auth_time, amr, created_at, last_seen_at, expires_at, revoked_at";
 
 const CODE_COLUMNS: &str = "code_hash, client_id, user_id, sso_session_id, redirect_uri, scope, nonce, \
-     code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, used_at, token_session_id";
+     code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, used_at, token_session_id, dpop_jkt";
 
 /// The condition "alive at `$now`" on the `sso_sessions` row.
 fn sso_alive(now: &str) -> String {
@@ -184,6 +187,7 @@ fn code_from_row(row: &AnyRow) -> Result<AuthorizationCodeRecord, StoreError> {
         expires_at: row.try_get("expires_at")?,
         used_at: row.try_get("used_at")?,
         token_session_id: row.try_get("token_session_id")?,
+        dpop_jkt: row.try_get("dpop_jkt")?,
     })
 }
 
@@ -300,8 +304,8 @@ impl OidcStore for SqlStore {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
              scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
-             used_at, token_session_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+             used_at, token_session_id, dpop_jkt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&code.code_hash)
         .bind(&code.client_id)
@@ -318,6 +322,7 @@ impl OidcStore for SqlStore {
         .bind(code.expires_at)
         .bind(code.used_at)
         .bind(&code.token_session_id)
+        .bind(&code.dpop_jkt)
         .execute(&self.pool)
         .await?;
         Ok(())

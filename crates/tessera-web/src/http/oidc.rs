@@ -484,11 +484,20 @@ pub async fn consent(
     }
 }
 
-/// `GET|POST /oauth2/userinfo` with a Bearer token.
-pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, OAuthReply> {
-    let token = super::request::bearer_token(&headers)
-        .map_err(|_| OAuthFailure::new(OAuthErrorCode::InvalidToken, "a Bearer access token is required"))?;
-    match state.provider.userinfo(token).await {
+/// `GET|POST /oauth2/userinfo` with a Bearer token, or a DPoP-bound one with its proof.
+pub async fn userinfo(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    headers: HeaderMap,
+) -> Result<Response, OAuthReply> {
+    let presented =
+        super::dpop::presented_token(&state, &headers, method.as_str(), tessera_proto::paths::USERINFO)
+            .await?;
+    match state
+        .provider
+        .userinfo(presented.token, presented.presented())
+        .await
+    {
         Ok(claims) => {
             let mut response = Json(claims).into_response();
             response
@@ -501,6 +510,18 @@ pub async fn userinfo(State(state): State<AppState>, headers: HeaderMap) -> Resu
             "the access token lacks the openid scope",
         )
         .into()),
+        // A DPoP presentation, or a bound token as Bearer, is answered with the DPoP
+        // challenge (RFC 9449 §7.1); other failures with the Bearer one.
+        Err(TokenError::InvalidToken(why))
+            if presented.is_dpop() || why == tessera_idp::tokens::access::Rejected::Unproven =>
+        {
+            Err(
+                OAuthFailure::new(OAuthErrorCode::InvalidToken, "the access token is invalid")
+                    .caused_by(why)
+                    .at_dpop_resource()
+                    .into(),
+            )
+        }
         Err(other) => Err(other.into()),
     }
 }
