@@ -22,7 +22,8 @@ backend_tests!(
     client_credentials_and_confidential_refreshes_bind_the_access_token_only,
     malformed_and_replayed_proofs_are_refused_and_issue_nothing,
     proofs_at_userinfo_must_match_the_token_and_the_request,
-    nonces_are_asked_for_when_required_and_good_on_every_node
+    nonces_are_asked_for_when_required_and_good_on_every_node,
+    the_device_grant_binds_to_the_key_that_polls
 );
 
 const REDIRECT: &str = "https://spa.example/cb";
@@ -625,4 +626,52 @@ async fn nonces_are_asked_for_when_required_and_good_on_every_node(backend: Back
         "an expired nonce",
     );
     server.abort();
+}
+
+async fn the_device_grant_binds_to_the_key_that_polls(backend: Backend) {
+    let Some(node) = spawn_with(backend, |c| c.device.poll_interval_secs = 1).await else {
+        return;
+    };
+    const GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+    let email = format!("dpop-tv-{}@example.com", random_u64());
+    node.create_user(&email, PASSWORD).await;
+    let tv = crate::device::device_client(&node, "dpop-tv", false, &[GRANT, "refresh_token"]).await;
+    let key = DpopKey::generate();
+    let started = crate::device::start(&node, &tv, "openid email").await;
+    let device_code = started["device_code"].as_str().unwrap();
+    let mut browser = Browser::from_address(loopback_ip());
+    let user_code = started["user_code"].as_str().unwrap();
+    let done = crate::device::answer_on_page(&node, &mut browser, user_code, &email, "allow").await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    let poll = &[("grant_type", GRANT), ("device_code", device_code)];
+    let tokens = token_request(
+        &node,
+        &node.url,
+        &tv,
+        poll,
+        &[&key.proof("POST", &node.at(TOKEN), None)],
+    )
+    .await;
+    assert_eq!(tokens.0, 200, "{}", tokens.2);
+    assert_eq!(tokens.2["token_type"], "DPoP");
+    assert_eq!(
+        claims_of(tokens.2["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        key.jkt().as_str()
+    );
+    // The TV is a public client: its refresh token is bound too.
+    let refresh_token = tokens.2["refresh_token"].as_str().unwrap();
+    assert_error(
+        &refresh(&node, &tv, refresh_token, &[]).await,
+        400,
+        "invalid_grant",
+        "a device's refresh without a proof",
+    );
+    let refreshed = refresh(
+        &node,
+        &tv,
+        refresh_token,
+        &[&key.proof("POST", &node.at(TOKEN), None)],
+    )
+    .await;
+    assert_eq!(refreshed.0, 200, "{}", refreshed.2);
 }
