@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use tessera_verify::{ApiKeys, Claims, Status, Verifier, VerifyError};
+use tessera_verify::{ApiKeys, Claims, DpopRequest, Status, Verifier, VerifyError};
 
 use crate::config::GatewayConfig;
 use crate::response::{problem, Body};
@@ -18,6 +18,8 @@ use crate::response::{problem, Body};
 pub(crate) struct Auth {
     verifier: OnceLock<(Arc<Verifier>, Option<ApiKeys>)>,
     pub realm: String,
+    /// `public_url` without a trailing slash: what DPoP proofs' `htu` is checked against.
+    public_url: Option<String>,
 }
 
 /// Why a request was not let through.
@@ -132,6 +134,24 @@ impl Refused {
                 .insert(RETRY_AFTER, HeaderValue::from_static("5"));
             return response;
         }
+        // A DPoP-bound token, or a DPoP presentation, is answered with the DPoP challenge
+        // naming the proof algorithms (RFC 9449 §7.1).
+        if let Refused::InvalidToken(
+            err @ (VerifyError::DpopBound | VerifyError::NotDpopBound | VerifyError::DpopProof(_)),
+        ) = self
+        {
+            let error = err.rfc6750_error().unwrap_or("invalid_token");
+            let mut response = problem(status, &description, &[("error", error)]);
+            let challenge = format!(
+                "DPoP realm=\"{}\", error=\"{error}\", algs=\"{}\"",
+                quotable(realm),
+                tessera_verify::dpop::ALGORITHM_NAMES.join(" ")
+            );
+            if let Ok(value) = HeaderValue::from_str(&challenge) {
+                response.headers_mut().insert(WWW_AUTHENTICATE, value);
+            }
+            return response;
+        }
         let mut challenge = format!("Bearer realm=\"{}\"", quotable(realm));
         if let Some(error) = error {
             challenge.push_str(&format!(", error=\"{error}\""));
@@ -158,9 +178,10 @@ fn quotable(text: &str) -> String {
         .collect()
 }
 
-/// The bearer token: exactly one `Authorization` header with the `Bearer` scheme and a
-/// b64token (RFC 6750 §2.1). Tokens in the query or the body are never looked at.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refused> {
+/// The access token: exactly one `Authorization` header with the `Bearer` scheme (RFC 6750
+/// §2.1) or the `DPoP` scheme (RFC 9449 §7.1) and a b64token, and whether it is the latter.
+/// Tokens in the query or the body are never looked at.
+pub(crate) fn access_token(headers: &HeaderMap) -> Result<(bool, &str), Refused> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Err(Refused::Missing);
@@ -173,7 +194,8 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refused> {
         return Err(malformed);
     };
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    let dpop = scheme.eq_ignore_ascii_case(tessera_verify::dpop::TOKEN_TYPE);
+    if !dpop && !scheme.eq_ignore_ascii_case("bearer") {
         return Err(Refused::Missing);
     }
     let token = rest.trim_matches(' ');
@@ -185,7 +207,7 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, Refused> {
     if !b64token {
         return Err(malformed);
     }
-    Ok(token)
+    Ok((dpop, token))
 }
 
 /// The API key: at most one `X-API-Key` header, and never beside an `Authorization` one
@@ -220,6 +242,10 @@ impl Auth {
         let auth = Arc::new(Auth {
             verifier: OnceLock::new(),
             realm: config.realm.clone(),
+            public_url: config
+                .public_url
+                .as_ref()
+                .map(|url| url.trim_end_matches('/').to_owned()),
         });
         match build(config).await {
             Ok(built) => {
@@ -269,18 +295,43 @@ impl Auth {
             })
     }
 
-    /// Verifies the request's token: through the auth cache, or in full when `fresh`.
-    pub async fn authenticate(&self, headers: &HeaderMap, fresh: bool) -> Result<Claims, Refused> {
-        let token = bearer_token(headers)?;
+    /// Verifies the request's token (`method path` is the request, for a DPoP proof):
+    /// through the auth cache, or in full when `fresh`. A DPoP-bound token needs the `DPoP`
+    /// scheme and a proof for this request, every time; as Bearer it is refused.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        method: &str,
+        path: &str,
+        fresh: bool,
+    ) -> Result<Claims, Refused> {
+        let (dpop, token) = access_token(headers)?;
         let Some((verifier, _)) = self.verifier.get() else {
             return Err(Refused::Unavailable(
                 "the identity provider was never reached".to_owned(),
             ));
         };
-        let result = if fresh {
-            verifier.verify_uncached(token).await
-        } else {
-            verifier.verify(token).await
+        let result = match (dpop, &self.public_url) {
+            (false, _) if fresh => verifier.verify_uncached(token).await,
+            (false, _) => verifier.verify(token).await,
+            // Without the URL clients address us by, no proof can be checked.
+            (true, None) => Err(VerifyError::DpopBound),
+            (true, Some(base)) => {
+                let proof = tessera_proto::dpop::single_proof(
+                    headers
+                        .get_all(tessera_verify::dpop::HEADER)
+                        .iter()
+                        .map(HeaderValue::as_bytes),
+                )
+                .map_err(|why| Refused::InvalidToken(VerifyError::DpopProof(why)))?;
+                let uri = format!("{base}{path}");
+                let request = DpopRequest {
+                    method,
+                    uri: &uri,
+                    proof,
+                };
+                verifier.verify_dpop(token, &request, fresh).await
+            }
         };
         result.map_err(|err| match err {
             VerifyError::Unavailable(why) => Refused::Unavailable(why),

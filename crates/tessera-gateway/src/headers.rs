@@ -379,6 +379,7 @@ mod tests {
             amr: Vec::new(),
             auth_time: None,
             api_key_id: None,
+            dpop_jkt: None,
             raw: serde_json::Value::Null,
         };
         set_identity(&mut headers, &claims);

@@ -236,6 +236,9 @@ pub(crate) fn verify_reason(err: &VerifyError) -> &'static str {
         VerifyError::Inactive => "inactive",
         VerifyError::AddressNotAllowed => "address_not_allowed",
         VerifyError::Unavailable(_) => "unavailable",
+        VerifyError::DpopBound => "dpop_bound",
+        VerifyError::NotDpopBound => "not_dpop_bound",
+        VerifyError::DpopProof(_) => "dpop_proof",
         _ => "other",
     }
 }

@@ -212,7 +212,7 @@ async fn serve_route(
     let claims = if route.public {
         None
     } else {
-        match authorize(shared, route, request.headers(), client_ip).await {
+        match authorize(shared, route, &request, client_ip).await {
             Ok(claims) => Some(claims),
             Err(refused) => return (refused.response(&shared.auth.realm), None),
         }
@@ -265,17 +265,28 @@ fn too_many(retry_after: u64) -> Response<Body> {
     response
 }
 
-async fn authorize(
+async fn authorize<B>(
     shared: &Shared,
     route: &Route,
-    headers: &HeaderMap,
+    request: &http::Request<B>,
     client_ip: std::net::IpAddr,
 ) -> Result<Claims, Refused> {
+    let headers = request.headers();
     let authenticated = match route.api_keys.then(|| crate::auth::api_key(headers)) {
         Some(Err(refused)) => Err(refused),
         Some(Ok(Some(key))) => shared.auth.authenticate_key(key, client_ip).await,
         // A route without API keys never looks at `X-API-Key`: the caller needs a token.
-        _ => shared.auth.authenticate(headers, !route.auth_cache).await,
+        _ => {
+            shared
+                .auth
+                .authenticate(
+                    headers,
+                    request.method().as_str(),
+                    request.uri().path(),
+                    !route.auth_cache,
+                )
+                .await
+        }
     };
     let claims = match authenticated {
         Ok(claims) => claims,

@@ -15,6 +15,11 @@ use crate::tokens::TokenError;
 pub struct OAuthFailure {
     pub error: OAuthError,
     cause: Option<String>,
+    /// A fresh server nonce for the client's next DPoP proof (`DPoP-Nonce`, RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
+    /// Refused at a protected resource that takes DPoP-bound tokens: 401 with a
+    /// `WWW-Authenticate: DPoP` challenge (RFC 9449 §7.1) instead of a Bearer one.
+    pub dpop_challenge: bool,
 }
 
 impl OAuthFailure {
@@ -22,7 +27,21 @@ impl OAuthFailure {
         OAuthFailure {
             error: OAuthError::new(code, description),
             cause: None,
+            dpop_nonce: None,
+            dpop_challenge: false,
         }
+    }
+
+    /// Sends `nonce` in `DPoP-Nonce` with the error.
+    pub fn with_dpop_nonce(mut self, nonce: Option<String>) -> Self {
+        self.dpop_nonce = nonce;
+        self
+    }
+
+    /// Answers as a protected resource that takes DPoP (RFC 9449 §7.1).
+    pub fn at_dpop_resource(mut self) -> Self {
+        self.dpop_challenge = true;
+        self
     }
 
     /// Attaches a private cause, logged and never sent.

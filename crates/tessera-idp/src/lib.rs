@@ -16,6 +16,7 @@ pub mod clients;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod dpop;
 pub mod error;
 pub mod keys;
 pub mod mail;

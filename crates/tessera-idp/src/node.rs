@@ -194,6 +194,12 @@ impl Node {
         );
         let mailer = Mailer::from_config(&config).map_err(|e| StartError::Mail(e.to_string()))?;
         let config = Arc::new(config);
+        let dpop = Arc::new(crate::dpop::Dpop::new(
+            config.clone(),
+            ephemeral.clone(),
+            clock.clone(),
+            &master,
+        ));
         let shared = Arc::new(db.clone());
         let audit = Auditor::new(shared.clone(), clock.clone());
         let cluster = Arc::new(Cluster::new(shared.clone(), clock.clone()));
@@ -309,6 +315,7 @@ impl Node {
             authz,
             api_keys,
             provider,
+            dpop,
             audit,
             cluster: cluster.clone(),
         };

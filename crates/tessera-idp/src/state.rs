@@ -41,6 +41,8 @@ pub struct AppState {
     /// Partner API keys (R27).
     pub api_keys: Arc<ApiKeys>,
     pub provider: Arc<Provider>,
+    /// DPoP proofs (RFC 9449): replay cache and server nonces.
+    pub dpop: Arc<crate::dpop::Dpop>,
     pub audit: Auditor,
     /// This node among the others (heartbeat, leases).
     pub cluster: Arc<Cluster>,

@@ -50,6 +50,8 @@ pub struct ProviderMetadata {
     pub backchannel_logout_session_supported: bool,
     /// RFC 9126 §5: server-wide, pushing is optional (a client may require it for itself).
     pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.1: the algorithms DPoP proofs may be signed with.
+    pub dpop_signing_alg_values_supported: Vec<&'static str>,
 }
 
 impl ProviderMetadata {
@@ -120,6 +122,7 @@ impl ProviderMetadata {
             backchannel_logout_supported: true,
             backchannel_logout_session_supported: true,
             require_pushed_authorization_requests: false,
+            dpop_signing_alg_values_supported: crate::dpop::ALGORITHM_NAMES.to_vec(),
         }
     }
 }

@@ -34,6 +34,10 @@ pub enum OAuthErrorCode {
     SlowDown,
     /// RFC 8628 §3.5: the device code expired; the device must start again.
     ExpiredToken,
+    /// RFC 9449 §5, §7.1: the DPoP proof is missing where required, or invalid.
+    InvalidDpopProof,
+    /// RFC 9449 §8, §9: retry with the nonce in the `DPoP-Nonce` header.
+    UseDpopNonce,
     /// A code defined elsewhere (an extension), written as is.
     Extension(String),
 }
@@ -66,6 +70,8 @@ impl OAuthErrorCode {
             OAuthErrorCode::AuthorizationPending => "authorization_pending",
             OAuthErrorCode::SlowDown => "slow_down",
             OAuthErrorCode::ExpiredToken => "expired_token",
+            OAuthErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            OAuthErrorCode::UseDpopNonce => "use_dpop_nonce",
             OAuthErrorCode::Extension(code) => code,
         }
     }
@@ -136,6 +142,8 @@ mod tests {
             (OAuthErrorCode::AuthorizationPending, "authorization_pending"),
             (OAuthErrorCode::SlowDown, "slow_down"),
             (OAuthErrorCode::ExpiredToken, "expired_token"),
+            (OAuthErrorCode::InvalidDpopProof, "invalid_dpop_proof"),
+            (OAuthErrorCode::UseDpopNonce, "use_dpop_nonce"),
         ];
         for (code, text) in expected {
             assert_eq!(code.as_str(), text);

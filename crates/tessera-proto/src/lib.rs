@@ -5,6 +5,7 @@ pub mod acr;
 pub mod claims;
 pub mod client_auth;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod net;
 pub mod paths;

@@ -410,7 +410,7 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
                 .create_sso_session(&sso("fixture-sso", "fixture-user", 1_200))
                 .await
                 .unwrap();
-            // Today's store writes the column migration 16 added: raw SQL of the time.
+            // Today's store writes the columns migrations 16 and 18 added: raw SQL of the time.
             insert_code_as_of_v4(
                 &db.url,
                 &code("fixture-code", "fixture-user", "fixture-sso", 1_200),
@@ -617,6 +617,37 @@ async fn insert_user_as_of_v3(url: &str, u: &UserRecord) {
 
 /// Inserts a session and its first refresh token as migration `version` (2 or 4: with
 /// `sso_session_id`; never `active_roles`, of migration 12) shaped the table.
+/// An authorization code as the store of migration 4 wrote it (no `dpop_jkt`).
+async fn insert_code_as_of_v4(url: &str, c: &AuthorizationCodeRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
+         scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
+         used_at, token_session_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+    )
+    .bind(&c.code_hash)
+    .bind(&c.client_id)
+    .bind(&c.user_id)
+    .bind(&c.sso_session_id)
+    .bind(&c.redirect_uri)
+    .bind(&c.scope)
+    .bind(&c.nonce)
+    .bind(&c.code_challenge)
+    .bind(&c.code_challenge_method)
+    .bind(c.auth_time)
+    .bind(&c.amr)
+    .bind(c.created_at)
+    .bind(c.expires_at)
+    .bind(c.used_at)
+    .bind(&c.token_session_id)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+}
+
 async fn insert_session_as_of(url: &str, s: &SessionRecord, version: i64) {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();
@@ -822,6 +853,7 @@ fn session(id: &str, subject: &str, channel: &str, created_at: i64) -> SessionRe
         amr: "pwd otp".to_owned(),
         roles: "member admin".to_owned(),
         active_roles: None,
+        dpop_jkt: None,
         auth_time: created_at,
         created_at,
         last_seen_at: created_at,
@@ -3036,6 +3068,7 @@ fn code(code_hash: &str, user_id: &str, sso_session_id: &str, created_at: i64) -
         used_at: None,
         token_session_id: None,
         claims: None,
+        dpop_jkt: None,
     }
 }
 
@@ -3280,6 +3313,7 @@ async fn authorization_codes_are_redeemed_once_and_replays_recognised(backend: &
     store.attach_token_session("c1", "ts2").await.unwrap();
     let replayed = AuthorizationCodeRecord {
         token_session_id: Some("ts1".to_owned()),
+        dpop_jkt: None,
         ..redeemed
     };
     assert_eq!(

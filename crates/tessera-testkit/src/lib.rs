@@ -9,6 +9,7 @@
 //!   exit codes, start-up errors).
 
 mod browser;
+pub mod dpop;
 mod process;
 mod smtp;
 pub mod tls;
@@ -22,6 +23,7 @@ use tessera_idp::Config;
 use tokio::task::JoinHandle;
 
 pub use browser::{Browser, Page};
+pub use dpop::DpopKey;
 pub use process::{free_port, Finished, Process};
 pub use smtp::{ReceivedMail, SmtpSink};
 

@@ -432,6 +432,7 @@ impl Inner {
                 amr: Vec::new(),
                 auth_time: None,
                 api_key_id: Some(key_id),
+                dpop_jkt: None,
                 raw,
             },
             networks,

@@ -35,6 +35,10 @@ pub struct Claims {
     /// The key id when the caller authenticated with a partner API key
     /// ([`ApiKeys`](crate::ApiKeys)), not a token; `None` for tokens.
     pub api_key_id: Option<String>,
+    /// `cnf.jkt` (RFC 9449 §6.1): the thumbprint of the DPoP key the token is bound to. A
+    /// bound token is accepted only with a proof of that key
+    /// ([`Verifier::verify_dpop`](crate::Verifier::verify_dpop)).
+    pub dpop_jkt: Option<String>,
     /// Every claim as sent.
     pub raw: Value,
 }
@@ -171,6 +175,16 @@ pub(crate) fn read(raw: Value) -> Result<Registered, VerifyError> {
             value => Some(numeric_date(value).ok_or(VerifyError::Claims("auth_time"))?),
         },
         api_key_id: None,
+        dpop_jkt: match raw.get("cnf") {
+            None => None,
+            Some(cnf) => Some(
+                cnf.get("jkt")
+                    .and_then(Value::as_str)
+                    .filter(|jkt| !jkt.is_empty())
+                    .ok_or(VerifyError::Claims("cnf"))?
+                    .to_owned(),
+            ),
+        },
         raw,
     };
     Ok(Registered {

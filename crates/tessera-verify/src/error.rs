@@ -53,6 +53,17 @@ pub enum VerifyError {
     /// An API key used from an address outside its allow-list.
     #[error("address not allowed for this API key")]
     AddressNotAllowed,
+    /// The token is DPoP-bound (`cnf.jkt`) and was presented as a plain Bearer token, or
+    /// with a proof of another key (RFC 9449 §7.1).
+    #[error("bound to a DPoP key the request did not prove")]
+    DpopBound,
+    /// Presented with the DPoP scheme, but not bound to a key.
+    #[error("not DPoP-bound, yet presented as DPoP")]
+    NotDpopBound,
+    /// The DPoP proof is missing or fails a check of RFC 9449 §4.3 (answered
+    /// `invalid_dpop_proof`).
+    #[error("DPoP proof refused: {0}")]
+    DpopProof(tessera_proto::dpop::ProofError),
     /// The token could not be judged: no key set was ever loaded, or the introspection
     /// endpoint is unreachable. Not the client's fault: HTTP 503, no `WWW-Authenticate`.
     #[error("authentication unavailable: {0}")]
@@ -65,6 +76,7 @@ impl VerifyError {
     pub fn rfc6750_error(&self) -> Option<&'static str> {
         match self {
             VerifyError::Unavailable(_) => None,
+            VerifyError::DpopProof(_) => Some(tessera_proto::dpop::INVALID_DPOP_PROOF),
             _ => Some("invalid_token"),
         }
     }

@@ -364,6 +364,11 @@ impl Introspector {
             amr: claims::string_list(&raw, "amr").unwrap_or_default(),
             auth_time: claims::numeric_date(raw.get("auth_time")),
             api_key_id: None,
+            dpop_jkt: raw
+                .get("cnf")
+                .and_then(|cnf| cnf.get("jkt"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             raw,
         })
     }

@@ -32,6 +32,7 @@ mod apikeys;
 mod cache;
 mod claims;
 mod denylist;
+pub mod dpop;
 mod error;
 mod fetch;
 mod introspect;
@@ -46,6 +47,7 @@ use std::pin::Pin;
 
 pub use apikeys::{looks_like_api_key, ApiKeys, ApiKeysBuilder};
 pub use claims::Claims;
+pub use dpop::DpopRequest;
 pub use error::{BuildError, VerifyError};
 pub use introspect::{IntrospectError, Introspector};
 pub use jsonwebtoken::jwk::JwkSet;

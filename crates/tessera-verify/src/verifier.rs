@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::cache::{self, AuthCache};
 use crate::claims::{self, Claims};
 use crate::denylist::DenyList;
+use crate::dpop::{DpopRequest, ProofError};
 use crate::error::{BuildError, VerifyError};
 use crate::fetch;
 use crate::keys::{Jwks, KeySet, Source};
@@ -48,11 +49,19 @@ pub struct VerifierBuilder {
     http_timeout: Duration,
     http_client: Option<reqwest::Client>,
     require_keys: bool,
+    dpop_max_age: Duration,
     #[cfg(feature = "redis")]
     redis_url: Option<String>,
 }
 
 impl VerifierBuilder {
+    /// How old a DPoP proof's `iat` may be (default 60 s; RFC 9449 §11.1). Its `jti` is
+    /// remembered this long plus the leeway. Clamped to 1–600 s.
+    pub fn dpop_proof_max_age(mut self, max_age: Duration) -> Self {
+        self.dpop_max_age = max_age.clamp(Duration::from_secs(1), Duration::from_secs(600));
+        self
+    }
+
     /// The audience that every token's `aud` must contain (required; RFC 9068 §4). For
     /// Tessera this is `tokens.audience`, which defaults to the issuer.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
@@ -276,6 +285,8 @@ impl VerifierBuilder {
             deny,
             cache: (self.cache_capacity > 0).then(|| AuthCache::new(self.cache_capacity)),
             http,
+            dpop_max_age: i64::try_from(self.dpop_max_age.as_secs()).unwrap_or(60),
+            replays: crate::dpop::ReplayCache::new(crate::dpop::DEFAULT_REPLAY_CAPACITY),
         });
         let mut tasks = Vec::new();
         if let (true, Some(delay)) = (remote, first_refresh) {
@@ -313,6 +324,9 @@ struct Inner {
     deny: Arc<DenyList>,
     cache: Option<AuthCache>,
     http: reqwest::Client,
+    dpop_max_age: i64,
+    /// DPoP proofs accepted recently (their `jti` is good once).
+    replays: crate::dpop::ReplayCache,
 }
 
 impl Drop for Verifier {
@@ -394,6 +408,7 @@ impl Verifier {
             http_timeout: Duration::from_secs(5),
             http_client: None,
             require_keys: true,
+            dpop_max_age: crate::dpop::DEFAULT_MAX_AGE,
             #[cfg(feature = "redis")]
             redis_url: None,
         }
@@ -409,12 +424,68 @@ impl Verifier {
         &self.inner.audience
     }
 
-    /// Verifies `token`, answering from the authentication cache when it can.
+    /// Verifies `token`, presented as a Bearer token, answering from the authentication
+    /// cache when it can. A DPoP-bound token is refused ([`VerifyError::DpopBound`]): it
+    /// needs [`Verifier::verify_dpop`].
     ///
     /// A cached result is served only while the token has not expired (`exp`, without
     /// leeway), only under the key set it was verified with, and only after the deny-list
     /// has been checked again, so a revocation is never hidden by the cache.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        bearer_only(self.verify_cached(token).await?)
+    }
+
+    /// Verifies `token` presented with the `DPoP` scheme (RFC 9449 §7): the token as
+    /// [`Verifier::verify`] does (through the cache unless `fresh`), then — on every call —
+    /// that it is bound (`cnf.jkt`), that the request's proof is one of §4.3 for this
+    /// `request` (method, URI, `ath` of this token, `iat` within the window, an allowed
+    /// asymmetric algorithm, a public `jwk`), that its key is the bound one, and that its
+    /// `jti` was not used before in this process.
+    pub async fn verify_dpop(
+        &self,
+        token: &str,
+        request: &DpopRequest<'_>,
+        fresh: bool,
+    ) -> Result<Claims, VerifyError> {
+        let claims = if fresh {
+            self.verify_uncached_any(token).await?
+        } else {
+            self.verify_cached(token).await?
+        };
+        let bound = claims.dpop_jkt.as_deref().ok_or(VerifyError::NotDpopBound)?;
+        let proof = request
+            .proof
+            .ok_or(VerifyError::DpopProof(ProofError::Malformed))?;
+        let now = crate::unix_now();
+        let inner = &self.inner;
+        let proof = tessera_proto::dpop::verify(
+            proof,
+            &tessera_proto::dpop::Expectations {
+                method: request.method,
+                uri: request.uri,
+                now,
+                max_age_secs: inner.dpop_max_age,
+                leeway_secs: inner.leeway,
+                access_token: Some(token),
+            },
+        )
+        .map_err(VerifyError::DpopProof)?;
+        if proof.jkt != bound {
+            return Err(VerifyError::DpopBound);
+        }
+        let until = proof
+            .iat
+            .saturating_add(inner.dpop_max_age)
+            .saturating_add(inner.leeway)
+            .max(now)
+            .saturating_add(1);
+        if !inner.replays.first_use(proof.replay_key(), until, now) {
+            return Err(VerifyError::DpopProof(ProofError::Replayed));
+        }
+        Ok(claims)
+    }
+
+    async fn verify_cached(&self, token: &str) -> Result<Claims, VerifyError> {
         let inner = &self.inner;
         let Some(cache) = &inner.cache else {
             return inner.verify_token(token).await.map(|(claims, _)| claims);
@@ -455,8 +526,13 @@ impl Verifier {
     }
 
     /// Verifies `token` completely, bypassing the authentication cache (for critical
-    /// routes). The deny-list is the verifier's local copy either way.
+    /// routes). The deny-list is the verifier's local copy either way. A DPoP-bound token
+    /// is refused, as by [`Verifier::verify`].
     pub async fn verify_uncached(&self, token: &str) -> Result<Claims, VerifyError> {
+        bearer_only(self.verify_uncached_any(token).await?)
+    }
+
+    async fn verify_uncached_any(&self, token: &str) -> Result<Claims, VerifyError> {
         self.inner.verify_token(token).await.map(|(claims, _)| claims)
     }
 
@@ -634,4 +710,12 @@ async fn poll_feed(inner: std::sync::Weak<Inner>, interval: Duration) {
         let Some(inner) = inner.upgrade() else { return };
         let _ = inner.deny.poll(&inner.http).await;
     }
+}
+
+/// A token presented as Bearer must not be DPoP-bound (RFC 9449 §7.1).
+fn bearer_only(claims: Claims) -> Result<Claims, VerifyError> {
+    if claims.dpop_jkt.is_some() {
+        return Err(VerifyError::DpopBound);
+    }
+    Ok(claims)
 }

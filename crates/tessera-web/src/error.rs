@@ -43,12 +43,34 @@ impl From<TokenError> for OAuthReply {
 impl IntoResponse for OAuthReply {
     fn into_response(self) -> Response {
         let failure = self.0;
-        let status =
-            StatusCode::from_u16(failure.error.error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let resource_error = matches!(
+            failure.error.error,
+            OAuthErrorCode::InvalidToken | OAuthErrorCode::InvalidDpopProof | OAuthErrorCode::UseDpopNonce
+        );
+        let status = if failure.dpop_challenge && resource_error {
+            StatusCode::UNAUTHORIZED
+        } else {
+            StatusCode::from_u16(failure.error.error.http_status()).unwrap_or(StatusCode::BAD_REQUEST)
+        };
         log_cause(status, failure.error.error.as_str(), failure.cause());
         let mut response = (status, Json(&failure.error)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(value) = failure
+            .dpop_nonce
+            .as_deref()
+            .and_then(|n| HeaderValue::from_str(n).ok())
+        {
+            headers.insert(tessera_proto::dpop::NONCE_HEADER, value);
+        }
+        if failure.dpop_challenge {
+            // RFC 9449 §7.1: the challenge names the error and the algorithms proofs may use.
+            let error = resource_error.then(|| failure.error.error.as_str());
+            if let Ok(value) = HeaderValue::from_str(&tessera_proto::dpop::challenge(error)) {
+                headers.insert(header::WWW_AUTHENTICATE, value);
+            }
+            return response;
+        }
         match failure.error.error {
             OAuthErrorCode::InvalidClient => {
                 headers.insert(

@@ -201,6 +201,7 @@ async fn main() {
             auth_time: Some(now),
             acr: Some("urn:tessera:acr:pwd".into()),
             amr: vec!["pwd".into()],
+            cnf: None,
         };
         let ours = rate(|| {
             access::sign(&keys, alg, &claims).unwrap();

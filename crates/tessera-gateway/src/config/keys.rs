@@ -15,6 +15,7 @@ pub const KEYS: &[EnvKey] = &[
         ValueKind::Int,
     ),
     ("leeway_secs", "TESSERA_GATEWAY_LEEWAY_SECS", ValueKind::Int),
+    ("public_url", "TESSERA_GATEWAY_PUBLIC_URL", ValueKind::Str),
     (
         "shutdown_grace_secs",
         "TESSERA_GATEWAY_SHUTDOWN_GRACE_SECS",

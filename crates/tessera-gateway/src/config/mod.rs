@@ -52,6 +52,10 @@ pub struct GatewayConfig {
     pub revocation_poll_secs: u64,
     /// Clock skew tolerated for `exp`, `nbf` and `iat`.
     pub leeway_secs: u64,
+    /// The external base URL clients address the gateway by (`https://api.example.com`),
+    /// against which DPoP proofs' `htu` is checked (RFC 9449 §4.3). Unset: DPoP-bound
+    /// tokens are refused (a proof is only as good as the URL it is checked against).
+    pub public_url: Option<String>,
     /// Seconds SIGTERM waits for in-flight requests before the process exits anyway.
     pub shutdown_grace_secs: u64,
     pub auth_cache: AuthCacheConfig,
@@ -113,6 +117,7 @@ impl Default for GatewayConfig {
             trusted_proxies: Vec::new(),
             revocation_poll_secs: 5,
             leeway_secs: 30,
+            public_url: None,
             shutdown_grace_secs: 30,
             auth_cache: AuthCacheConfig::default(),
             api_keys: ApiKeysConfig::default(),
@@ -233,6 +238,17 @@ impl GatewayConfig {
         }
         if self.revocation_poll_secs == 0 {
             return Err(invalid("revocation_poll_secs", "must be greater than 0"));
+        }
+        if let Some(url) = &self.public_url {
+            let parsed =
+                url::Url::parse(url).map_err(|_| invalid("public_url", "must be an absolute http(s) URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || !parsed.has_host() || parsed.query().is_some()
+            {
+                return Err(invalid(
+                    "public_url",
+                    "must be an absolute http(s) URL without a query",
+                ));
+            }
         }
         if self.leeway_secs > 300 {
             return Err(invalid("leeway_secs", "must be at most 300"));

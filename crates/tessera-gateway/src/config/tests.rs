@@ -152,6 +152,7 @@ fn everything() -> GatewayConfig {
         issuer: Some("https://id.example.com".into()),
         audience: Some("https://api.example.com".into()),
         trusted_proxies: vec!["10.0.0.0/8".into()],
+        public_url: Some("https://api.example.com".into()),
         routes: vec![route],
         api_keys: super::ApiKeysConfig {
             client_id: Some("gateway".into()),
@@ -174,7 +175,7 @@ fn every_key_is_accepted_and_every_field_is_listed() {
             ValueKind::Str | ValueKind::List => match path {
                 "listen" => "127.0.0.1:1",
                 "log.format" => "json",
-                "issuer" | "audience" | "api_keys.check_url" => "https://id.example.com",
+                "issuer" | "audience" | "api_keys.check_url" | "public_url" => "https://id.example.com",
                 "admin_prefix" => "/_gw",
                 _ => "x",
             },

@@ -6,4 +6,5 @@
 
 mod auth;
 mod common;
+mod dpop;
 mod proxy;

@@ -66,6 +66,21 @@ pub const KEYS: &[EnvKey] = &[
         ValueKind::Int,
     ),
     (
+        "tokens.dpop.require_nonce",
+        "TESSERA_TOKENS__DPOP__REQUIRE_NONCE",
+        ValueKind::Bool,
+    ),
+    (
+        "tokens.dpop.nonce_lifetime_secs",
+        "TESSERA_TOKENS__DPOP__NONCE_LIFETIME_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "tokens.dpop.proof_max_age_secs",
+        "TESSERA_TOKENS__DPOP__PROOF_MAX_AGE_SECS",
+        ValueKind::Int,
+    ),
+    (
         "sessions.idle_timeout_secs",
         "TESSERA_SESSIONS__IDLE_TIMEOUT_SECS",
         ValueKind::Int,

@@ -208,6 +208,23 @@ pub struct TokensConfig {
     pub audience: Option<String>,
     /// Clock skew tolerated when checking `exp` and `nbf` of tokens this provider verifies.
     pub leeway_secs: u64,
+    /// DPoP (RFC 9449): sender-constrained tokens.
+    pub dpop: DpopConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DpopConfig {
+    /// Whether every DPoP proof must carry a nonce this provider issued (RFC 9449 §8): a
+    /// proof without one is answered `use_dpop_nonce` with a fresh nonce in `DPoP-Nonce`.
+    pub require_nonce: bool,
+    /// Seconds a nonce is issued for; one is accepted for up to twice this (the window it was
+    /// issued in and the next). Nonces are derived from the master key, so every node
+    /// accepts every node's.
+    pub nonce_lifetime_secs: u64,
+    /// How old a proof's `iat` may be, in seconds; its `jti` is remembered (across nodes,
+    /// through the ephemeral store) for this long plus `tokens.leeway_secs`.
+    pub proof_max_age_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -337,6 +354,17 @@ impl Default for TokensConfig {
             access_token_alg: "ES256".to_owned(),
             audience: None,
             leeway_secs: 30,
+            dpop: DpopConfig::default(),
+        }
+    }
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        DpopConfig {
+            require_nonce: false,
+            nonce_lifetime_secs: 300,
+            proof_max_age_secs: 60,
         }
     }
 }

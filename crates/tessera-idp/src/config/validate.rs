@@ -146,6 +146,16 @@ impl Config {
             "sessions.cleanup_interval_secs",
             self.sessions.cleanup_interval_secs,
         )?;
+        positive(
+            "tokens.dpop.nonce_lifetime_secs",
+            self.tokens.dpop.nonce_lifetime_secs,
+        )?;
+        if !(1..=600).contains(&self.tokens.dpop.proof_max_age_secs) {
+            return Err(invalid(
+                "tokens.dpop.proof_max_age_secs",
+                "must be between 1 and 600: a proof is meant for one request, now",
+            ));
+        }
         if self.tokens.refresh_grace_secs > 60 {
             return Err(invalid(
                 "tokens.refresh_grace_secs",

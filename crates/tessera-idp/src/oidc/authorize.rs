@@ -31,6 +31,8 @@ pub struct AuthorizeRequest {
     pub state: Option<String>,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to.
+    pub dpop_jkt: Option<String>,
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     /// `acr_values` (OIDC Core §3.1.2.1), in order of preference; empty when not asked.
@@ -75,6 +77,7 @@ impl AuthorizeRequest {
             state: None,
             nonce: None,
             code_challenge: None,
+            dpop_jkt: None,
             prompt: Prompt::default(),
             max_age: None,
             acr_values: Vec::new(),
@@ -375,7 +378,15 @@ pub async fn validate(
         }
         (None, Some(_)) => return Err(fail(OAuthErrorCode::InvalidRequest, "code_challenge is missing")),
     }
-    // 6. prompt and max_age.
+    // 6. `dpop_jkt` (RFC 9449 §10): a SHA-256 JWK thumbprint, 43 base64url characters.
+    let dpop_jkt = params.get("dpop_jkt").cloned();
+    if dpop_jkt.as_deref().is_some_and(|jkt| !is_s256_challenge(jkt)) {
+        return Err(fail(
+            OAuthErrorCode::InvalidRequest,
+            "dpop_jkt must be a SHA-256 JWK thumbprint (43 base64url characters)",
+        ));
+    }
+    // 7. prompt and max_age.
     let mut prompt = Prompt::default();
     for value in params
         .get("prompt")
@@ -445,6 +456,7 @@ pub async fn validate(
         state: state.clone(),
         nonce: params.get("nonce").cloned(),
         code_challenge,
+        dpop_jkt,
         prompt,
         max_age,
         acr_values,

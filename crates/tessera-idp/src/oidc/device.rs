@@ -293,10 +293,12 @@ impl Provider {
     }
 
     /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4, §3.5).
+    /// `dpop_jkt`: the DPoP key the polling request proved, which the tokens are bound to.
     pub async fn poll_device(
         &self,
         client: &ClientRecord,
         device_code: &str,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<Granted, OAuthFailure> {
         let invalid = |why: &str| {
@@ -384,7 +386,7 @@ impl Provider {
             scope: &record.scope,
         };
         let (user, sso, issued) = self
-            .start_granted_session(client, &grant, invalid, context)
+            .start_granted_session(client, &grant, invalid, dpop_jkt, context)
             .await?;
         let amr: Vec<&str> = decision.amr.split_ascii_whitespace().collect();
         let id_token = if record.scope.split_ascii_whitespace().any(|s| s == "openid") {

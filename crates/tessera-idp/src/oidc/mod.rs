@@ -37,7 +37,7 @@ use crate::error::OAuthFailure;
 use crate::keys::KeyRing;
 use crate::outbound::{is_success, Outbound, Post};
 use crate::tokens::opaque::{hashes_equal, random_b64, random_id, sha256_b64};
-use crate::tokens::{Issued, Login, TokenError, TokenService};
+use crate::tokens::{Issued, Login, Presented, TokenError, TokenService};
 
 /// Lifetime of an authorization code (single use).
 pub const CODE_TTL_SECS: i64 = 60;
@@ -396,6 +396,7 @@ impl Provider {
                 used_at: None,
                 token_session_id: None,
                 claims: request.claims.as_ref().map(|c| c.to_text()),
+                dpop_jkt: request.dpop_jkt.clone(),
             })
             .await?;
         self.audit
@@ -413,13 +414,16 @@ impl Provider {
         Ok(redirect_with(&request.redirect_uri, &params))
     }
 
-    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6).
+    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6). `dpop_jkt`: the
+    /// DPoP key the request proved (RFC 9449), which the tokens are bound to.
+    #[allow(clippy::too_many_arguments)]
     pub async fn exchange_code(
         &self,
         client: &ClientRecord,
         code: &str,
         redirect_uri: Option<&str>,
         verifier: Option<&str>,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<Granted, OAuthFailure> {
         let invalid = |why: &str| {
@@ -481,6 +485,12 @@ impl Provider {
             (None, Some(_)) => return Err(invalid("code_verifier sent for a code without a challenge")),
             (None, None) => {}
         }
+        // RFC 9449 §10: a code bound to a key is redeemed only with a proof of that key.
+        if record.dpop_jkt.is_some() && record.dpop_jkt.as_deref() != dpop_jkt {
+            return Err(invalid(
+                "the code is bound to a DPoP key the request did not prove",
+            ));
+        }
         let grant = BrowserGrant {
             user_id: &record.user_id,
             sso_session_id: &record.sso_session_id,
@@ -489,7 +499,7 @@ impl Provider {
             scope: &record.scope,
         };
         let (user, sso, issued) = self
-            .start_granted_session(client, &grant, invalid, context)
+            .start_granted_session(client, &grant, invalid, dpop_jkt, context)
             .await?;
         let amr: Vec<&str> = record.amr.split_ascii_whitespace().collect();
         self.store
@@ -533,6 +543,7 @@ impl Provider {
         client: &ClientRecord,
         grant: &BrowserGrant<'_>,
         invalid: impl Fn(&str) -> OAuthFailure,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<(UserRecord, SsoSessionRecord, Issued), OAuthFailure> {
         let now = self.clock.now();
@@ -551,7 +562,7 @@ impl Provider {
         let amr: Vec<&str> = grant.amr.split_ascii_whitespace().collect();
         let issued = self
             .tokens
-            .start_session(
+            .start_session_bound(
                 Login {
                     subject: &user.id,
                     client,
@@ -564,6 +575,7 @@ impl Provider {
                     auth_time: grant.auth_time,
                     sso_session_id: Some(&sso.id),
                 },
+                dpop_jkt,
                 context,
             )
             .await
@@ -577,12 +589,13 @@ impl Provider {
         client: &ClientRecord,
         user: &UserRecord,
         scope: Option<&str>,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<Granted, OAuthFailure> {
         let scope = allowed_scope(client, scope)?;
         let issued = self
             .tokens
-            .start_session(
+            .start_session_bound(
                 Login {
                     subject: &user.id,
                     client,
@@ -595,6 +608,7 @@ impl Provider {
                     auth_time: self.clock.now(),
                     sso_session_id: None,
                 },
+                dpop_jkt,
                 context,
             )
             .await
@@ -673,11 +687,12 @@ impl Provider {
         Ok(released)
     }
 
-    /// `GET/POST /oauth2/userinfo`: the claims the access token's scope releases.
-    pub async fn userinfo(&self, token: &str) -> Result<Value, TokenError> {
+    /// `GET/POST /oauth2/userinfo`: the claims the access token's scope releases, for a
+    /// token `presented` as Bearer or with a DPoP proof.
+    pub async fn userinfo(&self, token: &str, presented: Presented<'_>) -> Result<Value, TokenError> {
         let (claims, session) = self
             .tokens
-            .verify_access_token(token, Some(self.tokens.audience()))
+            .verify_presented(token, Some(self.tokens.audience()), presented)
             .await?;
         if session.is_none() || !claims.scope.split_ascii_whitespace().any(|s| s == "openid") {
             return Err(TokenError::InvalidScope);

@@ -40,6 +40,24 @@ pub struct AccessClaims {
     /// Its methods (RFC 8176: `pwd`, `otp`, `mfa`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The key the token is bound to (RFC 9449 §6.1): only a request with a DPoP proof of
+    /// that key may present it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// The confirmation claim of a sender-constrained token (RFC 7800, RFC 9449 §6.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The RFC 7638 SHA-256 thumbprint of the DPoP key, base64url.
+    pub jkt: String,
+}
+
+impl Confirmation {
+    /// The confirmation of a token bound to the key with thumbprint `jkt`, if any.
+    pub fn of(jkt: Option<&str>) -> Option<Confirmation> {
+        jkt.map(|jkt| Confirmation { jkt: jkt.to_owned() })
+    }
 }
 
 /// `aud`: one audience, or several (RFC 7519 §4.1.3). This provider issues one; a token
@@ -98,6 +116,12 @@ pub enum Rejected {
     NotYetValid,
     #[error("revoked")]
     Revoked,
+    /// DPoP-bound, and presented without a proof of its key (as Bearer, or with another key).
+    #[error("bound to a DPoP key the request did not prove")]
+    Unproven,
+    /// Presented with the DPoP scheme but not bound to a key.
+    #[error("not DPoP-bound, yet presented as DPoP")]
+    NotBound,
 }
 
 /// Signs `claims` with the ring's current key for `alg`.

@@ -6,9 +6,9 @@ use serde_json::json;
 use tessera_store::durable::{ClientRecord, RevokedKind};
 use tessera_store::StoreError;
 
-use super::access::{self, Audience, Expectations};
+use super::access::{self, Audience, Confirmation, Expectations};
 use super::opaque::{self, RefreshToken};
-use super::{TokenError, TokenService};
+use super::{Presented, TokenError, TokenService};
 use crate::audit::{AuditEvent, RequestContext};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -45,6 +45,9 @@ pub struct IntrospectionDetails {
     pub acr: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The DPoP key a bound access token is bound to (RFC 9449 §6.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl Introspection {
@@ -74,11 +77,19 @@ impl TokenService {
         }
         // Only tokens minted for this deployment's audience: one with another `aud` was not
         // issued by this configuration (a key shared elsewhere, an edited claim set).
-        match self.verify_access_token(token, Some(&self.audience)).await {
+        match self
+            .verify_presented(token, Some(&self.audience), Presented::Introspected)
+            .await
+        {
             Ok((claims, _)) => Ok(Introspection {
                 active: true,
                 details: Some(IntrospectionDetails {
-                    token_type: "Bearer",
+                    // RFC 9449 §6.2: a bound token is of type DPoP.
+                    token_type: if claims.cnf.is_some() {
+                        tessera_proto::dpop::TOKEN_TYPE
+                    } else {
+                        "Bearer"
+                    },
                     scope: claims.scope,
                     client_id: claims.client_id,
                     sub: claims.sub,
@@ -93,6 +104,7 @@ impl TokenService {
                     auth_time: claims.auth_time,
                     acr: claims.acr,
                     amr: claims.amr,
+                    cnf: claims.cnf,
                 }),
             }),
             Err(TokenError::Store(err)) => Err(err),
@@ -146,6 +158,8 @@ impl TokenService {
                 auth_time: Some(session.auth_time),
                 acr: (!amr.is_empty()).then(|| tessera_proto::acr::of(&amr).to_owned()),
                 amr,
+                // A public client's refresh tokens bound to its DPoP key (RFC 9449 §5).
+                cnf: Confirmation::of(session.dpop_jkt.as_deref()),
             }),
         }))
     }

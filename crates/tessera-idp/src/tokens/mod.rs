@@ -30,7 +30,7 @@ use tessera_store::durable::{
 use tessera_store::ephemeral::EphemeralStore;
 use tessera_store::StoreError;
 
-use self::access::{AccessClaims, Expectations, Rejected};
+use self::access::{AccessClaims, Confirmation, Expectations, Rejected};
 use self::opaque::{random_id, RefreshToken, SuccessorKey};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::authz::{Authz, AuthzError, Effective, Situation, MAX_TOKEN_PERMISSIONS};
@@ -84,6 +84,18 @@ pub struct Login<'a> {
     pub auth_time: i64,
     /// The provider's browser session this login came through (OIDC flows).
     pub sso_session_id: Option<&'a str>,
+}
+
+/// How an access token reached the provider, which decides the DPoP binding check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented<'a> {
+    /// `Authorization: Bearer`: the token must not be DPoP-bound.
+    Bearer,
+    /// `Authorization: DPoP` with a proof (checked, its `ath` included) of the key with
+    /// thumbprint `jkt`: the token must be bound to that key.
+    Dpop { jkt: &'a str },
+    /// Introspection (RFC 7662): the binding is reported, not checked.
+    Introspected,
 }
 
 /// Tokens handed to a client.
@@ -196,6 +208,19 @@ impl TokenService {
         login: Login<'_>,
         context: &RequestContext,
     ) -> Result<Issued, TokenError> {
+        self.start_session_bound(login, None, context).await
+    }
+
+    /// [`TokenService::start_session`] for a request that proved possession of the DPoP key
+    /// with thumbprint `dpop_jkt` (RFC 9449 §5): the access token is bound to it, and so are
+    /// the refresh tokens of a public client (a confidential client's are bound to its
+    /// authentication already).
+    pub async fn start_session_bound(
+        &self,
+        login: Login<'_>,
+        dpop_jkt: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<Issued, TokenError> {
         let channel = login.channel.unwrap_or(&login.client.channel);
         if !self.config.channels().iter().any(|c| c == channel) {
             return Err(TokenError::UnknownChannel(channel.to_owned()));
@@ -236,6 +261,7 @@ impl TokenService {
             revoke_reason: None,
             sso_session_id: login.sso_session_id.map(str::to_owned),
             active_roles,
+            dpop_jkt: dpop_jkt.filter(|_| is_public(login.client)).map(str::to_owned),
         };
         let refresh = RefreshToken::generate();
         let first = tessera_store::durable::RefreshRecord {
@@ -274,7 +300,8 @@ impl TokenService {
         let grants = self
             .grants(&session, login.roles, login.role_terms, now, context)
             .await?;
-        let claims = self.claims_for(&session, &grants, &session.scope, now, access_ttl);
+        let mut claims = self.claims_for(&session, &grants, &session.scope, now, access_ttl);
+        claims.cnf = Confirmation::of(dpop_jkt);
         let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         self.audit
             .record(
@@ -309,9 +336,27 @@ impl TokenService {
         roles: Option<&[String]>,
         context: &RequestContext,
     ) -> Result<Issued, TokenError> {
+        self.refresh_bound(presented, client, scope, roles, None, context)
+            .await
+    }
+
+    /// [`TokenService::refresh`] for a request that proved possession of the DPoP key with
+    /// thumbprint `dpop_jkt`: the new access token is bound to it. A session whose refresh
+    /// tokens are bound to a key refreshes only with a proof of that key (RFC 9449 §5);
+    /// otherwise `invalid_grant`, and nothing changes.
+    pub async fn refresh_bound(
+        &self,
+        presented: &str,
+        client: &ClientRecord,
+        scope: Option<&str>,
+        roles: Option<&[String]>,
+        dpop_jkt: Option<&str>,
+        context: &RequestContext,
+    ) -> Result<Issued, TokenError> {
         let presented =
             RefreshToken::parse(presented).ok_or(TokenError::InvalidGrant("malformed refresh token"))?;
         let presented_hash = presented.hash();
+        self.check_refresh_binding(&presented_hash, dpop_jkt).await?;
         // What the request asks beyond a plain refresh is checked before the token rotates,
         // so that a refusal changes nothing.
         let chosen = if scope.is_some() || roles.is_some() {
@@ -375,7 +420,8 @@ impl TokenService {
             ),
         };
         let grants = self.grants(&session, &assigned, &terms, now, context).await?;
-        let claims = self.claims_for(&session, &grants, &access_scope, now, access_ttl);
+        let mut claims = self.claims_for(&session, &grants, &access_scope, now, access_ttl);
+        claims.cnf = Confirmation::of(dpop_jkt);
         let access_token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         Ok(Issued {
             access_token,
@@ -390,10 +436,12 @@ impl TokenService {
     /// An access token for a client acting on its own behalf (client credentials, RFC 6749
     /// §4.4): `sub` is the client, there is no session and no refresh token. Returns the
     /// token and its lifetime in seconds.
+    /// `dpop_jkt`: the DPoP key the request proved, which the token is bound to.
     pub async fn issue_client_token(
         &self,
         client: &ClientRecord,
         scope: &str,
+        dpop_jkt: Option<&str>,
         context: &RequestContext,
     ) -> Result<(String, i64), TokenError> {
         let now = self.clock.now();
@@ -414,6 +462,7 @@ impl TokenService {
             auth_time: None,
             acr: None,
             amr: Vec::new(),
+            cnf: Confirmation::of(dpop_jkt),
         };
         let token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         self.audit
@@ -497,12 +546,25 @@ impl TokenService {
         Err(TokenError::InvalidGrant("refresh token already used"))
     }
 
-    /// Verifies an access token presented to this provider: signature, issuer, lifetime,
-    /// and that neither its session nor the token itself was revoked.
+    /// Verifies an access token presented to this provider as a Bearer token: signature,
+    /// issuer, lifetime, that neither its session nor the token itself was revoked, and
+    /// that it is not DPoP-bound (a bound token needs a proof: [`Self::verify_presented`]).
     pub async fn verify_access_token(
         &self,
         token: &str,
         audience: Option<&str>,
+    ) -> Result<(AccessClaims, Option<SessionRecord>), TokenError> {
+        self.verify_presented(token, audience, Presented::Bearer).await
+    }
+
+    /// [`Self::verify_access_token`] for a token presented as `presented` says. A bound
+    /// token must come with a proof of its key, and a proof with a bound token (RFC 9449
+    /// §7.1).
+    pub async fn verify_presented(
+        &self,
+        token: &str,
+        audience: Option<&str>,
+        presented: Presented<'_>,
     ) -> Result<(AccessClaims, Option<SessionRecord>), TokenError> {
         let now = self.clock.now();
         let expect = Expectations {
@@ -513,6 +575,12 @@ impl TokenService {
             check_lifetime: true,
         };
         let claims = access::verify(&self.keys, token, &expect).map_err(TokenError::InvalidToken)?;
+        match (claims.cnf.as_ref().map(|c| c.jkt.as_str()), presented) {
+            (_, Presented::Introspected) | (None, Presented::Bearer) => {}
+            (Some(bound), Presented::Dpop { jkt }) if bound == jkt => {}
+            (None, Presented::Dpop { .. }) => return Err(TokenError::InvalidToken(Rejected::NotBound)),
+            (Some(_), _) => return Err(TokenError::InvalidToken(Rejected::Unproven)),
+        }
         // A user's token lives only as long as its session; a client's has none.
         let session = match &claims.sid {
             Some(sid) => Some(
@@ -702,6 +770,28 @@ impl TokenService {
             ))
     }
 
+    /// Refuses a refresh of a session whose refresh tokens are bound to a DPoP key other than
+    /// the one the request proved (or when it proved none). Read before the rotation, so a
+    /// refusal changes nothing; a token that is unknown is left to the rotation to refuse.
+    async fn check_refresh_binding(
+        &self,
+        presented_hash: &str,
+        dpop_jkt: Option<&str>,
+    ) -> Result<(), TokenError> {
+        let Some(stored) = self.sessions.refresh_token(presented_hash).await? else {
+            return Ok(());
+        };
+        let Some(session) = self.sessions.session(&stored.session_id).await? else {
+            return Ok(());
+        };
+        match session.dpop_jkt.as_deref() {
+            Some(bound) if dpop_jkt != Some(bound) => Err(TokenError::InvalidGrant(
+                "the refresh token is bound to a DPoP key the request did not prove",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the roles a refresh of `session` asks to activate against its user.
     async fn choose_at_refresh(
         &self,
@@ -790,6 +880,7 @@ impl TokenService {
             auth_time: Some(session.auth_time),
             acr: Some(tessera_proto::acr::of(&amr).to_owned()),
             amr,
+            cnf: None,
         }
     }
 
@@ -817,6 +908,11 @@ impl TokenService {
             (n, OnLimit::Reject) => SessionLimit::Reject(n),
         }
     }
+}
+
+/// A client that cannot keep a secret: its refresh tokens are bound to its DPoP key.
+fn is_public(client: &ClientRecord) -> bool {
+    client.token_endpoint_auth_method == "none"
 }
 
 /// What conditions and assignment terms are checked against: the request (its address),

@@ -107,6 +107,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0017_client_jwt_auth.sql"),
         include_str!("../../migrations/postgres/0017_client_jwt_auth.sql"),
     ),
+    (
+        18,
+        "dpop bindings",
+        include_str!("../../migrations/sqlite/0018_dpop_bindings.sql"),
+        include_str!("../../migrations/postgres/0018_dpop_bindings.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

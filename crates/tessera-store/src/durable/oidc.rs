@@ -58,6 +58,9 @@ pub struct AuthorizationCodeRecord {
     pub token_session_id: Option<String>,
     /// The request's `claims` parameter (OIDC Core §5.5) as JSON, for the ID token.
     pub claims: Option<String>,
+    /// RFC 9449 §10: the thumbprint of the DPoP key the code is bound to (`dpop_jkt` of the
+    /// authorization request); the token request must prove possession of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// The result of presenting an authorization code.
@@ -149,7 +152,7 @@ const SSO_COLUMNS: &str =
 
 const CODE_COLUMNS: &str = "code_hash, client_id, user_id, sso_session_id, redirect_uri, scope, nonce, \
      code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, used_at, token_session_id, \
-     claims";
+     claims, dpop_jkt";
 
 /// The condition "alive at `$now`" on the `sso_sessions` row.
 fn sso_alive(now: &str) -> String {
@@ -188,6 +191,7 @@ fn code_from_row(row: &AnyRow) -> Result<AuthorizationCodeRecord, StoreError> {
         used_at: row.try_get("used_at")?,
         token_session_id: row.try_get("token_session_id")?,
         claims: row.try_get("claims")?,
+        dpop_jkt: row.try_get("dpop_jkt")?,
     })
 }
 
@@ -304,7 +308,7 @@ impl OidcStore for SqlStore {
         sqlx::query(
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
              scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
-             used_at, token_session_id, claims) \
+             used_at, token_session_id, claims, dpop_jkt) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&code.code_hash)
@@ -323,6 +327,7 @@ impl OidcStore for SqlStore {
         .bind(code.used_at)
         .bind(&code.token_session_id)
         .bind(&code.claims)
+        .bind(&code.dpop_jkt)
         .execute(&self.pool)
         .await?;
         Ok(())

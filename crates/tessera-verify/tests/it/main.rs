@@ -6,6 +6,7 @@
 
 mod apikeys;
 mod common;
+mod dpop;
 mod introspect;
 mod keys;
 mod layer;

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::{header, HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use tessera_store::durable::ClientStore;
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
@@ -36,7 +36,16 @@ pub fn registered(clients: Arc<dyn ClientStore>) -> CorsLayer {
             },
         ))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // DPoP (RFC 9449) from a browser: the proof header in, the nonce and challenge out.
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static(tessera_proto::dpop::HEADER),
+        ])
+        .expose_headers([
+            HeaderName::from_static(tessera_proto::dpop::NONCE_HEADER),
+            header::WWW_AUTHENTICATE,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

@@ -12,6 +12,7 @@ mod api_keys;
 mod audit;
 mod cors;
 mod device;
+mod dpop;
 pub(crate) mod health;
 mod hosted_mfa;
 mod hosted_passkeys;

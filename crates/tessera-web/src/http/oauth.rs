@@ -115,7 +115,10 @@ pub async fn token(
         )
         .into());
     }
-    let response = match grant_type {
+    // RFC 9449 §5: a proof binds what this request issues to the proof's key.
+    let proof = super::dpop::token_request_proof(&state, &headers).await?;
+    let dpop_jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let mut response = match grant_type {
         "authorization_code" => {
             let granted = state
                 .provider
@@ -124,6 +127,7 @@ pub async fn token(
                     required(&form, "code")?,
                     form.get("redirect_uri").map(String::as_str),
                     form.get("code_verifier").map(String::as_str),
+                    dpop_jkt,
                     &context,
                 )
                 .await?;
@@ -137,11 +141,12 @@ pub async fn token(
                 .map(|r| r.split_ascii_whitespace().map(str::to_owned).collect());
             let issued = state
                 .tokens
-                .refresh(
+                .refresh_bound(
                     required(&form, "refresh_token")?,
                     &client,
                     form.get("scope").map(String::as_str),
                     roles.as_deref(),
+                    dpop_jkt,
                     &context,
                 )
                 .await?;
@@ -150,14 +155,16 @@ pub async fn token(
         tessera_proto::DEVICE_CODE_GRANT => {
             let granted = state
                 .provider
-                .poll_device(&client, required(&form, "device_code")?, &context)
+                .poll_device(&client, required(&form, "device_code")?, dpop_jkt, &context)
                 .await?;
             TokenResponse::from(granted)
         }
         "client_credentials" => {
             let scope = tessera_idp::oidc::allowed_scope(&client, form.get("scope").map(String::as_str))?;
-            let (access_token, expires_in) =
-                state.tokens.issue_client_token(&client, &scope, &context).await?;
+            let (access_token, expires_in) = state
+                .tokens
+                .issue_client_token(&client, &scope, dpop_jkt, &context)
+                .await?;
             TokenResponse {
                 access_token,
                 token_type: "Bearer",
@@ -193,7 +200,13 @@ pub async fn token(
                 })?;
             let granted = state
                 .provider
-                .password_grant(&client, &user, form.get("scope").map(String::as_str), &context)
+                .password_grant(
+                    &client,
+                    &user,
+                    form.get("scope").map(String::as_str),
+                    dpop_jkt,
+                    &context,
+                )
                 .await?;
             TokenResponse::from(granted)
         }
@@ -205,7 +218,10 @@ pub async fn token(
         tessera_proto::DEVICE_CODE_GRANT => "device_code",
         _ => "password",
     });
-    Ok(no_store(response))
+    if dpop_jkt.is_some() {
+        response.token_type = tessera_proto::dpop::TOKEN_TYPE;
+    }
+    Ok(super::dpop::offer_nonce(&state, no_store(response)))
 }
 
 /// The device authorization response (RFC 8628 §3.2).

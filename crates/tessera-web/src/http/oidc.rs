@@ -24,7 +24,7 @@ use tessera_idp::oidc::authorize::{self, AuthorizeError, AuthorizeRequest};
 use tessera_idp::oidc::Next;
 use tessera_idp::state::AppState;
 use tessera_idp::tokens::opaque::{hashes_equal, random_b64};
-use tessera_idp::tokens::TokenError;
+use tessera_idp::tokens::{Presented, TokenError};
 
 /// The provider's browser-session cookie.
 pub const SSO_COOKIE: &str = "tessera_sso";
@@ -498,10 +498,11 @@ pub async fn consent(
     }
 }
 
-/// `GET|POST /oauth2/userinfo`: the access token in the `Authorization: Bearer` header
-/// (RFC 6750 §2.1) or, on a form-encoded `POST`, as the body's `access_token` (§2.2,
-/// which OIDC Core §5.3.1 allows) — one of the two, never both (§2). Never from the query
-/// string (§2.3): URLs end up in logs and browser history.
+/// `GET|POST /oauth2/userinfo`: the access token in the `Authorization` header — `Bearer`
+/// (RFC 6750 §2.1), or `DPoP` with a proof for a DPoP-bound token (RFC 9449 §7.1) — or, on
+/// a form-encoded `POST`, as the body's `access_token` (RFC 6750 §2.2, which OIDC Core
+/// §5.3.1 allows; a Bearer token then). One of the two, never both (§2); never from the
+/// query string (§2.3): URLs end up in logs and browser history.
 pub async fn userinfo(
     State(state): State<AppState>,
     method: Method,
@@ -509,8 +510,18 @@ pub async fn userinfo(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, OAuthReply> {
-    let token = userinfo_token(&method, query.as_deref(), &headers, &body)?;
-    match state.provider.userinfo(&token).await {
+    let from_body = userinfo_body_token(&method, query.as_deref(), &headers, &body)?;
+    let from_header;
+    let (token, presented) = match &from_body {
+        Some(token) => (token.as_str(), Presented::Bearer),
+        None => {
+            from_header =
+                super::dpop::presented_token(&state, &headers, method.as_str(), tessera_proto::paths::USERINFO)
+                    .await?;
+            (from_header.token, from_header.presented())
+        }
+    };
+    match state.provider.userinfo(token, presented).await {
         Ok(claims) => {
             let mut response = Json(claims).into_response();
             response
@@ -523,17 +534,31 @@ pub async fn userinfo(
             "the access token lacks the openid scope",
         )
         .into()),
+        // A DPoP presentation, or a bound token as Bearer, is answered with the DPoP
+        // challenge (RFC 9449 §7.1); other failures with the Bearer one.
+        Err(TokenError::InvalidToken(why))
+            if presented.is_dpop() || why == tessera_idp::tokens::access::Rejected::Unproven =>
+        {
+            Err(
+                OAuthFailure::new(OAuthErrorCode::InvalidToken, "the access token is invalid")
+                    .caused_by(why)
+                    .at_dpop_resource()
+                    .into(),
+            )
+        }
         Err(other) => Err(other.into()),
     }
 }
 
 /// The access token of a userinfo request, from exactly one of the two places allowed.
-fn userinfo_token(
+/// The access token of a userinfo request's form body (RFC 6750 §2.2), `None` when it
+/// comes in the `Authorization` header; refuses the query string and two ways at once.
+fn userinfo_body_token(
     method: &Method,
     query: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<String, OAuthReply> {
+) -> Result<Option<String>, OAuthReply> {
     let refuse = |description: &'static str| {
         OAuthReply::from(OAuthFailure::new(OAuthErrorCode::InvalidRequest, description))
     };
@@ -554,12 +579,7 @@ fn userinfo_token(
     };
     match (headers.contains_key(header::AUTHORIZATION), in_body) {
         (true, Some(_)) => Err(refuse("the access token must be sent in one way only")),
-        (false, Some(token)) => Ok(token),
-        (_, None) => super::request::bearer_token(headers)
-            .map(str::to_owned)
-            .map_err(|_| {
-                OAuthFailure::new(OAuthErrorCode::InvalidToken, "a Bearer access token is required").into()
-            }),
+        (_, in_body) => Ok(in_body),
     }
 }
 

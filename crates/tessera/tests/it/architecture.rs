@@ -16,7 +16,8 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["tessera-proto", "tessera-config", "tessera-store"],
     ),
     ("tessera-web", &["tessera-proto", "tessera-store", "tessera-idp"]),
-    ("tessera-verify", &[]),
+    // The DPoP proof checks are shared with the provider through the pure wire crate.
+    ("tessera-verify", &["tessera-proto"]),
     (
         "tessera-gateway",
         &["tessera-proto", "tessera-config", "tessera-verify"],

@@ -34,7 +34,12 @@ async fn node(backend: Backend) -> Option<TestNode> {
 }
 
 /// Registers a device client (public unless `secret`) with the device grant and refresh.
-async fn device_client(node: &TestNode, client_id: &str, confidential: bool, grants: &[&str]) -> TestClient {
+pub(crate) async fn device_client(
+    node: &TestNode,
+    client_id: &str,
+    confidential: bool,
+    grants: &[&str],
+) -> TestClient {
     let (secret, hash) = tessera_idp::clients::new_client_secret();
     let now = tessera_idp::clock::Clock::now(node.clock.as_ref());
     let record = ClientRecord {
@@ -86,7 +91,7 @@ async fn form(node: &TestNode, path: &str, client: &TestClient, fields: &[(&str,
     (status, body)
 }
 
-async fn start(node: &TestNode, client: &TestClient, scope: &str) -> Value {
+pub(crate) async fn start(node: &TestNode, client: &TestClient, scope: &str) -> Value {
     let (status, body) = form(node, "/oauth2/device_authorization", client, &[("scope", scope)]).await;
     assert_eq!(status, 200, "{body}");
     body
@@ -130,7 +135,7 @@ async fn wait_interval() {
 /// The user's side: enters `user_code` on the page (signing in as `email` when the browser
 /// is not signed in yet), then answers `decision` on the confirmation. Returns the page
 /// that answers.
-async fn answer_on_page(
+pub(crate) async fn answer_on_page(
     node: &TestNode,
     browser: &mut Browser,
     user_code: &str,

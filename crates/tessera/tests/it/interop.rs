@@ -21,6 +21,8 @@ backend_tests!(
     openid_client_completes_the_device_flow_approved_on_the_hosted_page,
     openid_client_completes_a_code_flow_through_pushed_authorization_requests,
     openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions,
+    openid_client_binds_its_tokens_to_a_dpop_key_through_refresh_and_userinfo,
+    jwcrypto_proofs_bind_client_credentials_tokens_and_bad_ones_are_refused,
 );
 
 fn interop_dir() -> PathBuf {
@@ -690,5 +692,87 @@ async fn openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions(bac
                 assert_eq!(walked["request_object_unsigned"]["status"], 302);
             }
         }
+/// openid-client's DPoP support (RFC 9449) for a public client: `dpop_jkt` on the
+/// authorization URL, proofs at the token endpoint, userinfo with `Authorization: DPoP`, a
+/// refresh of the bound refresh token; the bound token as Bearer is refused.
+async fn openid_client_binds_its_tokens_to_a_dpop_key_through_refresh_and_userinfo(backend: Backend) {
+    let found = available([(
+        "node openid-client",
+        node_has("openid-client") && node_has("jose"),
+        "node",
+        "rp_dpop_openid_client.mjs",
+    )]);
+    let Some((name, program, script)) = found.into_iter().next() else {
+        return;
+    };
+    let Some(node) = spawn(backend).await else { return };
+    let email = format!("rp-dpop-{}@example.com", tessera_testkit::random_u64());
+    let user_id = node.create_user(&email, RP_PASSWORD).await;
+    node.create_oidc_client("rp-dpop", true, RP_REDIRECT, true, None)
+        .await;
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", "rp-dpop"),
+        ("REDIRECT_URI", RP_REDIRECT),
+        ("USERNAME", email.as_str()),
+        ("PASSWORD", RP_PASSWORD),
+    ];
+    let (ok, out) = run_with(program, script, &[], &envs);
+    assert!(ok, "{name} failed the DPoP code flow against Tessera:\n{out}");
+    eprintln!("{name}:\n{out}");
+    let walked = steps(&out);
+    assert!(walked["discovery"]["dpop_signing_alg_values_supported"]
+        .as_array()
+        .is_some_and(|algs| algs.iter().any(|a| a == "ES256")));
+    let jkt = walked["key"]["jkt"].as_str().unwrap();
+    assert_eq!(walked["authorization_code_grant"]["cnf"]["jkt"], jkt);
+    assert_eq!(walked["authorization_code_grant"]["sub"], user_id.as_str());
+    assert_eq!(walked["userinfo"]["email"], email.as_str());
+    // openid-client normalises token_type to lower case.
+    for step in ["authorization_code_grant", "refresh_token_grant"] {
+        assert_eq!(walked[step]["token_type"], "dpop", "{out}");
+    }
+    assert_eq!(walked["bearer_refused"]["status"], 401);
+}
+
+/// Proofs built with Python jwcrypto (RS256, PS256, ES256, EdDSA keys) bind client
+/// credentials tokens to jwcrypto's own RFC 7638 thumbprint; a replay, a jwk with the
+/// private key, another URI and HS256 are refused.
+async fn jwcrypto_proofs_bind_client_credentials_tokens_and_bad_ones_are_refused(backend: Backend) {
+    let found = available([(
+        "python jwcrypto",
+        python_has("jwcrypto, requests"),
+        "python3",
+        "dpop_jwcrypto.py",
+    )]);
+    let Some((name, program, script)) = found.into_iter().next() else {
+        return;
+    };
+    let Some(node) = spawn(backend).await else { return };
+    let (client, _) = node
+        .admin_token(&format!("dpop-py-{}", tessera_testkit::random_u64()))
+        .await;
+    let secret = client.secret.clone().unwrap();
+    let envs = [
+        ("ISSUER", node.url.as_str()),
+        ("CLIENT_ID", client.client_id.as_str()),
+        ("CLIENT_SECRET", secret.as_str()),
+    ];
+    let (ok, out) = run_with(program, script, &[], &envs);
+    assert!(ok, "{name} proofs against Tessera failed:\n{out}");
+    eprintln!("{name}:\n{out}");
+    let walked = steps(&out);
+    for step in [
+        "bound_RS256",
+        "bound_PS256",
+        "bound_ES256",
+        "bound_EdDSA",
+        "replayed",
+        "private_key_in_jwk",
+        "another_uri",
+        "hs256",
+        "done",
+    ] {
+        assert_eq!(walked[step]["ok"], true, "{step}: {out}");
     }
 }

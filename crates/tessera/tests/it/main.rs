@@ -20,6 +20,7 @@ mod clients;
 mod cluster;
 mod deploy;
 mod device;
+mod dpop;
 mod engine;
 mod foundation;
 mod gateway_outage;
