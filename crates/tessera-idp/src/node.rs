@@ -23,6 +23,7 @@ use crate::authz::Authz;
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, Cluster};
 use crate::config::{decode_master_key, Config, ConfigError};
+use crate::federation::{Federation, FederationParts};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
 use crate::mail::Mailer;
 use crate::mfa::{Mfa, MfaParts, SmsSender};
@@ -167,11 +168,15 @@ impl Node {
 
     /// Starts a node whose notion of time is `clock` (tests move it by hand).
     pub async fn start_with_clock(
-        config: Config,
+        mut config: Config,
         clock: Arc<dyn Clock>,
         outbound: Arc<dyn Outbound>,
     ) -> Result<Node, StartError> {
         config.validate()?;
+        // `Config::load` read them already; a configuration built in code reads them here.
+        config
+            .federation
+            .resolve_secrets(&std::env::vars().collect::<Vec<_>>())?;
         if config.metrics.enabled {
             // Once per process; later nodes (tests start many) share the recorder.
             crate::telemetry::install();
@@ -280,8 +285,18 @@ impl Node {
             outbox: shared.clone(),
             audit: audit.clone(),
             clock: clock.clone(),
-            outbound,
+            outbound: outbound.clone(),
             throttle,
+        }));
+        let federation = Arc::new(Federation::new(FederationParts {
+            config: config.clone(),
+            issuer: config.issuer().into(),
+            outbound,
+            ephemeral: ephemeral.clone(),
+            store: shared.clone(),
+            users: shared.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
         }));
         let state = AppState {
             issuer: config.issuer().into(),
@@ -299,6 +314,7 @@ impl Node {
             authz,
             api_keys,
             provider,
+            federation,
             audit,
             cluster: cluster.clone(),
         };

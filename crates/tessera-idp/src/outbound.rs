@@ -1,5 +1,6 @@
 //! Outbound HTTP: what the provider sends to other systems — back-channel logout tokens to
-//! relying parties, abuse signals to the alerts webhook. The domain decides what to send
+//! relying parties, abuse signals to the alerts webhook — and the exchanges of federated
+//! sign-in with upstream identity providers (discovery, keys, tokens, user info). The domain decides what to send
 //! and when to retry; the client that sends it is handed to the node at start-up
 //! (`tessera-web` has one on reqwest), so this crate carries no HTTP stack of its own.
 
@@ -52,6 +53,16 @@ impl Post {
     }
 }
 
+/// One request of a protocol exchange with another server (an upstream identity
+/// provider), of any method: it gives up after `timeout`, and an answer larger than
+/// `max_response_bytes` is refused rather than read.
+#[derive(Debug)]
+pub struct Exchange {
+    pub request: http::Request<Vec<u8>>,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
+}
+
 /// Why a request got no answer. The text never carries the URL (it may hold a secret).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -62,6 +73,9 @@ pub struct OutboundError(pub String);
 pub trait Outbound: Send + Sync {
     /// Sends `post`; the response's status code, whatever it is.
     async fn post(&self, post: Post) -> Result<u16, OutboundError>;
+
+    /// Sends `exchange.request`; the whole response, whatever its status.
+    async fn exchange(&self, exchange: Exchange) -> Result<http::Response<Vec<u8>>, OutboundError>;
 }
 
 /// The header carrying a webhook body's signature: `sha256=<hex HMAC-SHA256>`.

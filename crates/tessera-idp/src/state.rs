@@ -13,6 +13,7 @@ use crate::authz::Authz;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::federation::Federation;
 use crate::keys::KeyRing;
 use crate::mfa::Mfa;
 use crate::oidc::Provider;
@@ -38,6 +39,8 @@ pub struct AppState {
     /// Partner API keys (R27).
     pub api_keys: Arc<ApiKeys>,
     pub provider: Arc<Provider>,
+    /// Sign-in through upstream providers (R14).
+    pub federation: Arc<Federation>,
     pub audit: Auditor,
     /// This node among the others (heartbeat, leases).
     pub cluster: Arc<Cluster>,

@@ -791,6 +791,7 @@ fn session(id: &str, subject: &str, channel: &str, created_at: i64) -> SessionRe
         revoked_at: None,
         revoke_reason: None,
         sso_session_id: None,
+        idp: None,
     }
 }
 
@@ -2900,6 +2901,7 @@ fn sso(id: &str, user_id: &str, created_at: i64) -> SsoSessionRecord {
         last_seen_at: created_at,
         expires_at: created_at + SSO_TTL,
         revoked_at: None,
+        idp: None,
     }
 }
 

@@ -133,6 +133,7 @@ async fn rotation_rate(node: &Node, workers: usize) -> f64 {
                 amr: &["pwd"],
                 auth_time: now,
                 sso_session_id: None,
+                idp: None,
             };
             let mut token = state
                 .tokens
@@ -196,6 +197,7 @@ async fn main() {
             auth_time: Some(now),
             acr: Some("urn:tessera:acr:pwd".into()),
             amr: vec!["pwd".into()],
+            idp: None,
         };
         let ours = rate(|| {
             access::sign(&keys, alg, &claims).unwrap();

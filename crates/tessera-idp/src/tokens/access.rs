@@ -40,6 +40,9 @@ pub struct AccessClaims {
     /// Its methods (RFC 8176: `pwd`, `otp`, `mfa`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The upstream provider of a federated sign-in (its configured id); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
 }
 
 /// Why a presented access token is not accepted. For logs; the client sees `invalid_token`.

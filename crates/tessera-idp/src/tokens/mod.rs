@@ -84,6 +84,8 @@ pub struct Login<'a> {
     pub auth_time: i64,
     /// The provider's browser session this login came through (OIDC flows).
     pub sso_session_id: Option<&'a str>,
+    /// The upstream provider of a federated sign-in (the `idp` claim).
+    pub idp: Option<&'a str>,
 }
 
 /// Tokens handed to a client.
@@ -236,6 +238,7 @@ impl TokenService {
             revoke_reason: None,
             sso_session_id: login.sso_session_id.map(str::to_owned),
             active_roles,
+            idp: login.idp.map(str::to_owned),
         };
         let refresh = RefreshToken::generate();
         let first = tessera_store::durable::RefreshRecord {
@@ -414,6 +417,7 @@ impl TokenService {
             auth_time: None,
             acr: None,
             amr: Vec::new(),
+            idp: None,
         };
         let token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         self.audit
@@ -790,6 +794,7 @@ impl TokenService {
             auth_time: Some(session.auth_time),
             acr: Some(tessera_proto::acr::of(&amr).to_owned()),
             amr,
+            idp: session.idp.clone(),
         }
     }
 

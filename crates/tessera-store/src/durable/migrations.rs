@@ -95,6 +95,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/sqlite/0014_client_require_par.sql"),
         include_str!("../../migrations/postgres/0014_client_require_par.sql"),
     ),
+    (
+        15,
+        "federation",
+        include_str!("../../migrations/sqlite/0015_federation.sql"),
+        include_str!("../../migrations/postgres/0015_federation.sql"),
+    ),
 ];
 
 pub(super) fn migrator(backend: Backend) -> Migrator {

@@ -46,6 +46,9 @@ pub struct SessionRecord {
     /// The SSO session (browser login at the provider) this token session came through;
     /// `None` for the first-party JSON API.
     pub sso_session_id: Option<String>,
+    /// The upstream provider the sign-in went through (the `idp` claim); `None` for a
+    /// sign-in at Tessera itself.
+    pub idp: Option<String>,
 }
 
 impl SessionRecord {
@@ -195,7 +198,7 @@ pub trait SessionStore: Send + Sync + 'static {
 pub(super) const SESSION_COLUMNS: &str =
     "id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
      created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-     revoke_reason, sso_session_id, active_roles";
+     revoke_reason, sso_session_id, active_roles, idp";
 
 const TOKEN_COLUMNS: &str =
     "token_hash, session_id, client_id, generation, issued_at, expires_at, rotated_at, successor_hash";
@@ -224,6 +227,7 @@ pub(super) fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError
         revoke_reason: row.try_get("revoke_reason")?,
         sso_session_id: row.try_get("sso_session_id")?,
         active_roles: row.try_get("active_roles")?,
+        idp: row.try_get("idp")?,
     })
 }
 
@@ -307,8 +311,8 @@ where
     sqlx::query(
         "INSERT INTO sessions (id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
          created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-         revoke_reason, sso_session_id, active_roles) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+         revoke_reason, sso_session_id, active_roles, idp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(&session.id)
     .bind(&session.subject)
@@ -329,6 +333,7 @@ where
     .bind(&session.revoke_reason)
     .bind(&session.sso_session_id)
     .bind(&session.active_roles)
+    .bind(&session.idp)
     .execute(executor)
     .await?;
     Ok(())

@@ -19,6 +19,7 @@ mod cluster;
 mod deploy;
 mod device;
 mod engine;
+mod federation;
 mod foundation;
 mod gateway_outage;
 mod interop;
