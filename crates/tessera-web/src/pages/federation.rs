@@ -112,7 +112,7 @@ pub(super) fn provider_buttons(locale: Locale, providers: &[ProviderLink<'_>]) -
     );
     for provider in providers {
         out.push_str(&format!(
-            "<a class=\"button\" href=\"{}\">{}</a>\n",
+            "<a class=\"button secondary\" href=\"{}\">{}</a>\n",
             escape(provider.href),
             fill(
                 t(locale, Key::ContinueWith),

@@ -29,6 +29,7 @@ backend_tests!(
     a_trusted_provider_links_a_verified_address_and_the_last_way_in_stays,
     an_oauth2_only_provider_signs_in_through_its_user_api,
     a_second_tessera_node_is_an_upstream_too,
+    the_federated_sign_in_works_in_headless_chromium,
 );
 
 const PROVIDER: &str = "corp";
@@ -1151,4 +1152,68 @@ async fn a_second_tessera_node_is_an_upstream_too(backend: Backend) {
     assert_ne!(user.id, upstream_user);
     let linked = node.state.db.federated_identities(&user.id).await.unwrap();
     assert_eq!(linked[0].subject, upstream_user);
+}
+
+// --- in a real browser -----------------------------------------------------------------------
+
+async fn the_federated_sign_in_works_in_headless_chromium(backend: Backend) {
+    let chromium = Path::new("/usr/bin/chromium").is_file()
+        && interop_dir().join("node_modules/playwright-core").is_dir();
+    if !chromium {
+        if std::env::var("TESSERA_REQUIRE_INTEROP").is_ok_and(|v| v == "1") {
+            panic!(
+                "chromium or playwright-core is missing (apt-get install chromium; npm ci in tests/interop)"
+            );
+        }
+        eprintln!("skipped: chromium or playwright-core missing");
+        return;
+    }
+    let email = format!("fed-{:016x}@example.com", random_u64());
+    let Some((node, _upstream, client)) = federated(backend, &account(&email, true), false).await else {
+        return;
+    };
+    let authorization = authorization_request(&node, &client);
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("federation-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut command = tokio::process::Command::new("node");
+    command
+        .current_dir(interop_dir())
+        .arg("federation_browser.mjs")
+        .env("AUTHORIZE_URL", &authorization.url)
+        .env("BUTTON", "Corp SSO(으)로 계속하기")
+        .env("REDIRECT_PREFIX", REDIRECT_URI)
+        .env("SCREENSHOT_DIR", &shots)
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(std::time::Duration::from_secs(90), command.output())
+        .await
+        .expect("federation_browser.mjs did not finish in time")
+        .expect("cannot run node");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary: Value = stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str(line).ok())
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON summary: {stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    assert_eq!(summary["ok"], true, "{summary}");
+    let location = format!(
+        "{REDIRECT_URI}?{}",
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                summary["params"]
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k, v.as_str().unwrap()))
+            )
+            .finish()
+    );
+    let tokens = redeem(&node, &client, &location, &authorization.verifier).await;
+    let id_token = claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["idp"], PROVIDER);
+    assert_eq!(id_token["email"], email.as_str());
 }
