@@ -30,6 +30,7 @@ backend_tests!(
     an_oauth2_only_provider_signs_in_through_its_user_api,
     a_second_tessera_node_is_an_upstream_too,
     the_federated_sign_in_works_in_headless_chromium,
+    an_unreachable_upstream_ends_on_an_error_page,
 );
 
 const PROVIDER: &str = "corp";
@@ -1216,4 +1217,32 @@ async fn the_federated_sign_in_works_in_headless_chromium(backend: Backend) {
     let id_token = claims(tokens["id_token"].as_str().unwrap());
     assert_eq!(id_token["idp"], PROVIDER);
     assert_eq!(id_token["email"], email.as_str());
+}
+
+async fn an_unreachable_upstream_ends_on_an_error_page(backend: Backend) {
+    // A port nobody listens on (bound, then closed).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let Some(node) = spawn_with(backend, |config| {
+        config.federation.providers = vec![provider(&format!("http://{closed}"), false)];
+        config.federation.http_timeout_secs = 2;
+    })
+    .await
+    else {
+        return;
+    };
+    let client = node
+        .create_oidc_client("rp-down", false, REDIRECT_URI, true, None)
+        .await;
+    let mut browser = Browser::new();
+    let login = browser.get(&authorization_request(&node, &client).url).await;
+    let start = href(&login, &format!("/federation/{PROVIDER}/start?")).unwrap();
+    let page = browser.get(&node.at(&start)).await;
+    assert_eq!(page.status, 502, "{}", page.body);
+    assert!(page.body.contains("could not be reached"), "{}", page.body);
+    assert!(page.location.is_none());
+    assert!(!browser.cookies.contains_key("tessera_federation"));
+    assert_eq!(failures(&node).await, ["unreachable"]);
 }
