@@ -1,6 +1,7 @@
 //! The Tessera identity provider's domain: accounts, tokens and sessions, the OpenID
-//! Connect flows, signing keys, the client registry, passwords, alerts, audit, mail, the
-//! cluster's background jobs, configuration and the start of a node.
+//! Connect flows, federated sign-in at upstream providers, signing keys, the client
+//! registry, passwords, alerts, audit, mail, the cluster's background jobs, configuration
+//! and the start of a node.
 //!
 //! No HTTP server or client lives here (no axum, tower, hyper or reqwest — a test of the
 //! `tessera` crate checks it): `tessera-web` serves this crate's [`state::AppState`] and
@@ -18,6 +19,7 @@ pub mod cluster;
 pub mod config;
 pub mod dpop;
 pub mod error;
+pub mod federation;
 pub mod keys;
 pub mod mail;
 pub mod mfa;

@@ -24,6 +24,7 @@ use crate::clients::{ClientAuth, ClientAuthParts, SecretSeal};
 use crate::clock::{Clock, SystemClock};
 use crate::cluster::{self, Cluster};
 use crate::config::{decode_master_key, Config, ConfigError};
+use crate::federation::{Federation, FederationParts};
 use crate::keys::{KeyError, KeyRing, MasterKey, RotationPolicy};
 use crate::mail::Mailer;
 use crate::mfa::{Mfa, MfaParts, SmsSender};
@@ -168,11 +169,15 @@ impl Node {
 
     /// Starts a node whose notion of time is `clock` (tests move it by hand).
     pub async fn start_with_clock(
-        config: Config,
+        mut config: Config,
         clock: Arc<dyn Clock>,
         outbound: Arc<dyn Outbound>,
     ) -> Result<Node, StartError> {
         config.validate()?;
+        // `Config::load` read them already; a configuration built in code reads them here.
+        config
+            .federation
+            .resolve_secrets(&std::env::vars().collect::<Vec<_>>())?;
         if config.metrics.enabled {
             // Once per process; later nodes (tests start many) share the recorder.
             crate::telemetry::install();
@@ -297,6 +302,15 @@ impl Node {
             clock: clock.clone(),
             outbound,
             secrets: Arc::new(SecretSeal::new(&master)?),
+        let federation = Arc::new(Federation::new(FederationParts {
+            config: config.clone(),
+            issuer: config.issuer().into(),
+            outbound,
+            ephemeral: ephemeral.clone(),
+            store: shared.clone(),
+            users: shared.clone(),
+            audit: audit.clone(),
+            clock: clock.clone(),
         }));
         let state = AppState {
             issuer: config.issuer().into(),
@@ -316,6 +330,7 @@ impl Node {
             api_keys,
             provider,
             dpop,
+            federation,
             audit,
             cluster: cluster.clone(),
         };

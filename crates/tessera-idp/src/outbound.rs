@@ -1,6 +1,7 @@
 //! Outbound HTTP: what the provider sends to other systems — back-channel logout tokens to
-//! relying parties, abuse signals to the alerts webhook — and the documents it fetches
-//! from URLs clients registered (a `jwks_uri`). The domain decides what to send
+//! relying parties, abuse signals to the alerts webhook — the documents it fetches from
+//! URLs clients registered (a `jwks_uri`), and the exchanges of federated sign-in with
+//! upstream identity providers (discovery, keys, tokens, user info). The domain decides what to send
 //! and when to retry; the client that sends it is handed to the node at start-up
 //! (`tessera-web` has one on reqwest), so this crate carries no HTTP stack of its own.
 
@@ -71,6 +72,14 @@ pub struct Get {
 pub struct Fetched {
     pub status: u16,
     pub body: Vec<u8>,
+/// One request of a protocol exchange with another server (an upstream identity
+/// provider), of any method: it gives up after `timeout`, and an answer larger than
+/// `max_response_bytes` is refused rather than read.
+#[derive(Debug)]
+pub struct Exchange {
+    pub request: http::Request<Vec<u8>>,
+    pub timeout: Duration,
+    pub max_response_bytes: usize,
 }
 
 /// Why a request got no answer. The text never carries the URL (it may hold a secret).
@@ -87,6 +96,8 @@ pub trait Outbound: Send + Sync {
     /// Fetches `get`: its status and body, or an error when the address is not allowed,
     /// the time runs out or the body is longer than allowed.
     async fn get(&self, get: Get) -> Result<Fetched, OutboundError>;
+    /// Sends `exchange.request`; the whole response, whatever its status.
+    async fn exchange(&self, exchange: Exchange) -> Result<http::Response<Vec<u8>>, OutboundError>;
 }
 
 /// The header carrying a webhook body's signature: `sha256=<hex HMAC-SHA256>`.

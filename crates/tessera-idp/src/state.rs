@@ -14,6 +14,7 @@ use crate::clients::ClientAuth;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Config;
+use crate::federation::Federation;
 use crate::keys::KeyRing;
 use crate::mfa::Mfa;
 use crate::oidc::Provider;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub provider: Arc<Provider>,
     /// DPoP proofs (RFC 9449): replay cache and server nonces.
     pub dpop: Arc<crate::dpop::Dpop>,
+    /// Sign-in through upstream providers (R14).
+    pub federation: Arc<Federation>,
     pub audit: Auditor,
     /// This node among the others (heartbeat, leases).
     pub cluster: Arc<Cluster>,

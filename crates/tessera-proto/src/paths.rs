@@ -61,6 +61,16 @@ pub const AUTHORIZE_MFA: &str = "/oauth2/authorize/mfa";
 pub const AUTHORIZE_PASSKEY_OPTIONS: &str = "/oauth2/authorize/passkey/options";
 pub const AUTHORIZE_PASSKEY: &str = "/oauth2/authorize/passkey";
 pub const USERINFO: &str = "/oauth2/userinfo";
+/// Federated sign-in: the login page's button for provider `{id}` leads here…
+pub const FEDERATION_START: &str = "/federation/{id}/start";
+/// …and the upstream sends the browser back here.
+pub const FEDERATION_CALLBACK: &str = "/federation/{id}/callback";
+/// The hosted page where a user proves an existing account before an upstream identity is
+/// linked to it.
+pub const FEDERATION_LINK: &str = "/federation/link";
+/// A signed-in user's linked upstream identities (first-party JSON API).
+pub const ACCOUNT_IDENTITIES: &str = "/auth/identities";
+pub const ACCOUNT_IDENTITY: &str = "/auth/identities/{provider}/{subject}";
 /// The device authorization endpoint (RFC 8628 §3.1).
 pub const DEVICE_AUTHORIZATION: &str = "/oauth2/device_authorization";
 /// The pushed authorization request endpoint (RFC 9126 §2).

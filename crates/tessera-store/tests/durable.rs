@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use tessera_store::durable::{
     AuditQuery, AuditRecord, AuditStore, AuthorizationCodeRecord, ClientRecord, ClientStore, ClusterStore,
-    CodeRedemption, ConnectSettings, CreateOutcome, DeviceStore, KeyStore, KnownDeviceRecord, Maintenance,
-    OidcStore, OneTimeTokenRecord, OutboxRecord, Purged, RefreshRecord, RevocationStore, RevokedKind,
-    RotateOutcome, Rotation, SessionLimit, SessionRecord, SessionStore, SqlStore, SsoSessionRecord,
-    StoredKey, UserRecord, UserStore,
+    CodeRedemption, ConnectSettings, CreateOutcome, DeviceStore, FederatedIdentityRecord, FederationStore,
+    KeyStore, KnownDeviceRecord, Maintenance, OidcStore, OneTimeTokenRecord, OutboxRecord, Purged,
+    RefreshRecord, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit, SessionRecord,
+    SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore,
 };
 use tessera_store::StoreError;
 
@@ -125,6 +125,7 @@ macro_rules! suite {
 }
 
 suite!(
+    federated_identities_are_keyed_by_subject_and_created_with_their_user,
     migrations_apply_from_empty_and_are_idempotent,
     fixture_rows_survive_later_migrations,
     exactly_one_bootstrap_wins,
@@ -406,11 +407,9 @@ async fn fixture_rows_survive_later_migrations(backend: &str) {
         }
         if *version == 4 {
             let store = &db.store;
-            store
-                .create_sso_session(&sso("fixture-sso", "fixture-user", 1_200))
-                .await
-                .unwrap();
-            // Today's store writes the columns migrations 16 and 18 added: raw SQL of the time.
+            // Today's store writes the columns migrations 15, 16 and 18 added: raw SQL of
+            // the time.
+            insert_sso_as_of_v4(&db.url, &sso("fixture-sso", "fixture-user", 1_200)).await;
             insert_code_as_of_v4(
                 &db.url,
                 &code("fixture-code", "fixture-user", "fixture-sso", 1_200),
@@ -609,6 +608,30 @@ async fn insert_user_as_of_v3(url: &str, u: &UserRecord) {
     .bind(u.created_at)
     .bind(u.updated_at)
     .bind(u.password_changed_at)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+}
+
+/// Inserts an SSO session as migration 4 shaped the table (no `idp`, of migration 15).
+async fn insert_sso_as_of_v4(url: &str, sso: &SsoSessionRecord) {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO sso_sessions (id, secret_hash, user_id, auth_time, amr, created_at, last_seen_at, \
+         expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&sso.id)
+    .bind(&sso.secret_hash)
+    .bind(&sso.user_id)
+    .bind(sso.auth_time)
+    .bind(&sso.amr)
+    .bind(sso.created_at)
+    .bind(sso.last_seen_at)
+    .bind(sso.expires_at)
+    .bind(sso.revoked_at)
     .execute(&mut conn)
     .await
     .unwrap();
@@ -863,6 +886,7 @@ fn session(id: &str, subject: &str, channel: &str, created_at: i64) -> SessionRe
         revoked_at: None,
         revoke_reason: None,
         sso_session_id: None,
+        idp: None,
     }
 }
 
@@ -3046,6 +3070,7 @@ fn sso(id: &str, user_id: &str, created_at: i64) -> SsoSessionRecord {
         last_seen_at: created_at,
         expires_at: created_at + SSO_TTL,
         revoked_at: None,
+        idp: None,
     }
 }
 
@@ -3768,4 +3793,71 @@ async fn one_time_tokens_keep_their_session(backend: &str) {
             ..token
         })
     );
+}
+
+fn identity(provider: &str, subject: &str, user_id: &str, at: i64) -> FederatedIdentityRecord {
+    FederatedIdentityRecord {
+        provider: provider.to_owned(),
+        subject: subject.to_owned(),
+        user_id: user_id.to_owned(),
+        email: Some(format!("{subject}@upstream.example")),
+        created_at: at,
+        last_used_at: at,
+    }
+}
+
+async fn federated_identities_are_keyed_by_subject_and_created_with_their_user(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    let first = user("fed-u1", "fed-u1@example.com", 1_000);
+    store
+        .create_user_with_identity(&first, &identity("corp", "s1", "fed-u1", 1_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.federated_identity("corp", "s1").await.unwrap(),
+        Some(identity("corp", "s1", "fed-u1", 1_000))
+    );
+    assert_eq!(store.federated_identity("other", "s1").await.unwrap(), None);
+    // The same (provider, subject) for a second new user: neither the user nor the link.
+    let second = user("fed-u2", "fed-u2@example.com", 1_000);
+    let taken = store
+        .create_user_with_identity(&second, &identity("corp", "s1", "fed-u2", 1_000))
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(
+        store.user("fed-u2").await.unwrap(),
+        None,
+        "half a user was left behind"
+    );
+    // An address taken by another account: no identity either.
+    let same_email = user("fed-u3", "fed-u1@example.com", 1_000);
+    let taken = store
+        .create_user_with_identity(&same_email, &identity("corp", "s3", "fed-u3", 1_000))
+        .await;
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    assert_eq!(store.federated_identity("corp", "s3").await.unwrap(), None);
+    // Links to an existing account; a second link of the same identity is a conflict.
+    store
+        .link_identity(&identity("gh", "42", "fed-u1", 1_100))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.link_identity(&identity("gh", "42", "fed-u1", 1_100)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.touch_identity("gh", "42", None, 1_500).await.unwrap();
+    let listed = store.federated_identities("fed-u1").await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1].last_used_at, 1_500);
+    assert_eq!(listed[1].email.as_deref(), Some("42@upstream.example"));
+    // Unlinking only the caller's own, once.
+    assert!(!store.unlink_identity("fed-u2", "gh", "42").await.unwrap());
+    assert!(store.unlink_identity("fed-u1", "gh", "42").await.unwrap());
+    assert!(!store.unlink_identity("fed-u1", "gh", "42").await.unwrap());
+    // Identities go with their account.
+    store.delete_user("fed-u1").await.unwrap();
+    assert_eq!(store.federated_identity("corp", "s1").await.unwrap(), None);
 }

@@ -385,6 +385,7 @@ impl TestNode {
             amr,
             auth_time: now,
             sso_session_id: None,
+            idp: None,
         };
         let context = tessera_idp::audit::RequestContext {
             ip: Some("127.0.0.1".into()),

@@ -8,12 +8,14 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+//! A response body is read chunk by chunk up to the exchange's limit, never further.
 
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use tessera_idp::outbound::{Fetched, Get, Outbound, OutboundError, Post};
 use tessera_proto::net::AddressPolicy;
+use tessera_idp::outbound::{Exchange, Outbound, OutboundError, Post};
 
 /// Sends outbound requests over pooled clients.
 #[derive(Debug, Clone)]
@@ -142,5 +144,37 @@ impl Outbound for HttpClient {
         tokio::time::timeout(get.timeout, exchange)
             .await
             .map_err(|_| OutboundError("the fetch timed out".to_owned()))?
+    async fn exchange(&self, exchange: Exchange) -> Result<axum::http::Response<Vec<u8>>, OutboundError> {
+        let failed = |err: reqwest::Error| OutboundError(err.without_url().to_string());
+        let (parts, body) = exchange.request.into_parts();
+        let mut request = self
+            .client
+            .request(parts.method, parts.uri.to_string())
+            .timeout(exchange.timeout)
+            .body(body);
+        for (name, value) in &parts.headers {
+            request = request.header(name, value);
+        }
+        let mut response = request.send().await.map_err(failed)?;
+        if response
+            .content_length()
+            .is_some_and(|n| n > exchange.max_response_bytes as u64)
+        {
+            return Err(OutboundError("the response is larger than allowed".to_owned()));
+        }
+        let mut answer = axum::http::Response::builder().status(response.status());
+        for (name, value) in response.headers() {
+            answer = answer.header(name, value);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > exchange.max_response_bytes {
+                return Err(OutboundError("the response is larger than allowed".to_owned()));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        answer
+            .body(body)
+            .map_err(|err| OutboundError(format!("unusable response: {err}")))
     }
 }

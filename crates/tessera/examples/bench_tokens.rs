@@ -138,6 +138,7 @@ async fn rotation_rate(node: &Node, workers: usize) -> f64 {
                 amr: &["pwd"],
                 auth_time: now,
                 sso_session_id: None,
+                idp: None,
             };
             let mut token = state
                 .tokens
@@ -202,6 +203,7 @@ async fn main() {
             acr: Some("urn:tessera:acr:pwd".into()),
             amr: vec!["pwd".into()],
             cnf: None,
+            idp: None,
         };
         let ours = rate(|| {
             access::sign(&keys, alg, &claims).unwrap();

@@ -155,6 +155,7 @@ impl Accounts {
                     amr,
                     auth_time: self.clock.now(),
                     sso_session_id: None,
+                    idp: None,
                 },
                 context,
             )

@@ -283,6 +283,31 @@ pub const KEYS: &[EnvKey] = &[
         "TESSERA_ALERTS__WEBHOOK_SECRET",
         ValueKind::Str,
     ),
+    (
+        "federation.allow_signup",
+        "TESSERA_FEDERATION__ALLOW_SIGNUP",
+        ValueKind::Bool,
+    ),
+    (
+        "federation.flow_ttl_secs",
+        "TESSERA_FEDERATION__FLOW_TTL_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "federation.http_timeout_secs",
+        "TESSERA_FEDERATION__HTTP_TIMEOUT_SECS",
+        ValueKind::Int,
+    ),
+    (
+        "federation.max_response_bytes",
+        "TESSERA_FEDERATION__MAX_RESPONSE_BYTES",
+        ValueKind::Int,
+    ),
+    (
+        "federation.metadata_cache_secs",
+        "TESSERA_FEDERATION__METADATA_CACHE_SECS",
+        ValueKind::Int,
+    ),
     ("mail.transport", "TESSERA_MAIL__TRANSPORT", ValueKind::Str),
     ("mail.smtp_url", "TESSERA_MAIL__SMTP_URL", ValueKind::Str),
     ("mail.from", "TESSERA_MAIL__FROM", ValueKind::Str),

@@ -11,6 +11,7 @@
 //! [`sections`] (one struct per `[section]`, with its defaults), [`KEYS`] (the key table)
 //! and the checks at start-up ([`Config::validate`], in `validate.rs`).
 
+mod federation;
 mod keys;
 mod sections;
 mod validate;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tessera_config::Layers;
 pub use tessera_config::{ConfigError, Secret, ValueKind};
 
+pub use federation::{is_provider_id, ClaimMapping, FederationConfig, ProviderConfig, ProviderKind};
 pub use keys::KEYS;
 pub use sections::*;
 
@@ -59,6 +61,7 @@ pub struct Config {
     pub client_auth: ClientAuthConfig,
     pub alerts: AlertsConfig,
     pub mfa: MfaConfig,
+    pub federation: FederationConfig,
     pub mail: MailConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
@@ -87,6 +90,7 @@ impl Default for Config {
             client_auth: ClientAuthConfig::default(),
             alerts: AlertsConfig::default(),
             mfa: MfaConfig::default(),
+            federation: FederationConfig::default(),
             mail: MailConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
@@ -97,13 +101,16 @@ impl Default for Config {
 
 impl Config {
     /// Reads the configuration: defaults, then the TOML file (if any), then every
-    /// `TESSERA_*` variable of [`KEYS`] found in `env`; then validates it.
+    /// `TESSERA_*` variable of [`KEYS`] found in `env`; then validates it and reads the
+    /// secrets that `federation.providers[].client_secret_env` names from `env`.
     pub fn load(
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let (config, layers) = Layers::load(file, env, KEYS)?.into_config::<Config>()?;
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let (mut config, layers) = Layers::load(file, env.clone(), KEYS)?.into_config::<Config>()?;
         config.validate().map_err(|err| layers.attribute(err))?;
+        config.federation.resolve_secrets(&env)?;
         Ok(config)
     }
 

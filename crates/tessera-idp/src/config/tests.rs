@@ -187,13 +187,32 @@ fn every_key_is_accepted_and_every_field_is_listed() {
     // Each field of the default serialisation is listed.
     let defaults = toml::Table::try_from(Config::default()).unwrap();
     let listed: Vec<&str> = KEYS.iter().map(|(path, _, _)| *path).collect();
-    check::fields_are_listed(&defaults, &listed, &["sessions.channels"]).unwrap();
+    check::fields_are_listed(&defaults, &listed, &["sessions.channels", "federation.providers"]).unwrap();
 }
+
+/// Keys that only the file can set (a list of tables).
+const FILE_ONLY: &[&str] = &[
+    "federation.providers",
+    "federation.providers.id",
+    "federation.providers.display_name",
+    "federation.providers.kind",
+    "federation.providers.issuer",
+    "federation.providers.authorization_endpoint",
+    "federation.providers.token_endpoint",
+    "federation.providers.userinfo_endpoint",
+    "federation.providers.emails_endpoint",
+    "federation.providers.client_id",
+    "federation.providers.client_secret",
+    "federation.providers.client_secret_env",
+    "federation.providers.scopes",
+    "federation.providers.claims",
+    "federation.providers.trust_email",
+];
 
 #[test]
 fn every_key_is_documented() {
     let docs = include_str!("../../../../docs/configuration.md");
-    check::keys_are_documented(docs, KEYS, &[]).unwrap();
+    check::keys_are_documented(docs, KEYS, FILE_ONLY).unwrap();
 }
 
 #[test]
@@ -262,4 +281,133 @@ fn alert_settings_are_checked_and_named() {
         .unwrap_err()
         .to_string();
     assert!(!err.contains("short"), "{err}");
+}
+
+const OIDC_PROVIDER: &str = r#"
+[[federation.providers]]
+id = "corp"
+display_name = "Corp SSO"
+kind = "oidc"
+issuer = "https://login.corp.example"
+client_id = "tessera"
+client_secret = "s3cr3t-value"
+scopes = ["email", "profile"]
+"#;
+
+const GITHUB_PROVIDER: &str = r#"
+[[federation.providers]]
+id = "github"
+display_name = "GitHub"
+kind = "oauth2"
+authorization_endpoint = "https://github.com/login/oauth/authorize"
+token_endpoint = "https://github.com/login/oauth/access_token"
+userinfo_endpoint = "https://api.github.com/user"
+emails_endpoint = "https://api.github.com/user/emails"
+client_id = "Iv1.abc"
+client_secret_env = "GITHUB_SECRET"
+scopes = ["read:user", "user:email"]
+claims = { subject = "id", name = "login" }
+"#;
+
+#[test]
+fn federation_providers_load_with_their_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tessera.toml");
+    std::fs::write(&path, format!("{OIDC_PROVIDER}{GITHUB_PROVIDER}")).unwrap();
+    let config = Config::load(Some(&path), env(&[("GITHUB_SECRET", "from-the-env")])).unwrap();
+    let [corp, github] = &config.federation.providers[..] else {
+        panic!("two providers expected: {:?}", config.federation.providers)
+    };
+    assert_eq!(corp.kind, ProviderKind::Oidc);
+    assert_eq!(corp.claims, ClaimMapping::default());
+    assert!(!corp.trust_email);
+    assert_eq!(corp.secret(), Some("s3cr3t-value"));
+    assert_eq!(github.kind, ProviderKind::Oauth2);
+    assert_eq!(github.claims.subject, "id");
+    assert_eq!(github.claims.email, "email");
+    assert_eq!(github.secret(), Some("from-the-env"));
+    assert!(config.federation.allow_signup);
+    assert!(!format!("{config:?}").contains("s3cr3t-value"));
+}
+
+#[test]
+fn federation_mistakes_are_refused_naming_the_key() {
+    let cases: &[(String, &str)] = &[
+        (
+            OIDC_PROVIDER.replace("\"corp\"", "\"Corp!\""),
+            "`federation.providers[0].id`",
+        ),
+        (
+            format!("{OIDC_PROVIDER}{OIDC_PROVIDER}"),
+            "`federation.providers[1].id`",
+        ),
+        (
+            OIDC_PROVIDER.replace("display_name = \"Corp SSO\"", "display_name = \" \""),
+            "`federation.providers[0].display_name`",
+        ),
+        (
+            OIDC_PROVIDER.replace("issuer = \"https://login.corp.example\"\n", ""),
+            "`federation.providers[0].issuer`",
+        ),
+        (
+            OIDC_PROVIDER.replace("https://login.corp.example", "http://login.corp.example"),
+            "`federation.providers[0].issuer`",
+        ),
+        (
+            OIDC_PROVIDER.replace("https://login.corp.example", "https://login.corp.example/?x=1"),
+            "`federation.providers[0].issuer`",
+        ),
+        (
+            OIDC_PROVIDER.replace("client_secret = \"s3cr3t-value\"\n", ""),
+            "`federation.providers[0].client_secret`",
+        ),
+        (
+            OIDC_PROVIDER.replace("client_id = \"tessera\"", "client_id = \"\""),
+            "`federation.providers[0].client_id`",
+        ),
+        (
+            format!("{OIDC_PROVIDER}token_endpoint = \"https://x.example/t\"\n"),
+            "`federation.providers[0].token_endpoint`",
+        ),
+        (
+            OIDC_PROVIDER.replace("\"email\", \"profile\"", "\"a b\""),
+            "`federation.providers[0].scopes`",
+        ),
+        (
+            format!("{OIDC_PROVIDER}claims = {{ subject = \"\" }}\n"),
+            "`federation.providers[0].claims.subject`",
+        ),
+        (
+            GITHUB_PROVIDER.replace(
+                "token_endpoint = \"https://github.com/login/oauth/access_token\"\n",
+                "",
+            ),
+            "`federation.providers[0].token_endpoint`",
+        ),
+        (
+            GITHUB_PROVIDER.replace(
+                "client_secret_env = \"GITHUB_SECRET\"",
+                "client_secret_env = \"NOT_SET_ANYWHERE\"",
+            ),
+            "`federation.providers[0].client_secret_env`",
+        ),
+        (
+            "[federation]\nflow_ttl_secs = 0\n".to_owned(),
+            "`federation.flow_ttl_secs`",
+        ),
+        (
+            "[federation]\nmax_response_bytes = 10\n".to_owned(),
+            "`federation.max_response_bytes`",
+        ),
+    ];
+    for (text, key) in cases {
+        let err = load_toml(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{text}: {err}");
+        assert!(!err.contains("s3cr3t-value"), "{err}");
+    }
+    // An unknown key inside a provider is refused too.
+    let err = load_toml(&format!("{OIDC_PROVIDER}colour = \"blue\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("colour"), "{err}");
 }

@@ -116,6 +116,7 @@ impl Config {
                 ));
             }
         }
+        self.federation.validate()?;
         self.validate_tokens_and_sessions()
     }
 

@@ -33,6 +33,9 @@ pub struct IdTokenClaims {
     pub amr: Vec<String>,
     /// The provider's session (SSO session) id.
     pub sid: String,
+    /// The upstream provider of a federated sign-in (its configured id); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub idp: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub at_hash: Option<String>,
     /// Standard claims released by scope (`email`, `email_verified`, `locale`, …).

@@ -191,10 +191,12 @@ impl Provider {
     }
 
     /// Starts an SSO session after a successful login; returns it with the cookie secret.
+    /// `idp`: the upstream provider of a federated sign-in.
     pub async fn start_sso(
         &self,
         user: &UserRecord,
         amr: &[&str],
+        idp: Option<&str>,
         context: &RequestContext,
     ) -> Result<(SsoSessionRecord, String), StoreError> {
         let now = self.clock.now();
@@ -209,6 +211,7 @@ impl Provider {
             last_seen_at: now,
             expires_at: now.saturating_add(self.sso_ttl()),
             revoked_at: None,
+            idp: idp.map(str::to_owned),
         };
         self.store.create_sso_session(&sso).await?;
         self.audit
@@ -574,6 +577,7 @@ impl Provider {
                     amr: &amr,
                     auth_time: grant.auth_time,
                     sso_session_id: Some(&sso.id),
+                    idp: sso.idp.as_deref(),
                 },
                 dpop_jkt,
                 context,
@@ -607,6 +611,7 @@ impl Provider {
                     amr: &["pwd"],
                     auth_time: self.clock.now(),
                     sso_session_id: None,
+                    idp: None,
                 },
                 dpop_jkt,
                 context,
@@ -651,6 +656,7 @@ impl Provider {
             acr: tessera_proto::acr::of(amr).to_owned(),
             amr: amr.iter().map(|s| s.to_string()).collect(),
             sid: sso.id.clone(),
+            idp: sso.idp.clone(),
             at_hash: Some(id_token::at_hash(access_token)),
             standard,
         };

@@ -40,6 +40,9 @@ pub struct AccessClaims {
     /// Its methods (RFC 8176: `pwd`, `otp`, `mfa`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amr: Vec<String>,
+    /// The upstream provider of a federated sign-in (its configured id); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
     /// The key the token is bound to (RFC 9449 §6.1): only a request with a DPoP proof of
     /// that key may present it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -84,6 +84,8 @@ pub struct Login<'a> {
     pub auth_time: i64,
     /// The provider's browser session this login came through (OIDC flows).
     pub sso_session_id: Option<&'a str>,
+    /// The upstream provider of a federated sign-in (the `idp` claim).
+    pub idp: Option<&'a str>,
 }
 
 /// How an access token reached the provider, which decides the DPoP binding check.
@@ -262,6 +264,7 @@ impl TokenService {
             sso_session_id: login.sso_session_id.map(str::to_owned),
             active_roles,
             dpop_jkt: dpop_jkt.filter(|_| is_public(login.client)).map(str::to_owned),
+            idp: login.idp.map(str::to_owned),
         };
         let refresh = RefreshToken::generate();
         let first = tessera_store::durable::RefreshRecord {
@@ -463,6 +466,7 @@ impl TokenService {
             acr: None,
             amr: Vec::new(),
             cnf: Confirmation::of(dpop_jkt),
+            idp: None,
         };
         let token = access::sign(&self.keys, self.access_alg, &claims).map_err(TokenError::Signing)?;
         self.audit
@@ -881,6 +885,7 @@ impl TokenService {
             acr: Some(tessera_proto::acr::of(&amr).to_owned()),
             amr,
             cnf: None,
+            idp: session.idp.clone(),
         }
     }
 

@@ -96,6 +96,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../../migrations/postgres/0014_client_require_par.sql"),
     ),
     (
+        15,
+        "federation",
+        include_str!("../../migrations/sqlite/0015_federation.sql"),
+        include_str!("../../migrations/postgres/0015_federation.sql"),
+    ),
+    (
         16,
         "user profiles and claims requests",
         include_str!("../../migrations/sqlite/0016_user_profiles.sql"),

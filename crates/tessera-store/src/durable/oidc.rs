@@ -28,6 +28,9 @@ pub struct SsoSessionRecord {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The upstream provider the sign-in went through (the `idp` claim); `None` for a
+    /// sign-in at Tessera itself.
+    pub idp: Option<String>,
 }
 
 impl SsoSessionRecord {
@@ -148,7 +151,7 @@ pub trait OidcStore: Send + Sync + 'static {
 }
 
 const SSO_COLUMNS: &str =
-    "id, secret_hash, user_id, auth_time, amr, created_at, last_seen_at, expires_at, revoked_at";
+    "id, secret_hash, user_id, auth_time, amr, created_at, last_seen_at, expires_at, revoked_at, idp";
 
 const CODE_COLUMNS: &str = "code_hash, client_id, user_id, sso_session_id, redirect_uri, scope, nonce, \
      code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, used_at, token_session_id, \
@@ -170,6 +173,7 @@ fn sso_from_row(row: &AnyRow) -> Result<SsoSessionRecord, StoreError> {
         last_seen_at: row.try_get("last_seen_at")?,
         expires_at: row.try_get("expires_at")?,
         revoked_at: row.try_get("revoked_at")?,
+        idp: row.try_get("idp")?,
     })
 }
 
@@ -207,7 +211,7 @@ impl OidcStore for SqlStore {
     async fn create_sso_session(&self, session: &SsoSessionRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO sso_sessions (id, secret_hash, user_id, auth_time, amr, created_at, last_seen_at, \
-             expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             expires_at, revoked_at, idp) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&session.id)
         .bind(&session.secret_hash)
@@ -218,6 +222,7 @@ impl OidcStore for SqlStore {
         .bind(session.last_seen_at)
         .bind(session.expires_at)
         .bind(session.revoked_at)
+        .bind(&session.idp)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -309,7 +314,7 @@ impl OidcStore for SqlStore {
             "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
              scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
              used_at, token_session_id, claims, dpop_jkt) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(&code.code_hash)
         .bind(&code.client_id)

@@ -49,6 +49,9 @@ pub struct SessionRecord {
     /// The RFC 7638 thumbprint of the DPoP key this session's refresh tokens are bound to
     /// (RFC 9449 §5: a public client that presented a proof); `None`: not bound.
     pub dpop_jkt: Option<String>,
+    /// The upstream provider the sign-in went through (the `idp` claim); `None` for a
+    /// sign-in at Tessera itself.
+    pub idp: Option<String>,
 }
 
 impl SessionRecord {
@@ -198,7 +201,7 @@ pub trait SessionStore: Send + Sync + 'static {
 pub(super) const SESSION_COLUMNS: &str =
     "id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
      created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-     revoke_reason, sso_session_id, active_roles, dpop_jkt";
+     revoke_reason, sso_session_id, active_roles, dpop_jkt, idp";
 
 const TOKEN_COLUMNS: &str =
     "token_hash, session_id, client_id, generation, issued_at, expires_at, rotated_at, successor_hash";
@@ -228,6 +231,7 @@ pub(super) fn session_from_row(row: &AnyRow) -> Result<SessionRecord, StoreError
         sso_session_id: row.try_get("sso_session_id")?,
         active_roles: row.try_get("active_roles")?,
         dpop_jkt: row.try_get("dpop_jkt")?,
+        idp: row.try_get("idp")?,
     })
 }
 
@@ -311,8 +315,8 @@ where
     sqlx::query(
         "INSERT INTO sessions (id, subject, client_id, channel, user_agent, ip, scope, amr, roles, auth_time, \
          created_at, last_seen_at, idle_expires_at, absolute_expires_at, access_expires_at, revoked_at, \
-         revoke_reason, sso_session_id, active_roles, dpop_jkt) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+         revoke_reason, sso_session_id, active_roles, dpop_jkt, idp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
     )
     .bind(&session.id)
     .bind(&session.subject)
@@ -334,6 +338,7 @@ where
     .bind(&session.sso_session_id)
     .bind(&session.active_roles)
     .bind(&session.dpop_jkt)
+    .bind(&session.idp)
     .execute(executor)
     .await?;
     Ok(())

@@ -230,27 +230,32 @@ fn sql_count(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+/// The `INSERT` of a new user row (also run inside the federation store's transaction).
+pub(super) fn insert_user(
+    user: &UserRecord,
+) -> Result<sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>>, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO users (id, email, email_verified_at, password_hash, roles, role_terms, locale, \
+         disabled_at, created_at, updated_at, password_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(user.email_verified_at)
+    .bind(&user.password_hash)
+    .bind(roles_json(&user.roles)?)
+    .bind(terms_json(&user.role_terms)?)
+    .bind(&user.locale)
+    .bind(user.disabled_at)
+    .bind(user.created_at)
+    .bind(user.updated_at)
+    .bind(user.password_changed_at))
+}
+
 #[async_trait]
 impl UserStore for SqlStore {
     async fn create_user(&self, user: &UserRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO users (id, email, email_verified_at, password_hash, roles, role_terms, locale, \
-             disabled_at, created_at, updated_at, password_changed_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(&user.id)
-        .bind(&user.email)
-        .bind(user.email_verified_at)
-        .bind(&user.password_hash)
-        .bind(roles_json(&user.roles)?)
-        .bind(terms_json(&user.role_terms)?)
-        .bind(&user.locale)
-        .bind(user.disabled_at)
-        .bind(user.created_at)
-        .bind(user.updated_at)
-        .bind(user.password_changed_at)
-        .execute(&self.pool)
-        .await?;
+        insert_user(user)?.execute(&self.pool).await?;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod audit;
 mod cors;
 mod device;
 mod dpop;
+mod federation;
 pub(crate) mod health;
 mod hosted_mfa;
 mod hosted_passkeys;
@@ -128,6 +129,11 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE_MFA, post(hosted_mfa::mfa))
         .route(paths::AUTHORIZE_PASSKEY_OPTIONS, post(hosted_passkeys::options))
         .route(paths::AUTHORIZE_PASSKEY, post(hosted_passkeys::sign_in))
+        .route(paths::FEDERATION_START, get(federation::start))
+        .route(paths::FEDERATION_CALLBACK, get(federation::callback))
+        .route(paths::FEDERATION_LINK, post(federation::confirm_link))
+        .route(paths::ACCOUNT_IDENTITIES, get(federation::identities))
+        .route(paths::ACCOUNT_IDENTITY, delete(federation::unlink))
         .route(paths::END_SESSION, get(oidc::end_session).post(oidc::end_session))
         .route(paths::LOGOUT_CONFIRM, post(oidc::confirm_logout))
         .route(paths::REVOCATIONS, get(oauth::revocations))

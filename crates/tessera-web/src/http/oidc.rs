@@ -14,7 +14,7 @@ use tessera_store::StoreError;
 
 use super::request::{cookie, Context};
 use crate::error::OAuthReply;
-use crate::pages::{self, ConsentView, ErrorKind, Hidden, LoginError, LoginView, LogoutView};
+use crate::pages::{self, ConsentView, ErrorKind, Hidden, LoginError, LoginView, LogoutView, ProviderLink};
 use tessera_idp::accounts::AccountError;
 use tessera_idp::alerts::{SignInSession, DEVICE_COOKIE};
 use tessera_idp::audit::RequestContext;
@@ -192,6 +192,14 @@ fn login_page_with(
         Some(LoginError::TooManyAttempts { retry_after_secs }) => Some(*retry_after_secs),
         _ => None,
     };
+    let buttons = super::federation::buttons(state, request);
+    let providers: Vec<ProviderLink<'_>> = buttons
+        .iter()
+        .map(|(href, name)| ProviderLink {
+            href,
+            display_name: name,
+        })
+        .collect();
     let mut response = with_csrf(state, |csrf| {
         pages::login_page(
             locale(Some(request), headers),
@@ -203,6 +211,7 @@ fn login_page_with(
                 error,
                 hidden: Hidden(&hidden),
                 passkey_action: state.mfa.passkeys_enabled().then_some(paths::AUTHORIZE_PASSKEY),
+                providers: &providers,
             },
         )
     });
@@ -436,7 +445,20 @@ pub(super) async fn signed_in(
     amr: &[&str],
     context: &RequestContext,
 ) -> Response {
-    let (sso, secret) = match state.provider.start_sso(&user, amr, context).await {
+    signed_in_via(state, headers, request, user, amr, None, context).await
+}
+
+/// [`signed_in`] for a sign-in at the upstream provider `idp` (federation).
+pub(super) async fn signed_in_via(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &AuthorizeRequest,
+    user: UserRecord,
+    amr: &[&str],
+    idp: Option<&str>,
+    context: &RequestContext,
+) -> Response {
+    let (sso, secret) = match state.provider.start_sso(&user, amr, idp, context).await {
         Ok(started) => started,
         Err(err) => return authorize_error(state, headers, AuthorizeError::Store(err)),
     };

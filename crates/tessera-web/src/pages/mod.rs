@@ -14,6 +14,7 @@
 //! the redirect after a form post, which must be allowed to go to the client's redirect URI.
 
 mod device;
+mod federation;
 mod text;
 mod views;
 
@@ -28,6 +29,7 @@ use tessera_idp::mail::{escape, Locale};
 pub use device::{
     device_confirm_page, device_done_page, device_page, DeviceConfirmView, DeviceError, DeviceView,
 };
+pub use federation::{failed_page, link_page, second_factor_page, LinkView, ProviderLink};
 pub use tessera_idp::error::ErrorKind;
 pub use views::{
     consent_page, end_sign_in_page, enrol_page, error_page, logged_out_page, login_page, logout_confirm_page,

@@ -27,6 +27,7 @@ fn login(error: Option<LoginError>, hint: Option<&str>, locale: Locale) -> Page 
             error,
             hidden: Hidden(&hidden),
             passkey_action: None,
+            providers: &[],
         },
     )
 }
@@ -237,6 +238,7 @@ fn the_passkey_forms_load_one_external_script_and_work_as_forms() {
             error: None,
             hidden: Hidden(&hidden),
             passkey_action: Some("/oauth2/authorize/passkey"),
+            providers: &[],
         },
     );
     let html = &page.html;
@@ -718,6 +720,7 @@ fn write_samples() {
             error,
             hidden: Hidden(&hidden),
             passkey_action: None,
+            providers: &[],
         };
         let pages = [
             ("login", login_page(locale, &login_view(None, None))),

@@ -33,6 +33,8 @@ pub struct LoginView<'a> {
     /// Where the passkey form posts, when the node offers passkeys (the form appears only
     /// where the browser has WebAuthn and runs the page's script).
     pub passkey_action: Option<&'a str>,
+    /// A button (link) per upstream provider (federated sign-in).
+    pub providers: &'a [super::ProviderLink<'a>],
 }
 
 /// Why a sign-in failed.
@@ -144,6 +146,7 @@ pub fn login_page(locale: Locale, view: &LoginView<'_>) -> Page {
         "<button type=\"submit\" class=\"button primary\">{}</button>\n</form>\n",
         escape(t(locale, Key::SignIn))
     ));
+    body.push_str(&super::federation::provider_buttons(locale, view.providers));
     if let Some(action) = view.passkey_action {
         // Shown by passkey.js where WebAuthn exists: it fetches the options (the form's
         // fields, CSRF token included, posted to `…/options`), asks the authenticator, and

@@ -22,6 +22,7 @@ mod deploy;
 mod device;
 mod dpop;
 mod engine;
+mod federation;
 mod foundation;
 mod gateway_outage;
 mod interop;
