@@ -3,13 +3,13 @@
 //! - a path the gateway forwards is normalised: no percent-encoded unreserved characters, no
 //!   dot or empty segments, no `;` or `\` even once decoded, so an upstream reads the same
 //!   path — and every route prefix matches it exactly when it matches the decoded path;
-//! - a bearer token the gateway accepts is the single `Authorization` header's credentials,
-//!   non-empty, of b64token characters only.
+//! - an access token the gateway accepts is the single `Authorization` header's credentials
+//!   (scheme `Bearer` or `DPoP`, as reported), non-empty, of b64token characters only.
 #![no_main]
 
 use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
 use libfuzzer_sys::fuzz_target;
-use tessera_gateway::fuzzing::{bearer_token, path_is_acceptable, prefix_matches};
+use tessera_gateway::fuzzing::{access_token, path_is_acceptable, prefix_matches};
 
 const PREFIXES: [&str; 5] = ["/", "/api", "/api/v1", "/admin", "/a-b_c~d"];
 
@@ -90,11 +90,15 @@ fuzz_target!(|data: &[u8]| {
         };
         headers.append(name, value);
     }
-    if let Some(token) = bearer_token(&headers) {
+    if let Some((dpop, token)) = access_token(&headers) {
         let all: Vec<_> = headers.get_all(AUTHORIZATION).iter().collect();
         assert_eq!(all.len(), 1, "one Authorization header");
         let value = all[0].to_str().expect("visible ASCII");
-        assert!(value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer "), "{value:?}");
+        let scheme = if dpop { "dpop " } else { "bearer " };
+        assert!(
+            value.len() > scheme.len() && value[..scheme.len()].eq_ignore_ascii_case(scheme),
+            "{value:?}"
+        );
         assert!(!token.is_empty() && value.trim_end_matches(' ').ends_with(token), "{value:?} / {token:?}");
         let body = token.trim_end_matches('=');
         assert!(!body.is_empty());

@@ -36,9 +36,10 @@ pub mod fuzzing {
     pub use crate::headers::path_is_acceptable;
     pub use crate::routes::prefix_matches;
 
-    /// The bearer token the gateway would verify, or `None` when it refuses the header.
-    pub fn bearer_token(headers: &http::HeaderMap) -> Option<&str> {
-        crate::auth::bearer_token(headers).ok()
+    /// The access token the gateway would verify and whether it came with the `DPoP`
+    /// scheme (else `Bearer`), or `None` when it refuses the header.
+    pub fn access_token(headers: &http::HeaderMap) -> Option<(bool, &str)> {
+        crate::auth::access_token(headers).ok()
     }
 }
 

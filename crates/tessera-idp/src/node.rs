@@ -300,8 +300,9 @@ impl Node {
             clients: shared.clone(),
             ephemeral: ephemeral.clone(),
             clock: clock.clone(),
-            outbound,
+            outbound: outbound.clone(),
             secrets: Arc::new(SecretSeal::new(&master)?),
+        }));
         let federation = Arc::new(Federation::new(FederationParts {
             config: config.clone(),
             issuer: config.issuer().into(),

@@ -72,6 +72,8 @@ pub struct Get {
 pub struct Fetched {
     pub status: u16,
     pub body: Vec<u8>,
+}
+
 /// One request of a protocol exchange with another server (an upstream identity
 /// provider), of any method: it gives up after `timeout`, and an answer larger than
 /// `max_response_bytes` is refused rather than read.
@@ -96,6 +98,7 @@ pub trait Outbound: Send + Sync {
     /// Fetches `get`: its status and body, or an error when the address is not allowed,
     /// the time runs out or the body is longer than allowed.
     async fn get(&self, get: Get) -> Result<Fetched, OutboundError>;
+
     /// Sends `exchange.request`; the whole response, whatever its status.
     async fn exchange(&self, exchange: Exchange) -> Result<http::Response<Vec<u8>>, OutboundError>;
 }

@@ -640,37 +640,6 @@ async fn insert_sso_as_of_v4(url: &str, sso: &SsoSessionRecord) {
 
 /// Inserts a session and its first refresh token as migration `version` (2 or 4: with
 /// `sso_session_id`; never `active_roles`, of migration 12) shaped the table.
-/// An authorization code as the store of migration 4 wrote it (no `dpop_jkt`).
-async fn insert_code_as_of_v4(url: &str, c: &AuthorizationCodeRecord) {
-    use sqlx::Connection;
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
-    sqlx::query(
-        "INSERT INTO authorization_codes (code_hash, client_id, user_id, sso_session_id, redirect_uri, \
-         scope, nonce, code_challenge, code_challenge_method, auth_time, amr, created_at, expires_at, \
-         used_at, token_session_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-    )
-    .bind(&c.code_hash)
-    .bind(&c.client_id)
-    .bind(&c.user_id)
-    .bind(&c.sso_session_id)
-    .bind(&c.redirect_uri)
-    .bind(&c.scope)
-    .bind(&c.nonce)
-    .bind(&c.code_challenge)
-    .bind(&c.code_challenge_method)
-    .bind(c.auth_time)
-    .bind(&c.amr)
-    .bind(c.created_at)
-    .bind(c.expires_at)
-    .bind(c.used_at)
-    .bind(&c.token_session_id)
-    .execute(&mut conn)
-    .await
-    .unwrap();
-}
-
 async fn insert_session_as_of(url: &str, s: &SessionRecord, version: i64) {
     use sqlx::Connection;
     sqlx::any::install_default_drivers();

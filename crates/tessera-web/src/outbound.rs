@@ -5,17 +5,17 @@
 //! own: no proxy, and a resolver that drops every address the request's
 //! [`AddressPolicy`] refuses, so the connection is made only to an address that was
 //! checked (a host name that resolves to 169.254.169.254 or 10.0.0.1 gets no connection).
+//!
+//! A response body is read chunk by chunk up to the request's limit, never further.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-//! A response body is read chunk by chunk up to the exchange's limit, never further.
 
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use tessera_idp::outbound::{Fetched, Get, Outbound, OutboundError, Post};
+use tessera_idp::outbound::{Exchange, Fetched, Get, Outbound, OutboundError, Post};
 use tessera_proto::net::AddressPolicy;
-use tessera_idp::outbound::{Exchange, Outbound, OutboundError, Post};
 
 /// Sends outbound requests over pooled clients.
 #[derive(Debug, Clone)]
@@ -144,6 +144,8 @@ impl Outbound for HttpClient {
         tokio::time::timeout(get.timeout, exchange)
             .await
             .map_err(|_| OutboundError("the fetch timed out".to_owned()))?
+    }
+
     async fn exchange(&self, exchange: Exchange) -> Result<axum::http::Response<Vec<u8>>, OutboundError> {
         let failed = |err: reqwest::Error| OutboundError(err.without_url().to_string());
         let (parts, body) = exchange.request.into_parts();

@@ -939,6 +939,10 @@ fn token_failure(err: TokenError) -> OAuthFailure {
     err.into()
 }
 
+/// The scope claims an ID token carries without being asked for them (see
+/// `Provider::requested_id_token_claims`).
+pub const ID_TOKEN_SCOPE_CLAIMS: &[&str] = &["email", "email_verified", "locale", "updated_at"];
+
 #[cfg(test)]
 mod tests {
     use super::must_reauthenticate;
@@ -962,7 +966,3 @@ mod tests {
         ));
     }
 }
-
-/// The scope claims an ID token carries without being asked for them (see
-/// `Provider::requested_id_token_claims`).
-pub const ID_TOKEN_SCOPE_CLAIMS: &[&str] = &["email", "email_verified", "locale", "updated_at"];

@@ -534,13 +534,17 @@ pub async fn userinfo(
 ) -> Result<Response, OAuthReply> {
     let from_body = userinfo_body_token(&method, query.as_deref(), &headers, &body)?;
     let from_header;
-    let (token, presented) = match &from_body {
-        Some(token) => (token.as_str(), Presented::Bearer),
+    let (token, presented, is_dpop) = match &from_body {
+        Some(token) => (token.as_str(), Presented::Bearer, false),
         None => {
-            from_header =
-                super::dpop::presented_token(&state, &headers, method.as_str(), tessera_proto::paths::USERINFO)
-                    .await?;
-            (from_header.token, from_header.presented())
+            from_header = super::dpop::presented_token(
+                &state,
+                &headers,
+                method.as_str(),
+                tessera_proto::paths::USERINFO,
+            )
+            .await?;
+            (from_header.token, from_header.presented(), from_header.is_dpop())
         }
     };
     match state.provider.userinfo(token, presented).await {
@@ -559,7 +563,7 @@ pub async fn userinfo(
         // A DPoP presentation, or a bound token as Bearer, is answered with the DPoP
         // challenge (RFC 9449 §7.1); other failures with the Bearer one.
         Err(TokenError::InvalidToken(why))
-            if presented.is_dpop() || why == tessera_idp::tokens::access::Rejected::Unproven =>
+            if is_dpop || why == tessera_idp::tokens::access::Rejected::Unproven =>
         {
             Err(
                 OAuthFailure::new(OAuthErrorCode::InvalidToken, "the access token is invalid")
@@ -572,7 +576,6 @@ pub async fn userinfo(
     }
 }
 
-/// The access token of a userinfo request, from exactly one of the two places allowed.
 /// The access token of a userinfo request's form body (RFC 6750 §2.2), `None` when it
 /// comes in the `Authorization` header; refuses the query string and two ways at once.
 fn userinfo_body_token(

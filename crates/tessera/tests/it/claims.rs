@@ -264,7 +264,14 @@ async fn scopes_release_their_claims_from_userinfo_not_the_id_token(backend: Bac
     assert_eq!(claims["email"], email.as_str());
     assert_eq!(claims["email_verified"], true);
     assert!(claims.get("updated_at").is_some(), "{claims}");
-    for claim in ["name", "given_name", "address", "phone_number", "birthdate", "picture"] {
+    for claim in [
+        "name",
+        "given_name",
+        "address",
+        "phone_number",
+        "birthdate",
+        "picture",
+    ] {
         assert!(claims.get(claim).is_none(), "{claim} in the ID token: {claims}");
     }
     let access = tokens["access_token"].as_str().unwrap();

@@ -1099,6 +1099,11 @@ async fn a_second_tessera_node_is_an_upstream_too(backend: Backend) {
             refresh_token_ttl_secs: None,
             mfa_policy: None,
             require_pushed_authorization_requests: false,
+            token_endpoint_auth_signing_alg: None,
+            jwks: None,
+            jwks_uri: None,
+            secret_sealed: None,
+            request_object_signing_alg: None,
             created_at: now,
             updated_at: now,
         })

@@ -692,6 +692,9 @@ async fn openid_client_authlib_and_jwcrypto_authenticate_with_jwt_assertions(bac
                 assert_eq!(walked["request_object_unsigned"]["status"], 302);
             }
         }
+    }
+}
+
 /// openid-client's DPoP support (RFC 9449) for a public client: `dpop_jkt` on the
 /// authorization URL, proofs at the token endpoint, userinfo with `Authorization: DPoP`, a
 /// refresh of the bound refresh token; the bound token as Bearer is refused.
