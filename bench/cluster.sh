@@ -60,6 +60,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/tessera-clusterbench.XXXXXX")
 WAIT_HTTP_SECS=60
 # shellcheck source=bench/lib/processes.sh
 source bench/lib/processes.sh
+# shellcheck source=bench/lib/haproxy.sh
+source bench/lib/haproxy.sh
 
 # --- machine ---------------------------------------------------------------------------------
 section "machine"
@@ -113,33 +115,7 @@ start_cluster() { # N
     wait_http "http://127.0.0.1:$port/readyz" 200 "$TMP/node$i.log"
     servers+="    server n$i 127.0.0.1:$port check"$'\n'
   done
-  cat >"$TMP/haproxy.cfg" <<EOF
-global
-    maxconn 4096
-defaults
-    mode http
-    option forwardfor
-    timeout connect 1s
-    timeout client 60s
-    timeout server 60s
-    timeout check 2s
-    retries 2
-    option redispatch 1
-    retry-on conn-failure empty-response
-    default-server inter 1s fall 3 rise 2
-frontend idp
-    bind 127.0.0.1:$LB_PORT
-    default_backend nodes
-backend nodes
-    balance roundrobin
-    option httpchk
-    http-check send meth GET uri /healthz
-    http-check expect status 200
-$servers
-EOF
-  "$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
-  HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
-  wait_http "http://127.0.0.1:$LB_PORT/readyz" 200 "$TMP/haproxy.log"
+  start_haproxy "$LB_PORT" 3 "$servers"
   sleep 2   # every server's first health checks
 }
 stop_cluster() {

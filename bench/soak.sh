@@ -60,6 +60,8 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/tessera-soak.XXXXXX")
 WAIT_HTTP_SECS=60
 # shellcheck source=bench/lib/processes.sh
 source bench/lib/processes.sh
+# shellcheck source=bench/lib/haproxy.sh
+source bench/lib/haproxy.sh
 
 section "machine"
 say "date:        $(date -u +%FT%TZ)"
@@ -110,33 +112,7 @@ for i in 1 2 3; do
   start_node "$i"
   servers+="    server n$i 127.0.0.1:${NODE_PORT[$i]} check"$'\n'
 done
-cat >"$TMP/haproxy.cfg" <<EOF
-global
-    maxconn 4096
-defaults
-    mode http
-    option forwardfor
-    timeout connect 1s
-    timeout client 60s
-    timeout server 60s
-    timeout check 2s
-    retries 2
-    option redispatch 1
-    retry-on conn-failure empty-response
-    default-server inter 1s fall 2 rise 2
-frontend idp
-    bind 127.0.0.1:$LB_PORT
-    default_backend nodes
-backend nodes
-    balance roundrobin
-    option httpchk
-    http-check send meth GET uri /healthz
-    http-check expect status 200
-$servers
-EOF
-"$HAPROXY" -db -f "$TMP/haproxy.cfg" >"$TMP/haproxy.log" 2>&1 &
-HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
-wait_http "http://127.0.0.1:$LB_PORT/readyz" 200 "$TMP/haproxy.log"
+start_haproxy "$LB_PORT" 2 "$servers"
 
 # --- the gateway -------------------------------------------------------------------------------
 GW_PORT=$(free_port)
