@@ -12,7 +12,8 @@
 //! Worker `i` signs in as `{EMAIL_PREFIX}{i}@example.com` and then repeats, at random:
 //! `api` (GET through the gateway with its access token, 60 %), `refresh` (`POST
 //! /auth/reissue`, chaining the pair, 25 %), `signup` (a fresh address, 5 %), `revoke`
-//! (`POST /auth/logout`, then a new `login`, 10 %). A revoked access token is tried at the
+//! (`POST /auth/logout`, then a new `login`, 10 %; after a logout the pair is never used
+//! again, whatever the answer). A revoked access token is tried at the
 //! gateway again after REVOCATION_SECS (the gateway's poll interval plus a margin): it must
 //! be refused (`revocation` ok) — accepted is a failure.
 //!
@@ -244,8 +245,13 @@ impl Worker {
                     .client
                     .post(format!("{}/auth/logout", self.run.idp))
                     .bearer_auth(&access);
-                if self.run.call("revoke", request, 204).await.is_some() {
-                    self.pair = None;
+                let ended = self.run.call("revoke", request, 204).await.is_some();
+                // Any other answer may still have ended the session: a node that logged the
+                // session out and died before answering gets the request retried by HAProxy
+                // on another node, which then finds the token revoked (401). The pair is
+                // not used again either way, so such a logout never reads as a lost session.
+                self.pair = None;
+                if ended {
                     let run = Arc::clone(&self.run);
                     let client = self.client.clone();
                     tokio::spawn(async move {
