@@ -122,23 +122,7 @@ impl Outbound for HttpClient {
                 .map_err(|err| OutboundError(err.without_url().to_string()))?;
             let status = response.status().as_u16();
             let too_long = || OutboundError(format!("the body is longer than {} bytes", get.max_bytes));
-            if response
-                .content_length()
-                .is_some_and(|length| length > get.max_bytes as u64)
-            {
-                return Err(too_long());
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = response
-                .chunk()
-                .await
-                .map_err(|err| OutboundError(err.without_url().to_string()))?
-            {
-                if body.len() + chunk.len() > get.max_bytes {
-                    return Err(too_long());
-                }
-                body.extend_from_slice(&chunk);
-            }
+            let body = read_limited(&mut response, get.max_bytes, too_long).await?;
             Ok(Fetched { status, body })
         };
         tokio::time::timeout(get.timeout, exchange)
@@ -158,25 +142,41 @@ impl Outbound for HttpClient {
             request = request.header(name, value);
         }
         let mut response = request.send().await.map_err(failed)?;
-        if response
-            .content_length()
-            .is_some_and(|n| n > exchange.max_response_bytes as u64)
-        {
-            return Err(OutboundError("the response is larger than allowed".to_owned()));
-        }
         let mut answer = axum::http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             answer = answer.header(name, value);
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(failed)? {
-            if body.len() + chunk.len() > exchange.max_response_bytes {
-                return Err(OutboundError("the response is larger than allowed".to_owned()));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let too_long = || OutboundError("the response is larger than allowed".to_owned());
+        let body = read_limited(&mut response, exchange.max_response_bytes, too_long).await?;
         answer
             .body(body)
             .map_err(|err| OutboundError(format!("unusable response: {err}")))
     }
+}
+
+/// The body of `response`, refused with `too_long()` as soon as it would exceed `max_bytes`:
+/// by its announced length before anything is read, else chunk by chunk.
+async fn read_limited(
+    response: &mut reqwest::Response,
+    max_bytes: usize,
+    too_long: impl Fn() -> OutboundError,
+) -> Result<Vec<u8>, OutboundError> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > max_bytes as u64)
+    {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|err| OutboundError(err.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
