@@ -467,17 +467,30 @@ impl TestNode {
         bearer: Option<&str>,
         body: Vec<u8>,
     ) -> (u16, reqwest::header::HeaderMap, String) {
+        let authorization = bearer.map(|token| format!("Bearer {token}"));
+        self.post_oversized_as(path, "application/json", authorization.as_deref(), body)
+            .await
+    }
+
+    /// [`TestNode::post_oversized`] with a given `Content-Type` and `Authorization` value.
+    pub async fn post_oversized_as(
+        &self,
+        path: &str,
+        content_type: &str,
+        authorization: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, reqwest::header::HeaderMap, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
         let authority = self.url.trim_start_matches("http://").to_owned();
         let stream = tokio::net::TcpStream::connect(&authority).await.expect("connect");
         let (mut reader, mut writer) = stream.into_split();
         let mut head = format!(
-            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n",
             body.len()
         );
-        if let Some(token) = bearer {
-            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        if let Some(value) = authorization {
+            head.push_str(&format!("Authorization: {value}\r\n"));
         }
         head.push_str("\r\n");
         let writing = tokio::spawn(async move {
