@@ -2,6 +2,7 @@
 //! trace span, panic guard, security headers, timeout, body limit, and — with
 //! `metrics.enabled` — request metrics by route template).
 
+mod account;
 mod accounts;
 mod admin;
 mod admin_keys;
@@ -25,6 +26,7 @@ pub mod openapi;
 mod paging;
 mod par;
 mod passkeys;
+mod portal;
 mod profile;
 mod request;
 mod sessions;
@@ -49,6 +51,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::error::ApiError;
+use crate::pages::portal::account::path as account_path;
 use tessera_idp::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -116,6 +119,9 @@ pub fn router(state: AppState) -> Router {
             paths::DEVICE_AUTHORIZATION,
             post(oauth::device_authorization).options(preflight),
         )
+        // The embeddable session-expiry warning reads and extends from a client's pages.
+        .route(paths::SESSION_STATUS, get(sessions::status).options(preflight))
+        .route(paths::SESSION_EXTEND, post(sessions::extend).options(preflight))
         .layer(cors::registered(state.clients.clone()));
     let router = Router::new()
         .merge(public)
@@ -146,7 +152,6 @@ pub fn router(state: AppState) -> Router {
         .route(paths::SESSIONS, get(sessions::list))
         .route(paths::SESSION, delete(sessions::end_one))
         .route(paths::LOGOUT, post(sessions::logout))
-        .route(paths::SESSION_EXTEND, post(sessions::extend))
         .route(paths::SIGNUP, post(accounts::signup))
         .route(paths::VERIFY_EMAIL, get(accounts::verify_email))
         .route(paths::LOGIN, post(accounts::login))
@@ -154,9 +159,17 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ME, get(accounts::me))
         .route(paths::PROFILE, get(profile::show).patch(profile::update))
         .route(paths::MEMBER_ME, get(accounts::member_me))
-        .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
-        .route(paths::PASSWORD_RESET, post(accounts::reset_password))
+        .route(
+            paths::PASSWORD_FORGOT,
+            get(accounts::forgot_link).post(accounts::forgot_password),
+        )
+        .route(
+            paths::PASSWORD_RESET,
+            get(accounts::reset_link).post(accounts::reset_password),
+        )
         .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
+        .route(paths::EMAIL_CHANGE, post(accounts::change_email))
+        .route(paths::EMAIL_CHANGE_CONFIRM, post(accounts::confirm_email_change))
         .route(paths::END_SIGN_IN, get(alerts::confirm).post(alerts::end))
         .route(paths::MFA_VERIFY, post(mfa::verify))
         .route(paths::MFA, get(mfa::list))
@@ -174,6 +187,55 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PASSKEY_OPTIONS, post(passkeys::options))
         .route(paths::PASSKEY_LOGIN, post(passkeys::login))
         .route(paths::MFA_FACTOR, delete(mfa::remove).patch(mfa::rename))
+        .route(account_path::HOME, get(account::home))
+        .route(account_path::CALLBACK, get(account::callback))
+        .route(account_path::SIGN_OUT, post(account::sign_out))
+        .route(account_path::LANGUAGE, get(account::language))
+        .route(account_path::SESSION_STATUS, get(account::session_status))
+        .route(account_path::SESSION_EXTEND, post(account::session_extend))
+        .route(account_path::SESSIONS, get(account::sessions))
+        .route(account_path::SESSIONS_END, post(account::end_session))
+        .route(account_path::SESSIONS_END_OTHERS, post(account::end_others))
+        .route(
+            account_path::PASSWORD,
+            get(account::password_form).post(account::password),
+        )
+        .route(account_path::EMAIL, get(account::email_form).post(account::email))
+        .route(
+            account_path::EMAIL_CONFIRM,
+            get(account::show_email_confirm).post(account::confirm_email),
+        )
+        .route(
+            account_path::DELETE,
+            get(account::delete_form).post(account::delete),
+        )
+        .route(
+            account_path::SIGN_UP,
+            get(account::sign_up_form).post(account::sign_up),
+        )
+        .route(
+            account_path::VERIFY_EMAIL,
+            get(account::verify_email_form).post(account::verify_email),
+        )
+        .route(
+            account_path::FORGOT,
+            get(account::forgot_form).post(account::forgot),
+        )
+        .route(account_path::RESET, get(account::reset_form).post(account::reset))
+        .route(account_path::SECURITY, get(account::security))
+        .route(account_path::SECURITY_RENAME, post(account::rename))
+        .route(account_path::SECURITY_REMOVE, post(account::remove))
+        .route(account_path::SECURITY_TOTP, post(account::enrol_totp))
+        .route(account_path::SECURITY_TOTP_CONFIRM, post(account::confirm_totp))
+        .route(account_path::SECURITY_UNLINK, post(account::unlink))
+        .route(
+            crate::pages::portal::PORTAL_STYLESHEET_PATH,
+            get(crate::pages::portal::stylesheet),
+        )
+        .route(
+            crate::pages::portal::EXPIRY_SCRIPT_PATH,
+            get(crate::pages::portal::expiry_js),
+        )
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet))
         .route(crate::pages::PASSKEY_SCRIPT_PATH, get(crate::pages::passkey_js));
     let router = admin_routes()
