@@ -51,7 +51,6 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::error::ApiError;
-use crate::pages::portal::account::path as account_path;
 use tessera_idp::state::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -187,47 +186,6 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PASSKEY_OPTIONS, post(passkeys::options))
         .route(paths::PASSKEY_LOGIN, post(passkeys::login))
         .route(paths::MFA_FACTOR, delete(mfa::remove).patch(mfa::rename))
-        .route(account_path::HOME, get(account::home))
-        .route(account_path::CALLBACK, get(account::callback))
-        .route(account_path::SIGN_OUT, post(account::sign_out))
-        .route(account_path::LANGUAGE, get(account::language))
-        .route(account_path::SESSION_STATUS, get(account::session_status))
-        .route(account_path::SESSION_EXTEND, post(account::session_extend))
-        .route(account_path::SESSIONS, get(account::sessions))
-        .route(account_path::SESSIONS_END, post(account::end_session))
-        .route(account_path::SESSIONS_END_OTHERS, post(account::end_others))
-        .route(
-            account_path::PASSWORD,
-            get(account::password_form).post(account::password),
-        )
-        .route(account_path::EMAIL, get(account::email_form).post(account::email))
-        .route(
-            account_path::EMAIL_CONFIRM,
-            get(account::show_email_confirm).post(account::confirm_email),
-        )
-        .route(
-            account_path::DELETE,
-            get(account::delete_form).post(account::delete),
-        )
-        .route(
-            account_path::SIGN_UP,
-            get(account::sign_up_form).post(account::sign_up),
-        )
-        .route(
-            account_path::VERIFY_EMAIL,
-            get(account::verify_email_form).post(account::verify_email),
-        )
-        .route(
-            account_path::FORGOT,
-            get(account::forgot_form).post(account::forgot),
-        )
-        .route(account_path::RESET, get(account::reset_form).post(account::reset))
-        .route(account_path::SECURITY, get(account::security))
-        .route(account_path::SECURITY_RENAME, post(account::rename))
-        .route(account_path::SECURITY_REMOVE, post(account::remove))
-        .route(account_path::SECURITY_TOTP, post(account::enrol_totp))
-        .route(account_path::SECURITY_TOTP_CONFIRM, post(account::confirm_totp))
-        .route(account_path::SECURITY_UNLINK, post(account::unlink))
         .route(
             crate::pages::portal::PORTAL_STYLESHEET_PATH,
             get(crate::pages::portal::stylesheet),
@@ -238,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet))
         .route(crate::pages::PASSKEY_SCRIPT_PATH, get(crate::pages::passkey_js));
+    let router = router.merge(account::routes());
     let router = admin_routes()
         .into_iter()
         .fold(router, |router, route| router.route(route.path, route.handler));

@@ -317,7 +317,9 @@ async fn an_ended_or_expired_session_sends_the_user_to_sign_in_again(backend: Ba
     forger.set_cookie("tessera_account", "made-up-handle");
     let forged = forger.get(&node.at("/account")).await;
     assert_eq!(forged.status, 302);
-    assert!(set_cookie(&forged, "tessera_account").unwrap().contains("Max-Age=0"));
+    assert!(set_cookie(&forged, "tessera_account")
+        .unwrap()
+        .contains("Max-Age=0"));
 }
 
 async fn signing_out_needs_the_csrf_token_and_ends_the_tessera_session(backend: Backend) {

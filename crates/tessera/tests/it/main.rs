@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod account;
+mod account_browser;
+mod account_forms;
 mod accounts;
 mod accounts_abuse;
 mod admin_api;

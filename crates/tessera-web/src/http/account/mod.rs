@@ -7,12 +7,14 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use tessera_idp::accounts::ACCOUNT_APP;
 use tessera_idp::mail::Locale;
 use tessera_idp::state::AppState;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::portal::{self, Signed};
 use super::request::Context;
@@ -36,6 +38,40 @@ pub use signed_out::{
 
 /// The longest a page form's body may be (the router's limit is larger).
 const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The account pages' routes. Their pages send the referrer to this origin only
+/// (`same-origin`, not the hosted pages' `no-referrer`): with `no-referrer` a browser sends
+/// `Origin: null` on a form post, and the origin check of every form wants the real one.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(path::HOME, get(home))
+        .route(path::CALLBACK, get(callback))
+        .route(path::SIGN_OUT, post(sign_out))
+        .route(path::LANGUAGE, get(language))
+        .route(path::SESSION_STATUS, get(session_status))
+        .route(path::SESSION_EXTEND, post(session_extend))
+        .route(path::SESSIONS, get(sessions))
+        .route(path::SESSIONS_END, post(end_session))
+        .route(path::SESSIONS_END_OTHERS, post(end_others))
+        .route(path::PASSWORD, get(password_form).post(password))
+        .route(path::EMAIL, get(email_form).post(email))
+        .route(path::EMAIL_CONFIRM, get(show_email_confirm).post(confirm_email))
+        .route(path::DELETE, get(delete_form).post(delete))
+        .route(path::SIGN_UP, get(sign_up_form).post(sign_up))
+        .route(path::VERIFY_EMAIL, get(verify_email_form).post(verify_email))
+        .route(path::FORGOT, get(forgot_form).post(forgot))
+        .route(path::RESET, get(reset_form).post(reset))
+        .route(path::SECURITY, get(security))
+        .route(path::SECURITY_RENAME, post(rename))
+        .route(path::SECURITY_REMOVE, post(remove))
+        .route(path::SECURITY_TOTP, post(enrol_totp))
+        .route(path::SECURITY_TOTP_CONFIRM, post(confirm_totp))
+        .route(path::SECURITY_UNLINK, post(unlink))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+}
 
 /// The signed-in request for `uri`, or the redirect to sign in.
 pub(super) async fn signed(
@@ -126,7 +162,7 @@ pub(super) async fn signed_form(
 }
 
 /// `GET /account`.
-pub async fn home(State(state): State<AppState>, headers: HeaderMap, method: Method, uri: Uri) -> Response {
+async fn home(State(state): State<AppState>, headers: HeaderMap, method: Method, uri: Uri) -> Response {
     let signed = match signed(&state, &headers, &method, &uri).await {
         Ok(signed) => signed,
         Err(sign_in) => return sign_in,
@@ -149,7 +185,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap, method: Met
 }
 
 /// `GET /account/callback`.
-pub async fn callback(
+async fn callback(
     State(state): State<AppState>,
     Context(context): Context,
     headers: HeaderMap,
@@ -159,7 +195,7 @@ pub async fn callback(
 }
 
 /// `POST /account/signout`.
-pub async fn sign_out(
+async fn sign_out(
     State(state): State<AppState>,
     Context(context): Context,
     headers: HeaderMap,
@@ -176,10 +212,7 @@ pub async fn sign_out(
 }
 
 /// `GET /account/language?set=ko|en&return_to=…`.
-pub async fn language(
-    State(state): State<AppState>,
-    Query(query): Query<BTreeMap<String, String>>,
-) -> Response {
+async fn language(State(state): State<AppState>, Query(query): Query<BTreeMap<String, String>>) -> Response {
     portal::choose_language(&state, &ACCOUNT_APP, &query)
 }
 
@@ -195,7 +228,7 @@ fn lifetimes(state: &AppState, idle: i64, absolute: i64) -> Json<serde_json::Val
 
 /// `GET /account/session`: the signed-in session's lifetimes as JSON (no activity: reading
 /// them does not extend the session); 401 when it has ended.
-pub async fn session_status(
+async fn session_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     method: Method,
@@ -236,7 +269,7 @@ fn no_store(response: &mut Response) {
 /// `POST /account/session/extend` (`csrf`, `return_to`): pushes the idle expiry out
 /// through the token service's extend, as `POST /auth/session/extend` does. JSON for the
 /// script (`Accept: application/json`), else back to the page.
-pub async fn session_extend(
+async fn session_extend(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,

@@ -112,13 +112,19 @@ pub(crate) fn same_origin(state: &AppState, headers: &HeaderMap) -> bool {
 
 fn from_origin_of(issuer: &str, headers: &HeaderMap) -> bool {
     let issuer_origin = origin_of(issuer);
-    let origin_ok = match headers.get(header::ORIGIN) {
+    let site = headers
+        .get("sec-fetch-site")
+        .map(|v| v.to_str().unwrap_or_default());
+    let site_ok = site.is_none_or(|v| v == "same-origin");
+    let origin_ok = match headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or_default())
+    {
         None => true,
-        Some(value) => value.to_str().is_ok_and(|v| Some(v) == issuer_origin.as_deref()),
-    };
-    let site_ok = match headers.get("sec-fetch-site") {
-        None => true,
-        Some(value) => value.to_str().is_ok_and(|v| v == "same-origin"),
+        // A page whose referrer policy withholds the origin posts `Origin: null`; the
+        // browser's own `Sec-Fetch-Site` (which no page can set) then vouches for it.
+        Some("null") => site == Some("same-origin"),
+        Some(origin) => Some(origin) == issuer_origin.as_deref(),
     };
     origin_ok && site_ok
 }
@@ -602,6 +608,8 @@ mod tests {
         assert!(check(Some("https://id.example:8443"), Some("same-origin")));
         assert!(!check(Some("https://evil.example"), None));
         assert!(!check(Some("null"), None));
+        assert!(check(Some("null"), Some("same-origin")));
+        assert!(!check(Some("null"), Some("cross-site")));
         assert!(!check(None, Some("cross-site")));
         assert!(!check(None, Some("same-site")));
     }
