@@ -13,6 +13,8 @@ backend_tests!(
     an_ended_or_expired_session_sends_the_user_to_sign_in_again,
     signing_out_needs_the_csrf_token_and_ends_the_tessera_session,
     return_to_and_the_language_switch_stay_on_the_account_pages,
+    the_account_client_follows_the_issuer,
+    relying_parties_read_the_session_lifetimes_with_a_token,
 );
 
 const EMAIL: &str = "account-user@example.com";
@@ -430,4 +432,84 @@ async fn return_to_and_the_language_switch_stay_on_the_account_pages(backend: Ba
 
 fn url_encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+async fn the_account_client_follows_the_issuer(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    // A redirect URI of another issuer (the configuration changed): set right at start.
+    let mut client = node
+        .state
+        .clients
+        .client("tessera-account")
+        .await
+        .unwrap()
+        .unwrap();
+    client.redirect_uris = vec!["https://old-issuer.example/account/callback".to_owned()];
+    node.state.clients.update_client(&client).await.unwrap();
+    let ensured = node
+        .state
+        .accounts
+        .ensure_hosted_app_client(&tessera_idp::accounts::ACCOUNT_APP)
+        .await
+        .unwrap();
+    assert_eq!(ensured.redirect_uris, vec![node.at("/account/callback")]);
+    let stored = node
+        .state
+        .clients
+        .client("tessera-account")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.redirect_uris, vec![node.at("/account/callback")]);
+    assert!(stored.first_party && stored.secret_hash.is_none());
+    assert_eq!(stored.grant_types, vec!["authorization_code", "refresh_token"]);
+}
+
+async fn relying_parties_read_the_session_lifetimes_with_a_token(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    node.create_user(EMAIL, PASSWORD).await;
+    let login = node
+        .client
+        .post(node.at("/auth/login"))
+        .json(&serde_json::json!({ "email": EMAIL, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let tokens: serde_json::Value = login.json().await.unwrap();
+    let bearer = tokens["accessToken"].as_str().unwrap();
+    let (status, status_body) = node.get_bearer("/auth/session", bearer).await;
+    assert_eq!(status, 200, "{status_body}");
+    let now = tessera_idp::clock::Clock::now(node.clock.as_ref());
+    assert_eq!(status_body["now"], now);
+    assert_eq!(status_body["warnBeforeSecs"], 300);
+    let idle = status_body["idleExpiresAt"].as_i64().unwrap();
+    assert!(idle > now && status_body["absoluteExpiresAt"].as_i64().unwrap() >= idle);
+    // Reading is no activity; extending moves the idle expiry and answers the same shape.
+    node.clock.advance(60);
+    let (_, again) = node.get_bearer("/auth/session", bearer).await;
+    assert_eq!(again["idleExpiresAt"], idle);
+    let extended: serde_json::Value = node
+        .client
+        .post(node.at("/auth/session/extend"))
+        .bearer_auth(bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(extended["idleExpiresAt"], idle + 60, "{extended}");
+    assert_eq!(extended["warnBeforeSecs"], 300);
+    // No token, a made-up one: 401.
+    assert_eq!(node.get("/auth/session").await.status(), 401);
+    let (status, _) = node.get_bearer("/auth/session", "made.up.token").await;
+    assert_eq!(status, 401);
+    // The script itself is served from this origin, cacheable, as JavaScript.
+    let script = node.get("/assets/session-expiry.js").await;
+    assert_eq!(script.status(), 200);
+    assert!(script.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    assert!(script.text().await.unwrap().contains("TesseraSessionExpiry"));
 }

@@ -19,6 +19,7 @@ backend_tests!(
     the_email_change_takes_effect_only_from_the_new_address,
     deleting_the_account_needs_the_password_and_ends_everything,
     the_password_pages_mark_the_broken_rule,
+    the_security_page_enrols_renames_and_removes_a_factor,
 );
 
 const EMAIL: &str = "forms-user@example.com";
@@ -689,4 +690,136 @@ async fn the_password_pages_mark_the_broken_rule(backend: Backend) {
         refused.body
     );
     assert!(refused.body.contains("value=\"signup-rule@example.com\""));
+}
+
+/// The text between `start` and the next `end` in `body`.
+fn between<'a>(body: &'a str, start: &str, end: &str) -> &'a str {
+    let from = body
+        .find(start)
+        .map(|i| i + start.len())
+        .unwrap_or_else(|| panic!("no {start} in {body}"));
+    let rest = &body[from..];
+    &rest[..rest.find(end).unwrap()]
+}
+
+async fn the_security_page_enrols_renames_and_removes_a_factor(backend: Backend) {
+    let Some(node) = spawn(backend).await else { return };
+    let user_id = node.create_user(EMAIL, PASSWORD).await;
+    let (mut browser, csrf) = signed_in(&node, EMAIL).await;
+    let page = browser.get(&node.at("/account/security")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("No second factor yet"), "{}", page.body);
+
+    // Enrol: the QR code and key; a wrong code leaves it unconfirmed; the right one
+    // confirms it and shows the recovery codes once.
+    let enrol = browser
+        .post_form(&node.at("/account/security/totp"), &form(&[("csrf", &csrf)]))
+        .await;
+    assert_eq!(enrol.status, 200, "{}", enrol.body);
+    assert!(enrol.body.contains("<svg"), "a QR code");
+    let secret = between(&enrol.body, "<code class=\"key\">", "</code>").to_owned();
+    let factor = enrol.form_fields()["factor"].clone();
+    let wrong = browser
+        .post_form(
+            &node.at("/account/security/totp/confirm"),
+            &form(&[("csrf", &csrf), ("factor", &factor), ("code", "000000")]),
+        )
+        .await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(wrong.body.contains("role=\"alert\""));
+    assert!(!wrong.body.contains(&secret), "the key is shown once");
+    let uri = format!("otpauth://totp/Tessera:{EMAIL}?secret={secret}&issuer=Tessera");
+    let now = tessera_idp::clock::Clock::now(node.clock.as_ref());
+    let code = crate::mfa::pyotp_code(&uri, now);
+    let confirmed = browser
+        .post_form(
+            &node.at("/account/security/totp/confirm"),
+            &form(&[("csrf", &csrf), ("factor", &factor), ("code", &code)]),
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.body);
+    assert_eq!(
+        confirmed.body.matches("<li><code>").count(),
+        10,
+        "{}",
+        confirmed.body
+    );
+    let factors = node.state.mfa.factors(&user_id).await.unwrap();
+    assert_eq!(factors.len(), 1);
+    assert!(factors[0].confirmed);
+
+    // Rename (markup stays text), then the last factor goes only with the password.
+    let renamed = browser
+        .post_form(
+            &node.at("/account/security/rename"),
+            &form(&[("csrf", &csrf), ("factor", &factor), ("name", "<b>phone</b>")]),
+        )
+        .await;
+    assert_eq!(renamed.status, 303, "{}", renamed.body);
+    let page = browser.get(&node.at("/account/security?done=renamed")).await;
+    assert!(page.body.contains("&lt;b&gt;phone&lt;/b&gt;") && !page.body.contains("<b>phone"));
+    for password in ["", "wrong password"] {
+        let refused = browser
+            .post_form(
+                &node.at("/account/security/remove"),
+                &form(&[
+                    ("csrf", &csrf),
+                    ("factor", &factor),
+                    ("current_password", password),
+                ]),
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{password:?}: {}", refused.body);
+    }
+    assert_eq!(node.state.mfa.factors(&user_id).await.unwrap().len(), 1);
+    // Another user's factor is not this user's to touch.
+    let other_id = node.create_user("forms-factor@example.com", PASSWORD).await;
+    let other = node.state.accounts.user(&other_id).await.unwrap().unwrap();
+    let theirs = node
+        .state
+        .mfa
+        .enrol_totp(&other, None, &Default::default())
+        .await
+        .unwrap();
+    for path in ["/account/security/remove", "/account/security/rename"] {
+        let refused = browser
+            .post_form(
+                &node.at(path),
+                &form(&[
+                    ("csrf", &csrf),
+                    ("factor", &theirs.factor_id),
+                    ("current_password", PASSWORD),
+                    ("name", "mine now"),
+                ]),
+            )
+            .await;
+        assert_eq!(refused.status, 404, "{path}: {}", refused.body);
+    }
+    assert_eq!(
+        node.state.mfa.factors(&other_id).await.unwrap()[0].name,
+        "Authenticator app"
+    );
+    let removed = browser
+        .post_form(
+            &node.at("/account/security/remove"),
+            &form(&[
+                ("csrf", &csrf),
+                ("factor", &factor),
+                ("current_password", PASSWORD),
+            ]),
+        )
+        .await;
+    assert_eq!(removed.status, 303, "{}", removed.body);
+    assert!(node.state.mfa.factors(&user_id).await.unwrap().is_empty());
+    // The recent events show what happened.
+    let page = browser.get(&node.at("/account/security?done=removed")).await;
+    assert!(page.body.contains("mfa.removed"), "{}", page.body);
+    // Unlinking an identity the user does not have: 404.
+    let unlink = browser
+        .post_form(
+            &node.at("/account/security/unlink"),
+            &form(&[("csrf", &csrf), ("provider", "google"), ("subject", "someone")]),
+        )
+        .await;
+    assert_eq!(unlink.status, 404, "{}", unlink.body);
 }
