@@ -337,6 +337,7 @@ pub fn new_sign_in_email(
     ip: &str,
     user_agent: &str,
     end_session_link: &str,
+    sessions_page: &str,
 ) -> (String, String, String) {
     let details = |labels: [&'static str; 3]| {
         vec![
@@ -362,6 +363,7 @@ pub fn new_sign_in_email(
                 "If this was you, there is nothing else to do. If it was not you, end that session with \
                  the link above and change your password."
                     .to_owned(),
+                format!("Every session and device of your account: {sessions_page}"),
             ],
         },
         Locale::Ko => Template {
@@ -380,6 +382,7 @@ pub fn new_sign_in_email(
                 "본인이라면 따로 하실 일은 없습니다. 본인이 아니라면 위 링크로 해당 세션을 종료하고 \
                  비밀번호를 변경해 주세요."
                     .to_owned(),
+                format!("계정의 모든 세션과 기기: {sessions_page}"),
             ],
         },
     };
@@ -537,7 +540,7 @@ mod tests {
         vec![
             verification_email(locale, link, 24),
             password_reset_email(locale, link, 30),
-            new_sign_in_email(locale, user, user, user, link),
+            new_sign_in_email(locale, user, user, user, link, link),
             account_exists_email(locale, link),
         ]
     }
@@ -606,7 +609,7 @@ mod tests {
                 assert!(!html.contains("href=\""), "{html}");
             }
             let link = "https://id.example.com/s/end?sid=1";
-            let (_, text, html) = new_sign_in_email(locale, "2025-01-01 <b>", "127.0.0.1", evil, link);
+            let (_, text, html) = new_sign_in_email(locale, "2025-01-01 <b>", "127.0.0.1", evil, link, link);
             assert!(!html.contains("<script>"), "{html}");
             assert!(html.contains("2025-01-01 &lt;b&gt;"), "{html}");
             assert_eq!(html.matches("href=\"").count(), 1, "{html}");
@@ -625,13 +628,21 @@ mod tests {
             "10.0.0.1",
             "UA\r\n\r\nClick https://evil.example",
             "https://id.example.com/end",
+            "https://id.example.com/account/sessions",
         );
         assert!(
             text.contains("Device: UA    Click https://evil.example\n"),
             "{text}"
         );
         let long = "x".repeat(1000);
-        let (_, text, _) = new_sign_in_email(Locale::En, "now", "ip", &long, "https://a.example/");
+        let (_, text, _) = new_sign_in_email(
+            Locale::En,
+            "now",
+            "ip",
+            &long,
+            "https://a.example/",
+            "https://a.example/s",
+        );
         assert!(!text.contains(&long));
         assert!(text.contains('…'));
     }

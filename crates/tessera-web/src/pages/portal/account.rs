@@ -40,7 +40,7 @@ pub mod path {
     pub const LANGUAGE: &str = "/account/language";
     pub const SESSION_STATUS: &str = "/account/session";
     pub const SESSION_EXTEND: &str = "/account/session/extend";
-    pub const SESSIONS: &str = "/account/sessions";
+    pub const SESSIONS: &str = tessera_proto::paths::ACCOUNT_SESSIONS_PAGE;
     pub const SESSIONS_END: &str = "/account/sessions/end";
     pub const SESSIONS_END_OTHERS: &str = "/account/sessions/end-others";
     pub const PASSWORD: &str = "/account/password";
