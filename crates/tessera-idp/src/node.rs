@@ -281,6 +281,15 @@ impl Node {
                 url: redact_url(&config.database_url()),
                 reason: store_reason(&e),
             })?;
+        for app in &crate::accounts::HOSTED_APPS {
+            accounts
+                .ensure_hosted_app_client(app)
+                .await
+                .map_err(|e| StartError::Database {
+                    url: redact_url(&config.database_url()),
+                    reason: store_reason(&e),
+                })?;
+        }
         let provider = Arc::new(Provider::new(ProviderParts {
             config: config.clone(),
             keys: keys.clone(),

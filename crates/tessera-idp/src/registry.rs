@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tessera_store::durable::{ClientRecord, ClientStore};
 use tessera_store::StoreError;
 
-use crate::accounts::FIRST_PARTY_CLIENT;
+use crate::accounts::{FIRST_PARTY_CLIENT, HOSTED_APPS};
 use crate::audit::{AuditEvent, Auditor, RequestContext};
 use crate::clients::{needs_sealed_secret, new_client_secret, SecretSeal};
 use crate::clock::Clock;
@@ -499,13 +499,13 @@ impl ClientRegistry {
         Ok(record)
     }
 
-    /// Deletes a client: its secret stops working at once. The built-in first-party client
-    /// (which the first-party JSON API needs) cannot be deleted.
+    /// Deletes a client: its secret stops working at once. The built-in clients (the
+    /// first-party JSON API's, the hosted apps') cannot be deleted.
     pub async fn delete(&self, client_id: &str) -> Result<(), RegistryError> {
-        if client_id == FIRST_PARTY_CLIENT {
+        if client_id == FIRST_PARTY_CLIENT || HOSTED_APPS.iter().any(|app| app.client_id == client_id) {
             return Err(RegistryError::invalid(
                 "client_id",
-                "the built-in first-party client cannot be deleted",
+                "a built-in client cannot be deleted",
             ));
         }
         if client_id.is_empty()

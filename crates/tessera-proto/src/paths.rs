@@ -18,6 +18,13 @@ pub const SESSIONS: &str = "/auth/sessions";
 pub const SESSION: &str = "/auth/sessions/{id}";
 pub const LOGOUT: &str = "/auth/logout";
 pub const SESSION_EXTEND: &str = "/auth/session/extend";
+/// The caller's session lifetimes, for the embeddable session-expiry warning.
+pub const SESSION_STATUS: &str = "/auth/session";
+/// A signed-in user asks to change their e-mail address (confirmed from the new one).
+pub const EMAIL_CHANGE: &str = "/auth/email";
+pub const EMAIL_CHANGE_CONFIRM: &str = "/auth/email/confirm";
+/// The account pages' list of the user's sessions (the new-sign-in e-mail links to it).
+pub const ACCOUNT_SESSIONS_PAGE: &str = "/account/sessions";
 pub const SIGNUP: &str = "/auth/signup";
 pub const VERIFY_EMAIL: &str = "/auth/verify-email";
 pub const LOGIN: &str = "/auth/login";

@@ -160,6 +160,7 @@ suite!(
     concurrent_password_changes_lose_no_hash,
     upgrade_password_hash_is_compare_and_set,
     mark_email_verified_needs_the_same_unverified_address,
+    change_email_is_compare_and_set_and_conflicts_with_a_taken_address,
     disabling_roles_and_counting_users,
     users_are_listed_in_pages_and_by_email,
     deleting_a_user_removes_history_and_tokens,
@@ -2573,6 +2574,57 @@ async fn mark_email_verified_needs_the_same_unverified_address(backend: &str) {
     assert_eq!((u1.email_verified_at, u1.updated_at), (Some(1_200), 1_200));
     assert!(!store
         .mark_email_verified("nobody", "u1@example.com", 1_300)
+        .await
+        .unwrap());
+}
+
+async fn change_email_is_compare_and_set_and_conflicts_with_a_taken_address(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store
+        .create_user(&user("u1", "u1@example.com", 1_000))
+        .await
+        .unwrap();
+    store
+        .create_user(&user("u2", "u2@example.com", 1_000))
+        .await
+        .unwrap();
+    // Not the current address: nothing changes.
+    assert!(!store
+        .change_email("u1", "old@example.com", "new@example.com", 1_100)
+        .await
+        .unwrap());
+    // Taken by another user: a conflict, nothing changes.
+    assert!(matches!(
+        store
+            .change_email("u1", "u1@example.com", "u2@example.com", 1_100)
+            .await,
+        Err(tessera_store::StoreError::Conflict(_))
+    ));
+    assert_eq!(store.user("u1").await.unwrap().unwrap().email, "u1@example.com");
+    assert!(store
+        .change_email("u1", "u1@example.com", "new@example.com", 1_200)
+        .await
+        .unwrap());
+    let u1 = store.user("u1").await.unwrap().unwrap();
+    assert_eq!(
+        (u1.email.as_str(), u1.email_verified_at, u1.updated_at),
+        ("new@example.com", Some(1_200), 1_200)
+    );
+    assert_eq!(
+        store.user_by_email("new@example.com").await.unwrap().unwrap().id,
+        "u1"
+    );
+    assert!(store.user_by_email("u1@example.com").await.unwrap().is_none());
+    // The old address is free again.
+    assert!(store
+        .change_email("u2", "u2@example.com", "u1@example.com", 1_300)
+        .await
+        .unwrap());
+    assert!(!store
+        .change_email("nobody", "x@example.com", "y@example.com", 1_300)
         .await
         .unwrap());
 }

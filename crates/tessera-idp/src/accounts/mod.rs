@@ -2,9 +2,11 @@
 //! upgrade of old hashes), password reset and change, and the operator's actions (create,
 //! disable, enable, delete, import). Every successful login ends in the token engine.
 
+mod builtin;
 pub mod email;
 pub mod import;
 mod login;
+mod own;
 pub mod profile;
 mod roles;
 pub mod throttle;
@@ -27,6 +29,8 @@ use crate::mfa::{Challenge, Mfa, MfaError};
 use crate::passwords::{self, PasswordError, PasswordHasher, PasswordPolicy, PolicyViolation};
 use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
 use crate::tokens::{Issued, TokenError, TokenService};
+
+pub use self::builtin::{HostedApp, ACCOUNT_APP, HOSTED_APPS};
 
 /// The client of the first-party JSON API (`/auth/login`, `/auth/reissue`), created at
 /// start-up if missing.
@@ -149,44 +153,6 @@ impl Accounts {
             audit: parts.audit,
             clock: parts.clock,
             background: Semaphore::new(BACKGROUND_PERMITS),
-        }
-    }
-
-    /// Makes sure the first-party client exists (at start-up).
-    pub async fn ensure_first_party_client(&self) -> Result<ClientRecord, StoreError> {
-        if let Some(client) = self.clients.client(FIRST_PARTY_CLIENT).await? {
-            return Ok(client);
-        }
-        let now = self.clock.now();
-        let client = ClientRecord {
-            client_id: FIRST_PARTY_CLIENT.to_owned(),
-            name: "Tessera first-party JSON API".to_owned(),
-            secret_hash: None,
-            token_endpoint_auth_method: "none".to_owned(),
-            channel: "web".to_owned(),
-            token_endpoint_auth_signing_alg: None,
-            jwks: None,
-            jwks_uri: None,
-            secret_sealed: None,
-            request_object_signing_alg: None,
-            grant_types: vec!["refresh_token".to_owned()],
-            scopes: vec!["openid".to_owned(), "profile".to_owned(), "email".to_owned()],
-            redirect_uris: Vec::new(),
-            post_logout_redirect_uris: Vec::new(),
-            allowed_cors_origins: Vec::new(),
-            backchannel_logout_uri: None,
-            first_party: true,
-            access_token_ttl_secs: None,
-            refresh_token_ttl_secs: None,
-            mfa_policy: None,
-            require_pushed_authorization_requests: false,
-            created_at: now,
-            updated_at: now,
-        };
-        match self.clients.create_client(&client).await {
-            // Another node created it first.
-            Ok(()) | Err(StoreError::Conflict(_)) => Ok(client),
-            Err(other) => Err(other),
         }
     }
 
@@ -499,31 +465,7 @@ impl Accounts {
         context: &RequestContext,
     ) -> Result<(), AccountError> {
         let user = self.users.user(user_id).await?.ok_or(AccountError::NoSuchUser)?;
-        let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
-            Ok(attempt) => attempt,
-            Err(refusal) => {
-                return Err(AccountError::Throttled {
-                    retry_after: refusal.retry_after(),
-                })
-            }
-        };
-        let stored = user
-            .password_hash
-            .clone()
-            .ok_or(AccountError::InvalidCredentials {
-                captcha_required: false,
-            })?;
-        if !self
-            .hasher
-            .verify_async(current.to_owned(), stored)
-            .await?
-            .matches
-        {
-            let captcha_required = self.throttle.captcha_required(&attempt);
-            self.throttle.failed(&attempt).await?;
-            return Err(AccountError::InvalidCredentials { captcha_required });
-        }
-        self.throttle.succeeded(attempt).await?;
+        self.check_current_password(&user, current, context).await?;
         self.acceptable_password(&user.email, new, Some(&user.id)).await?;
         self.set_password(&user, new, "password.changed", context).await?;
         // Every browser sign-in ends (whoever knew the old password); of the token sessions
@@ -548,6 +490,43 @@ impl Accounts {
                     .await?;
             }
         }
+        Ok(())
+    }
+
+    /// Re-authentication of a signed-in user before a sensitive change: `password` must be
+    /// the account's, counted by the same throttle as a login (a stolen session cannot
+    /// guess it faster than a login could).
+    pub async fn check_current_password(
+        &self,
+        user: &UserRecord,
+        password: &str,
+        context: &RequestContext,
+    ) -> Result<(), AccountError> {
+        let attempt = match self.throttle.admit(&user.email, context.ip.as_deref()).await? {
+            Ok(attempt) => attempt,
+            Err(refusal) => {
+                return Err(AccountError::Throttled {
+                    retry_after: refusal.retry_after(),
+                })
+            }
+        };
+        let stored = user
+            .password_hash
+            .clone()
+            .ok_or(AccountError::InvalidCredentials {
+                captcha_required: false,
+            })?;
+        if !self
+            .hasher
+            .verify_async(password.to_owned(), stored)
+            .await?
+            .matches
+        {
+            let captcha_required = self.throttle.captcha_required(&attempt);
+            self.throttle.failed(&attempt).await?;
+            return Err(AccountError::InvalidCredentials { captcha_required });
+        }
+        self.throttle.succeeded(attempt).await?;
         Ok(())
     }
 

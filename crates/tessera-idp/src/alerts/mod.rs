@@ -334,6 +334,7 @@ impl Alerts {
                 context.ip.as_deref().unwrap_or("-"),
                 context.user_agent.as_deref().unwrap_or("-"),
                 &link,
+                &format!("{}{}", self.issuer, tessera_proto::paths::ACCOUNT_SESSIONS_PAGE),
             ),
         );
         let mailer = self.mailer.clone();

@@ -14,7 +14,8 @@ pub use tessera_config::{LogConfig, LogFormat};
 pub struct AccountsConfig {
     /// Refuse login until the e-mail address is verified.
     pub require_verified_email: bool,
-    /// Seconds an e-mail verification link stays valid.
+    /// Seconds an e-mail verification link (and an e-mail change's confirmation link) stays
+    /// valid.
     pub verification_ttl_secs: u64,
     /// Seconds a password-reset link stays valid.
     pub reset_ttl_secs: u64,

@@ -27,8 +27,9 @@ mod templates;
 
 pub use locale::Locale;
 pub use templates::{
-    account_exists_email, escape, new_sign_in_email, password_changed_email, password_reset_email,
-    recovery_code_used_email, sign_in_code_email, verification_email,
+    account_exists_email, email_change_email, email_change_notice_email, escape, new_sign_in_email,
+    password_changed_email, password_reset_email, recovery_code_used_email, sign_in_code_email,
+    verification_email,
 };
 
 /// Default timeout of connecting to the SMTP server. One whole `send` (connect, greeting,

@@ -172,6 +172,86 @@ pub fn password_changed_email(locale: Locale) -> (String, String, String) {
     t.render()
 }
 
+/// The confirmation of a new address, sent to that address: `(subject, text, html)`.
+pub fn email_change_email(locale: Locale, link: &str, ttl_hours: u64) -> (String, String, String) {
+    let t = match locale {
+        Locale::En => Template {
+            locale,
+            subject: "Confirm your new e-mail address".to_owned(),
+            before: vec![
+                "Hello,".to_owned(),
+                "Someone asked to use this address for their account. Open the link below to \
+                 confirm it; the account keeps its old address until you do."
+                    .to_owned(),
+            ],
+            details: Vec::new(),
+            action: Some(Action {
+                label: "Confirm new address",
+                link,
+            }),
+            after: vec![format!(
+                "The link is valid for {}. If you did not ask for this, ignore this message.",
+                plural(ttl_hours, "hour", "hours")
+            )],
+        },
+        Locale::Ko => Template {
+            locale,
+            subject: "새 이메일 주소를 확인해 주세요".to_owned(),
+            before: vec![
+                "안녕하세요.".to_owned(),
+                "계정의 이메일 주소를 이 주소로 바꾸려는 요청이 있었습니다. 아래 링크를 열어 확인해 \
+                 주세요. 확인하기 전까지는 기존 주소가 그대로 사용됩니다."
+                    .to_owned(),
+            ],
+            details: Vec::new(),
+            action: Some(Action {
+                label: "새 주소 확인하기",
+                link,
+            }),
+            after: vec![format!(
+                "이 링크는 {ttl_hours}시간 동안 유효합니다. 요청한 적이 없다면 이 메일을 무시하셔도 됩니다."
+            )],
+        },
+    };
+    t.render()
+}
+
+/// The notice to the old address that a change to `new_address` was asked for:
+/// `(subject, text, html)`.
+pub fn email_change_notice_email(locale: Locale, new_address: &str) -> (String, String, String) {
+    let t = match locale {
+        Locale::En => Template {
+            locale,
+            subject: "A change of your e-mail address was requested".to_owned(),
+            before: vec![
+                "Hello,".to_owned(),
+                "Someone signed in to your account asked to change its e-mail address. The change \
+                 takes effect only when the new address is confirmed."
+                    .to_owned(),
+            ],
+            details: vec![("New address", new_address.to_owned())],
+            action: None,
+            after: vec![
+                "If this was not you, change your password right away and contact support.".to_owned(),
+            ],
+        },
+        Locale::Ko => Template {
+            locale,
+            subject: "이메일 주소 변경이 요청되었습니다".to_owned(),
+            before: vec![
+                "안녕하세요.".to_owned(),
+                "계정에 로그인한 사용자가 이메일 주소 변경을 요청했습니다. 새 주소가 확인되어야 \
+                 변경됩니다."
+                    .to_owned(),
+            ],
+            details: vec![("새 주소", new_address.to_owned())],
+            action: None,
+            after: vec!["본인이 아니라면 즉시 비밀번호를 변경하고 고객 지원팀에 연락해 주세요.".to_owned()],
+        },
+    };
+    t.render()
+}
+
 /// A one-time code to sign in (or to confirm the address as a factor), valid `minutes`:
 /// `(subject, text, html)`. No link: the code is typed where it was asked for.
 pub fn sign_in_code_email(locale: Locale, code: &str, minutes: u64) -> (String, String, String) {
@@ -257,6 +337,7 @@ pub fn new_sign_in_email(
     ip: &str,
     user_agent: &str,
     end_session_link: &str,
+    sessions_page: &str,
 ) -> (String, String, String) {
     let details = |labels: [&'static str; 3]| {
         vec![
@@ -282,6 +363,7 @@ pub fn new_sign_in_email(
                 "If this was you, there is nothing else to do. If it was not you, end that session with \
                  the link above and change your password."
                     .to_owned(),
+                format!("Every session and device of your account: {sessions_page}"),
             ],
         },
         Locale::Ko => Template {
@@ -300,6 +382,7 @@ pub fn new_sign_in_email(
                 "본인이라면 따로 하실 일은 없습니다. 본인이 아니라면 위 링크로 해당 세션을 종료하고 \
                  비밀번호를 변경해 주세요."
                     .to_owned(),
+                format!("계정의 모든 세션과 기기: {sessions_page}"),
             ],
         },
     };
@@ -457,7 +540,7 @@ mod tests {
         vec![
             verification_email(locale, link, 24),
             password_reset_email(locale, link, 30),
-            new_sign_in_email(locale, user, user, user, link),
+            new_sign_in_email(locale, user, user, user, link, link),
             account_exists_email(locale, link),
         ]
     }
@@ -526,7 +609,7 @@ mod tests {
                 assert!(!html.contains("href=\""), "{html}");
             }
             let link = "https://id.example.com/s/end?sid=1";
-            let (_, text, html) = new_sign_in_email(locale, "2025-01-01 <b>", "127.0.0.1", evil, link);
+            let (_, text, html) = new_sign_in_email(locale, "2025-01-01 <b>", "127.0.0.1", evil, link, link);
             assert!(!html.contains("<script>"), "{html}");
             assert!(html.contains("2025-01-01 &lt;b&gt;"), "{html}");
             assert_eq!(html.matches("href=\"").count(), 1, "{html}");
@@ -545,13 +628,21 @@ mod tests {
             "10.0.0.1",
             "UA\r\n\r\nClick https://evil.example",
             "https://id.example.com/end",
+            "https://id.example.com/account/sessions",
         );
         assert!(
             text.contains("Device: UA    Click https://evil.example\n"),
             "{text}"
         );
         let long = "x".repeat(1000);
-        let (_, text, _) = new_sign_in_email(Locale::En, "now", "ip", &long, "https://a.example/");
+        let (_, text, _) = new_sign_in_email(
+            Locale::En,
+            "now",
+            "ip",
+            &long,
+            "https://a.example/",
+            "https://a.example/s",
+        );
         assert!(!text.contains(&long));
         assert!(text.contains('…'));
     }

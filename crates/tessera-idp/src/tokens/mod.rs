@@ -707,6 +707,21 @@ impl TokenService {
             .await?)
     }
 
+    /// The session `session_id` while it is alive (not ended, neither expiry passed).
+    pub async fn alive_session(&self, session_id: &str) -> Result<Option<SessionRecord>, TokenError> {
+        let now = self.clock.now();
+        Ok(self
+            .sessions
+            .session(session_id)
+            .await?
+            .filter(|s| s.is_alive(now)))
+    }
+
+    /// Seconds a session lives without activity (`sessions.idle_timeout_secs`).
+    pub fn idle_timeout_secs(&self) -> i64 {
+        self.idle_secs()
+    }
+
     /// The alive sessions of `subject`.
     pub async fn sessions_of(&self, subject: &str) -> Result<Vec<SessionRecord>, TokenError> {
         Ok(self.sessions.alive_sessions(subject, self.clock.now()).await?)

@@ -91,6 +91,11 @@ pub trait UserStore: Send + Sync + 'static {
     /// user, another address, or an address already verified (its first time is kept).
     async fn mark_email_verified(&self, id: &str, email: &str, now: i64) -> Result<bool, StoreError>;
 
+    /// Changes the user's address from `from` to `to`, verified as of `now` (the caller has
+    /// proved the new address), if it is still `from`. Returns whether it changed;
+    /// `StoreError::Conflict` when another user has `to`.
+    async fn change_email(&self, id: &str, from: &str, to: &str, now: i64) -> Result<bool, StoreError>;
+
     /// Disables (`Some(now)`) or enables (`None`) the user. Returns whether the user exists.
     async fn set_disabled(&self, id: &str, disabled_at: Option<i64>, now: i64) -> Result<bool, StoreError>;
 
@@ -359,6 +364,20 @@ impl UserStore for SqlStore {
         )
         .bind(id)
         .bind(email)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn change_email(&self, id: &str, from: &str, to: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE users SET email = $3, email_verified_at = $4, updated_at = $4 \
+             WHERE id = $1 AND email = $2",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
         .bind(now)
         .execute(&self.pool)
         .await?;

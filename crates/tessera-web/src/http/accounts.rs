@@ -167,16 +167,40 @@ pub struct TokenQuery {
     token: Option<String>,
 }
 
-/// `GET /auth/verify-email?token=…` → `200 {email, verified: true}`.
+/// Whether the request is a browser opening a link (it asks for HTML first).
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("text/html"))
+}
+
+/// A browser that opened a mailed link goes to its account page (`page`), which asks
+/// before it acts; the token goes along (it is already in the link).
+fn to_link_page(page: &str, token: &str) -> Response {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("token", token);
+    super::portal::redirect(&format!("{page}?{}", query.finish()))
+}
+
+/// `GET /auth/verify-email?token=…` → `200 {email, verified: true}`; a browser goes to the
+/// account pages' verification page instead.
 pub async fn verify_email(
     State(state): State<AppState>,
     Context(context): Context,
+    headers: HeaderMap,
     Query(query): Query<TokenQuery>,
 ) -> Result<Response, ApiError> {
     let token = query
         .token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("token is required"))?;
+    if wants_html(&headers) {
+        return Ok(to_link_page(
+            crate::pages::portal::account::path::VERIFY_EMAIL,
+            &token,
+        ));
+    }
     let email = state.accounts.verify_email(&token, &context).await?;
     Ok(Json(json!({ "email": email, "verified": true })).into_response())
 }
@@ -414,6 +438,21 @@ pub struct ResetRequest {
     password: String,
 }
 
+/// `GET /auth/password/forgot`, linked from the "you already have an account" mail: the
+/// account pages' forgot-password page.
+pub async fn forgot_link() -> Response {
+    super::portal::redirect(crate::pages::portal::account::path::FORGOT)
+}
+
+/// `GET /auth/password/reset?token=…`, the mailed link: the account pages' reset page.
+pub async fn reset_link(Query(query): Query<TokenQuery>) -> Result<Response, ApiError> {
+    let token = query
+        .token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::bad_request("token is required"))?;
+    Ok(to_link_page(crate::pages::portal::account::path::RESET, &token))
+}
+
 /// `POST /auth/password/reset {token, password}` → `200 {email}`; every session ends.
 pub async fn reset_password(
     State(state): State<AppState>,
@@ -467,4 +506,67 @@ pub async fn change_password(
         Ok((StatusCode::NO_CONTENT, Value::Null))
     })
     .await
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmailChangeRequest {
+    email: String,
+    current_password: String,
+}
+
+/// `POST /auth/email {email, currentPassword}` (Bearer) → `202 {email}`: a confirmation
+/// link goes to the new address and a notice to the old one; the address changes only when
+/// the link is used (`POST /auth/email/confirm`).
+pub async fn change_email(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (claims, _) = match caller(&state, &headers).await {
+        Ok(found) => found,
+        Err(err) => return err.into_response(),
+    };
+    let locale = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .map_or(Locale::En, Locale::from_accept_language);
+    let scope = format!("email:{}", claims.sub);
+    idempotency::once(&state, &headers, &scope, &body, || async {
+        let request: EmailChangeRequest = json_body(&headers, &body)?;
+        let email = state
+            .accounts
+            .request_email_change(
+                &claims.sub,
+                &request.current_password,
+                &request.email,
+                locale,
+                &context,
+            )
+            .await?;
+        Ok((StatusCode::ACCEPTED, json!({ "email": email })))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct EmailConfirmRequest {
+    token: String,
+}
+
+/// `POST /auth/email/confirm {token}` → `{email}`: the token of the confirmation link
+/// (single use); the account's address becomes the new one, verified.
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    Context(context): Context,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: EmailConfirmRequest = json_body(&headers, &body)?;
+    let email = state
+        .accounts
+        .confirm_email_change(&request.token, &context)
+        .await?;
+    Ok(Json(json!({ "email": email })).into_response())
 }

@@ -2,6 +2,7 @@
 //! trace span, panic guard, security headers, timeout, body limit, and — with
 //! `metrics.enabled` — request metrics by route template).
 
+mod account;
 mod accounts;
 mod admin;
 mod admin_keys;
@@ -25,6 +26,7 @@ pub mod openapi;
 mod paging;
 mod par;
 mod passkeys;
+mod portal;
 mod profile;
 mod request;
 mod sessions;
@@ -116,6 +118,9 @@ pub fn router(state: AppState) -> Router {
             paths::DEVICE_AUTHORIZATION,
             post(oauth::device_authorization).options(preflight),
         )
+        // The embeddable session-expiry warning reads and extends from a client's pages.
+        .route(paths::SESSION_STATUS, get(sessions::status).options(preflight))
+        .route(paths::SESSION_EXTEND, post(sessions::extend).options(preflight))
         .layer(cors::registered(state.clients.clone()));
     let router = Router::new()
         .merge(public)
@@ -146,7 +151,6 @@ pub fn router(state: AppState) -> Router {
         .route(paths::SESSIONS, get(sessions::list))
         .route(paths::SESSION, delete(sessions::end_one))
         .route(paths::LOGOUT, post(sessions::logout))
-        .route(paths::SESSION_EXTEND, post(sessions::extend))
         .route(paths::SIGNUP, post(accounts::signup))
         .route(paths::VERIFY_EMAIL, get(accounts::verify_email))
         .route(paths::LOGIN, post(accounts::login))
@@ -154,9 +158,17 @@ pub fn router(state: AppState) -> Router {
         .route(paths::ME, get(accounts::me))
         .route(paths::PROFILE, get(profile::show).patch(profile::update))
         .route(paths::MEMBER_ME, get(accounts::member_me))
-        .route(paths::PASSWORD_FORGOT, post(accounts::forgot_password))
-        .route(paths::PASSWORD_RESET, post(accounts::reset_password))
+        .route(
+            paths::PASSWORD_FORGOT,
+            get(accounts::forgot_link).post(accounts::forgot_password),
+        )
+        .route(
+            paths::PASSWORD_RESET,
+            get(accounts::reset_link).post(accounts::reset_password),
+        )
         .route(paths::PASSWORD_CHANGE, post(accounts::change_password))
+        .route(paths::EMAIL_CHANGE, post(accounts::change_email))
+        .route(paths::EMAIL_CHANGE_CONFIRM, post(accounts::confirm_email_change))
         .route(paths::END_SIGN_IN, get(alerts::confirm).post(alerts::end))
         .route(paths::MFA_VERIFY, post(mfa::verify))
         .route(paths::MFA, get(mfa::list))
@@ -174,8 +186,17 @@ pub fn router(state: AppState) -> Router {
         .route(paths::PASSKEY_OPTIONS, post(passkeys::options))
         .route(paths::PASSKEY_LOGIN, post(passkeys::login))
         .route(paths::MFA_FACTOR, delete(mfa::remove).patch(mfa::rename))
+        .route(
+            crate::pages::portal::PORTAL_STYLESHEET_PATH,
+            get(crate::pages::portal::stylesheet),
+        )
+        .route(
+            crate::pages::portal::EXPIRY_SCRIPT_PATH,
+            get(crate::pages::portal::expiry_js),
+        )
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet))
         .route(crate::pages::PASSKEY_SCRIPT_PATH, get(crate::pages::passkey_js));
+    let router = router.merge(account::routes());
     let router = admin_routes()
         .into_iter()
         .fold(router, |router, route| router.route(route.path, route.handler));

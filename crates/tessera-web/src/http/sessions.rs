@@ -157,6 +157,30 @@ pub async fn logout(
     Ok((StatusCode::NO_CONTENT, [(axum::http::header::SET_COOKIE, clear)]).into_response())
 }
 
+/// The lifetimes of `session` as the session-expiry warning reads them (docs/pages.md).
+fn lifetimes(state: &AppState, session: &SessionRecord) -> Response {
+    let mut response = Json(serde_json::json!({
+        "sessionId": session.id,
+        "idleExpiresAt": session.idle_expires_at,
+        "absoluteExpiresAt": session.absolute_expires_at,
+        "now": state.clock.now(),
+        "warnBeforeSecs": super::portal::warn_before_secs(state),
+    }))
+    .into_response();
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// `GET /auth/session`: this session's idle and absolute expiry, the server's clock and
+/// how long before the idle expiry to warn. Reading them is no activity.
+pub async fn status(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (_, session) = caller(&state, &headers).await?;
+    Ok(lifetimes(&state, &session))
+}
+
 /// `POST /auth/session/extend`: pushes this session's idle expiry out again.
 pub async fn extend(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let (_, session) = caller(&state, &headers).await?;
@@ -165,10 +189,5 @@ pub async fn extend(State(state): State<AppState>, headers: HeaderMap) -> Result
         .extend_session(&session.id)
         .await?
         .ok_or_else(|| ApiError::unauthorized(Some("invalid_token")).detail("the session has ended"))?;
-    Ok(Json(serde_json::json!({
-        "sessionId": extended.id,
-        "idleExpiresAt": extended.idle_expires_at,
-        "absoluteExpiresAt": extended.absolute_expires_at,
-    }))
-    .into_response())
+    Ok(lifetimes(&state, &extended))
 }

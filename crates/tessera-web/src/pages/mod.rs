@@ -15,6 +15,7 @@
 
 mod device;
 mod federation;
+pub mod portal;
 mod text;
 mod views;
 

@@ -211,6 +211,8 @@ async fn a_new_device_is_mailed_once_and_its_link_ends_exactly_that_session(back
     let html = mail.html.as_deref().unwrap();
     assert!(!html.contains("<b>Browser"), "the user agent is escaped: {html}");
     let token = link_token(&mail.body, END).expect("an end-session link");
+    // And where every session of the account is listed.
+    assert!(mail.body.contains(&node.at("/account/sessions")), "{}", mail.body);
     let new_device = audit(&node, "login.new_device").await;
     assert_eq!(new_device.len(), 1);
     assert_eq!(new_device[0].subject.as_deref(), Some(user_id.as_str()));

@@ -315,16 +315,25 @@ async fn admin_api_creates_lists_shows_updates_and_deletes_clients(backend: Back
         assert_eq!(status, 404, "{problem}");
         assert_eq!(headers["content-type"], "application/problem+json");
     }
-    // The built-in first-party client stays.
-    let (status, _, problem) = call(
-        &node,
-        reqwest::Method::DELETE,
-        "/admin/clients/tessera-first-party",
-        token,
-        None,
-    )
-    .await;
-    assert_eq!(status, 400, "{problem}");
+    // The built-in clients stay: the first-party JSON API's and the account pages'.
+    for builtin in ["tessera-first-party", "tessera-account"] {
+        let (status, _, problem) = call(
+            &node,
+            reqwest::Method::DELETE,
+            &format!("/admin/clients/{builtin}"),
+            token,
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{builtin}: {problem}");
+    }
+    assert!(node
+        .state
+        .clients
+        .client("tessera-account")
+        .await
+        .unwrap()
+        .is_some());
 
     // Every change is in the audit trail, attributed to the admin client.
     let actor = format!("client:{}", admin.client_id);

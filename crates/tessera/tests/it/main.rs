@@ -4,6 +4,9 @@
 // Test helpers outside `#[test]` functions may fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account;
+mod account_browser;
+mod account_forms;
 mod accounts;
 mod accounts_abuse;
 mod admin_api;
