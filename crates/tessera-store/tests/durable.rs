@@ -153,6 +153,8 @@ suite!(
     audit_filters_and_pages_newest_first,
     audit_after_id_reads_what_came_later,
     alive_sessions_are_counted_across_subjects,
+    alive_sessions_are_counted_by_channel,
+    audit_events_are_counted_per_interval,
     purge_removes_what_ended_and_keeps_what_is_needed,
     users_round_trip_and_a_taken_email_conflicts,
     profiles_merge_atomically_and_go_with_their_user,
@@ -2150,6 +2152,96 @@ async fn alive_sessions_are_counted_across_subjects(backend: &str) {
         .is_some());
     assert_eq!(store.count_alive_sessions(1_200 + IDLE).await.unwrap(), 1);
     assert_eq!(store.count_alive_sessions(1_200 + ABSOLUTE).await.unwrap(), 0);
+}
+
+async fn alive_sessions_are_counted_by_channel(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    assert!(store
+        .count_alive_sessions_by_channel(1_000)
+        .await
+        .unwrap()
+        .is_empty());
+    create(store, &session("a1", "u1", "web", 1_000), SessionLimit::Unlimited).await;
+    create(
+        store,
+        &session("a2", "u1", "mobile", 1_000),
+        SessionLimit::Unlimited,
+    )
+    .await;
+    create(store, &session("b1", "u2", "web", 1_100), SessionLimit::Unlimited).await;
+    create(
+        store,
+        &session("c1", "u3", "partner", 1_200),
+        SessionLimit::Unlimited,
+    )
+    .await;
+    let counted = |pairs: &[(&str, u64)]| -> Vec<(String, u64)> {
+        pairs.iter().map(|(c, n)| ((*c).to_owned(), *n)).collect()
+    };
+    assert_eq!(
+        store.count_alive_sessions_by_channel(1_250).await.unwrap(),
+        counted(&[("mobile", 1), ("partner", 1), ("web", 2)])
+    );
+    // Revoked and idle-expired sessions leave their channel's count; an empty channel goes.
+    store.revoke_session("a2", "logout", 1_300).await.unwrap();
+    assert_eq!(
+        store.count_alive_sessions_by_channel(1_000 + IDLE).await.unwrap(),
+        counted(&[("partner", 1), ("web", 1)])
+    );
+}
+
+async fn audit_events_are_counted_per_interval(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    // Three of the event in the first hour, none in the second, one in the third; another
+    // event and one outside the window do not count.
+    for (at, event) in [
+        (9_999, "login.failed"),
+        (10_000, "login.failed"),
+        (10_001, "login.failed"),
+        (13_599, "login.failed"),
+        (13_000, "login.succeeded"),
+        (17_200, "login.failed"),
+        (20_800, "login.failed"),
+    ] {
+        store.record_audit(&audit(at, event, Some("u1"))).await.unwrap();
+    }
+    assert_eq!(
+        store
+            .count_audit_events("login.failed", 10_000, 20_800, 3_600)
+            .await
+            .unwrap(),
+        [3, 0, 1]
+    );
+    // A window that is not a whole number of intervals ends with a shorter one.
+    assert_eq!(
+        store
+            .count_audit_events("login.failed", 10_000, 17_201, 3_600)
+            .await
+            .unwrap(),
+        [3, 0, 1]
+    );
+    assert_eq!(
+        store
+            .count_audit_events("nothing.happened", 10_000, 20_800, 3_600)
+            .await
+            .unwrap(),
+        [0, 0, 0]
+    );
+    // Nonsense windows are refused rather than answered.
+    for (since, until, bucket) in [(10_000, 10_000, 60), (10_000, 20_000, 0), (0, 10_000_000, 1)] {
+        assert!(matches!(
+            store
+                .count_audit_events("login.failed", since, until, bucket)
+                .await,
+            Err(StoreError::InvalidInput(_))
+        ));
+    }
 }
 
 async fn purge_removes_what_ended_and_keeps_what_is_needed(backend: &str) {

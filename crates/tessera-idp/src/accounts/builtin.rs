@@ -18,6 +18,9 @@ pub struct HostedApp {
     pub client_name: &'static str,
     /// The path every page of the app lives under, e.g. `/account`.
     pub base_path: &'static str,
+    /// The client's second-factor policy (`required` for the console); `None` follows the
+    /// deployment's `mfa.policy`.
+    pub mfa_policy: Option<&'static str>,
 }
 
 impl HostedApp {
@@ -32,10 +35,19 @@ pub const ACCOUNT_APP: HostedApp = HostedApp {
     client_id: "tessera-account",
     client_name: "Tessera account",
     base_path: "/account",
+    mfa_policy: None,
+};
+
+/// The admin console (`/console`): every sign-in to it passes a second factor.
+pub const CONSOLE_APP: HostedApp = HostedApp {
+    client_id: "tessera-console",
+    client_name: "Tessera admin console",
+    base_path: "/console",
+    mfa_policy: Some("required"),
 };
 
 /// Every hosted app: their clients are ensured at start-up.
-pub const HOSTED_APPS: [HostedApp; 1] = [ACCOUNT_APP];
+pub const HOSTED_APPS: [HostedApp; 2] = [ACCOUNT_APP, CONSOLE_APP];
 
 /// A built-in public client of the web channel, first party, with the standard scopes.
 fn builtin_public_client(now: i64) -> ClientRecord {
@@ -81,7 +93,8 @@ impl Accounts {
     }
 
     /// Makes sure the public client of a hosted web app exists (at start-up) with the
-    /// redirect URI of this issuer: a changed issuer updates it.
+    /// redirect URI of this issuer and the app's second-factor policy: a changed issuer
+    /// updates it, and so does a policy changed behind the app's back (the admin API).
     pub async fn ensure_hosted_app_client(&self, app: &HostedApp) -> Result<ClientRecord, StoreError> {
         let now = self.clock.now();
         let client = self
@@ -90,15 +103,18 @@ impl Accounts {
                 name: app.client_name.to_owned(),
                 grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
                 redirect_uris: vec![app.redirect_uri(&self.issuer)],
+                mfa_policy: app.mfa_policy.map(str::to_owned),
                 ..builtin_public_client(now)
             })
             .await?;
         let wanted = vec![app.redirect_uri(&self.issuer)];
-        if client.redirect_uris == wanted {
+        let policy = app.mfa_policy.map(str::to_owned);
+        if client.redirect_uris == wanted && client.mfa_policy == policy {
             return Ok(client);
         }
         let updated = ClientRecord {
             redirect_uris: wanted,
+            mfa_policy: policy,
             updated_at: now,
             ..client
         };

@@ -30,7 +30,7 @@ use crate::passwords::{self, PasswordError, PasswordHasher, PasswordPolicy, Poli
 use crate::tokens::opaque::{random_b64, random_id, sha256_b64};
 use crate::tokens::{Issued, TokenError, TokenService};
 
-pub use self::builtin::{HostedApp, ACCOUNT_APP, HOSTED_APPS};
+pub use self::builtin::{HostedApp, ACCOUNT_APP, CONSOLE_APP, HOSTED_APPS};
 
 /// The client of the first-party JSON API (`/auth/login`, `/auth/reissue`), created at
 /// start-up if missing.

@@ -210,7 +210,8 @@ impl Federation {
         }
     }
 
-    fn providers(&self) -> Arc<Vec<ProviderConfig>> {
+    /// The configured providers, in configuration order.
+    pub fn providers(&self) -> Arc<Vec<ProviderConfig>> {
         match self.providers.read() {
             Ok(providers) => providers.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),

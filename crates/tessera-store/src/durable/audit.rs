@@ -54,7 +54,21 @@ pub trait AuditStore: Send + Sync + 'static {
     async fn record_audit(&self, record: &AuditRecord) -> Result<i64, StoreError>;
     /// Records matching `query`, newest first, at most `query.limit`.
     async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// How many records of `event` fall in each `bucket_secs`-long interval from `since`
+    /// (inclusive) to `until` (exclusive): one count per interval, oldest first, zeros
+    /// included. At most [`MAX_AUDIT_BUCKETS`] intervals; `bucket_secs` must be positive.
+    async fn count_audit_events(
+        &self,
+        event: &str,
+        since: i64,
+        until: i64,
+        bucket_secs: i64,
+    ) -> Result<Vec<u64>, StoreError>;
 }
+
+/// The most intervals one [`AuditStore::count_audit_events`] answers.
+pub const MAX_AUDIT_BUCKETS: i64 = 1000;
 
 /// What one clean-up pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -194,6 +208,49 @@ impl AuditStore for SqlStore {
         }
         let rows = statement.bind(i64::from(limit)).fetch_all(&self.pool).await?;
         rows.iter().map(audit_from_row).collect()
+    }
+
+    async fn count_audit_events(
+        &self,
+        event: &str,
+        since: i64,
+        until: i64,
+        bucket_secs: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        if bucket_secs <= 0 || until <= since {
+            return Err(StoreError::InvalidInput(format!(
+                "audit counts need bucket_secs > 0 and since < until (got {bucket_secs}, {since}..{until})"
+            )));
+        }
+        // Both positive here: a partial last interval counts as one.
+        let buckets = (until - since + bucket_secs - 1) / bucket_secs;
+        if buckets > MAX_AUDIT_BUCKETS {
+            return Err(StoreError::InvalidInput(format!(
+                "audit counts over {buckets} intervals (at most {MAX_AUDIT_BUCKETS})"
+            )));
+        }
+        // Integer division of a non-negative offset: the same bucket on SQLite and PostgreSQL.
+        let rows = sqlx::query(
+            "SELECT (at - $2) / $4 AS bucket, COUNT(*) AS n FROM audit_events \
+             WHERE event = $1 AND at >= $2 AND at < $3 GROUP BY bucket",
+        )
+        .bind(event)
+        .bind(since)
+        .bind(until)
+        .bind(bucket_secs)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = vec![0u64; usize::try_from(buckets).unwrap_or(0)];
+        for row in &rows {
+            let bucket: i64 = row.try_get("bucket")?;
+            let n: i64 = row.try_get("n")?;
+            let slot = usize::try_from(bucket)
+                .ok()
+                .and_then(|i| counts.get_mut(i))
+                .ok_or_else(|| StoreError::Corrupt(format!("audit bucket {bucket} out of range")))?;
+            *slot = u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("audit count {n}: {e}")))?;
+        }
+        Ok(counts)
     }
 }
 

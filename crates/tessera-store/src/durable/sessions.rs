@@ -152,6 +152,10 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `tessera_active_sessions` gauge: one count, no rows).
     async fn count_alive_sessions(&self, now: i64) -> Result<u64, StoreError>;
 
+    /// How many sessions are alive at `now`, by channel (`web`, `mobile`, `partner`, …),
+    /// channels in name order; a channel without one is absent.
+    async fn count_alive_sessions_by_channel(&self, now: i64) -> Result<Vec<(String, u64)>, StoreError>;
+
     /// Revokes the session if it is alive; returns it as revoked, or `None` if it was not
     /// alive (nothing changed). Adds a `sid` revocation entry expiring at
     /// `access_expires_at` when that is after `now`.
@@ -482,6 +486,23 @@ impl SessionStore for SqlStore {
             .await?
             .try_get("n")?;
         u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("session count {n}: {e}")))
+    }
+
+    async fn count_alive_sessions_by_channel(&self, now: i64) -> Result<Vec<(String, u64)>, StoreError> {
+        let sql = format!(
+            "SELECT channel, COUNT(*) AS n FROM sessions WHERE {} GROUP BY channel ORDER BY channel",
+            alive("$1")
+        );
+        let rows = sqlx::query(&sql).bind(now).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                let channel: String = row.try_get("channel")?;
+                let n: i64 = row.try_get("n")?;
+                let n =
+                    u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("session count {n}: {e}")))?;
+                Ok((channel, n))
+            })
+            .collect()
     }
 
     async fn revoke_session(

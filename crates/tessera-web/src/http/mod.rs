@@ -11,6 +11,7 @@ mod admin_users;
 mod alerts;
 mod api_keys;
 mod audit;
+mod console;
 mod cors;
 mod device;
 mod dpop;
@@ -196,7 +197,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(crate::pages::STYLESHEET_PATH, get(crate::pages::stylesheet))
         .route(crate::pages::PASSKEY_SCRIPT_PATH, get(crate::pages::passkey_js));
-    let router = router.merge(account::routes());
+    let router = router.merge(account::routes()).merge(console::routes());
     let router = admin_routes()
         .into_iter()
         .fold(router, |router, route| router.route(route.path, route.handler));

@@ -13,6 +13,8 @@
 //! and a login hint. There is deliberately no `form-action` directive: Chrome applies it to
 //! the redirect after a form post, which must be allowed to go to the client's redirect URI.
 
+mod chart;
+pub mod console;
 mod device;
 mod federation;
 pub mod portal;

@@ -21,6 +21,7 @@ mod cli;
 mod client_auth;
 mod clients;
 mod cluster;
+mod console;
 mod deploy;
 mod device;
 mod dpop;

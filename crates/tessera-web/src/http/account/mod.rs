@@ -7,20 +7,19 @@ use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use tessera_idp::accounts::ACCOUNT_APP;
-use tessera_idp::mail::Locale;
 use tessera_idp::state::AppState;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use super::portal::{self, Signed};
+pub(crate) use super::portal::{bad_form, page_form, refused_form};
 use super::request::Context;
 use crate::pages::portal::account::{self as view, path, Frame};
 use crate::pages::portal::{Expiry, SignedInShell};
-use crate::pages::{self, ErrorKind};
 
 mod forms;
 mod security;
@@ -35,9 +34,6 @@ pub use sessions::{end_others, end_session, sessions};
 pub use signed_out::{
     forgot, forgot_form, reset, reset_form, sign_up, sign_up_form, verify_email, verify_email_form,
 };
-
-/// The longest a page form's body may be (the router's limit is larger).
-const MAX_FORM_BYTES: usize = 16 * 1024;
 
 /// The account pages' routes. Their pages send the referrer to this origin only
 /// (`same-origin`, not the hosted pages' `no-referrer`): with `no-referrer` a browser sends
@@ -103,45 +99,6 @@ pub(super) fn shell<'a>(state: &AppState, signed: &'a Signed) -> SignedInShell<'
 pub(super) fn here(uri: &Uri) -> String {
     let here = uri.path_and_query().map_or(path::HOME, |pq| pq.as_str());
     portal::page_of_app(&ACCOUNT_APP, here).unwrap_or_else(|| path::HOME.to_owned())
-}
-
-/// A page form: `application/x-www-form-urlencoded`, each field at most once. `None` for
-/// anything else (the caller answers 400).
-pub(crate) fn page_form(headers: &HeaderMap, body: &[u8]) -> Option<BTreeMap<String, String>> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
-    if !is_form || body.len() > MAX_FORM_BYTES {
-        return None;
-    }
-    let mut form = BTreeMap::new();
-    for (key, value) in url::form_urlencoded::parse(body) {
-        if form.insert(key.into_owned(), value.into_owned()).is_some() {
-            return None;
-        }
-    }
-    Some(form)
-}
-
-/// The answer to a form that failed its CSRF or origin check, or was malformed.
-pub(super) fn refused_form(locale: Locale) -> Response {
-    pages::error_page(
-        locale,
-        StatusCode::FORBIDDEN,
-        ErrorKind::InvalidRequest("the form expired or did not come from this site; reload the page".into()),
-    )
-    .into_response()
-}
-
-pub(super) fn bad_form(locale: Locale) -> Response {
-    pages::error_page(
-        locale,
-        StatusCode::BAD_REQUEST,
-        ErrorKind::InvalidRequest("the form is malformed".into()),
-    )
-    .into_response()
 }
 
 /// A signed-in form post: the signed-in state and the form, or the refusal.
@@ -216,97 +173,23 @@ async fn language(State(state): State<AppState>, Query(query): Query<BTreeMap<St
     portal::choose_language(&state, &ACCOUNT_APP, &query)
 }
 
-/// The lifetimes the expiry warning reads (docs/pages.md).
-fn lifetimes(state: &AppState, idle: i64, absolute: i64) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "idleExpiresAt": idle,
-        "absoluteExpiresAt": absolute,
-        "now": state.clock.now(),
-        "warnBeforeSecs": portal::warn_before_secs(state),
-    }))
-}
-
-/// `GET /account/session`: the signed-in session's lifetimes as JSON (no activity: reading
-/// them does not extend the session); 401 when it has ended.
+/// `GET /account/session`: the signed-in session's lifetimes as JSON
+/// ([`portal::session_status`]).
 async fn session_status(
     State(state): State<AppState>,
     headers: HeaderMap,
     method: Method,
     uri: Uri,
 ) -> Response {
-    match portal::signed_in(&state, &ACCOUNT_APP, &headers, &method, &uri, false).await {
-        Ok(signed) => {
-            let mut response = lifetimes(
-                &state,
-                signed.session.idle_expires_at,
-                signed.session.absolute_expires_at,
-            )
-            .into_response();
-            no_store(&mut response);
-            response
-        }
-        Err(_) => session_ended(),
-    }
+    portal::session_status(&state, &ACCOUNT_APP, &headers, &method, &uri).await
 }
 
-fn session_ended() -> Response {
-    let mut response = (
-        StatusCode::UNAUTHORIZED,
-        Json(serde_json::json!({ "error": "session_ended" })),
-    )
-        .into_response();
-    no_store(&mut response);
-    response
-}
-
-fn no_store(response: &mut Response) {
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        axum::http::HeaderValue::from_static("no-store"),
-    );
-}
-
-/// `POST /account/session/extend` (`csrf`, `return_to`): pushes the idle expiry out
-/// through the token service's extend, as `POST /auth/session/extend` does. JSON for the
-/// script (`Accept: application/json`), else back to the page.
+/// `POST /account/session/extend` ([`portal::session_extend`]).
 async fn session_extend(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/json"));
-    let signed = match portal::signed_in(&state, &ACCOUNT_APP, &headers, &Method::POST, &uri, false).await {
-        Ok(signed) => signed,
-        Err(sign_in) if wants_json => {
-            drop(sign_in);
-            return session_ended();
-        }
-        Err(sign_in) => return sign_in,
-    };
-    let Some(form) = page_form(&headers, &body) else {
-        return bad_form(signed.locale);
-    };
-    if !signed.form_allowed(&state, &headers, &form) {
-        return refused_form(signed.locale);
-    }
-    let extended = match state.tokens.extend_session(&signed.session.id).await {
-        Ok(Some(session)) => session,
-        Ok(None) => return session_ended(),
-        Err(err) => return portal::server_error(signed.locale, &err),
-    };
-    if wants_json {
-        let mut response =
-            lifetimes(&state, extended.idle_expires_at, extended.absolute_expires_at).into_response();
-        no_store(&mut response);
-        return response;
-    }
-    let back = form
-        .get("return_to")
-        .and_then(|r| portal::page_of_app(&ACCOUNT_APP, r))
-        .unwrap_or_else(|| path::HOME.to_owned());
-    portal::see_other(&back)
+    portal::session_extend(&state, &ACCOUNT_APP, &headers, &uri, &body).await
 }

@@ -20,8 +20,12 @@ pub(crate) mod store;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The longest a page form's body may be (the router's limit is larger).
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use tessera_idp::accounts::HostedApp;
 use tessera_idp::audit::RequestContext;
 use tessera_idp::mail::Locale;
@@ -553,6 +557,142 @@ pub(crate) fn server_error(locale: Locale, err: &dyn std::fmt::Display) -> Respo
     pages::error_page(locale, StatusCode::INTERNAL_SERVER_ERROR, ErrorKind::ServerError).into_response()
 }
 
+/// A page form: `application/x-www-form-urlencoded`, each field at most once. `None` for
+/// anything else (the caller answers 400).
+pub(crate) fn page_form(headers: &HeaderMap, body: &[u8]) -> Option<BTreeMap<String, String>> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !is_form || body.len() > MAX_FORM_BYTES {
+        return None;
+    }
+    let mut form = BTreeMap::new();
+    for (key, value) in url::form_urlencoded::parse(body) {
+        if form.insert(key.into_owned(), value.into_owned()).is_some() {
+            return None;
+        }
+    }
+    Some(form)
+}
+
+/// The answer to a form that failed its CSRF or origin check, or was malformed.
+pub(crate) fn refused_form(locale: Locale) -> Response {
+    pages::error_page(
+        locale,
+        StatusCode::FORBIDDEN,
+        ErrorKind::InvalidRequest("the form expired or did not come from this site; reload the page".into()),
+    )
+    .into_response()
+}
+
+pub(crate) fn bad_form(locale: Locale) -> Response {
+    pages::error_page(
+        locale,
+        StatusCode::BAD_REQUEST,
+        ErrorKind::InvalidRequest("the form is malformed".into()),
+    )
+    .into_response()
+}
+
+/// The lifetimes the expiry warning reads (docs/pages.md).
+fn lifetimes(state: &AppState, idle: i64, absolute: i64) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "idleExpiresAt": idle,
+        "absoluteExpiresAt": absolute,
+        "now": state.clock.now(),
+        "warnBeforeSecs": warn_before_secs(state),
+    }))
+}
+
+/// `GET {base}/session`: the signed-in session's lifetimes as JSON, for the expiry
+/// warning (no activity: reading them does not extend the session); 401 when it has ended.
+pub(crate) async fn session_status(
+    state: &AppState,
+    app: &HostedApp,
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+) -> Response {
+    match signed_in(state, app, headers, method, uri, false).await {
+        Ok(signed) => {
+            let mut response = lifetimes(
+                state,
+                signed.session.idle_expires_at,
+                signed.session.absolute_expires_at,
+            )
+            .into_response();
+            no_store(&mut response);
+            response
+        }
+        Err(_) => session_ended(),
+    }
+}
+
+fn session_ended() -> Response {
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({ "error": "session_ended" })),
+    )
+        .into_response();
+    no_store(&mut response);
+    response
+}
+
+fn no_store(response: &mut Response) {
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+}
+
+/// `POST {base}/session/extend` (`csrf`, `return_to`): pushes the idle expiry out through
+/// the token service's extend, as `POST /auth/session/extend` does. JSON for the script
+/// (`Accept: application/json`), else back to the page.
+pub(crate) async fn session_extend(
+    state: &AppState,
+    app: &HostedApp,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Response {
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
+    let signed = match signed_in(state, app, headers, &Method::POST, uri, false).await {
+        Ok(signed) => signed,
+        Err(sign_in) if wants_json => {
+            drop(sign_in);
+            return session_ended();
+        }
+        Err(sign_in) => return sign_in,
+    };
+    let Some(form) = page_form(headers, body) else {
+        return bad_form(signed.locale);
+    };
+    if !signed.form_allowed(state, headers, &form) {
+        return refused_form(signed.locale);
+    }
+    let extended = match state.tokens.extend_session(&signed.session.id).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return session_ended(),
+        Err(err) => return server_error(signed.locale, &err),
+    };
+    if wants_json {
+        let mut response =
+            lifetimes(state, extended.idle_expires_at, extended.absolute_expires_at).into_response();
+        no_store(&mut response);
+        return response;
+    }
+    let back = form
+        .get("return_to")
+        .and_then(|r| page_of_app(app, r))
+        .unwrap_or_else(|| app.base_path.to_owned());
+    see_other(&back)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -608,8 +748,10 @@ mod tests {
         assert!(check(Some("https://id.example:8443"), Some("same-origin")));
         assert!(!check(Some("https://evil.example"), None));
         assert!(!check(Some("null"), None));
+        // What Chromium sends for a form post of a page with `Referrer-Policy: no-referrer`.
         assert!(check(Some("null"), Some("same-origin")));
         assert!(!check(Some("null"), Some("cross-site")));
+        assert!(!check(Some("https://evil.example"), Some("same-origin")));
         assert!(!check(None, Some("cross-site")));
         assert!(!check(None, Some("same-site")));
     }

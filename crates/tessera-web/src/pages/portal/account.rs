@@ -123,6 +123,8 @@ pub(super) fn page(locale: Locale, frame: &Frame<'_>, title: &str, status: Statu
         } else {
             &signed_out_nav
         },
+        nav_label: super::PortalText::of(locale).navigation,
+        wide: false,
         signed_in: frame.signed_in,
         language_url: path::LANGUAGE,
     };

@@ -60,6 +60,10 @@ pub struct Shell<'a> {
     /// This page (path and query): the language switch and the warning come back here.
     pub here: &'a str,
     pub nav: &'a [NavItem<'a>],
+    /// The navigation's accessible name (e.g. "Account sections").
+    pub nav_label: &'a str,
+    /// A page of wide tables (the console): the content may use the window's width.
+    pub wide: bool,
     /// `None` on pages shown signed out (sign-up, reset): no sign-out button, no warning.
     pub signed_in: Option<SignedInShell<'a>>,
     /// The app's `…/language` endpoint.
@@ -88,7 +92,7 @@ pub fn app_document(locale: Locale, shell: &Shell<'_>, title: &str, status: Stat
     if !shell.nav.is_empty() {
         header.push_str(&format!(
             "<nav aria-label=\"{}\">\n<ul class=\"app-nav\">\n",
-            escape(text.navigation)
+            escape(shell.nav_label)
         ));
         let path = shell.here.split('?').next().unwrap_or_default();
         for item in shell.nav {
@@ -154,7 +158,7 @@ pub fn app_document(locale: Locale, shell: &Shell<'_>, title: &str, status: Stat
          <link rel=\"stylesheet\" href=\"{portal_css}?v={PORTAL_CSS_VERSION:016x}\">\n\
          {script}\
          </head>\n\
-         <body class=\"app\">\n\
+         <body class=\"app{wide}\">\n\
          <a class=\"skip\" href=\"#content\">{skip}</a>\n\
          {header}\
          {warning}\
@@ -168,6 +172,7 @@ pub fn app_document(locale: Locale, shell: &Shell<'_>, title: &str, status: Stat
         css = STYLESHEET_PATH,
         portal_css = PORTAL_STYLESHEET_PATH,
         skip = escape(text.skip_to_content),
+        wide = if shell.wide { " wide" } else { "" },
     );
     Page { status, html }
 }
