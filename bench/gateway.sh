@@ -78,26 +78,6 @@ mkdir -p "$TMP/proxy"
 EOF
 } >"$TMP/proxy/nginx.conf"
 
-# --- (c), (d) gateway configurations -------------------------------------------------------
-gateway_config() { # FILE PORT CACHE(true|false)
-  cat >"$1" <<EOF
-listen = "127.0.0.1:$2"
-issuer = "$ISSUER"            # audience: the issuer (the provider's default tokens.audience)
-
-[auth_cache]
-enabled = $3
-
-[log]
-level = "warn"                # no per-request access log
-
-[[routes]]
-name = "bench"
-path_prefix = "/"
-upstreams = ["http://127.0.0.1:$UP_PORT"]
-auth_cache = $3
-EOF
-}
-
 section "runs"
 check_ok "http://127.0.0.1:$UP_PORT/"
 measure a "upstream directly" "http://127.0.0.1:$UP_PORT/" "$UP_PID"
@@ -109,18 +89,6 @@ check_ok "http://127.0.0.1:$PX_PORT/"
 measure b "nginx reverse proxy" "http://127.0.0.1:$PX_PORT/" "$PX_PID"
 stop "$PX_PID"
 
-start_gateway() { # NAME CACHE -> GW_PID, GW_URL
-  local port; port=$(free_port)
-  gateway_config "$TMP/$1.toml" "$port" "$2"
-  "$TESSERA" gateway --config "$TMP/$1.toml" >"$TMP/$1.log" 2>&1 &
-  GW_PID=$!; PIDS+=("$GW_PID")
-  GW_URL="http://127.0.0.1:$port/"
-  wait_http "${GW_URL}readyz" 200 "$TMP/$1.log"
-  [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL")" = 401 ] \
-    || { say "error: the gateway let a request without a token through"; exit 1; }
-  check_ok "$GW_URL"
-}
-cache_entries() { curl -s "${GW_URL}metrics" | awk '/^tessera_gateway_auth_cache_entries/ {print $2}'; }
 
 start_gateway gateway-nocache false
 measure c "gateway, auth cache off" "$GW_URL" "$GW_PID"

@@ -50,9 +50,15 @@ install_tools() {
 install_tools
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-say "building: cargo build --release -p tessera"
-cargo build --release -q -p tessera
-TESSERA=${CARGO_TARGET_DIR:-$PWD/target}/release/tessera
+# BENCH_TESSERA_BIN: a tessera binary to measure instead of building this checkout (a
+# before/after comparison runs the same script on both).
+if [ -n "${BENCH_TESSERA_BIN:-}" ]; then
+  TESSERA=$BENCH_TESSERA_BIN
+else
+  say "building: cargo build --release -p tessera"
+  cargo build --release -q -p tessera
+  TESSERA=${CARGO_TARGET_DIR:-$PWD/target}/release/tessera
+fi
 
 # --- processes, cleanup ----------------------------------------------------------------------
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/tessera-gwbench.XXXXXX")
@@ -62,7 +68,7 @@ source bench/lib/processes.sh
 # --- machine ---------------------------------------------------------------------------------
 section "machine"
 say "date:        $(date -u +%FT%TZ)"
-say "cores:       $(nproc) (nproc) — wrk, the proxy under test and the upstream all share them"
+say "cores:       $(getconf _NPROCESSORS_ONLN) — wrk, the proxy under test and the upstream all share them"
 say "cpu:         $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 say "memory:      $(free -h | awk '/Mem:/ {print $2 " total, " $7 " available"}')"
 say "kernel:      $(uname -sr)"
@@ -163,12 +169,14 @@ to_ms() { # wrk's "123.45us" / "1.23ms" / "1.02s" -> milliseconds
     else { sub(/s$/, "", v); printf "%.3f", v * 1000 } }'
 }
 
+# WRK_ARGS (an array, default empty): more wrk arguments for every run, e.g. `-s post.lua`.
+WRK_ARGS=()
 measure() { # CASE LABEL URL SUT_PID [HEADER (default $AUTH)]
   local case=$1 label=$2 url=$3 sut=$4 header=${5:-$AUTH} out sut0 up0 sys0 sut1 up1 sys1 wrk_cpu
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "$header" "$url" >/dev/null
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "$header" ${WRK_ARGS[@]+"${WRK_ARGS[@]}"} "$url" >/dev/null
   sut0=$(cpu_ticks "$sut"); up0=$(cpu_ticks "$UP_PID"); sys0=$(system_ticks)
   out=$(/usr/bin/time -f 'wrk-cpu %U %S' -o "$TMP/wrk.time" \
-        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$header" "$url")
+        wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "$header" ${WRK_ARGS[@]+"${WRK_ARGS[@]}"} "$url")
   sut1=$(cpu_ticks "$sut"); up1=$(cpu_ticks "$UP_PID"); sys1=$(system_ticks)
   wrk_cpu=$(awk '/^wrk-cpu/ {printf "%.0f", ($2 + $3) * 1000000}' "$TMP/wrk.time") # µs
   RAW+=$'\n'"--- ($case) $label: $url"$'\n'"$out"$'\n'
@@ -201,8 +209,44 @@ check_ok() { # URL [HEADER]: the credentials are accepted and the upstream's ans
 }
 
 
+# --- the gateway under test ---------------------------------------------------------------------
+gateway_config() { # FILE PORT CACHE(true|false)
+  cat >"$1" <<EOF
+listen = "127.0.0.1:$2"
+issuer = "$ISSUER"            # audience: the issuer (the provider's default tokens.audience)
+
+[auth_cache]
+enabled = $3
+
+[log]
+level = "warn"                # no per-request access log
+
+[[routes]]
+name = "bench"
+path_prefix = "/"
+upstreams = ["http://127.0.0.1:$UP_PORT"]
+auth_cache = $3
+EOF
+}
+
+# start_gateway NAME CACHE [LAUNCHER...]: starts `tessera gateway` (through LAUNCHER, e.g.
+# `taskset -c 0`, when given), checks it refuses a request without a token and passes one
+# with; sets GW_PID and GW_URL.
+start_gateway() {
+  local name=$1 cache=$2 port; shift 2; port=$(free_port)
+  gateway_config "$TMP/$name.toml" "$port" "$cache"
+  "$@" "$TESSERA" gateway --config "$TMP/$name.toml" >"$TMP/$name.log" 2>&1 &
+  GW_PID=$!; PIDS+=("$GW_PID")
+  GW_URL="http://127.0.0.1:$port/"
+  wait_http "${GW_URL}readyz" 200 "$TMP/$name.log"
+  [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW_URL")" = 401 ] \
+    || { say "error: the gateway let a request without a token through"; exit 1; }
+  check_ok "$GW_URL"
+}
+cache_entries() { curl -s "${GW_URL}metrics" | awk '/^tessera_gateway_auth_cache_entries/ {print $2}'; }
+
 results_header() {
-  section "results ($(nproc) cores, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, 127.0.0.1)"
+  section "results ($(getconf _NPROCESSORS_ONLN) cores, wrk -t$THREADS -c$CONNECTIONS -d$DURATION, 127.0.0.1)"
   printf '%-30s %12s %9s %9s %8s   %s\n' "case" "requests/s" "p50 ms" "p99 ms" "non-2xx" \
   "CPU µs/request: server upstream wrk rest | machine busy"
 }

@@ -10,8 +10,10 @@ use std::sync::{Arc, RwLock};
 use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use base64::Engine as _;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use serde::Serialize;
 use serde_json::json;
 use tessera_store::durable::{KeyStore, StoredKey};
 use tessera_store::ephemeral::EphemeralStore;
@@ -102,7 +104,12 @@ impl std::fmt::Debug for MasterKey {
 pub struct SigningKey {
     pub kid: String,
     pub alg: Algorithm,
+    /// The private key in the form jsonwebtoken takes (tests sign with it).
     pub encoding: EncodingKey,
+    /// The same private key parsed once into aws-lc-rs, so a signature costs a signature
+    /// (`jsonwebtoken::encode` re-parses the DER, and for ES256 and EdDSA derives the public
+    /// key, on every call; for RSA it checks the key).
+    signer: Arc<PreparedSigner>,
     pub decoding: DecodingKey,
     pub public: Jwk,
     pub created_at: i64,
@@ -123,7 +130,80 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+/// A private key parsed once, ready to sign.
+enum PreparedSigner {
+    Es256(EcdsaKeyPair),
+    Rs256(aws_lc_rs::signature::RsaKeyPair),
+    EdDsa(Ed25519KeyPair),
+}
+
+impl PreparedSigner {
+    /// Parses the DER that [`KeyRing`] stores: PKCS#8 for ES256 and EdDSA, PKCS#1 for RSA
+    /// (the forms jsonwebtoken's `EncodingKey::from_*_der` take).
+    fn parse(alg: Algorithm, der: &[u8]) -> Result<PreparedSigner, String> {
+        match alg {
+            Algorithm::ES256 => EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                .map(PreparedSigner::Es256)
+                .map_err(|e| format!("not a P-256 PKCS#8 key: {e}")),
+            Algorithm::RS256 => aws_lc_rs::signature::RsaKeyPair::from_der(der)
+                .map(PreparedSigner::Rs256)
+                .map_err(|e| format!("not an RSA key: {e}")),
+            Algorithm::EdDSA => Ed25519KeyPair::from_pkcs8(der)
+                .map(PreparedSigner::EdDsa)
+                .map_err(|e| format!("not an Ed25519 PKCS#8 key: {e}")),
+            other => Err(format!("unsupported algorithm {other:?}")),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match self {
+            PreparedSigner::Es256(pair) => pair
+                .sign(&rng, message)
+                .map(|sig| sig.as_ref().to_vec())
+                .map_err(|_| "ES256 signing failed".to_owned()),
+            PreparedSigner::Rs256(pair) => {
+                let mut signature = vec![0; pair.public_modulus_len()];
+                pair.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    message,
+                    &mut signature,
+                )
+                .map_err(|_| "RS256 signing failed".to_owned())?;
+                Ok(signature)
+            }
+            PreparedSigner::EdDsa(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+        }
+    }
+}
+
 impl SigningKey {
+    /// A compact JWS (RFC 7515 §7.1) of `claims` under `header`, signed with this key:
+    /// `base64url(header) . base64url(claims) . base64url(signature)`, exactly what
+    /// `jsonwebtoken::encode` produces, without re-parsing the key. `header.alg` must be
+    /// this key's algorithm.
+    pub fn sign_jws(&self, header: &Header, claims: &impl Serialize) -> Result<String, String> {
+        if header.alg != self.alg {
+            return Err(format!(
+                "key {} signs {:?}, not {:?}",
+                self.kid, self.alg, header.alg
+            ));
+        }
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header_json = serde_json::to_vec(header).map_err(|e| e.to_string())?;
+        let claims_json = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+        // Room for both parts, two dots and the largest signature we make (RSA-2048: 342).
+        let mut jws = String::with_capacity((header_json.len() + claims_json.len()) * 4 / 3 + 360);
+        b64.encode_string(&header_json, &mut jws);
+        jws.push('.');
+        b64.encode_string(&claims_json, &mut jws);
+        let signature = self.signer.sign(jws.as_bytes())?;
+        jws.push('.');
+        b64.encode_string(&signature, &mut jws);
+        Ok(jws)
+    }
+
     /// Whether this key is in the published set at `now`.
     pub fn is_published(&self, now: i64) -> bool {
         self.expires_at.is_none_or(|expires| expires > now)
@@ -353,12 +433,18 @@ impl KeyRing {
 
     /// The key that signs with `alg` now: the most recently activated of the active ones.
     pub fn signing_key(&self, alg: Algorithm) -> Option<SigningKey> {
+        self.with_signing_key(alg, SigningKey::clone)
+    }
+
+    /// `f` of the key that signs with `alg` now (see [`KeyRing::signing_key`]), without
+    /// copying it: the token endpoint's path.
+    pub fn with_signing_key<R>(&self, alg: Algorithm, f: impl FnOnce(&SigningKey) -> R) -> Option<R> {
         let now = self.clock.now();
         self.snapshot()
             .iter()
             .filter(|k| k.alg == alg && k.is_active(now))
             .max_by_key(|k| (k.activates_at, k.created_at))
-            .cloned()
+            .map(f)
     }
 
     /// The published key with this `kid` and algorithm, if any (for verification).
@@ -396,35 +482,7 @@ impl KeyRing {
     }
 
     fn generate(&self, alg: Algorithm, created_at: i64, activates_at: i64) -> Result<StoredKey, KeyError> {
-        let crypto = |what: &str| KeyError::Crypto(format!("cannot generate {what} key"));
-        let (der, encoding) = match alg {
-            Algorithm::ES256 => {
-                let doc = EcdsaKeyPair::generate_pkcs8(
-                    &ECDSA_P256_SHA256_FIXED_SIGNING,
-                    &aws_lc_rs::rand::SystemRandom::new(),
-                )
-                .map_err(|_| crypto("ES256"))?;
-                let der = doc.as_ref().to_vec();
-                let encoding = EncodingKey::from_ec_der(&der);
-                (der, encoding)
-            }
-            Algorithm::RS256 => {
-                let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
-                    .map_err(|_| crypto("RS256"))?;
-                let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
-                    pair.as_der().map_err(|_| crypto("RS256"))?;
-                let der = rsa_pkcs1_from_pkcs8(pkcs8.as_ref())?;
-                let encoding = EncodingKey::from_rsa_der(&der);
-                (der, encoding)
-            }
-            Algorithm::EdDSA => {
-                let pair = Ed25519KeyPair::generate().map_err(|_| crypto("EdDSA"))?;
-                let der = pair.to_pkcs8v1().map_err(|_| crypto("EdDSA"))?.as_ref().to_vec();
-                let encoding = EncodingKey::from_ed_der(&der);
-                (der, encoding)
-            }
-            other => return Err(KeyError::UnsupportedAlgorithm(format!("{other:?}"))),
-        };
+        let (der, encoding) = generate_private_key(alg)?;
         let mut public = Jwk::from_encoding_key(&encoding, alg)
             .map_err(|e| KeyError::Crypto(format!("cannot derive public key: {e}")))?;
         // RFC 7638 thumbprint as the key id: stable, unique, and derived from the key itself.
@@ -467,10 +525,12 @@ impl KeyRing {
             return Err(corrupt("public key does not match the private key".to_owned()));
         }
         let decoding = DecodingKey::from_jwk(&public).map_err(|e| corrupt(e.to_string()))?;
+        let signer = PreparedSigner::parse(alg, &der).map_err(corrupt)?;
         Ok(SigningKey {
             kid: row.kid.clone(),
             alg,
             encoding,
+            signer: Arc::new(signer),
             decoding,
             public,
             created_at: row.created_at,
@@ -479,6 +539,41 @@ impl KeyRing {
             expires_at: row.expires_at,
         })
     }
+}
+
+/// A new private key for `alg`: its DER as stored (PKCS#8 for ES256 and EdDSA, PKCS#1 for
+/// RSA) and the same key as jsonwebtoken takes it.
+fn generate_private_key(alg: Algorithm) -> Result<(Vec<u8>, EncodingKey), KeyError> {
+    let crypto = |what: &str| KeyError::Crypto(format!("cannot generate {what} key"));
+    let generated = match alg {
+        Algorithm::ES256 => {
+            let doc = EcdsaKeyPair::generate_pkcs8(
+                &ECDSA_P256_SHA256_FIXED_SIGNING,
+                &aws_lc_rs::rand::SystemRandom::new(),
+            )
+            .map_err(|_| crypto("ES256"))?;
+            let der = doc.as_ref().to_vec();
+            let encoding = EncodingKey::from_ec_der(&der);
+            (der, encoding)
+        }
+        Algorithm::RS256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|_| crypto("RS256"))?;
+            let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der<'static> =
+                pair.as_der().map_err(|_| crypto("RS256"))?;
+            let der = rsa_pkcs1_from_pkcs8(pkcs8.as_ref())?;
+            let encoding = EncodingKey::from_rsa_der(&der);
+            (der, encoding)
+        }
+        Algorithm::EdDSA => {
+            let pair = Ed25519KeyPair::generate().map_err(|_| crypto("EdDSA"))?;
+            let der = pair.to_pkcs8v1().map_err(|_| crypto("EdDSA"))?.as_ref().to_vec();
+            let encoding = EncodingKey::from_ed_der(&der);
+            (der, encoding)
+        }
+        other => return Err(KeyError::UnsupportedAlgorithm(format!("{other:?}"))),
+    };
+    Ok(generated)
 }
 
 /// The JOSE name of an algorithm.
@@ -535,6 +630,70 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert!(master.open("kid-1", &tampered).is_err());
+    }
+
+    /// A key as [`KeyRing`] holds it after decrypting a row, for `alg`.
+    fn fresh_key(alg: Algorithm) -> SigningKey {
+        let (der, encoding) = generate_private_key(alg).unwrap();
+        let mut public = Jwk::from_encoding_key(&encoding, alg).unwrap();
+        public.common.key_id = Some("k1".into());
+        SigningKey {
+            kid: "k1".into(),
+            alg,
+            decoding: DecodingKey::from_jwk(&public).unwrap(),
+            signer: Arc::new(PreparedSigner::parse(alg, &der).unwrap()),
+            encoding,
+            public,
+            created_at: 0,
+            activates_at: 0,
+            retires_at: None,
+            expires_at: None,
+        }
+    }
+
+    #[test]
+    fn the_prepared_signer_makes_what_jsonwebtoken_makes_and_verifies() {
+        let claims = json!({ "iss": "https://idp.example", "sub": "u1", "exp": 4_000_000_000_i64 });
+        for alg in ALGORITHMS {
+            let key = fresh_key(alg);
+            let mut header = Header::new(alg);
+            header.typ = Some("at+jwt".into());
+            header.kid = Some(key.kid.clone());
+            let ours = key.sign_jws(&header, &claims).unwrap();
+            let theirs = jsonwebtoken::encode(&header, &claims, &key.encoding).unwrap();
+            // Header and claims are the same bytes; RS256 (PKCS#1 v1.5) and EdDSA signatures
+            // are deterministic, so for them the whole token is.
+            let (ours_signed, _) = ours.rsplit_once('.').unwrap();
+            let (theirs_signed, _) = theirs.rsplit_once('.').unwrap();
+            assert_eq!(ours_signed, theirs_signed, "{alg:?}");
+            if alg != Algorithm::ES256 {
+                assert_eq!(ours, theirs, "{alg:?}");
+            }
+            let mut validation = jsonwebtoken::Validation::new(alg);
+            validation.validate_aud = false;
+            let decoded = jsonwebtoken::decode::<serde_json::Value>(&ours, &key.decoding, &validation)
+                .unwrap_or_else(|e| panic!("{alg:?}: {e}"));
+            assert_eq!(decoded.claims, claims);
+            // A flipped signature byte does not verify.
+            let mut tampered = ours.into_bytes();
+            let last = tampered.len() - 2;
+            tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(tampered).unwrap();
+            assert!(
+                jsonwebtoken::decode::<serde_json::Value>(&tampered, &key.decoding, &validation).is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_signs_only_its_own_algorithm() {
+        let key = fresh_key(Algorithm::ES256);
+        let err = key
+            .sign_jws(&Header::new(Algorithm::RS256), &json!({}))
+            .unwrap_err();
+        assert!(err.contains("signs ES256"), "{err}");
+        assert!(PreparedSigner::parse(Algorithm::RS256, b"not a key").is_err());
+        assert!(PreparedSigner::parse(Algorithm::HS256, b"secret").is_err());
     }
 
     #[test]

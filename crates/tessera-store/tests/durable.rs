@@ -12,7 +12,7 @@ use tessera_store::durable::{
     CodeRedemption, ConnectSettings, CreateOutcome, DeviceStore, FederatedIdentityRecord, FederationStore,
     KeyStore, KnownDeviceRecord, Maintenance, OidcStore, OneTimeTokenRecord, OutboxRecord, Purged,
     RefreshRecord, RevocationStore, RevokedKind, RotateOutcome, Rotation, SessionLimit, SessionRecord,
-    SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore,
+    SessionStore, SqlStore, SsoSessionRecord, StoredKey, UserRecord, UserStore, MAX_AUDIT_BATCH,
 };
 use tessera_store::StoreError;
 
@@ -152,6 +152,7 @@ suite!(
     revocation_feed_dedupes_pages_and_expires,
     audit_filters_and_pages_newest_first,
     audit_after_id_reads_what_came_later,
+    audit_batches_commit_whole_in_order,
     alive_sessions_are_counted_across_subjects,
     alive_sessions_are_counted_by_channel,
     audit_events_are_counted_per_interval,
@@ -2049,6 +2050,82 @@ async fn audit_filters_and_pages_newest_first(backend: &str) {
         store.audit_records(&query(|q| q.limit = 3)).await.unwrap().len(),
         3
     );
+}
+
+async fn audit_batches_commit_whole_in_order(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    store.record_audits(&[]).await.unwrap();
+    let first = store.record_audit(&audit(100, "before", None)).await.unwrap();
+    let batch: Vec<AuditRecord> = (0..MAX_AUDIT_BATCH as i64)
+        .map(|i| {
+            let mut record = audit(1_000 + i, "token.issued", Some("u1"));
+            if i == 3 {
+                // NULLs and text that needs escaping go through the same binds.
+                record.actor = None;
+                record.detail = Some(r#"{"scope":"a 'quoted' $1 scope"}"#.to_owned());
+            }
+            record
+        })
+        .collect();
+    store.record_audits(&batch).await.unwrap();
+    let stored = store
+        .audit_records(&AuditQuery {
+            after_id: Some(first),
+            limit: 1000,
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), MAX_AUDIT_BATCH);
+    // Newest first; ids increase in the order of the batch.
+    let mut oldest_first = stored.clone();
+    oldest_first.reverse();
+    for (written, read) in batch.iter().zip(&oldest_first) {
+        assert_eq!(
+            AuditRecord {
+                id: read.id,
+                ..written.clone()
+            },
+            *read
+        );
+    }
+    assert!(oldest_first.windows(2).all(|w| w[0].id < w[1].id));
+
+    // Past the limit: refused whole, nothing written.
+    let too_many: Vec<AuditRecord> = (0..=MAX_AUDIT_BATCH as i64)
+        .map(|i| audit(5_000 + i, "too.many", None))
+        .collect();
+    assert!(matches!(
+        store.record_audits(&too_many).await,
+        Err(StoreError::InvalidInput(_))
+    ));
+    // A batch with one row the database refuses (a NUL in text, on PostgreSQL) commits
+    // none of its rows; on SQLite the NUL is stored and the batch commits.
+    let mut bad = vec![audit(6_000, "mixed", None), audit(6_001, "mixed", None)];
+    bad[1].detail = Some("nul \u{0} here".to_owned());
+    let outcome = store.record_audits(&bad).await;
+    let mixed = store
+        .audit_records(&AuditQuery {
+            event: Some("mixed".to_owned()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    match outcome {
+        Ok(()) => assert_eq!(mixed.len(), 2),
+        Err(_) => assert!(mixed.is_empty(), "a failed batch wrote {} rows", mixed.len()),
+    }
+    let too_many_stored = store
+        .audit_records(&AuditQuery {
+            event: Some("too.many".to_owned()),
+            ..AuditQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(too_many_stored.is_empty());
 }
 
 async fn audit_after_id_reads_what_came_later(backend: &str) {

@@ -71,11 +71,13 @@ pub fn sign_logout_token(keys: &KeyRing, claims: &LogoutTokenClaims) -> Result<S
 }
 
 fn sign(keys: &KeyRing, typ: &str, claims: &impl Serialize) -> Result<String, String> {
-    let key = keys.signing_key(ID_TOKEN_ALG).ok_or("no active RS256 key")?;
-    let mut header = Header::new(ID_TOKEN_ALG);
-    header.typ = Some(typ.to_owned());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+    keys.with_signing_key(ID_TOKEN_ALG, |key| {
+        let mut header = Header::new(ID_TOKEN_ALG);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(key.kid.clone());
+        key.sign_jws(&header, claims)
+    })
+    .ok_or("no active RS256 key")?
 }
 
 /// The claims of an ID token we issued, checked for signature and issuer but not expiry

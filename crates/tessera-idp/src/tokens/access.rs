@@ -129,13 +129,13 @@ pub enum Rejected {
 
 /// Signs `claims` with the ring's current key for `alg`.
 pub fn sign(keys: &KeyRing, alg: Algorithm, claims: &AccessClaims) -> Result<String, String> {
-    let key = keys
-        .signing_key(alg)
-        .ok_or_else(|| format!("no active signing key for {alg:?}"))?;
-    let mut header = Header::new(alg);
-    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| e.to_string())
+    keys.with_signing_key(alg, |key| {
+        let mut header = Header::new(alg);
+        header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+        header.kid = Some(key.kid.clone());
+        key.sign_jws(&header, claims)
+    })
+    .ok_or_else(|| format!("no active signing key for {alg:?}"))?
 }
 
 /// What a verification expects.

@@ -27,7 +27,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Connection, Executor};
 
 pub use self::api_keys::{ApiKeyOwner, ApiKeyRecord, ApiKeyStore};
-pub use self::audit::{AuditQuery, AuditRecord, AuditStore, Maintenance, Purged};
+pub use self::audit::{AuditQuery, AuditRecord, AuditStore, Maintenance, Purged, MAX_AUDIT_BATCH};
 pub use self::clients::{ClientRecord, ClientStore};
 pub use self::cluster::{ClusterStore, OutboxRecord};
 pub use self::devices::{DeviceStore, KnownDeviceRecord};
