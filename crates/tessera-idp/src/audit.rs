@@ -254,6 +254,15 @@ mod tests {
         async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
             self.inner.audit_records(query).await
         }
+        async fn count_audit_events(
+            &self,
+            event: &str,
+            since: i64,
+            until: i64,
+            bucket: i64,
+        ) -> Result<Vec<u64>, StoreError> {
+            self.inner.count_audit_events(event, since, until, bucket).await
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -325,6 +334,15 @@ mod tests {
             }
             async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
                 self.0.audit_records(query).await
+            }
+            async fn count_audit_events(
+                &self,
+                event: &str,
+                since: i64,
+                until: i64,
+                bucket: i64,
+            ) -> Result<Vec<u64>, StoreError> {
+                self.0.count_audit_events(event, since, until, bucket).await
             }
         }
         let dir = tempfile::tempdir().unwrap();
