@@ -155,6 +155,7 @@ suite!(
     audit_batches_commit_whole_in_order,
     alive_sessions_are_counted_across_subjects,
     alive_sessions_are_counted_by_channel,
+    alive_sessions_are_paged_most_recently_active_first,
     audit_events_are_counted_per_interval,
     purge_removes_what_ended_and_keeps_what_is_needed,
     users_round_trip_and_a_taken_email_conflicts,
@@ -2267,6 +2268,46 @@ async fn alive_sessions_are_counted_by_channel(backend: &str) {
     assert_eq!(
         store.count_alive_sessions_by_channel(1_000 + IDLE).await.unwrap(),
         counted(&[("partner", 1), ("web", 1)])
+    );
+}
+
+async fn alive_sessions_are_paged_most_recently_active_first(backend: &str) {
+    let Some(db) = fresh(backend, true).await else {
+        return;
+    };
+    let store = &db.store;
+    for (id, subject, at) in [
+        ("s1", "u1", 1_000),
+        ("s2", "u2", 1_010),
+        ("s3", "u1", 1_020),
+        ("s4", "u3", 1_020),
+        ("s5", "u4", 1_030),
+    ] {
+        create(store, &session(id, subject, "web", at), SessionLimit::Unlimited).await;
+    }
+    // s1 is used later than the others: it comes first; a revoked one never shows.
+    assert!(store.extend_session("s1", IDLE, 1_100).await.unwrap().is_some());
+    store.revoke_session("s2", "logout", 1_100).await.unwrap();
+    let ids = |sessions: &[SessionRecord]| sessions.iter().map(|s| s.id.clone()).collect::<Vec<_>>();
+    let first = store.alive_sessions_page(1_100, None, 2).await.unwrap();
+    assert_eq!(ids(&first), ["s1", "s5"]);
+    let last = first.last().unwrap();
+    let second = store
+        .alive_sessions_page(1_100, Some((last.idle_expires_at, &last.id)), 2)
+        .await
+        .unwrap();
+    // s3 and s4 share an idle expiry: the id decides, and neither is skipped or repeated.
+    assert_eq!(ids(&second), ["s4", "s3"]);
+    let last = second.last().unwrap();
+    let rest = store
+        .alive_sessions_page(1_100, Some((last.idle_expires_at, &last.id)), 2)
+        .await
+        .unwrap();
+    assert!(rest.is_empty());
+    // Past their idle expiry only the extended one is alive.
+    assert_eq!(
+        ids(&store.alive_sessions_page(1_030 + IDLE, None, 10).await.unwrap()),
+        ["s1"]
     );
 }
 

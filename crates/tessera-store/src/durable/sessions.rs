@@ -152,6 +152,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// `tessera_active_sessions` gauge: one count, no rows).
     async fn count_alive_sessions(&self, now: i64) -> Result<u64, StoreError>;
 
+    /// One page of the alive sessions of every subject at `now`, most recently active
+    /// first: by idle expiry (which every use pushes out), then id, both descending — the
+    /// order of the `sessions_idle_expires` index. `after` is the (idle expiry, id) of the
+    /// previous page's last session; at most `limit` (1–1000) sessions.
+    async fn alive_sessions_page(
+        &self,
+        now: i64,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
     /// How many sessions are alive at `now`, by channel (`web`, `mobile`, `partner`, …),
     /// channels in name order; a channel without one is absent.
     async fn count_alive_sessions_by_channel(&self, now: i64) -> Result<Vec<(String, u64)>, StoreError>;
@@ -486,6 +497,45 @@ impl SessionStore for SqlStore {
             .await?
             .try_get("n")?;
         u64::try_from(n).map_err(|e| StoreError::Corrupt(format!("session count {n}: {e}")))
+    }
+
+    async fn alive_sessions_page(
+        &self,
+        now: i64,
+        after: Option<(i64, &str)>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let limit = i64::from(limit.clamp(1, 1000));
+        let rows = match after {
+            None => {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} \
+                     ORDER BY idle_expires_at DESC, id DESC LIMIT $2",
+                    alive("$1")
+                );
+                sqlx::query(&sql)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some((idle, id)) => {
+                let sql = format!(
+                    "SELECT {SESSION_COLUMNS} FROM sessions WHERE {} \
+                     AND (idle_expires_at < $2 OR (idle_expires_at = $2 AND id < $3)) \
+                     ORDER BY idle_expires_at DESC, id DESC LIMIT $4",
+                    alive("$1")
+                );
+                sqlx::query(&sql)
+                    .bind(now)
+                    .bind(idle)
+                    .bind(id)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(session_from_row).collect()
     }
 
     async fn count_alive_sessions_by_channel(&self, now: i64) -> Result<Vec<(String, u64)>, StoreError> {

@@ -30,7 +30,7 @@ use tessera_idp::keys::{list_keys, rotate_keys, ALGORITHMS};
 use tessera_idp::oidc::authorize::parse_params;
 use tessera_idp::registry::{ClientPatch, ClientRegistry, ClientSpec, ClientView, RegistryError};
 use tessera_idp::state::AppState;
-use tessera_store::durable::{AuditQuery, AuditStore as _, SessionStore as _};
+use tessera_store::durable::{AuditQuery, AuditStore as _, SessionRecord, SessionStore as _};
 
 use super::portal::{self, see_other, server_error, Signed};
 use super::request::Context;
@@ -65,6 +65,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route(console::SESSION_EXTEND, post(session_extend))
         .route("/console/users", get(users))
         .route("/console/users/{id}", get(user))
+        .route("/console/sessions", get(sessions))
         .route("/console/users/{id}/{action}", post(user_action))
         .route("/console/users/{id}/sessions/{action}", post(session_action))
         .route("/console/users/{id}/mfa/reset", post(reset_mfa))
@@ -463,18 +464,7 @@ async fn user_view(state: &AppState, operator: &Operator, id: &str, notice: Opti
     let detail = UserDetail {
         password_algorithm: view.password_algorithm.clone(),
         user: user_row(&view),
-        sessions: sessions
-            .iter()
-            .map(|s| SessionRow {
-                id: s.id.clone(),
-                user_agent: s.user_agent.clone(),
-                channel: s.channel.clone(),
-                ip: s.ip.clone(),
-                client_id: s.client_id.clone(),
-                created_at: s.created_at,
-                last_seen_at: s.last_seen_at,
-            })
-            .collect(),
+        sessions: sessions.iter().map(session_row).collect(),
         factors: factors
             .iter()
             .map(|f| FactorRow {
@@ -560,6 +550,83 @@ async fn account_refused(state: &AppState, operator: &Operator, back: &str, err:
     }
 }
 
+/// Sessions per page of the all-sessions list.
+const SESSIONS_PER_PAGE: u32 = 100;
+
+fn session_row(s: &SessionRecord) -> SessionRow {
+    SessionRow {
+        id: s.id.clone(),
+        subject: s.subject.clone(),
+        user_agent: s.user_agent.clone(),
+        channel: s.channel.clone(),
+        ip: s.ip.clone(),
+        client_id: s.client_id.clone(),
+        created_at: s.created_at,
+        last_seen_at: s.last_seen_at,
+    }
+}
+
+/// A page cursor of the all-sessions list: the last session's idle expiry and id.
+fn session_cursor(session: &SessionRecord) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{}:{}", session.idle_expires_at, session.id))
+}
+
+fn parse_session_cursor(text: &str) -> Option<(i64, String)> {
+    let bytes = URL_SAFE_NO_PAD.decode(text.as_bytes()).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (idle, id) = text.split_once(':')?;
+    let valid_id = !id.is_empty() && id.len() <= 128 && !id.chars().any(char::is_control);
+    Some((idle.parse().ok()?, id.to_owned())).filter(|_| valid_id)
+}
+
+/// `GET /console/sessions?cursor=`: every alive session, most recently active first.
+async fn sessions(State(state): State<AppState>, operator: Operator, RawQuery(query): RawQuery) -> Response {
+    let locale = operator.signed.locale;
+    let query = parse_params(query.unwrap_or_default().as_bytes()).0;
+    let after = match query.get("cursor") {
+        None => None,
+        Some(text) => match parse_session_cursor(text) {
+            Some(cursor) => Some(cursor),
+            None => {
+                let notice = Notice::Refused(fill_plain(
+                    console::t(locale, K::Refused),
+                    &[("detail", "the page link is broken")],
+                ));
+                let mut page = console::sessions_page(&operator.frame(), &[], None, Some(&notice));
+                page.status = axum::http::StatusCode::BAD_REQUEST;
+                return page.into_response();
+            }
+        },
+    };
+    let flash = take_flash(&state, &operator.signed).await;
+    let mut found = match state
+        .db
+        .alive_sessions_page(
+            state.clock.now(),
+            after.as_ref().map(|(idle, id)| (*idle, id.as_str())),
+            SESSIONS_PER_PAGE + 1,
+        )
+        .await
+    {
+        Ok(found) => found,
+        Err(err) => return server_error(locale, &err),
+    };
+    let next = if found.len() > SESSIONS_PER_PAGE as usize {
+        found.truncate(SESSIONS_PER_PAGE as usize);
+        found.last().map(session_cursor)
+    } else {
+        None
+    };
+    let rows: Vec<SessionRow> = found.iter().map(session_row).collect();
+    console::sessions_page(
+        &operator.frame(),
+        &rows,
+        next.as_deref(),
+        notice_of(&flash).as_ref(),
+    )
+    .into_response()
+}
+
 /// `POST /console/users/{id}/sessions/end` (field `session`) and `…/sessions/end-all`.
 async fn session_action(
     State(state): State<AppState>,
@@ -569,7 +636,12 @@ async fn session_action(
 ) -> Response {
     let locale = operator.signed.locale;
     let actor = operator.actor();
-    let back = user_path(&id);
+    // The all-sessions page sends its ends back to itself.
+    let back = if form.get("return_to").map(String::as_str) == Some("sessions") {
+        format!("{}/sessions", console::BASE)
+    } else {
+        user_path(&id)
+    };
     let ended = match action.as_str() {
         "end" => {
             let Some(sid) = form.get("session").filter(|s| !s.is_empty() && s.len() <= 128) else {

@@ -199,6 +199,30 @@ async fn an_operator_signs_in_with_a_factor_and_manages_users_clients_and_keys(b
     );
     let (status, _) = node.refresh(&app, kept.refresh_token.secret()).await;
     assert_eq!(status, 200);
+    // The all-sessions page lists it among everyone's; ending it there comes back there.
+    let all = browser.get(&node.at("/console/sessions")).await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let kept_id = node
+        .state
+        .tokens
+        .session_of_access_token(&kept.access_token)
+        .unwrap();
+    assert!(all.body.contains(&kept_id) && all.body.contains(&target_id));
+    let done = post(
+        &node,
+        &mut browser,
+        &csrf,
+        &format!("{user_path}/sessions/end"),
+        &[("session", &kept_id), ("return_to", "sessions")],
+    )
+    .await;
+    assert_eq!(done.location.as_deref(), Some("/console/sessions"));
+    let (status, _) = node.refresh(&app, kept.refresh_token.secret()).await;
+    assert_eq!(status, 400, "ended from the all-sessions page");
+    let broken = browser
+        .get(&node.at("/console/sessions?cursor=bm90LWEtY3Vyc29y"))
+        .await;
+    assert_eq!(broken.status, 400);
     let shown = browser.get(&node.at(&user_path)).await;
     assert!(
         shown.body.contains("role=\"status\""),
@@ -431,6 +455,7 @@ async fn an_auditor_reads_everything_and_changes_nothing(backend: Backend) {
     for path in [
         "/console/users".to_owned(),
         format!("/console/users/{target_id}"),
+        "/console/sessions".to_owned(),
         "/console/clients".to_owned(),
         "/console/clients/audited-app".to_owned(),
         "/console/keys".to_owned(),
@@ -747,6 +772,7 @@ async fn the_console_in_chromium_is_accessible_light_and_keyboard_operable(backe
         "/console".to_owned(),
         "/console/users".to_owned(),
         user_path.clone(),
+        "/console/sessions".to_owned(),
         "/console/clients".to_owned(),
         "/console/clients/console-browser-app".to_owned(),
         "/console/keys".to_owned(),

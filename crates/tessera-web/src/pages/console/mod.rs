@@ -46,9 +46,10 @@ pub struct Frame<'a> {
 }
 
 /// The console's sections, for the navigation: (path under [`BASE`], label).
-const SECTIONS: [(&str, K); 7] = [
+const SECTIONS: [(&str, K); 8] = [
     ("", K::Dashboard),
     ("/users", K::Users),
+    ("/sessions", K::Sessions),
     ("/clients", K::Clients),
     ("/keys", K::Keys),
     ("/audit", K::Audit),
@@ -349,6 +350,8 @@ pub fn users_page(frame: &Frame<'_>, query: &str, users: &[UserRow], next: Optio
 #[derive(Debug, Clone)]
 pub struct SessionRow {
     pub id: String,
+    /// The user's id.
+    pub subject: String,
     pub user_agent: Option<String>,
     pub channel: String,
     pub ip: Option<String>,
@@ -551,6 +554,83 @@ pub fn user_page(frame: &Frame<'_>, detail: &UserDetail, notice: Option<&Notice>
         );
     }
     console_page(frame, StatusCode::OK, &user.email, notice, &body)
+}
+
+/// Every alive session, most recently active first, a page at a time.
+pub fn sessions_page(
+    frame: &Frame<'_>,
+    sessions: &[SessionRow],
+    next: Option<&str>,
+    notice: Option<&Notice>,
+) -> Page {
+    let locale = frame.locale;
+    let operator = frame.access == Access::Operator;
+    let mut body = String::new();
+    if sessions.is_empty() {
+        let _ = writeln!(
+            body,
+            "<p class=\"muted\">{}</p>",
+            escape(t(locale, K::NoSessions))
+        );
+    } else {
+        let _ = write!(
+            body,
+            "<div class=\"table-wrap\" role=\"region\" tabindex=\"0\" aria-labelledby=\"page-title\"><table class=\"dense\">\n\
+             <thead><tr><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th>\
+             <th scope=\"col\">{}</th><th scope=\"col\">{}</th><th scope=\"col\">{}</th>{}</tr></thead>\n<tbody>\n",
+            escape(t(locale, K::UserId)),
+            escape(t(locale, K::Device)),
+            escape(t(locale, K::Channel)),
+            escape(t(locale, K::Ip)),
+            escape(t(locale, K::Client)),
+            escape(t(locale, K::Created)),
+            escape(t(locale, K::LastSeen)),
+            if operator {
+                format!("<th scope=\"col\">{}</th>", escape(t(locale, K::Actions)))
+            } else {
+                String::new()
+            },
+        );
+        for session in sessions {
+            let end = if operator {
+                format!(
+                    "<td>{}</td>",
+                    post_button(
+                        frame,
+                        &format!("{BASE}/users/{}/sessions/end", percent(&session.subject)),
+                        &[("session", &session.id), ("return_to", "sessions")],
+                        t(locale, K::EndSession),
+                        true
+                    )
+                )
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                body,
+                "<tr><th scope=\"row\"><a href=\"{BASE}/users/{path}\"><code>{subject}</code></a></th><td class=\"ua\">{device}</td>\
+                 <td>{channel}</td><td>{ip}</td><td>{client}</td><td>{created}</td><td>{seen}</td>{end}</tr>",
+                path = escape(&percent(&session.subject)),
+                subject = escape(&session.subject),
+                device = escape(session.user_agent.as_deref().unwrap_or_else(|| t(locale, K::Unknown))),
+                channel = escape(&session.channel),
+                ip = escape(session.ip.as_deref().unwrap_or("—")),
+                client = escape(&session.client_id),
+                created = when(Some(session.created_at)),
+                seen = when(Some(session.last_seen_at)),
+            );
+        }
+        body.push_str("</tbody></table></div>\n");
+    }
+    if let Some(cursor) = next {
+        let _ = writeln!(
+            body,
+            "<p><a href=\"{BASE}/sessions?cursor={}\" rel=\"next\">{}</a></p>",
+            escape(&percent(cursor)),
+            escape(t(locale, K::NextPage)),
+        );
+    }
+    console_page(frame, StatusCode::OK, t(locale, K::Sessions), notice, &body)
 }
 
 // ---------------------------------------------------------------------------------------

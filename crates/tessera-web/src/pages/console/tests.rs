@@ -39,6 +39,7 @@ fn detail() -> UserDetail {
         password_algorithm: "argon2id".to_owned(),
         sessions: vec![SessionRow {
             id: "sid-1".to_owned(),
+            subject: "u/1?x".to_owned(),
             user_agent: Some(XSS.to_owned()),
             channel: "web".to_owned(),
             ip: Some("203.0.113.9".to_owned()),
@@ -133,6 +134,7 @@ fn every_page(access: Access, locale: Locale) -> Vec<Page> {
                 issuer: "https://accounts.google.com".to_owned(),
             }],
         ),
+        sessions_page(&frame, &detail().sessions, Some(XSS), None),
         forbidden_page(&frame),
     ]
 }
