@@ -234,23 +234,21 @@ fn flash_key(signed: &Signed) -> String {
 }
 
 async fn set_flash(state: &AppState, signed: &Signed, flash: &Flash) {
-    let Ok(bytes) = serde_json::to_vec(flash) else {
-        return;
-    };
-    if let Err(err) = state.ephemeral.set(&flash_key(signed), &bytes, FLASH_TTL).await {
+    if let Err(err) = portal::store::put(state.ephemeral.as_ref(), &flash_key(signed), flash, FLASH_TTL).await
+    {
         tracing::warn!(error = %err, "console flash not stored");
     }
 }
 
+/// The flash, removed: shown once, even to two loads of the page at once (a secret too).
 async fn take_flash(state: &AppState, signed: &Signed) -> Option<Flash> {
-    let key = flash_key(signed);
-    let bytes = state.ephemeral.get(&key).await.ok()??;
-    // Shown once: a reload of the page does not show a secret again.
-    if let Err(err) = state.ephemeral.delete(&key).await {
-        tracing::warn!(error = %err, "console flash not removed");
-        return None;
+    match portal::store::take(state.ephemeral.as_ref(), &flash_key(signed)).await {
+        Ok(flash) => flash,
+        Err(err) => {
+            tracing::warn!(error = %err, "console flash not read");
+            None
+        }
     }
-    serde_json::from_slice(&bytes).ok()
 }
 
 /// `template` (text) with its `{name}` placeholders replaced by `args` (text).

@@ -48,7 +48,7 @@ fn session_key(app: &HostedApp, handle: &str) -> String {
     format!("portal:{}:session:{}", app.client_id, sha256_b64(handle))
 }
 
-async fn put<T: Serialize>(
+pub(crate) async fn put<T: Serialize>(
     store: &dyn EphemeralStore,
     key: &str,
     value: &T,
@@ -81,11 +81,19 @@ pub(super) async fn take_pending(
     app: &HostedApp,
     state: &str,
 ) -> Result<Option<PendingSignIn>, StoreError> {
-    let key = pending_key(app, state);
-    let Some(pending) = fetch::<PendingSignIn>(store, &key).await? else {
+    take(store, &pending_key(app, state)).await
+}
+
+/// The value at `key`, removed: of two readers at once only the one whose delete removed
+/// it gets it (single use).
+pub(crate) async fn take<T: DeserializeOwned>(
+    store: &dyn EphemeralStore,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    let Some(value) = fetch::<T>(store, key).await? else {
         return Ok(None);
     };
-    Ok(store.delete(&key).await?.then_some(pending))
+    Ok(store.delete(key).await?.then_some(value))
 }
 
 pub(super) async fn save_session(
